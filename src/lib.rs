@@ -1,1 +1,29 @@
-//! rotafetch
+//! # rotafetch
+//!
+//! A drop-in `fetch` for browsers that keeps users signed in with short-lived JWT access
+//! tokens and rotating, one-time-use refresh tokens: one serialized refresh per browser
+//! (every concurrent request and every open tab), transparent replay after a 401, and no
+//! background timers.
+//!
+//! The crate has two layers:
+//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`error`]) that never touch the
+//!   browser and are tested natively;
+//! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
+//!   façade exported to the npm package.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod json;
+pub mod jwt;
+pub mod policy;
+pub mod token;
+
+pub use error::{AuthError, ErrorCode};
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+#[cfg(target_arch = "wasm32")]
+pub use web::*;
+
+#[cfg(target_arch = "wasm32")]
+mod js;

@@ -1,0 +1,141 @@
+//! The typed error every fallible operation returns. In JS it becomes an `AuthError`
+//! (`instanceof Error`) whose `.code` is one of the stable strings below.
+//!
+//! Messages are fixed sentences or built from option names and status codes: a token is never
+//! part of one.
+
+use core::fmt;
+
+/// A stable, machine-readable error code (`AuthError.code` in JS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// An option passed to the constructor, `setTokens` or `login` is missing or invalid.
+    InvalidConfig,
+    /// The call needs tokens and there are none (signed out).
+    NotAuthenticated,
+    /// The refresh endpoint refused the refresh token (400/401/403): the session is over.
+    RefreshRejected,
+    /// The refresh could not be completed (network error, timeout, 5xx, 429, unreadable
+    /// response); the refresh token was kept and a later call may try again.
+    RefreshFailed,
+    /// A request needed a replay after a 401 but its body (a `ReadableStream`) cannot be sent twice.
+    BodyNotReplayable,
+    /// The caller's `AbortSignal` fired while the call was waiting.
+    Aborted,
+    /// `login()` did not get a usable token response.
+    LoginFailed,
+}
+
+impl ErrorCode {
+    /// The code as JS sees it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidConfig => "invalid_config",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::RefreshRejected => "refresh_rejected",
+            ErrorCode::RefreshFailed => "refresh_failed",
+            ErrorCode::BodyNotReplayable => "body_not_replayable",
+            ErrorCode::Aborted => "aborted",
+            ErrorCode::LoginFailed => "login_failed",
+        }
+    }
+
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::InvalidConfig,
+        ErrorCode::NotAuthenticated,
+        ErrorCode::RefreshRejected,
+        ErrorCode::RefreshFailed,
+        ErrorCode::BodyNotReplayable,
+        ErrorCode::Aborted,
+        ErrorCode::LoginFailed,
+    ];
+}
+
+/// An error with a stable [`ErrorCode`] and a human-readable message free of secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl AuthError {
+    /// A new error. `message` must not contain a token (nothing in this crate ever passes one).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AuthError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `invalid_config` naming the offending option: "option `name` must be …".
+    pub fn invalid_option(name: &str, must: &str) -> Self {
+        let mut m = String::with_capacity(name.len() + must.len() + 16);
+        m.push_str("option `");
+        m.push_str(name);
+        m.push_str("` ");
+        m.push_str(must);
+        AuthError::new(ErrorCode::InvalidConfig, m)
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message (never contains a token).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthError(")?;
+        f.write_str(self.code.as_str())?;
+        f.write_str(": ")?;
+        f.write_str(&self.message)?;
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_distinct() {
+        let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "invalid_config",
+                "not_authenticated",
+                "refresh_rejected",
+                "refresh_failed",
+                "body_not_replayable",
+                "aborted",
+                "login_failed"
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_option_names_the_option() {
+        let e = AuthError::invalid_option("refreshUrl", "is required");
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+        assert_eq!(e.message(), "option `refreshUrl` is required");
+        assert_eq!(
+            format!("{e:?}"),
+            "AuthError(invalid_config: option `refreshUrl` is required)"
+        );
+    }
+}

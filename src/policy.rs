@@ -1,0 +1,389 @@
+//! Every decision rotafetch makes about a request, as pure functions of numbers and flags:
+//! when to refresh, what a refresh response means, what to do with a 401, which origins get
+//! the token. The browser layer only gathers the inputs and carries the answer out.
+
+use crate::jwt::Claims;
+
+/// Default `leewaySeconds`: refresh this long before the access token expires.
+pub const DEFAULT_LEEWAY_MS: f64 = 10_000.0;
+/// Default `refreshTimeoutMs`.
+pub const DEFAULT_REFRESH_TIMEOUT_MS: u32 = 10_000;
+/// Default `minRefreshIntervalMs`: no 401 triggers a new refresh sooner than this after the
+/// last successful one (stops a refresh storm against a server that rejects fresh tokens).
+pub const DEFAULT_MIN_REFRESH_INTERVAL_MS: f64 = 1_000.0;
+
+/// When an access token expires and when to refresh it, on the local clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Schedule {
+    /// Expiry, ms since the epoch.
+    pub expires_at: Option<f64>,
+    /// Refresh before sending from this moment on, ms since the epoch.
+    pub refresh_at: Option<f64>,
+}
+
+/// Computes the schedule of a token received at `now` (ms).
+///
+/// The lifetime is taken from the token itself (`exp - iat`) or from `expires_in`, whichever
+/// is shorter, and counted from the moment it arrived: a client clock that is minutes off
+/// neither refreshes on every request nor sends expired tokens. Only a token with an `exp`
+/// but neither `iat` nor `expires_in` falls back to its absolute `exp`. The leeway is capped
+/// at half the lifetime, so a 2 s token is used for 1 s rather than refreshed forever.
+pub fn schedule(now: f64, claims: Option<Claims>, expires_in_secs: Option<f64>, leeway_ms: f64) -> Schedule {
+    let from_jwt = claims.and_then(|c| c.lifetime_secs());
+    let lifetime_ms = match (from_jwt, expires_in_secs) {
+        (Some(a), Some(b)) => Some(a.min(b) * 1000.0),
+        (a, b) => a.or(b).map(|s| s * 1000.0),
+    };
+    let (expires_at, lifetime_ms) = match (lifetime_ms, claims.and_then(|c| c.exp)) {
+        (Some(l), _) => (now + l, l),
+        (None, Some(exp)) => {
+            let at = exp * 1000.0;
+            (at, (at - now).max(0.0))
+        }
+        (None, None) => return Schedule::default(),
+    };
+    let leeway = leeway_ms.max(0.0).min(lifetime_ms / 2.0);
+    Schedule {
+        expires_at: Some(expires_at),
+        refresh_at: Some(expires_at - leeway),
+    }
+}
+
+/// Should a request refresh before it is sent?
+///
+/// Yes when the refresh moment has come and a refresh token exists — unless a refresh
+/// succeeded less than `min_interval_ms` ago (then the token it brought is used as it is: a
+/// token that looks expired the moment it arrives must not cause a refresh per request).
+pub fn refresh_before_send(
+    now: f64,
+    refresh_at: Option<f64>,
+    last_refresh: Option<f64>,
+    min_interval_ms: f64,
+) -> bool {
+    let due = refresh_at.is_some_and(|at| now >= at);
+    due && !recently_refreshed(now, last_refresh, min_interval_ms)
+}
+
+fn recently_refreshed(now: f64, last_refresh: Option<f64>, min_interval_ms: f64) -> bool {
+    last_refresh.is_some_and(|t| now - t < min_interval_ms && now >= t)
+}
+
+/// What to do with a 401 from an allowed origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum On401 {
+    /// Give the response to the caller as it is.
+    Return,
+    /// Another refresh already replaced the token the request carried: replay with the current one.
+    ReplayWithCurrent,
+    /// Join (or start) the single refresh, then replay once.
+    RefreshThenReplay,
+}
+
+/// The inputs of [`on_401`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seen401 {
+    /// This response answers a replay: never a second one (no loops).
+    pub was_replay: bool,
+    /// The request carried an access token at all.
+    pub carried_token: bool,
+    /// The token it carried is still the current one.
+    pub carried_is_current: bool,
+    /// A current access token exists (signed in).
+    pub have_access: bool,
+    /// A refresh token exists.
+    pub have_refresh: bool,
+    /// A refresh is already running (joining it costs nothing).
+    pub refresh_in_flight: bool,
+    /// Now and the last successful refresh (ms).
+    pub now: f64,
+    /// When the last refresh succeeded (ms), if ever.
+    pub last_refresh: Option<f64>,
+    /// `minRefreshIntervalMs`.
+    pub min_interval_ms: f64,
+}
+
+/// Decides what a 401 leads to.
+pub fn on_401(s: Seen401) -> On401 {
+    if s.was_replay || !s.carried_token || !s.have_access {
+        return On401::Return;
+    }
+    if !s.carried_is_current {
+        return On401::ReplayWithCurrent;
+    }
+    if s.refresh_in_flight {
+        return On401::RefreshThenReplay;
+    }
+    if !s.have_refresh || recently_refreshed(s.now, s.last_refresh, s.min_interval_ms) {
+        return On401::Return;
+    }
+    On401::RefreshThenReplay
+}
+
+/// What the refresh endpoint's answer means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// 2xx: read the token response.
+    Success,
+    /// 400/401/403: the refresh token is dead (invalid_grant, reuse detected, revoked): sign out.
+    Rejected,
+    /// Anything else (5xx, 429, 408, a misrouted 404, …): keep the tokens, fail this attempt.
+    Transient,
+}
+
+/// Classifies the refresh endpoint's status. Network errors and timeouts never reach here:
+/// they are always [`RefreshOutcome::Transient`]. A 2xx whose body cannot be read is
+/// transient too: the server may have rotated, and its reuse grace period lets the next
+/// attempt with the same token receive the same successor.
+pub fn classify_refresh(status: u16) -> RefreshOutcome {
+    match status {
+        200..=299 => RefreshOutcome::Success,
+        400 | 401 | 403 => RefreshOutcome::Rejected,
+        _ => RefreshOutcome::Transient,
+    }
+}
+
+/// The `error` code of a rejection body (RFC 6749 §5.2), if it is a short, plain code.
+/// The description is ignored on purpose: a careless server could echo the token in it.
+pub fn rejection_code(error: Option<&str>) -> Option<&str> {
+    error.filter(|e| {
+        !e.is_empty()
+            && e.len() <= 64
+            && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    })
+}
+
+/// The origins that receive the access token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList {
+    origins: Vec<String>,
+}
+
+impl AllowList {
+    /// An allow-list of serialized origins (`scheme://host[:port]`, as the URL standard
+    /// serializes them: lower-case, default port omitted).
+    pub fn new(origins: impl IntoIterator<Item = String>) -> Self {
+        let mut origins: Vec<String> = origins.into_iter().filter(|o| is_http_origin(o)).collect();
+        origins.sort();
+        origins.dedup();
+        AllowList { origins }
+    }
+
+    /// Exact origin match: another port, scheme or subdomain is another origin.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o == origin)
+    }
+
+    /// The origins, sorted.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+}
+
+/// Is `s` a serialized http(s) origin — no path, query, fragment or credentials, and not the
+/// opaque origin `"null"`?
+pub fn is_http_origin(s: &str) -> bool {
+    let rest = match s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) {
+        Some(r) => r,
+        None => return false,
+    };
+    !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
+        && rest.bytes().all(|b| b.is_ascii_graphic())
+        && rest.bytes().all(|b| !b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 1_000_000.0;
+
+    fn claims(iat: Option<f64>, exp: Option<f64>) -> Option<Claims> {
+        Some(Claims { iat, exp })
+    }
+
+    #[test]
+    fn schedule_counts_lifetime_from_arrival() {
+        // Server clock 500 s behind: exp is in the local past, but the token lives 60 s.
+        let s = schedule(NOW, claims(Some(500.0), Some(560.0)), None, 10_000.0);
+        assert_eq!(s.expires_at, Some(NOW + 60_000.0));
+        assert_eq!(s.refresh_at, Some(NOW + 50_000.0));
+    }
+
+    #[test]
+    fn schedule_takes_the_shorter_of_jwt_and_expires_in() {
+        let s = schedule(NOW, claims(Some(0.0), Some(3600.0)), Some(60.0), 10_000.0);
+        assert_eq!(s.expires_at, Some(NOW + 60_000.0));
+        let s = schedule(NOW, None, Some(120.0), 0.0);
+        assert_eq!(s.refresh_at, Some(NOW + 120_000.0));
+    }
+
+    #[test]
+    fn leeway_is_capped_at_half_the_lifetime() {
+        let s = schedule(NOW, claims(Some(0.0), Some(2.0)), None, 10_000.0);
+        assert_eq!(s.expires_at, Some(NOW + 2_000.0));
+        assert_eq!(s.refresh_at, Some(NOW + 1_000.0));
+    }
+
+    #[test]
+    fn absolute_exp_only_without_a_lifetime() {
+        let exp_s = (NOW + 30_000.0) / 1000.0;
+        let s = schedule(NOW, claims(None, Some(exp_s)), None, 10_000.0);
+        assert_eq!(s.expires_at, Some(NOW + 30_000.0));
+        assert_eq!(s.refresh_at, Some(NOW + 20_000.0));
+        // Already expired: refresh at once, no negative leeway.
+        let s = schedule(NOW, claims(None, Some(1.0)), None, 10_000.0);
+        assert_eq!(s.refresh_at, Some(1000.0));
+    }
+
+    #[test]
+    fn no_expiry_information_means_rely_on_401() {
+        assert_eq!(schedule(NOW, None, None, 10_000.0), Schedule::default());
+        assert_eq!(schedule(NOW, claims(None, None), None, 1.0), Schedule::default());
+        assert!(!refresh_before_send(NOW, None, None, 1000.0));
+    }
+
+    #[test]
+    fn refresh_before_send_when_due() {
+        assert!(!refresh_before_send(NOW, Some(NOW + 1.0), None, 1000.0));
+        assert!(refresh_before_send(NOW, Some(NOW), None, 1000.0));
+        assert!(refresh_before_send(NOW, Some(NOW - 5.0), Some(NOW - 5000.0), 1000.0));
+        // Just refreshed and the new token already looks due: use it, do not loop.
+        assert!(!refresh_before_send(NOW, Some(NOW - 5.0), Some(NOW - 10.0), 1000.0));
+        // A clock that jumped backwards does not block refreshing.
+        assert!(refresh_before_send(NOW, Some(NOW), Some(NOW + 60_000.0), 1000.0));
+    }
+
+    fn seen() -> Seen401 {
+        Seen401 {
+            was_replay: false,
+            carried_token: true,
+            carried_is_current: true,
+            have_access: true,
+            have_refresh: true,
+            refresh_in_flight: false,
+            now: NOW,
+            last_refresh: None,
+            min_interval_ms: 1000.0,
+        }
+    }
+
+    #[test]
+    fn a_401_refreshes_then_replays() {
+        assert_eq!(on_401(seen()), On401::RefreshThenReplay);
+    }
+
+    #[test]
+    fn a_second_401_goes_back_to_the_caller() {
+        assert_eq!(on_401(Seen401 { was_replay: true, ..seen() }), On401::Return);
+    }
+
+    #[test]
+    fn stale_401_replays_without_refreshing() {
+        let s = Seen401 {
+            carried_is_current: false,
+            last_refresh: Some(NOW - 1.0),
+            ..seen()
+        };
+        assert_eq!(on_401(s), On401::ReplayWithCurrent);
+    }
+
+    #[test]
+    fn unauthenticated_requests_are_returned() {
+        assert_eq!(on_401(Seen401 { carried_token: false, ..seen() }), On401::Return);
+        assert_eq!(on_401(Seen401 { have_access: false, ..seen() }), On401::Return);
+        assert_eq!(on_401(Seen401 { have_refresh: false, ..seen() }), On401::Return);
+    }
+
+    #[test]
+    fn loop_guard_and_joining() {
+        let just = Seen401 {
+            last_refresh: Some(NOW - 200.0),
+            ..seen()
+        };
+        assert_eq!(on_401(just), On401::Return);
+        assert_eq!(
+            on_401(Seen401 { refresh_in_flight: true, ..just }),
+            On401::RefreshThenReplay
+        );
+        let later = Seen401 {
+            last_refresh: Some(NOW - 1000.0),
+            ..seen()
+        };
+        assert_eq!(on_401(later), On401::RefreshThenReplay);
+    }
+
+    #[test]
+    fn refresh_classification() {
+        use RefreshOutcome::*;
+        for (status, want) in [
+            (200, Success),
+            (204, Success),
+            (400, Rejected),
+            (401, Rejected),
+            (403, Rejected),
+            (404, Transient),
+            (408, Transient),
+            (429, Transient),
+            (500, Transient),
+            (502, Transient),
+            (503, Transient),
+            (302, Transient),
+            (0, Transient),
+        ] {
+            assert_eq!(classify_refresh(status), want, "{status}");
+        }
+    }
+
+    #[test]
+    fn rejection_codes_are_sanitised() {
+        assert_eq!(rejection_code(Some("invalid_grant")), Some("invalid_grant"));
+        assert_eq!(rejection_code(Some("has space")), None);
+        assert_eq!(rejection_code(Some("")), None);
+        assert_eq!(rejection_code(Some(&"x".repeat(65))), None);
+        assert_eq!(rejection_code(None), None);
+    }
+
+    #[test]
+    fn allow_list_is_exact() {
+        let a = AllowList::new([
+            "https://api.example.com".to_string(),
+            "http://127.0.0.1:8080".to_string(),
+            "null".to_string(),
+            "https://x.example/path".to_string(),
+        ]);
+        assert_eq!(a.origins().len(), 2);
+        assert!(a.allows("https://api.example.com"));
+        assert!(a.allows("http://127.0.0.1:8080"));
+        for other in [
+            "http://api.example.com",
+            "https://api.example.com:8443",
+            "https://evil.api.example.com",
+            "https://api.example.com.evil.com",
+            "http://127.0.0.1:8081",
+            "http://localhost:8080",
+            "null",
+            "",
+        ] {
+            assert!(!a.allows(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn origins_are_validated() {
+        assert!(is_http_origin("http://localhost:1"));
+        assert!(is_http_origin("https://[::1]:8080"));
+        for bad in [
+            "null",
+            "ftp://x",
+            "https://",
+            "https://x/",
+            "https://u@x",
+            "HTTPS://X",
+            "https://x?y",
+            "//x",
+        ] {
+            assert!(!is_http_origin(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Token responses (RFC 6749 §5.1, or the camelCase style many JS backends use) and the
+//! record rotafetch persists.
+
+use crate::json::JsonValue;
+
+/// The largest token response rotafetch reads (a 10 MB answer is a fault, not a token).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// A parsed token response.
+#[derive(Clone, PartialEq)]
+pub struct TokenResponse {
+    /// The new access token.
+    pub access_token: String,
+    /// The rotated refresh token; `None` when the server did not rotate (keep the old one).
+    pub refresh_token: Option<String>,
+    /// `expires_in`, in seconds.
+    pub expires_in: Option<f64>,
+}
+
+impl core::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// Why a token response (or `setTokens` input) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// The body is not JSON.
+    NotJson,
+    /// The body is JSON but not an object.
+    NotObject,
+    /// No `access_token` / `accessToken`.
+    MissingAccessToken,
+    /// The access token is empty or not sendable in an HTTP header.
+    BadAccessToken,
+    /// The refresh token is present but not a non-empty header-safe string.
+    BadRefreshToken,
+    /// `expires_in` is present but not a non-negative number.
+    BadExpiresIn,
+    /// `token_type` is present and not `Bearer`.
+    NotBearer,
+    /// Larger than [`MAX_RESPONSE_BYTES`].
+    TooLarge,
+}
+
+impl TokenError {
+    /// A fixed description (safe to show: never contains the token).
+    pub const fn message(self) -> &'static str {
+        match self {
+            TokenError::NotJson => "token response is not JSON",
+            TokenError::NotObject => "token response is not a JSON object",
+            TokenError::MissingAccessToken => "token response has no access_token",
+            TokenError::BadAccessToken => "access_token is not a valid bearer token",
+            TokenError::BadRefreshToken => "refresh_token is not a valid token string",
+            TokenError::BadExpiresIn => "expires_in is not a non-negative number",
+            TokenError::NotBearer => "token_type is not Bearer",
+            TokenError::TooLarge => "token response is too large",
+        }
+    }
+}
+
+/// A token may go into `Authorization: Bearer …` and into JSON/form bodies: visible ASCII
+/// without spaces, quotes or backslashes (covers JWTs, base64url and RFC 6750's b64token).
+pub fn is_token_string(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 16 * 1024
+        && s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
+
+fn field<J: JsonValue>(j: &J, snake: &str, camel: &str) -> Option<String> {
+    j.str_field(snake).or_else(|| j.str_field(camel))
+}
+
+fn present<J: JsonValue>(j: &J, snake: &str, camel: &str) -> bool {
+    j.has_field(snake) || j.has_field(camel)
+}
+
+/// Reads a token response from an already parsed JSON value (both naming styles).
+pub fn from_json<J: JsonValue>(j: &J) -> Result<TokenResponse, TokenError> {
+    if !j.is_object() {
+        return Err(TokenError::NotObject);
+    }
+    if let Some(tt) = field(j, "token_type", "tokenType") {
+        if !tt.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::NotBearer);
+        }
+    }
+    let access_token = match field(j, "access_token", "accessToken") {
+        Some(a) if is_token_string(&a) => a,
+        Some(_) => return Err(TokenError::BadAccessToken),
+        None if present(j, "access_token", "accessToken") => {
+            return Err(TokenError::BadAccessToken)
+        }
+        None => return Err(TokenError::MissingAccessToken),
+    };
+    let refresh_token = match field(j, "refresh_token", "refreshToken") {
+        Some(r) if is_token_string(&r) => Some(r),
+        Some(_) => return Err(TokenError::BadRefreshToken),
+        None if present(j, "refresh_token", "refreshToken") => {
+            return Err(TokenError::BadRefreshToken)
+        }
+        None => None,
+    };
+    let expires_in = if present(j, "expires_in", "expiresIn") {
+        // Some servers send the number as a string ("3600").
+        let n = j
+            .num_field("expires_in")
+            .or_else(|| j.num_field("expiresIn"))
+            .or_else(|| field(j, "expires_in", "expiresIn").and_then(|s| s.trim().parse().ok()));
+        match n {
+            Some(n) if n.is_finite() && n >= 0.0 => Some(n),
+            _ => return Err(TokenError::BadExpiresIn),
+        }
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token,
+        refresh_token,
+        expires_in,
+    })
+}
+
+/// Reads a token response from its body text.
+pub fn parse<J: JsonValue>(body: &str) -> Result<TokenResponse, TokenError> {
+    if body.len() > MAX_RESPONSE_BYTES {
+        return Err(TokenError::TooLarge);
+    }
+    let j = J::parse(body).ok_or(TokenError::NotJson)?;
+    from_json(&j)
+}
+
+/// What rotafetch persists under `storageKey` (and hands between tabs).
+#[derive(Clone, PartialEq)]
+pub struct Stored {
+    /// The current refresh token.
+    pub refresh_token: String,
+    /// The current access token.
+    pub access_token: String,
+    /// When the access token expires (ms since the epoch, local clock), if known.
+    pub expires_at: Option<f64>,
+    /// When to refresh before sending (ms since the epoch, local clock), if known.
+    pub refresh_at: Option<f64>,
+}
+
+impl core::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stored")
+            .field("refresh_token", &"[redacted]")
+            .field("access_token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
+}
+
+/// The storage format version written in the `v` field.
+pub const STORED_VERSION: f64 = 1.0;
+
+/// Reads a stored record. Anything that is not a complete record of this version (corrupt
+/// JSON, another app's value under the key, a half-written record) is `None`.
+pub fn parse_stored<J: JsonValue>(text: &str) -> Option<Stored> {
+    let j = J::parse(text)?;
+    if !j.is_object() || j.num_field("v") != Some(STORED_VERSION) {
+        return None;
+    }
+    let refresh_token = j.str_field("rt").filter(|t| is_token_string(t))?;
+    let access_token = j.str_field("at").filter(|t| is_token_string(t))?;
+    let time = |k: &str| j.num_field(k).filter(|n| n.is_finite());
+    Some(Stored {
+        refresh_token,
+        access_token,
+        expires_at: time("exp"),
+        refresh_at: time("rat"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn rfc6749_response() {
+        let r = parse::<Value>(
+            r#"{"access_token":"a.b.c","refresh_token":"r1","token_type":"Bearer","expires_in":60}"#,
+        )
+        .unwrap();
+        assert_eq!(r.access_token, "a.b.c");
+        assert_eq!(r.refresh_token.as_deref(), Some("r1"));
+        assert_eq!(r.expires_in, Some(60.0));
+    }
+
+    #[test]
+    fn camel_case_response_and_string_expiry() {
+        let r = parse::<Value>(r#"{"accessToken":"x","refreshToken":"y","expiresIn":"3600"}"#)
+            .unwrap();
+        assert_eq!(r.access_token, "x");
+        assert_eq!(r.refresh_token.as_deref(), Some("y"));
+        assert_eq!(r.expires_in, Some(3600.0));
+    }
+
+    #[test]
+    fn no_refresh_token_means_keep_the_old_one() {
+        let r = parse::<Value>(r#"{"access_token":"x","token_type":"bearer"}"#).unwrap();
+        assert_eq!(r.refresh_token, None);
+        assert_eq!(r.expires_in, None);
+    }
+
+    #[test]
+    fn bad_responses_are_typed() {
+        use TokenError::*;
+        let cases = [
+            ("", NotJson),
+            ("<html>ok</html>", NotJson),
+            (r#"{"access_token": "x", "#, NotJson),
+            ("[1,2]", NotObject),
+            ("null", NotObject),
+            (r#"{"token_type":"Bearer","expires_in":60}"#, MissingAccessToken),
+            (r#"{"access_token":""}"#, BadAccessToken),
+            (r#"{"access_token":"has space"}"#, BadAccessToken),
+            (r#"{"access_token":"line\nbreak"}"#, BadAccessToken),
+            (r#"{"access_token":42}"#, BadAccessToken),
+            (r#"{"access_token":"x","refresh_token":7}"#, BadRefreshToken),
+            (r#"{"access_token":"x","refresh_token":""}"#, BadRefreshToken),
+            (r#"{"access_token":"x","expires_in":-1}"#, BadExpiresIn),
+            (r#"{"access_token":"x","expires_in":"soon"}"#, BadExpiresIn),
+            (r#"{"access_token":"x","token_type":"DPoP"}"#, NotBearer),
+        ];
+        for (body, want) in cases {
+            assert_eq!(parse::<Value>(body).unwrap_err(), want, "{body}");
+        }
+        let huge = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(MAX_RESPONSE_BYTES));
+        assert_eq!(parse::<Value>(&huge).unwrap_err(), TooLarge);
+    }
+
+    #[test]
+    fn null_refresh_token_reads_as_not_rotated() {
+        // `present` ignores null, so a null refresh token reads as "not rotated".
+        let r = parse::<Value>(r#"{"access_token":"x","refresh_token":null}"#).unwrap();
+        assert_eq!(r.refresh_token, None);
+    }
+
+    #[test]
+    fn debug_redacts_tokens() {
+        let r = parse::<Value>(r#"{"access_token":"SECRET-A","refresh_token":"SECRET-R"}"#)
+            .unwrap();
+        let d = format!("{r:?}");
+        assert!(!d.contains("SECRET"), "{d}");
+        let s = Stored {
+            refresh_token: "SECRET-R".into(),
+            access_token: "SECRET-A".into(),
+            expires_at: Some(1.0),
+            refresh_at: None,
+        };
+        assert!(!format!("{s:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn stored_records() {
+        let s = parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4}"#).unwrap();
+        assert_eq!(s.refresh_token, "r");
+        assert_eq!(s.access_token, "a");
+        assert_eq!(s.expires_at, Some(5.0));
+        assert_eq!(s.refresh_at, Some(4.0));
+        let no_times = parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a"}"#).unwrap();
+        assert_eq!(no_times.expires_at, None);
+        for corrupt in [
+            "",
+            "{",
+            "\"hello\"",
+            r#"{"foo":1}"#,
+            r#"{"v":2,"rt":"r","at":"a"}"#,
+            r#"{"v":1,"rt":"","at":"a"}"#,
+            r#"{"v":1,"at":"a"}"#,
+            r#"{"v":1,"rt":"r"}"#,
+        ] {
+            assert!(parse_stored::<Value>(corrupt).is_none(), "{corrupt}");
+        }
+    }
+}
