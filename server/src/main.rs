@@ -1,1 +1,156 @@
-fn main() {}
+//! Command-line entry point of the rotafetch reference auth server.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rotafetch_server::{display_url, serve_with_state, AppState, Config};
+
+/// Reference auth server for rotafetch: EdDSA JWT access tokens, rotating one-time refresh
+/// tokens with reuse detection, a sample bearer-protected API and static files.
+#[derive(Debug, Parser)]
+#[command(name = "rotafetch-server", version)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// After binding, write the actual port number to this file (atomically).
+    #[arg(long)]
+    port_file: Option<PathBuf>,
+    /// SQLite database file (":memory:" for a throw-away in-memory database).
+    #[arg(long, default_value = "rotafetch.db")]
+    db: String,
+    /// Access token lifetime in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    access_ttl: u64,
+    /// Absolute session (refresh token family) lifetime in seconds.
+    #[arg(long, default_value_t = 2_592_000, value_parser = clap::value_parser!(u64).range(1..))]
+    session_ttl: u64,
+    /// A session expires after this many seconds without a rotation.
+    #[arg(long, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_ttl: u64,
+    /// Seconds during which a just-spent refresh token is answered with its (unused)
+    /// successor instead of counting as reuse; 0 disables the grace rule.
+    #[arg(long, default_value_t = 10)]
+    reuse_grace: u64,
+    /// Directory served at /.
+    #[arg(long, default_value = "www")]
+    www: PathBuf,
+    /// Directory served at /pkg/.
+    #[arg(long, default_value = "pkg")]
+    pkg: PathBuf,
+    /// Extra static mount URLPATH=DIR (repeatable), e.g. /examples=examples/vite-ts/dist.
+    #[arg(long = "static", value_name = "URLPATH=DIR", value_parser = parse_mount)]
+    statics: Vec<(String, PathBuf)>,
+    /// Allowed CORS origin (repeatable; "*" = any). Default: any http://127.0.0.1:<port> or
+    /// http://localhost:<port>.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Do not create the user demo/demo on start.
+    #[arg(long)]
+    no_demo_user: bool,
+    /// Enable the /test/* fault-injection endpoints. Never use in production.
+    #[arg(long)]
+    test_faults: bool,
+}
+
+fn parse_mount(s: &str) -> Result<(String, PathBuf), String> {
+    let (path, dir) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected URLPATH=DIR, got {s:?}"))?;
+    if dir.is_empty() {
+        return Err(format!("empty directory in {s:?}"));
+    }
+    let path = rotafetch_server::normalize_mount(path).map_err(|e| e.to_string())?;
+    Ok((path, PathBuf::from(dir)))
+}
+
+fn write_port_file(path: &std::path::Path, port: u16) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{port}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for SIGINT: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = Config {
+        db: cli.db,
+        access_ttl_secs: cli.access_ttl,
+        session_ttl_secs: cli.session_ttl,
+        idle_ttl_secs: cli.idle_ttl,
+        reuse_grace_secs: cli.reuse_grace,
+        www: Some(cli.www),
+        pkg: Some(cli.pkg),
+        statics: cli.statics,
+        cors_origins: cli.cors_origins,
+        demo_user: !cli.no_demo_user,
+        test_faults: cli.test_faults,
+        ..Config::default()
+    };
+    if config.test_faults {
+        tracing::warn!(
+            "test fault injection is ENABLED (/test/faults); never run this in production"
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    // Open the database and keys before announcing readiness.
+    let state = AppState::new(&config)?;
+    if let Some(path) = &cli.port_file {
+        write_port_file(path, addr.port())?;
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "rotafetch-server listening on {}", display_url(addr))?;
+        out.flush()?;
+    }
+    tracing::info!(db = %config.db, access_ttl = config.access_ttl_secs, reuse_grace = config.reuse_grace_secs, "listening on {addr}");
+    serve_with_state(state, &config, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! rotafetch-server: the reference auth server for the rotafetch browser SDK.
+//!
+//! * `POST /auth/login`, `/auth/refresh`, `/auth/logout` — EdDSA JWT access tokens and opaque,
+//!   rotating, one-time refresh tokens with reuse detection and a short grace window for lost
+//!   responses.
+//! * `GET /api/me`, `/api/echo` — bearer-protected sample API.
+//! * `GET /.well-known/jwks.json`, `GET /metrics`, static files, optional test faults.
+//!
+//! Run it in-process with [`serve`]; `main.rs` is only a command-line wrapper.
+
+pub mod error;
+pub mod faults;
+pub mod metrics;
+mod routes;
+pub mod store;
+pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower::ServiceExt as _;
+
+pub use routes::{is_loopback_origin, normalize_mount, router, AppState};
+
+/// Server configuration (mirrors the command-line flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SQLite database file, or `":memory:"`.
+    pub db: String,
+    /// Access token lifetime in seconds (>= 1).
+    pub access_ttl_secs: u64,
+    /// Absolute lifetime of a session family in seconds.
+    pub session_ttl_secs: u64,
+    /// A family expires when it has not rotated for this many seconds.
+    pub idle_ttl_secs: u64,
+    /// Grace window in seconds for re-presenting a just-spent token; 0 disables it.
+    pub reuse_grace_secs: u64,
+    /// Served at `/`.
+    pub www: Option<PathBuf>,
+    /// Served at `/pkg/`.
+    pub pkg: Option<PathBuf>,
+    /// Extra static mounts: (URL path, directory).
+    pub statics: Vec<(String, PathBuf)>,
+    /// Allowed CORS origins; empty = any `http://127.0.0.1:<port>` / `http://localhost:<port>`;
+    /// `"*"` = any origin.
+    pub cors_origins: Vec<String>,
+    /// Create user `demo` / `demo` if it does not exist.
+    pub demo_user: bool,
+    /// Route the `/test/*` fault-injection endpoints.
+    pub test_faults: bool,
+    /// How long graceful shutdown waits for in-flight requests before giving up.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            db: "rotafetch.db".into(),
+            access_ttl_secs: 60,
+            session_ttl_secs: 30 * 24 * 3600,
+            idle_ttl_secs: 7 * 24 * 3600,
+            reuse_grace_secs: 10,
+            www: Some("www".into()),
+            pkg: Some("pkg".into()),
+            statics: Vec::new(),
+            cors_origins: Vec::new(),
+            demo_user: true,
+            test_faults: false,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Per-connection handle that lets a handler close its own connection without a response
+/// (used by the `drop`, `hang` and `lost_response` test faults).
+#[derive(Clone, Debug)]
+pub(crate) struct ConnKill(pub(crate) Arc<Notify>);
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains in-flight requests
+/// for at most [`Config::shutdown_grace`].
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let state = AppState::new(&config)?;
+    serve_with_state(state, &config, listener, shutdown).await
+}
+
+/// Like [`serve`] with an already opened [`AppState`] (built from the same `config`).
+pub async fn serve_with_state(
+    state: AppState,
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let grace = config.shutdown_grace;
+    let app = router(state.clone(), config)?;
+    let pruner = tokio::spawn(state.clone().prune_periodically());
+
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let kill = Arc::new(Notify::new());
+        let handle = ConnKill(kill.clone());
+        let svc = app
+            .clone()
+            .map_request(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(handle.clone());
+                req
+            });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            tokio::select! {
+                res = conn => if let Err(e) = res {
+                    tracing::debug!("connection ended with an error: {e}");
+                },
+                _ = kill.notified() => tracing::debug!("connection closed without a response (test fault)"),
+            }
+        });
+    }
+    drop(listener);
+    pruner.abort();
+    tracing::info!("shutting down");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => tracing::warn!("in-flight requests did not finish within {grace:?}; closing"),
+    }
+    Ok(())
+}
+
+/// The URL printed on start: the bound address, with an unspecified IP shown as 127.0.0.1.
+pub fn display_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".parse().expect("valid IP")
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}

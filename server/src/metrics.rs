@@ -1,0 +1,111 @@
+//! Prometheus counters (text exposition format, no external crate needed).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub logins_success: AtomicU64,
+    pub logins_invalid_credentials: AtomicU64,
+    pub refresh_rotated: AtomicU64,
+    pub refresh_grace: AtomicU64,
+    pub refresh_reused: AtomicU64,
+    pub refresh_invalid: AtomicU64,
+    pub refresh_expired: AtomicU64,
+    pub families_revoked: AtomicU64,
+    api_requests: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// Increments a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub fn api_request(&self, status: u16) {
+        *self
+            .api_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut s = String::with_capacity(1024);
+        s.push_str("# HELP rotafetch_logins_total Login attempts by outcome.\n");
+        s.push_str("# TYPE rotafetch_logins_total counter\n");
+        for (label, c) in [
+            ("success", &self.logins_success),
+            ("invalid_credentials", &self.logins_invalid_credentials),
+        ] {
+            let _ = writeln!(s, "rotafetch_logins_total{{outcome=\"{label}\"}} {}", g(c));
+        }
+        s.push_str("# HELP rotafetch_refresh_total Refresh requests by outcome.\n");
+        s.push_str("# TYPE rotafetch_refresh_total counter\n");
+        for (label, c) in [
+            ("rotated", &self.refresh_rotated),
+            ("grace", &self.refresh_grace),
+            ("reused", &self.refresh_reused),
+            ("invalid", &self.refresh_invalid),
+            ("expired", &self.refresh_expired),
+        ] {
+            let _ = writeln!(s, "rotafetch_refresh_total{{outcome=\"{label}\"}} {}", g(c));
+        }
+        s.push_str("# HELP rotafetch_families_revoked_total Session families revoked (reuse detection or logout).\n");
+        s.push_str("# TYPE rotafetch_families_revoked_total counter\n");
+        let _ = writeln!(
+            s,
+            "rotafetch_families_revoked_total {}",
+            g(&self.families_revoked)
+        );
+        s.push_str("# HELP rotafetch_api_requests_total Responses from /api/* by HTTP status.\n");
+        s.push_str("# TYPE rotafetch_api_requests_total counter\n");
+        let mut api = self
+            .api_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        api.entry(200).or_default();
+        api.entry(401).or_default();
+        for (status, n) in api {
+            let _ = writeln!(s, "rotafetch_api_requests_total{{status=\"{status}\"}} {n}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_series_even_when_zero() {
+        let m = Metrics::default();
+        inc(&m.refresh_grace);
+        m.api_request(200);
+        m.api_request(413);
+        let text = m.render();
+        for line in [
+            "rotafetch_logins_total{outcome=\"success\"} 0",
+            "rotafetch_logins_total{outcome=\"invalid_credentials\"} 0",
+            "rotafetch_refresh_total{outcome=\"rotated\"} 0",
+            "rotafetch_refresh_total{outcome=\"grace\"} 1",
+            "rotafetch_refresh_total{outcome=\"reused\"} 0",
+            "rotafetch_refresh_total{outcome=\"invalid\"} 0",
+            "rotafetch_refresh_total{outcome=\"expired\"} 0",
+            "rotafetch_families_revoked_total 0",
+            "rotafetch_api_requests_total{status=\"200\"} 1",
+            "rotafetch_api_requests_total{status=\"401\"} 0",
+            "rotafetch_api_requests_total{status=\"413\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

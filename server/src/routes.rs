@@ -1,0 +1,866 @@
+//! HTTP routing and handlers.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{json_errors, ApiError};
+use crate::faults::{Fault, FaultPlan, Faults};
+use crate::metrics::{inc, Metrics};
+use crate::store::{Millis, Policy, RotateOutcome, Session, SqliteStore, Store};
+use crate::tokens::{random_bytes, random_id, Claims, Keys, RefreshToken};
+use crate::{Config, ConnKill};
+
+/// Body limit for `/auth/*` and `/test/*`.
+pub const AUTH_BODY_LIMIT: usize = 64 * 1024;
+/// Body limit for `/api/*`.
+pub const API_BODY_LIMIT: usize = 1024 * 1024;
+/// Oversized bodies up to this size are read and discarded before answering 413, so the
+/// client sees the response instead of a connection reset.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+/// Refresh tokens we issue are 43 characters; anything much longer cannot be ours.
+const MAX_TOKEN_LEN: usize = 512;
+
+fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    metrics: Metrics,
+    faults: Option<Faults>,
+    policy: Policy,
+    access_ttl_secs: u64,
+    /// Verified against when the user does not exist, so that unknown users take as long as
+    /// wrong passwords.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("keys", &self.0.keys)
+            .field("policy", &self.0.policy)
+            .field("access_ttl_secs", &self.0.access_ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    let salt =
+        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?
+        .to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+impl AppState {
+    /// Opens the store, runs migrations, loads (or creates) the keys and the demo user.
+    pub fn new(config: &Config) -> Result<Self> {
+        anyhow::ensure!(
+            config.access_ttl_secs >= 1,
+            "access TTL must be >= 1 second"
+        );
+        let store = SqliteStore::open(&config.db)?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        Self::with_store(config, store)
+    }
+
+    /// Like [`AppState::new`] with a caller-provided store.
+    pub fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
+        let now = now_ms();
+        let keys = Keys::load_or_create(store.as_ref(), now)?;
+        if config.demo_user && store.user_by_name("demo")?.is_none() {
+            let hash = hash_password("demo")?;
+            if store.create_user("demo", &hash, now)?.is_some() {
+                tracing::info!("created demo user 'demo'");
+            }
+        }
+        let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Ok(AppState(Arc::new(Inner {
+            store,
+            keys,
+            metrics: Metrics::default(),
+            faults: config.test_faults.then(Faults::default),
+            policy: Policy {
+                session_ttl_ms: secs_ms(config.session_ttl_secs),
+                idle_ttl_ms: secs_ms(config.idle_ttl_secs),
+                reuse_grace_ms: secs_ms(config.reuse_grace_secs),
+            },
+            access_ttl_secs: config.access_ttl_secs,
+            dummy_hash: hash_password(&random_id())?,
+        })))
+    }
+
+    /// The store, e.g. to add users.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// Creates a user with an argon2 hash of `password`; `Ok(false)` if the name is taken.
+    pub fn add_user(&self, username: &str, password: &str) -> Result<bool> {
+        let hash = hash_password(password)?;
+        Ok(self
+            .0
+            .store
+            .create_user(username, &hash, now_ms())?
+            .is_some())
+    }
+
+    /// Deletes long-dead families (and their tokens) once an hour.
+    pub(crate) async fn prune_periodically(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let st = self.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                st.0.store.prune(now_ms(), &st.0.policy, 24 * 3600 * 1000)
+            })
+            .await;
+            match res {
+                Ok(Ok(n)) if n > 0 => tracing::info!(families = n, "pruned ended sessions"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("pruning failed: {e:#}"),
+                Err(e) => tracing::warn!("pruning task failed: {e}"),
+            }
+        }
+    }
+
+    fn issue_access(&self, user_id: i64, sid: &str) -> Result<String, ApiError> {
+        self.0
+            .keys
+            .issue_access(user_id, sid, now_secs(), self.0.access_ttl_secs)
+            .map_err(ApiError::internal)
+    }
+
+    fn token_response(&self, access: String, refresh: Option<RefreshToken>) -> Response {
+        let mut body = serde_json::json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.0.access_ttl_secs,
+        });
+        if let Some(r) = refresh {
+            body["refresh_token"] = serde_json::Value::String(r.into_string());
+        }
+        no_store(Json(body).into_response())
+    }
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Runs blocking work (SQLite, argon2) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes. Larger bodies (up to [`DRAIN_LIMIT`]) are
+/// drained and answered with 413.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::invalid_request("failed to read the request body"))?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total > DRAIN_LIMIT {
+                return Err(too_large());
+            }
+            if total <= limit {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Parses a JSON (`application/json`, `*+json`, `text/plain` or no content type) or
+/// `application/x-www-form-urlencoded` body.
+fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+    let media_type = match headers.get(CONTENT_TYPE) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| unsupported_media_type())?
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase(),
+        ),
+    };
+    match media_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => serde_urlencoded::from_bytes(bytes)
+            .map_err(|_| ApiError::invalid_request("malformed form body")),
+        None | Some("application/json") | Some("text/plain") => parse_json(bytes),
+        Some(t) if t.starts_with("application/") && t.ends_with("+json") => parse_json(bytes),
+        Some(_) => Err(unsupported_media_type()),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_request(
+            "request body is empty; expected a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        // Never echo serde's message: it can quote (secret) input values.
+        let what = match e.classify() {
+            Category::Data => {
+                "JSON body has the wrong shape (expected an object with string fields)"
+            }
+            _ => "malformed JSON body",
+        };
+        ApiError::invalid_request(format!("{what} (line {}, column {})", e.line(), e.column()))
+    })
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected application/json or application/x-www-form-urlencoded",
+    )
+}
+
+/// Builds the application router (without the connection-level machinery of [`crate::serve`]).
+pub fn router(state: AppState, config: &Config) -> Result<Router> {
+    let api = Router::new()
+        .route("/api/me", get(me))
+        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_api));
+
+    let mut app = Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(metrics))
+        .merge(api);
+    if config.test_faults {
+        app = app.route(
+            "/test/faults",
+            get(faults_get).post(faults_post).delete(faults_delete),
+        );
+    }
+
+    let mut root_dir = config.www.clone();
+    let mut pkg_dir = config.pkg.clone();
+    for (path, dir) in &config.statics {
+        let path = normalize_mount(path)?;
+        if path == "/" {
+            root_dir = Some(dir.clone());
+        } else if path == "/pkg" {
+            pkg_dir = Some(dir.clone());
+        } else {
+            app = app.nest_service(&path, static_files(dir));
+        }
+    }
+    if let Some(dir) = pkg_dir {
+        app = app.nest_service("/pkg", static_files(&dir));
+    }
+    if let Some(dir) = root_dir {
+        app = app.fallback_service(static_files(&dir));
+    }
+
+    Ok(app
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::map_response(json_errors))
+        .layer(cors_layer(&config.cors_origins)?)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state))
+}
+
+/// Validates a `--static` URL path: `/name[/more]`, not shadowing the API.
+pub fn normalize_mount(path: &str) -> Result<String> {
+    let trimmed = path.trim_end_matches('/');
+    let p = if trimmed.is_empty() { "/" } else { trimmed };
+    anyhow::ensure!(
+        p.starts_with('/'),
+        "static mount path {path:?} must start with '/'"
+    );
+    anyhow::ensure!(
+        !p.contains(['{', '}', '*', '?', '#']),
+        "static mount path {path:?} contains reserved characters"
+    );
+    for reserved in ["/auth", "/api", "/test", "/metrics", "/.well-known"] {
+        anyhow::ensure!(
+            p != reserved && !p.starts_with(&format!("{reserved}/")),
+            "static mount path {path:?} would shadow {reserved}"
+        );
+    }
+    Ok(p.to_owned())
+}
+
+fn static_files(
+    dir: &std::path::Path,
+) -> tower_http::set_header::SetResponseHeader<ServeDir, HeaderValue> {
+    use tower::Layer as _;
+    SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store"))
+        .layer(ServeDir::new(dir).append_index_html_on_directories(true))
+}
+
+/// `http://127.0.0.1[:port]`, `http://localhost[:port]` or `http://[::1][:port]`.
+pub fn is_loopback_origin(origin: &[u8]) -> bool {
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    for host in ["http://127.0.0.1", "http://localhost", "http://[::1]"] {
+        if let Some(rest) = origin.strip_prefix(host) {
+            if rest.is_empty() {
+                return true;
+            }
+            if let Some(port) = rest.strip_prefix(':') {
+                return !port.is_empty()
+                    && port.len() <= 5
+                    && port.bytes().all(|b| b.is_ascii_digit());
+            }
+        }
+    }
+    false
+}
+
+fn cors_layer(origins: &[String]) -> Result<CorsLayer> {
+    let allow_origin = if origins.is_empty() {
+        AllowOrigin::predicate(|origin: &HeaderValue, _| is_loopback_origin(origin.as_bytes()))
+    } else if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o.trim_end_matches('/'))
+                    .with_context(|| format!("invalid CORS origin {o:?}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(600)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// /auth/*
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let req: LoginRequest = parse_body(&headers, &bytes)?;
+    let (Some(username), Some(password)) = (req.username, req.password) else {
+        return Err(ApiError::invalid_request(
+            "username and password are required",
+        ));
+    };
+    if username.len() > 256 || password.len() > 4096 {
+        return Err(ApiError::invalid_request("username or password too long"));
+    }
+    let st2 = st.clone();
+    let user = blocking(move || {
+        let user = st2.0.store.user_by_name(&username)?;
+        let ok = match &user {
+            Some(u) => verify_password(&password, &u.password_hash),
+            None => {
+                verify_password(&password, &st2.0.dummy_hash);
+                false
+            }
+        };
+        Ok(user.filter(|_| ok))
+    })
+    .await?;
+    let Some(user) = user else {
+        inc(&st.0.metrics.logins_invalid_credentials);
+        tracing::info!("login failed: invalid credentials");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "invalid username or password",
+        ));
+    };
+    let family_id = random_id();
+    let refresh = RefreshToken::generate();
+    let (st2, fid, hash) = (st.clone(), family_id.clone(), refresh.hash());
+    blocking(move || st2.0.store.create_family(user.id, &fid, &hash, now_ms())).await?;
+    let access = st.issue_access(user.id, &family_id)?;
+    inc(&st.0.metrics.logins_success);
+    tracing::info!(user_id = user.id, sid = %family_id, "login");
+    Ok(st.token_response(access, Some(refresh)))
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// Closes the calling connection without a response. Never returns when running under
+/// [`crate::serve`].
+async fn drop_connection(kill: Option<Extension<ConnKill>>) -> Response {
+    match kill {
+        Some(Extension(ConnKill(notify))) => {
+            notify.notify_one();
+            std::future::pending::<Response>().await
+        }
+        // Not behind our connection loop (e.g. a unit test calling the router directly):
+        // a body that fails makes hyper abort the connection.
+        None => Response::new(Body::from_stream(futures_util::stream::once(async {
+            Err::<Bytes, _>(std::io::Error::other("connection dropped (test fault)"))
+        }))),
+    }
+}
+
+fn fault_body(status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.extensions_mut().insert(crate::error::Faulted);
+    no_store(resp)
+}
+
+async fn refresh(
+    State(st): State<AppState>,
+    kill: Option<Extension<ConnKill>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let fault = st.0.faults.as_ref().and_then(Faults::pop_refresh);
+    if let Some(f) = &fault {
+        tracing::info!(fault = ?f, "applying injected refresh fault");
+    }
+    match fault {
+        Some(Fault::Status { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let code = match status.as_u16() {
+                400..=499 if status != StatusCode::TOO_MANY_REQUESTS => "invalid_request",
+                500 => "server_error",
+                _ => "temporarily_unavailable",
+            };
+            return ApiError::new(
+                status,
+                code,
+                format!("injected fault: status {}", status.as_u16()),
+            )
+            .faulted()
+            .into_response();
+        }
+        Some(Fault::Drop) => return drop_connection(kill).await,
+        Some(Fault::Hang { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return drop_connection(kill).await;
+        }
+        Some(Fault::MalformedJson) => {
+            return fault_body(
+                StatusCode::OK,
+                "application/json",
+                Body::from(r#"{"access_token": "x", "#),
+            )
+        }
+        Some(Fault::NonJson) => {
+            return fault_body(StatusCode::OK, "text/html", Body::from("<html>ok</html>"))
+        }
+        Some(Fault::NoAccessToken) => {
+            let body =
+                serde_json::json!({"token_type": "Bearer", "expires_in": st.0.access_ttl_secs});
+            return fault_body(
+                StatusCode::OK,
+                "application/json",
+                Body::from(body.to_string()),
+            );
+        }
+        Some(Fault::HugeBody) => {
+            let mut s = String::with_capacity(10 * 1024 * 1024 + 64);
+            s.push_str(r#"{"access_token":""#);
+            s.extend(std::iter::repeat_n('a', 10 * 1024 * 1024));
+            s.push_str(r#"","token_type":"Bearer","expires_in":60}"#);
+            return fault_body(StatusCode::OK, "application/json", Body::from(s));
+        }
+        Some(Fault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Some(Fault::NoRefreshToken | Fault::LostResponse) | None => {}
+    }
+    let no_rotate = matches!(fault, Some(Fault::NoRefreshToken));
+    let resp = match do_refresh(&st, &headers, body, no_rotate).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if matches!(fault, Some(Fault::LostResponse)) {
+        return drop_connection(kill).await;
+    }
+    resp
+}
+
+async fn do_refresh(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    no_rotate: bool,
+) -> Result<Response, ApiError> {
+    // A non-rotating (faulted) refresh is not counted at all.
+    let metrics = (!no_rotate).then_some(&st.0.metrics);
+    let count_invalid = |e: ApiError| {
+        if let Some(m) = metrics {
+            inc(&m.refresh_invalid);
+        }
+        e
+    };
+    let bytes = read_body(headers, body, AUTH_BODY_LIMIT)
+        .await
+        .map_err(count_invalid)?;
+    let req: RefreshRequest = parse_body(headers, &bytes).map_err(count_invalid)?;
+    if let Some(gt) = &req.grant_type {
+        if gt != "refresh_token" {
+            return Err(count_invalid(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only grant_type=refresh_token is supported",
+            )));
+        }
+    }
+    let Some(token) = req.refresh_token.filter(|t| !t.is_empty()) else {
+        return Err(count_invalid(ApiError::invalid_request(
+            "refresh_token is required",
+        )));
+    };
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(count_invalid(ApiError::invalid_grant(
+            "refresh token unknown",
+        )));
+    }
+    let presented = RefreshToken::from_presented(token);
+    let successor = st.0.keys.successor(&presented);
+    let (p_hash, s_hash) = (presented.hash(), successor.hash());
+    let st2 = st.clone();
+    let outcome = blocking(move || {
+        let store = &st2.0.store;
+        if no_rotate {
+            store.check(&p_hash, now_ms(), &st2.0.policy)
+        } else {
+            store.rotate(&p_hash, &s_hash, now_ms(), &st2.0.policy)
+        }
+    })
+    .await?;
+    let m = &st.0.metrics;
+    let count = |c: &std::sync::atomic::AtomicU64| {
+        if !no_rotate {
+            inc(c)
+        }
+    };
+    match outcome {
+        RotateOutcome::Rotated { user_id, family_id } => {
+            let access = st.issue_access(user_id, &family_id)?;
+            count(&m.refresh_rotated);
+            tracing::debug!(sid = %family_id, "refresh token rotated");
+            Ok(st.token_response(access, Some(successor)))
+        }
+        RotateOutcome::Grace { user_id, family_id } => {
+            let access = st.issue_access(user_id, &family_id)?;
+            count(&m.refresh_grace);
+            tracing::info!(sid = %family_id, "spent refresh token re-presented within the grace window; same successor returned");
+            Ok(st.token_response(access, Some(successor)))
+        }
+        RotateOutcome::Valid { user_id, family_id } => {
+            let access = st.issue_access(user_id, &family_id)?;
+            Ok(st.token_response(access, None))
+        }
+        RotateOutcome::Unknown => {
+            count(&m.refresh_invalid);
+            Err(ApiError::invalid_grant("refresh token unknown"))
+        }
+        RotateOutcome::Revoked => {
+            count(&m.refresh_invalid);
+            Err(ApiError::invalid_grant("session revoked"))
+        }
+        RotateOutcome::Expired => {
+            count(&m.refresh_expired);
+            Err(ApiError::invalid_grant("refresh token expired"))
+        }
+        RotateOutcome::Reused {
+            family_id,
+            newly_revoked,
+        } => {
+            if no_rotate {
+                return Err(ApiError::invalid_grant("refresh token already used"));
+            }
+            count(&m.refresh_reused);
+            if newly_revoked {
+                count(&m.families_revoked);
+            }
+            tracing::warn!(sid = %family_id, "refresh token reuse detected; session family revoked");
+            Err(ApiError::invalid_grant(
+                "refresh token reuse detected; session revoked",
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutRequest {
+    refresh_token: Option<String>,
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let req: LogoutRequest = parse_body(&headers, &bytes)?;
+    let Some(token) = req.refresh_token else {
+        return Err(ApiError::invalid_request("refresh_token is required"));
+    };
+    if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
+        let hash = RefreshToken::from_presented(token).hash();
+        let st2 = st.clone();
+        let revoked =
+            blocking(move || st2.0.store.revoke_family_of(&hash, now_ms(), "logout")).await?;
+        if revoked {
+            inc(&st.0.metrics.families_revoked);
+            tracing::info!("logout: session family revoked");
+        }
+    }
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/*
+
+/// A request carrying a valid access token of a live session.
+pub struct Authenticated {
+    pub claims: Claims,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        if st.0.faults.as_ref().is_some_and(Faults::api_always_401) {
+            return Err(ApiError::invalid_token("injected fault: api_always_401").faulted());
+        }
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::missing_token());
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::invalid_token("malformed authorization header"))?;
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::missing_token());
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(ApiError::invalid_token("access token malformed"));
+        }
+        let claims =
+            st.0.keys
+                .verify_access(token)
+                .map_err(|e| ApiError::invalid_token(e.description()))?;
+        let (st2, sid) = (st.clone(), claims.sid.clone());
+        let session = blocking(move || st2.0.store.session(&sid))
+            .await?
+            .ok_or_else(|| ApiError::invalid_token("session unknown"))?;
+        if session.revoked {
+            return Err(ApiError::invalid_token("session revoked"));
+        }
+        if session.user_id.to_string() != claims.sub {
+            return Err(ApiError::invalid_token("access token subject mismatch"));
+        }
+        Ok(Authenticated { claims, session })
+    }
+}
+
+async fn count_api(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.extensions().get::<crate::error::Faulted>().is_none() {
+        st.0.metrics.api_request(resp.status().as_u16());
+    }
+    resp
+}
+
+async fn me(auth: Authenticated) -> Response {
+    no_store(
+        Json(serde_json::json!({
+            "sub": auth.claims.sub,
+            "username": auth.session.username,
+            "sid": auth.session.family_id,
+        }))
+        .into_response(),
+    )
+}
+
+async fn echo(
+    _auth: Authenticated,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, API_BODY_LIMIT).await?;
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    Ok(no_store(
+        Json(serde_json::json!({
+            "method": method.as_str(),
+            "content_type": content_type,
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        }))
+        .into_response(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// misc
+
+async fn jwks(State(st): State<AppState>) -> Response {
+    let mut resp = Json(st.0.keys.jwks()).into_response();
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    resp
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let mut resp = st.0.metrics.render().into_response();
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    no_store(resp)
+}
+
+fn faults(st: &AppState) -> &Faults {
+    st.0.faults
+        .as_ref()
+        .expect("/test routes exist only with test faults on")
+}
+
+async fn faults_get(State(st): State<AppState>) -> Response {
+    no_store(Json(faults(&st).state()).into_response())
+}
+
+async fn faults_post(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let plan: FaultPlan = parse_json(&bytes)?;
+    for f in &plan.refresh {
+        if let Fault::Status { status } = f {
+            if !(400..=599).contains(status) {
+                return Err(ApiError::invalid_request(
+                    "status faults need a 4xx or 5xx status",
+                ));
+            }
+        }
+    }
+    tracing::info!(
+        refresh = plan.refresh.len(),
+        api_always_401 = plan.api_always_401,
+        "test faults replaced"
+    );
+    faults(&st).replace(plan);
+    Ok(no_store(Json(faults(&st).state()).into_response()))
+}
+
+async fn faults_delete(State(st): State<AppState>) -> Response {
+    faults(&st).clear();
+    no_store(Json(faults(&st).state()).into_response())
+}
