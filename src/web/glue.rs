@@ -1,0 +1,149 @@
+//! Small bindings and helpers shared by the browser modules.
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Request, RequestInit, Response, Url};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch` (window or worker), looked up at call time so a page's own
+    /// instrumentation of `fetch` is honoured.
+    #[wasm_bindgen(js_name = fetch)]
+    pub fn fetch_request(req: &Request) -> Promise;
+    #[wasm_bindgen(js_name = fetch)]
+    pub fn fetch_url(url: &str, init: &RequestInit) -> Promise;
+
+    #[wasm_bindgen(js_name = Request)]
+    type RequestCtor;
+    #[wasm_bindgen(constructor, catch, js_class = "Request")]
+    fn new(input: &JsValue, init: &JsValue) -> Result<RequestCtor, JsValue>;
+
+    #[wasm_bindgen(js_name = ReadableStream)]
+    type ReadableStreamClass;
+}
+
+/// `new Request(input, init)`: exactly what `fetch(input, init)` would send.
+pub fn make_request(input: &JsValue, init: &JsValue) -> Result<Request, JsValue> {
+    RequestCtor::new(input, init).map(|r| r.unchecked_into())
+}
+
+/// Is `init.body` a `ReadableStream` (a body that cannot be sent twice)?
+pub fn has_stream_body(init: &JsValue) -> bool {
+    if !init.is_object() {
+        return false;
+    }
+    let body = get(init, "body");
+    let ctor = get(&js_sys::global(), "ReadableStream");
+    body.is_object() && ctor.is_function() && body.is_instance_of::<ReadableStreamClass>()
+}
+
+/// `obj[key]`, `undefined` when that throws.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `obj[key] = value` on a fresh plain object.
+pub fn set(obj: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// Milliseconds since the epoch.
+pub fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// `location.href` of the page or worker, if any.
+fn base_href() -> Option<String> {
+    get(&get(&js_sys::global(), "location"), "href").as_string()
+}
+
+/// Resolves `url` against the page's URL.
+pub fn resolve_url(url: &str) -> Option<Url> {
+    match base_href() {
+        Some(base) => Url::new_with_base(url, &base).ok(),
+        None => Url::new(url).ok(),
+    }
+}
+
+/// The serialized origin of an absolute URL (`"null"` for opaque ones).
+pub fn origin_of(url: &str) -> String {
+    Url::new(url).map(|u| u.origin()).unwrap_or_default()
+}
+
+/// The page's (or worker's) own origin, if it has an http(s) one.
+pub fn page_origin() -> Option<String> {
+    get(&get(&js_sys::global(), "location"), "origin").as_string()
+}
+
+/// A promise and its `resolve` function.
+pub fn deferred() -> (Promise, Function) {
+    let mut resolve = None;
+    let p = Promise::new(&mut |res, _| resolve = Some(res));
+    (p, resolve.unwrap_throw())
+}
+
+/// Awaits `p` unless `signal` aborts first (`Err(())` then). `p` must not reject.
+pub async fn unless_aborted(p: &Promise, signal: Option<&AbortSignal>) -> Result<JsValue, ()> {
+    let Some(signal) = signal else {
+        return JsFuture::from(p.clone()).await.map_err(|_| ());
+    };
+    if signal.aborted() {
+        return Err(());
+    }
+    let aborted = Promise::new(&mut |_, reject| {
+        let opts = web_sys::AddEventListenerOptions::new();
+        opts.set_once(true);
+        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options(
+            "abort", &reject, &opts,
+        );
+    });
+    JsFuture::from(Promise::race(&Array::of2(p, &aborted)))
+        .await
+        .map_err(|_| ())
+}
+
+/// A POST with a body and a timeout; the status and the body text (`None` when it could not
+/// be read or is larger than `max`), or `Err` on a network error or timeout.
+pub async fn post(
+    url: &str,
+    content_type: &str,
+    body: &str,
+    timeout_ms: u32,
+    max: usize,
+) -> Result<(u16, Option<String>), ()> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    let headers = web_sys::Headers::new().map_err(|_| ())?;
+    headers.set("Content-Type", content_type).map_err(|_| ())?;
+    headers.set("Accept", "application/json").map_err(|_| ())?;
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(body));
+    init.set_cache(web_sys::RequestCache::NoStore);
+    init.set_signal(Some(&AbortSignal::timeout_with_u32(timeout_ms)));
+    let resp: Response = JsFuture::from(fetch_url(url, &init))
+        .await
+        .map_err(|_| ())?
+        .unchecked_into();
+    let status = resp.status();
+    let too_big = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .is_some_and(|l| l > max);
+    if too_big {
+        // Do not download it; cancel the body.
+        if let Some(b) = resp.body() {
+            let _ = b.cancel();
+        }
+        return Ok((status, None));
+    }
+    let text = match resp.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    Ok((status, text.filter(|t| t.len() <= max)))
+}

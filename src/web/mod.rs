@@ -1,0 +1,13 @@
+//! The browser layer (`wasm32` only): fetch, storage, cross-tab locks and events, carrying
+//! out what the pure modules decide.
+
+mod client;
+mod glue;
+mod idb;
+mod lock;
+mod store;
+
+pub use client::{
+    AuthClient, AuthEvent, FetchError, ListenerId, Options, RefreshFormat, SignoutReason, Source,
+    StorageKind,
+};
