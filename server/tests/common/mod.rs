@@ -1,0 +1,260 @@
+//! Shared helpers: an in-process server on 127.0.0.1:0 with a SQLite file in a temp dir.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rotafetch_server::{serve, Config};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub dir: Arc<TempDir>,
+    pub db: PathBuf,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+impl TestServer {
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_in(Arc::new(tempfile::tempdir().unwrap()), tweak).await
+    }
+
+    pub async fn start_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = dir.path().join("rotafetch-test.db");
+        let mut config = Config {
+            db: db.to_string_lossy().into_owned(),
+            www: Some(dir.path().join("www")),
+            pkg: Some(dir.path().join("pkg")),
+            test_faults: true,
+            shutdown_grace: Duration::from_secs(2),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(serve(config, listener, async {
+            let _ = rx.await;
+        }));
+        let server = TestServer {
+            base: format!("http://{addr}"),
+            addr,
+            dir,
+            db,
+            client: client(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        // Wait until it answers.
+        for _ in 0..200 {
+            if let Ok(r) = server.client.get(server.url("/metrics")).send().await {
+                if r.status() == 200 {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not come up");
+    }
+
+    /// Graceful stop; returns the temp dir so a new server can reuse the database.
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        let _ = self.shutdown.take().unwrap().send(());
+        let res = tokio::time::timeout(Duration::from_secs(20), self.handle.take().unwrap())
+            .await
+            .expect("server did not stop in time")
+            .unwrap();
+        res.unwrap();
+        self.dir.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login_ok(&self) -> Tokens {
+        let r = self.login("demo", "demo").await;
+        assert_eq!(r.status(), 200);
+        tokens(r.json().await.unwrap())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/refresh"))
+            .json(&serde_json::json!({"refresh_token": refresh_token}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh_ok(&self, refresh_token: &str) -> Tokens {
+        let r = self.refresh(refresh_token).await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        tokens(body)
+    }
+
+    pub async fn me(&self, access: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_faults(&self, plan: Value) {
+        let r = self
+            .client
+            .post(self.url("/test/faults"))
+            .json(&plan)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    pub async fn metrics(&self) -> HashMap<String, u64> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        parse_metrics(&text)
+    }
+
+    pub async fn metric(&self, series: &str) -> u64 {
+        *self
+            .metrics()
+            .await
+            .get(series)
+            .unwrap_or_else(|| panic!("no series {series}"))
+    }
+
+    /// Number of stored successors of `parent` (read straight from the SQLite file).
+    pub fn successor_rows(&self, parent: &str) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        let hash: [u8; 32] = Sha256::digest(parent.as_bytes()).into();
+        conn.query_row(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE parent_hash = ?1",
+            [&hash[..]],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// Sends raw bytes and returns everything the server sent back before closing (or until
+    /// `wait` elapses).
+    pub async fn raw(&self, request: &[u8], wait: Duration) -> Vec<u8> {
+        let mut s = TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+        out
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn tokens(body: Value) -> Tokens {
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    Tokens {
+        access: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        refresh: body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
+    }
+}
+
+pub fn parse_metrics(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').expect("series line");
+            (k.to_owned(), v.parse().expect("integer value"))
+        })
+        .collect()
+}
+
+/// Asserts a JSON error response and returns (status, error, error_description).
+pub async fn json_error(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    assert!(
+        ct.starts_with("application/json"),
+        "status {status}: content-type {ct:?}, body {text:?}"
+    );
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (
+        status,
+        v["error"].as_str().expect("error field").to_owned(),
+        v["error_description"]
+            .as_str()
+            .expect("error_description field")
+            .to_owned(),
+    )
+}
+
+/// A raw HTTP/1.1 POST with a JSON body.
+pub fn raw_post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
