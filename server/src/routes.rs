@@ -787,12 +787,16 @@ async fn me(auth: Authenticated) -> Response {
 }
 
 async fn echo(
-    _auth: Authenticated,
+    auth: Result<Authenticated, ApiError>,
     method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, API_BODY_LIMIT).await?;
+    let bytes = read_body(&headers, body, API_BODY_LIMIT).await;
+    // Authentication failures win over body errors; the body is read (drained) either way so
+    // the client sees the 401 instead of a connection reset.
+    auth?;
+    let bytes = bytes?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());

@@ -487,3 +487,90 @@ impl Store for SqliteStore {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy {
+        session_ttl_ms: 10_000,
+        idle_ttl_ms: 5_000,
+        reuse_grace_ms: 1_000,
+    };
+
+    fn h(n: u8) -> TokenHash {
+        [n; 32]
+    }
+
+    fn setup() -> (SqliteStore, i64) {
+        let s = SqliteStore::open(":memory:").unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let uid = s.create_user("u", "hash", 0).unwrap().unwrap();
+        assert_eq!(s.create_user("u", "hash", 0).unwrap(), None);
+        s.create_family(uid, "f", &h(1), 0).unwrap();
+        (s, uid)
+    }
+
+    #[test]
+    fn rotate_grace_reuse() {
+        let (s, uid) = setup();
+        let rotated = RotateOutcome::Rotated {
+            user_id: uid,
+            family_id: "f".into(),
+        };
+        assert_eq!(s.rotate(&h(1), &h(2), 100, &POLICY).unwrap(), rotated);
+        assert_eq!(
+            s.rotate(&h(1), &h(2), 600, &POLICY).unwrap(),
+            RotateOutcome::Grace {
+                user_id: uid,
+                family_id: "f".into()
+            }
+        );
+        assert_eq!(
+            s.rotate(&h(9), &h(10), 600, &POLICY).unwrap(),
+            RotateOutcome::Unknown
+        );
+        assert_eq!(
+            s.rotate(&h(1), &h(2), 1_200, &POLICY).unwrap(),
+            RotateOutcome::Reused {
+                family_id: "f".into(),
+                newly_revoked: true
+            }
+        );
+        assert_eq!(
+            s.rotate(&h(2), &h(3), 1_300, &POLICY).unwrap(),
+            RotateOutcome::Revoked
+        );
+        assert!(s.session("f").unwrap().unwrap().revoked);
+        assert!(!s.revoke_family_of(&h(2), 1_400, "logout").unwrap());
+    }
+
+    #[test]
+    fn expiry_and_prune() {
+        let (s, _) = setup();
+        assert_eq!(
+            s.rotate(&h(1), &h(2), 5_000, &POLICY).unwrap(),
+            RotateOutcome::Expired
+        );
+        assert!(matches!(
+            s.check(&h(1), 4_000, &POLICY).unwrap(),
+            RotateOutcome::Valid { .. }
+        ));
+        assert_eq!(s.prune(4_000, &POLICY, 0).unwrap(), 0);
+        assert_eq!(s.prune(6_000, &POLICY, 0).unwrap(), 1);
+        assert_eq!(s.session("f").unwrap(), None);
+        assert_eq!(
+            s.rotate(&h(1), &h(2), 6_000, &POLICY).unwrap(),
+            RotateOutcome::Unknown
+        );
+    }
+
+    #[test]
+    fn secrets_are_created_once() {
+        let (s, _) = setup();
+        let a = s.get_or_init_secret("k", &[1; 32], 0).unwrap();
+        let b = s.get_or_init_secret("k", &[2; 32], 0).unwrap();
+        assert_eq!(a, vec![1; 32]);
+        assert_eq!(a, b);
+    }
+}

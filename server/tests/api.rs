@@ -1098,6 +1098,15 @@ async fn echo_returns_exact_bytes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // Unauthenticated and oversized: still a clean 401 (the body is drained, no reset).
+    let r = s
+        .client
+        .post(s.url("/api/echo"))
+        .body(vec![1u8; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_error(r).await.0, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
