@@ -105,6 +105,7 @@ pub async fn serve_with_state(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let grace = config.shutdown_grace;
+    let test_faults = config.test_faults;
     let app = router(state.clone(), config)?;
     let pruner = tokio::spawn(state.clone().prune_periodically());
 
@@ -134,6 +135,10 @@ pub async fn serve_with_state(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
+            // With test faults on, every request gets its own connection: browsers silently
+            // re-send a request (even a POST) whose *reused* keep-alive connection closed
+            // without a response, which would hide the `drop`/`lost_response` faults.
+            .keep_alive(!test_faults)
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

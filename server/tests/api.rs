@@ -766,6 +766,18 @@ async fn fault_api_state_and_routing() {
         assert_eq!(json_error(r).await.0, 400, "{bad}");
     }
 
+    // Keep-alive is off in test-fault mode (browsers retry dropped requests on reused
+    // connections).
+    let out = s
+        .raw(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(10),
+        )
+        .await;
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+
     // Without --test-faults the endpoints do not exist.
     let plain = TestServer::start(|c| c.test_faults = false).await;
     let r = plain
