@@ -2,9 +2,7 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
-use crate::web::{
-    AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind,
-};
+use crate::web::{AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -167,10 +165,16 @@ fn opt_int(o: &JsValue, key: &str, min: f64) -> Result<Option<u32>, AuthError> {
     match opt(o, key) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(n) if n.fract() == 0.0 && n >= min && n <= f64::from(u32::MAX) => Ok(Some(n as u32)),
+            Some(n) if n.fract() == 0.0 && n >= min && n <= f64::from(u32::MAX) => {
+                Ok(Some(n as u32))
+            }
             _ => Err(AuthError::invalid_option(
                 key,
-                if min > 0.0 { "must be a positive integer" } else { "must be a non-negative integer" },
+                if min > 0.0 {
+                    "must be a positive integer"
+                } else {
+                    "must be a non-negative integer"
+                },
             )),
         },
     }
@@ -189,7 +193,8 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
             return Err(AuthError::invalid_option(&key, "is not a known option"));
         }
     }
-    let url = opt_string(o, "refreshUrl")?.ok_or_else(|| AuthError::invalid_option("refreshUrl", "is required"))?;
+    let url = opt_string(o, "refreshUrl")?
+        .ok_or_else(|| AuthError::invalid_option("refreshUrl", "is required"))?;
     let mut options = Options::new(url);
     options.logout_url = opt_string(o, "logoutUrl")?;
     if let Some(i) = opt_choice(o, "refreshFormat", &["json", "oauth2"])? {
@@ -197,7 +202,11 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
     }
     options.client_id = opt_string(o, "clientId")?;
     if let Some(i) = opt_choice(o, "storage", &["local", "session", "memory"])? {
-        options.storage = [StorageKind::Local, StorageKind::Session, StorageKind::Memory][i];
+        options.storage = [
+            StorageKind::Local,
+            StorageKind::Session,
+            StorageKind::Memory,
+        ][i];
     }
     if let Some(k) = opt_string(o, "storageKey")? {
         options.storage_key = k;
@@ -210,7 +219,10 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
         let list: Array = list.unchecked_into();
         let mut out = Vec::with_capacity(list.length() as usize);
         for v in list.iter() {
-            out.push(v.as_string().ok_or_else(|| AuthError::invalid_option("allowedOrigins", must))?);
+            out.push(
+                v.as_string()
+                    .ok_or_else(|| AuthError::invalid_option("allowedOrigins", must))?,
+            );
         }
         options.allowed_origins = Some(out);
     }
@@ -238,7 +250,10 @@ fn event_detail(e: &AuthEvent) -> JsValue {
     };
     match e {
         AuthEvent::Refresh { expires_at, source } => {
-            set("expiresAt", expires_at.map_or(JsValue::UNDEFINED, JsValue::from));
+            set(
+                "expiresAt",
+                expires_at.map_or(JsValue::UNDEFINED, JsValue::from),
+            );
             set("source", source.as_str().into());
         }
         AuthEvent::Signout { reason, error } => {
@@ -276,9 +291,8 @@ impl JsAuthClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Tokens")] tokens: JsValue,
     ) -> Result<(), JsValue> {
-        let t = token::from_json::<JsValue>(&tokens).map_err(|e| {
-            js_error(&AuthError::new(ErrorCode::InvalidConfig, e.message()))
-        })?;
+        let t = token::from_json::<JsValue>(&tokens)
+            .map_err(|e| js_error(&AuthError::new(ErrorCode::InvalidConfig, e.message())))?;
         self.client.set_tokens(t).map_err(|e| js_error(&e))
     }
 
@@ -287,7 +301,9 @@ impl JsAuthClient {
     pub fn login(&self, url: String, credentials: JsValue) -> Promise {
         let c = self.client.clone();
         future_to_promise(async move {
-            c.login(&url, &credentials).await.map_err(|e| js_error(&e))?;
+            c.login(&url, &credentials)
+                .await
+                .map_err(|e| js_error(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -301,7 +317,10 @@ impl JsAuthClient {
     ) -> Promise {
         let c = self.client.clone();
         future_to_promise(async move {
-            c.fetch_with(&input, &init).await.map(JsValue::from).map_err(fetch_error)
+            c.fetch_with(&input, &init)
+                .await
+                .map(JsValue::from)
+                .map_err(fetch_error)
         })
     }
 
@@ -361,4 +380,3 @@ impl JsAuthClient {
         Ok(off.unchecked_into())
     }
 }
-

@@ -50,9 +50,7 @@ pub fn decode_claims<J: JsonValue>(token: &str) -> Result<Claims, JwtError> {
     else {
         return Err(JwtError::NotAJwt);
     };
-    let bytes = B64URL
-        .decode(payload)
-        .map_err(|_| JwtError::BadEncoding)?;
+    let bytes = B64URL.decode(payload).map_err(|_| JwtError::BadEncoding)?;
     let text = core::str::from_utf8(&bytes).map_err(|_| JwtError::NotJson)?;
     let json = J::parse(text).ok_or(JwtError::NotJson)?;
     if !json.is_object() {
@@ -106,7 +104,10 @@ mod tests {
     fn malformed_tokens_are_typed_errors() {
         assert_eq!(decode_claims::<Value>("opaque"), Err(JwtError::NotAJwt));
         assert_eq!(decode_claims::<Value>("a.b.c.d"), Err(JwtError::NotAJwt));
-        assert_eq!(decode_claims::<Value>("a.!!!.c"), Err(JwtError::BadEncoding));
+        assert_eq!(
+            decode_claims::<Value>("a.!!!.c"),
+            Err(JwtError::BadEncoding)
+        );
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let not_json = format!("a.{}.c", e.encode("nope"));
         assert_eq!(decode_claims::<Value>(&not_json), Err(JwtError::NotJson));

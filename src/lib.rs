@@ -25,5 +25,8 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::*;
 
+/// The JS façade (the npm package's `AuthClient` and `AuthError`). Rust code uses
+/// [`AuthClient`] directly; this is public for the browser tests that drive the façade.
 #[cfg(target_arch = "wasm32")]
-mod js;
+#[doc(hidden)]
+pub mod js;

@@ -28,7 +28,12 @@ pub struct Schedule {
 /// neither refreshes on every request nor sends expired tokens. Only a token with an `exp`
 /// but neither `iat` nor `expires_in` falls back to its absolute `exp`. The leeway is capped
 /// at half the lifetime, so a 2 s token is used for 1 s rather than refreshed forever.
-pub fn schedule(now: f64, claims: Option<Claims>, expires_in_secs: Option<f64>, leeway_ms: f64) -> Schedule {
+pub fn schedule(
+    now: f64,
+    claims: Option<Claims>,
+    expires_in_secs: Option<f64>,
+    leeway_ms: f64,
+) -> Schedule {
     let from_jwt = claims.and_then(|c| c.lifetime_secs());
     let lifetime_ms = match (from_jwt, expires_in_secs) {
         (Some(a), Some(b)) => Some(a.min(b) * 1000.0),
@@ -148,7 +153,8 @@ pub fn rejection_code(error: Option<&str>) -> Option<&str> {
     error.filter(|e| {
         !e.is_empty()
             && e.len() <= 64
-            && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+            && e.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
     })
 }
 
@@ -182,7 +188,10 @@ impl AllowList {
 /// Is `s` a serialized http(s) origin — no path, query, fragment or credentials, and not the
 /// opaque origin `"null"`?
 pub fn is_http_origin(s: &str) -> bool {
-    let rest = match s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) {
+    let rest = match s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    {
         Some(r) => r,
         None => return false,
     };
@@ -239,7 +248,10 @@ mod tests {
     #[test]
     fn no_expiry_information_means_rely_on_401() {
         assert_eq!(schedule(NOW, None, None, 10_000.0), Schedule::default());
-        assert_eq!(schedule(NOW, claims(None, None), None, 1.0), Schedule::default());
+        assert_eq!(
+            schedule(NOW, claims(None, None), None, 1.0),
+            Schedule::default()
+        );
         assert!(!refresh_before_send(NOW, None, None, 1000.0));
     }
 
@@ -247,11 +259,26 @@ mod tests {
     fn refresh_before_send_when_due() {
         assert!(!refresh_before_send(NOW, Some(NOW + 1.0), None, 1000.0));
         assert!(refresh_before_send(NOW, Some(NOW), None, 1000.0));
-        assert!(refresh_before_send(NOW, Some(NOW - 5.0), Some(NOW - 5000.0), 1000.0));
+        assert!(refresh_before_send(
+            NOW,
+            Some(NOW - 5.0),
+            Some(NOW - 5000.0),
+            1000.0
+        ));
         // Just refreshed and the new token already looks due: use it, do not loop.
-        assert!(!refresh_before_send(NOW, Some(NOW - 5.0), Some(NOW - 10.0), 1000.0));
+        assert!(!refresh_before_send(
+            NOW,
+            Some(NOW - 5.0),
+            Some(NOW - 10.0),
+            1000.0
+        ));
         // A clock that jumped backwards does not block refreshing.
-        assert!(refresh_before_send(NOW, Some(NOW), Some(NOW + 60_000.0), 1000.0));
+        assert!(refresh_before_send(
+            NOW,
+            Some(NOW),
+            Some(NOW + 60_000.0),
+            1000.0
+        ));
     }
 
     fn seen() -> Seen401 {
@@ -275,7 +302,13 @@ mod tests {
 
     #[test]
     fn a_second_401_goes_back_to_the_caller() {
-        assert_eq!(on_401(Seen401 { was_replay: true, ..seen() }), On401::Return);
+        assert_eq!(
+            on_401(Seen401 {
+                was_replay: true,
+                ..seen()
+            }),
+            On401::Return
+        );
     }
 
     #[test]
@@ -290,9 +323,27 @@ mod tests {
 
     #[test]
     fn unauthenticated_requests_are_returned() {
-        assert_eq!(on_401(Seen401 { carried_token: false, ..seen() }), On401::Return);
-        assert_eq!(on_401(Seen401 { have_access: false, ..seen() }), On401::Return);
-        assert_eq!(on_401(Seen401 { have_refresh: false, ..seen() }), On401::Return);
+        assert_eq!(
+            on_401(Seen401 {
+                carried_token: false,
+                ..seen()
+            }),
+            On401::Return
+        );
+        assert_eq!(
+            on_401(Seen401 {
+                have_access: false,
+                ..seen()
+            }),
+            On401::Return
+        );
+        assert_eq!(
+            on_401(Seen401 {
+                have_refresh: false,
+                ..seen()
+            }),
+            On401::Return
+        );
     }
 
     #[test]
@@ -303,7 +354,10 @@ mod tests {
         };
         assert_eq!(on_401(just), On401::Return);
         assert_eq!(
-            on_401(Seen401 { refresh_in_flight: true, ..just }),
+            on_401(Seen401 {
+                refresh_in_flight: true,
+                ..just
+            }),
             On401::RefreshThenReplay
         );
         let later = Seen401 {

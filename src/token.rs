@@ -202,8 +202,8 @@ mod tests {
 
     #[test]
     fn camel_case_response_and_string_expiry() {
-        let r = parse::<Value>(r#"{"accessToken":"x","refreshToken":"y","expiresIn":"3600"}"#)
-            .unwrap();
+        let r =
+            parse::<Value>(r#"{"accessToken":"x","refreshToken":"y","expiresIn":"3600"}"#).unwrap();
         assert_eq!(r.access_token, "x");
         assert_eq!(r.refresh_token.as_deref(), Some("y"));
         assert_eq!(r.expires_in, Some(3600.0));
@@ -225,13 +225,19 @@ mod tests {
             (r#"{"access_token": "x", "#, NotJson),
             ("[1,2]", NotObject),
             ("null", NotObject),
-            (r#"{"token_type":"Bearer","expires_in":60}"#, MissingAccessToken),
+            (
+                r#"{"token_type":"Bearer","expires_in":60}"#,
+                MissingAccessToken,
+            ),
             (r#"{"access_token":""}"#, BadAccessToken),
             (r#"{"access_token":"has space"}"#, BadAccessToken),
             (r#"{"access_token":"line\nbreak"}"#, BadAccessToken),
             (r#"{"access_token":42}"#, BadAccessToken),
             (r#"{"access_token":"x","refresh_token":7}"#, BadRefreshToken),
-            (r#"{"access_token":"x","refresh_token":""}"#, BadRefreshToken),
+            (
+                r#"{"access_token":"x","refresh_token":""}"#,
+                BadRefreshToken,
+            ),
             (r#"{"access_token":"x","expires_in":-1}"#, BadExpiresIn),
             (r#"{"access_token":"x","expires_in":"soon"}"#, BadExpiresIn),
             (r#"{"access_token":"x","token_type":"DPoP"}"#, NotBearer),
@@ -252,8 +258,8 @@ mod tests {
 
     #[test]
     fn debug_redacts_tokens() {
-        let r = parse::<Value>(r#"{"access_token":"SECRET-A","refresh_token":"SECRET-R"}"#)
-            .unwrap();
+        let r =
+            parse::<Value>(r#"{"access_token":"SECRET-A","refresh_token":"SECRET-R"}"#).unwrap();
         let d = format!("{r:?}");
         assert!(!d.contains("SECRET"), "{d}");
         let s = Stored {

@@ -956,9 +956,9 @@ async fn fault_api_always_401() {
     assert_eq!(r.status(), 401);
     s.client.delete(s.url("/test/faults")).send().await.unwrap();
     assert_eq!(s.me(&t.access).await.status(), 200);
-    // Faulted responses are not counted.
+    // The injected 401s are API responses like any other: counted.
     let m = s.metrics().await;
-    assert_eq!(m["rotafetch_api_requests_total{status=\"401\"}"], 0);
+    assert_eq!(m["rotafetch_api_requests_total{status=\"401\"}"], 2);
     assert_eq!(m["rotafetch_api_requests_total{status=\"200\"}"], 1);
 }
 

@@ -200,7 +200,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(cb) = self.on_storage.borrow_mut().take() {
             let target: web_sys::EventTarget = js_sys::global().unchecked_into();
-            let _ = target.remove_event_listener_with_callback("storage", cb.as_ref().unchecked_ref());
+            let _ =
+                target.remove_event_listener_with_callback("storage", cb.as_ref().unchecked_ref());
         }
     }
 }
@@ -267,17 +268,29 @@ impl AuthClient {
             None => None,
         };
         if o.storage_key.is_empty() {
-            return Err(AuthError::invalid_option("storageKey", "must be a non-empty string"));
+            return Err(AuthError::invalid_option(
+                "storageKey",
+                "must be a non-empty string",
+            ));
         }
         if !(o.leeway_seconds.is_finite() && o.leeway_seconds >= 0.0) {
-            return Err(AuthError::invalid_option("leewaySeconds", "must be a number >= 0"));
+            return Err(AuthError::invalid_option(
+                "leewaySeconds",
+                "must be a number >= 0",
+            ));
         }
         if o.refresh_timeout_ms == 0 {
-            return Err(AuthError::invalid_option("refreshTimeoutMs", "must be a positive integer"));
+            return Err(AuthError::invalid_option(
+                "refreshTimeoutMs",
+                "must be a positive integer",
+            ));
         }
         if let Some(id) = &o.client_id {
             if id.is_empty() {
-                return Err(AuthError::invalid_option("clientId", "must be a non-empty string"));
+                return Err(AuthError::invalid_option(
+                    "clientId",
+                    "must be a non-empty string",
+                ));
             }
         }
         let origins = match o.allowed_origins {
@@ -287,7 +300,11 @@ impl AuthClient {
                     let origin = glue::resolve_url(&entry).map(|u| u.origin());
                     let trimmed = entry.strip_suffix('/').unwrap_or(&entry);
                     match origin {
-                        Some(o) if policy::is_http_origin(&o) && o.eq_ignore_ascii_case(trimmed) => out.push(o),
+                        Some(o)
+                            if policy::is_http_origin(&o) && o.eq_ignore_ascii_case(trimmed) =>
+                        {
+                            out.push(o)
+                        }
                         _ => {
                             return Err(AuthError::invalid_option(
                                 "allowedOrigins",
@@ -351,7 +368,11 @@ impl AuthClient {
 
     /// The access token's expiry (ms since the epoch), if known.
     pub fn expires_at(&self) -> Option<f64> {
-        self.inner.state.borrow().as_ref().and_then(|s| s.expires_at)
+        self.inner
+            .state
+            .borrow()
+            .as_ref()
+            .and_then(|s| s.expires_at)
     }
 
     /// Registers a listener for every [`AuthEvent`]. Listeners run after the cross-tab lock
@@ -359,13 +380,19 @@ impl AuthClient {
     pub fn on(&self, listener: impl Fn(&AuthEvent) + 'static) -> ListenerId {
         let id = self.inner.next_listener.get();
         self.inner.next_listener.set(id.wrapping_add(1));
-        self.inner.listeners.borrow_mut().push((id, Rc::new(listener)));
+        self.inner
+            .listeners
+            .borrow_mut()
+            .push((id, Rc::new(listener)));
         ListenerId(id)
     }
 
     /// Removes a listener.
     pub fn off(&self, id: ListenerId) {
-        self.inner.listeners.borrow_mut().retain(|(i, _)| *i != id.0);
+        self.inner
+            .listeners
+            .borrow_mut()
+            .retain(|(i, _)| *i != id.0);
     }
 
     /// Stores tokens obtained elsewhere (e.g. your own login call).
@@ -418,7 +445,12 @@ impl AuthClient {
 
     /// One serialized refresh, on demand (joins one in flight).
     pub async fn refresh(&self) -> Result<(), AuthError> {
-        let failed = self.inner.state.borrow().as_ref().map(|s| s.access_token.clone());
+        let failed = self
+            .inner
+            .state
+            .borrow()
+            .as_ref()
+            .map(|s| s.access_token.clone());
         if failed.is_none() {
             return Err(not_authenticated());
         }
@@ -436,7 +468,8 @@ impl AuthClient {
         if inner.cfg.cross_tab {
             // Under the lock, so no tab's refresh in flight writes the session back.
             let db = inner.db().await;
-            let guard = lock::acquire(&inner.cfg.lock_name, inner.cfg.timeout_ms, db.as_ref()).await;
+            let guard =
+                lock::acquire(&inner.cfg.lock_name, inner.cfg.timeout_ms, db.as_ref()).await;
             if let Some(db) = &db {
                 if let Ok(Some(s)) = idb::get(db, &inner.cfg.key).await {
                     if let Some(s) = token::parse_stored::<JsValue>(&s) {
@@ -461,7 +494,11 @@ impl AuthClient {
     }
 
     /// `fetch(input, init)` with authentication: the JS `fetch` signature.
-    pub async fn fetch_with(&self, input: &JsValue, init: &JsValue) -> Result<Response, FetchError> {
+    pub async fn fetch_with(
+        &self,
+        input: &JsValue,
+        init: &JsValue,
+    ) -> Result<Response, FetchError> {
         let replayable = !glue::has_stream_body(init);
         let request = glue::make_request(input, init).map_err(FetchError::Js)?;
         Inner::fetch(&self.inner, request, replayable).await
@@ -500,7 +537,12 @@ impl Inner {
     }
 
     fn emit(&self, event: &AuthEvent) {
-        let listeners: Vec<Listener> = self.listeners.borrow().iter().map(|(_, l)| l.clone()).collect();
+        let listeners: Vec<Listener> = self
+            .listeners
+            .borrow()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
         for l in listeners {
             l(event);
         }
@@ -550,7 +592,12 @@ impl Inner {
             }
         }
         if self.store.is_persistent() {
-            return Some(self.store.read().as_deref().and_then(token::parse_stored::<JsValue>));
+            return Some(
+                self.store
+                    .read()
+                    .as_deref()
+                    .and_then(token::parse_stored::<JsValue>),
+            );
         }
         None
     }
@@ -567,7 +614,10 @@ impl Inner {
                 Some(_) => return,
                 None => {} // storage.clear()
             }
-            let next = e.new_value().as_deref().and_then(token::parse_stored::<JsValue>);
+            let next = e
+                .new_value()
+                .as_deref()
+                .and_then(token::parse_stored::<JsValue>);
             inner.adopt(next);
         });
         let target: web_sys::EventTarget = js_sys::global().unchecked_into();
@@ -583,7 +633,11 @@ impl Inner {
     /// another session) bumps the generation: adopting another tab's rotation of the same
     /// session must not void this tab's refresh in flight.
     fn set_state(&self, next: Option<Stored>) {
-        let was = self.state.borrow().as_ref().map(|s| s.refresh_token.clone());
+        let was = self
+            .state
+            .borrow()
+            .as_ref()
+            .map(|s| s.refresh_token.clone());
         if was.is_some() != next.is_some() {
             self.bump();
         }
@@ -652,12 +706,19 @@ impl Inner {
 
     /// Takes the cross-tab lock, refreshes unless another tab already did, releases, then
     /// tells the listeners.
-    async fn refresh_locked(this: &Rc<Inner>, failed_access: Option<String>) -> Result<(), AuthError> {
+    async fn refresh_locked(
+        this: &Rc<Inner>,
+        failed_access: Option<String>,
+    ) -> Result<(), AuthError> {
         let guard = if this.cfg.cross_tab {
             let db = this.db().await;
             match lock::acquire(&this.cfg.lock_name, this.cfg.timeout_ms, db.as_ref()).await {
                 Ok(g) => Some(g),
-                Err(()) => return Err(refresh_failed("timed out waiting for another tab's refresh")),
+                Err(()) => {
+                    return Err(refresh_failed(
+                        "timed out waiting for another tab's refresh",
+                    ))
+                }
             }
         } else {
             None
@@ -670,7 +731,10 @@ impl Inner {
         result
     }
 
-    async fn refresh_under_lock(&self, failed_access: Option<String>) -> (Result<(), AuthError>, Option<AuthEvent>) {
+    async fn refresh_under_lock(
+        &self,
+        failed_access: Option<String>,
+    ) -> (Result<(), AuthError>, Option<AuthEvent>) {
         let generation = self.generation.get();
         let mut adopted = None;
         if self.cfg.cross_tab {
@@ -722,7 +786,10 @@ impl Inner {
                 if let Some(id) = &self.cfg.client_id {
                     p.append("client_id", id);
                 }
-                ("application/x-www-form-urlencoded", String::from(p.to_string()))
+                (
+                    "application/x-www-form-urlencoded",
+                    String::from(p.to_string()),
+                )
             }
         };
         let answer = glue::post(
@@ -739,7 +806,14 @@ impl Inner {
         }
         let (status, text) = match answer {
             Ok(a) => a,
-            Err(()) => return (Err(refresh_failed("refresh request failed (network error or timeout)")), adopted),
+            Err(()) => {
+                return (
+                    Err(refresh_failed(
+                        "refresh request failed (network error or timeout)",
+                    )),
+                    adopted,
+                )
+            }
         };
         match policy::classify_refresh(status) {
             RefreshOutcome::Success => {
@@ -798,7 +872,11 @@ impl Inner {
         }
     }
 
-    async fn fetch(this: &Rc<Inner>, request: Request, replayable: bool) -> Result<Response, FetchError> {
+    async fn fetch(
+        this: &Rc<Inner>,
+        request: Request,
+        replayable: bool,
+    ) -> Result<Response, FetchError> {
         let origin = glue::origin_of(&request.url());
         let headers = request.headers();
         if !this.cfg.allow.allows(&origin) || headers.has("authorization").unwrap_or(false) {
@@ -806,7 +884,11 @@ impl Inner {
             return send(&request).await;
         }
         let signal = request.signal();
-        let due = this.state.borrow().as_ref().map(|s| (s.refresh_at, s.expires_at, s.access_token.clone()));
+        let due = this
+            .state
+            .borrow()
+            .as_ref()
+            .map(|s| (s.refresh_at, s.expires_at, s.access_token.clone()));
         if let Some((refresh_at, expires_at, access)) = due {
             let min = this.cfg.min_interval_ms;
             if policy::refresh_before_send(now(), refresh_at, this.last_refresh.get(), min) {

@@ -19,9 +19,6 @@ extern "C" {
     type RequestCtor;
     #[wasm_bindgen(constructor, catch, js_class = "Request")]
     fn new(input: &JsValue, init: &JsValue) -> Result<RequestCtor, JsValue>;
-
-    #[wasm_bindgen(js_name = ReadableStream)]
-    type ReadableStreamClass;
 }
 
 /// `new Request(input, init)`: exactly what `fetch(input, init)` would send.
@@ -34,9 +31,9 @@ pub fn has_stream_body(init: &JsValue) -> bool {
     if !init.is_object() {
         return false;
     }
+    // A ReadableStream is the only body type with a reader.
     let body = get(init, "body");
-    let ctor = get(&js_sys::global(), "ReadableStream");
-    body.is_object() && ctor.is_function() && body.is_instance_of::<ReadableStreamClass>()
+    body.is_object() && get(&body, "getReader").is_function()
 }
 
 /// `obj[key]`, `undefined` when that throws.

@@ -37,7 +37,10 @@ pub async fn open() -> Option<IdbDatabase> {
     Some(db.unchecked_into())
 }
 
-fn store(db: &IdbDatabase, mode: IdbTransactionMode) -> Option<(web_sys::IdbTransaction, IdbObjectStore)> {
+fn store(
+    db: &IdbDatabase,
+    mode: IdbTransactionMode,
+) -> Option<(web_sys::IdbTransaction, IdbObjectStore)> {
     let tx = db.transaction_with_str_and_mode(STORE, mode).ok()?;
     let s = tx.object_store(STORE).ok()?;
     Some((tx, s))
@@ -55,7 +58,9 @@ fn tx_done(tx: &web_sys::IdbTransaction) -> Promise {
 pub async fn get(db: &IdbDatabase, key: &str) -> Result<Option<String>, ()> {
     let (_tx, s) = store(db, IdbTransactionMode::Readonly).ok_or(())?;
     let req = s.get(&key.into()).map_err(|_| ())?;
-    let v = JsFuture::from(request_promise(&req)).await.map_err(|_| ())?;
+    let v = JsFuture::from(request_promise(&req))
+        .await
+        .map_err(|_| ())?;
     let v = req.result().unwrap_or(v);
     Ok(v.as_string())
 }
@@ -95,7 +100,12 @@ impl Drop for Lease {
         let req2 = req.clone();
         let on_get = Closure::once_into_js(move || {
             let held = req2.result().ok().and_then(|v| v.as_string());
-            if held.as_deref().and_then(|h| h.split_once(':')).map(|(o, _)| o) == Some(&owner) {
+            if held
+                .as_deref()
+                .and_then(|h| h.split_once(':'))
+                .map(|(o, _)| o)
+                == Some(&owner)
+            {
                 let _ = s.delete(&key.as_str().into());
             }
         });

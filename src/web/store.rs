@@ -1,7 +1,6 @@
 //! The persistent home of the session: localStorage, sessionStorage or memory. Storage that
 //! throws (disabled, quota, a sandboxed frame) degrades to memory and keeps working.
 
-
 use std::cell::RefCell;
 use wasm_bindgen::JsCast;
 use web_sys::Storage;
@@ -79,4 +78,3 @@ impl Store {
         self.area.borrow().is_some()
     }
 }
-

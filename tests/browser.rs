@@ -1,0 +1,923 @@
+//! Browser tests: real headless Chromium (wasm-bindgen-test), the real reference server on
+//! loopback (started by `scripts/with-server.sh` with `--access-ttl 2 --test-faults`, its
+//! address compiled in as `ROTAFETCH_SERVER`). Each test uses its own storage key, and reads
+//! the server's `/metrics` before and after to count refreshes and 401s.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use rotafetch::js::JsAuthClient;
+use rotafetch::{AuthClient, AuthEvent, ErrorCode, Options, SignoutReason, Source};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = r#"
+export async function raw(method, url, body, contentType, auth) {
+  const headers = {};
+  if (contentType) headers["Content-Type"] = contentType;
+  if (auth) headers["Authorization"] = "Bearer " + auth;
+  const r = await fetch(url, { method, headers, body: body ?? undefined });
+  return { status: r.status, text: await r.text(), wwwAuthenticate: r.headers.get("www-authenticate") };
+}
+export function sleep(ms) { return new Promise(r => setTimeout(r, ms)); }
+export function obj(json) { return JSON.parse(json); }
+export function formData() {
+  const f = new FormData();
+  f.append("name", "rotafetch ✓");
+  f.append("file", new Blob([new Uint8Array([0, 1, 2, 253, 254, 255])], { type: "application/octet-stream" }), "bytes.bin");
+  return f;
+}
+export function bytes() { const b = new Uint8Array(256); for (let i = 0; i < 256; i++) b[i] = i; return b; }
+export function b64(text) { return btoa(unescape(encodeURIComponent(text))); }
+export function b64bytes(u8) { let s = ""; for (const b of u8) s += String.fromCharCode(b); return btoa(s); }
+export function b64decode(s) { return atob(s); }
+export async function bodyOf(v) { return new Uint8Array(await new Response(v).arrayBuffer()); }
+// Holds back the response of requests whose URL contains `slow=1` until release() is called.
+// (The server answers at once; only delivery to rotafetch is delayed.)
+export function gateSlowResponses() {
+  const orig = globalThis.fetch;
+  let release; const gate = new Promise(r => release = r);
+  globalThis.fetch = async (input, init) => {
+    const res = await orig(input, init);
+    const url = typeof input === "string" ? input : input.url;
+    if (url.includes("slow=1")) await gate;
+    return res;
+  };
+  return () => { release(); globalThis.fetch = orig; };
+}
+// Chromium cannot upload a ReadableStream over HTTP/1.1; a request with one is answered with
+// the server's real 401 for an unauthenticated GET of the same URL instead.
+export function answerStreamsWithServer401() {
+  const orig = globalThis.fetch;
+  globalThis.fetch = (input, init) => {
+    const url = typeof input === "string" ? input : input.url;
+    if (url.includes("stream=1")) return orig(url);
+    return orig(input, init);
+  };
+  return () => { globalThis.fetch = orig; };
+}
+export function streamInit() {
+  const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode("streamed")); c.close(); } });
+  return { method: "POST", body, duplex: "half" };
+}
+export function breakSetItem() {
+  const orig = Storage.prototype.setItem;
+  Storage.prototype.setItem = function () { throw new DOMException("full", "QuotaExceededError"); };
+  return () => { Storage.prototype.setItem = orig; };
+}
+export function captureConsole() {
+  const seen = [];
+  const saved = {};
+  for (const k of ["log", "info", "warn", "error", "debug"]) {
+    saved[k] = console[k];
+    console[k] = (...a) => { seen.push(a.map(String).join(" ")); saved[k].apply(console, a); };
+  }
+  return () => { Object.assign(console, saved); return seen.join("\n"); };
+}
+export function errorInfo(e) {
+  return { isError: e instanceof Error, name: e && e.name, code: e && e.code, message: e && e.message,
+           proto: Object.getPrototypeOf(e) && Object.getPrototypeOf(e).constructor && Object.getPrototypeOf(e).constructor.name };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    async fn raw(
+        method: &str,
+        url: &str,
+        body: JsValue,
+        content_type: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<JsValue, JsValue>;
+    async fn sleep(ms: u32);
+    fn obj(json: &str) -> JsValue;
+    #[wasm_bindgen(js_name = formData)]
+    fn form_data() -> JsValue;
+    fn bytes() -> JsValue;
+    fn b64(text: &str) -> String;
+    fn b64bytes(u8: &JsValue) -> String;
+    #[wasm_bindgen(js_name = bodyOf)]
+    async fn body_of(v: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = gateSlowResponses)]
+    fn gate_slow_responses() -> Function;
+    #[wasm_bindgen(js_name = answerStreamsWithServer401)]
+    fn answer_streams_with_server_401() -> Function;
+    #[wasm_bindgen(js_name = streamInit)]
+    fn stream_init() -> JsValue;
+    #[wasm_bindgen(js_name = breakSetItem)]
+    fn break_set_item() -> Function;
+    #[wasm_bindgen(js_name = captureConsole)]
+    fn capture_console() -> Function;
+    #[wasm_bindgen(js_name = errorInfo)]
+    fn error_info(e: &JsValue) -> JsValue;
+}
+
+thread_local! {
+    /// The tail of the queue of tests waiting for the server (see `serial`).
+    static QUEUE: RefCell<Promise> = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
+}
+
+/// Releases the next test when dropped.
+struct Serial(Function);
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        let _ = self.0.call0(&JsValue::NULL);
+    }
+}
+
+/// wasm-bindgen-test runs async tests concurrently; these tests share one server (its
+/// metrics and its fault queue), so each waits for the previous one to finish.
+async fn serial() -> Serial {
+    let mut release = None;
+    let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
+    let previous = QUEUE.with(|q| q.replace(mine));
+    let _ = JsFuture::from(previous).await;
+    Serial(release.unwrap())
+}
+
+fn server() -> &'static str {
+    option_env!("ROTAFETCH_SERVER")
+        .expect("ROTAFETCH_SERVER is not set: run the browser tests with `make test-browser`")
+}
+
+fn url(path: &str) -> String {
+    let mut u = server().to_string();
+    u.push_str(path);
+    u
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &k.into()).unwrap()
+}
+
+fn get_str(v: &JsValue, k: &str) -> String {
+    get(v, k).as_string().unwrap_or_default()
+}
+
+fn status(v: &JsValue) -> u16 {
+    get(v, "status").as_f64().unwrap() as u16
+}
+
+async fn post_json(path: &str, body: &str) -> JsValue {
+    raw(
+        "POST",
+        &url(path),
+        body.into(),
+        Some("application/json"),
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// A fresh session straight from the server: (access, refresh).
+async fn login_raw() -> (String, String) {
+    let r = post_json("/auth/login", r#"{"username":"demo","password":"demo"}"#).await;
+    assert_eq!(status(&r), 200, "login: {}", get_str(&r, "text"));
+    let t = obj(&get_str(&r, "text"));
+    (get_str(&t, "access_token"), get_str(&t, "refresh_token"))
+}
+
+/// One series of the server's /metrics, e.g. `rotafetch_refresh_total{outcome="rotated"}`.
+async fn metric(series: &str) -> f64 {
+    let r = raw("GET", &url("/metrics"), JsValue::UNDEFINED, None, None)
+        .await
+        .unwrap();
+    let text = get_str(&r, "text");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(series) {
+            if let Ok(n) = rest.trim().parse() {
+                return n;
+            }
+        }
+    }
+    0.0
+}
+
+const ROTATED: &str = r#"rotafetch_refresh_total{outcome="rotated"}"#;
+const API_401: &str = r#"rotafetch_api_requests_total{status="401"}"#;
+const API_200: &str = r#"rotafetch_api_requests_total{status="200"}"#;
+
+async fn faults(json: &str) {
+    let r = post_json("/test/faults", json).await;
+    assert!(status(&r) < 300, "faults: {}", get_str(&r, "text"));
+}
+
+async fn clear_faults() {
+    raw(
+        "DELETE",
+        &url("/test/faults"),
+        JsValue::UNDEFINED,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// Polls `cond` every 20 ms for at most `ms`.
+async fn wait_for(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
+    let mut waited = 0;
+    while !cond() {
+        assert!(waited < ms, "timed out waiting for {what}");
+        sleep(20).await;
+        waited += 20;
+    }
+}
+
+fn local_storage() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+fn options(key: &str) -> Options {
+    let _ = local_storage().remove_item(key);
+    let mut o = Options::new(url("/auth/refresh"));
+    o.storage_key = key.into();
+    o.logout_url = Some(url("/auth/logout"));
+    o
+}
+
+type Events = Rc<RefCell<Vec<AuthEvent>>>;
+
+fn record(c: &AuthClient) -> Events {
+    let events: Events = Rc::default();
+    let e = events.clone();
+    c.on(move |ev| e.borrow_mut().push(ev.clone()));
+    events
+}
+
+fn signouts(e: &Events) -> Vec<SignoutReason> {
+    e.borrow()
+        .iter()
+        .filter_map(|ev| match ev {
+            AuthEvent::Signout { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A client holding a real refresh token and an access token the server refuses (so the
+/// first call gets a 401; it carries no `exp`, so there is no refresh before sending).
+async fn client_with_refused_access(key: &str) -> (AuthClient, String) {
+    let c = AuthClient::new(options(key)).unwrap();
+    let (_, rt) = login_raw().await;
+    c.set_tokens(tokens("not-a-valid-access-token", &rt))
+        .unwrap();
+    (c, rt)
+}
+
+fn tokens(access: &str, refresh: &str) -> rotafetch::token::TokenResponse {
+    rotafetch::token::TokenResponse {
+        access_token: access.into(),
+        refresh_token: Some(refresh.into()),
+        expires_in: None,
+    }
+}
+
+async fn fetch(
+    c: &AuthClient,
+    path: &str,
+    init: &JsValue,
+) -> Result<web_sys::Response, rotafetch::FetchError> {
+    c.fetch_with(&url(path).into(), init).await
+}
+
+async fn text(r: &web_sys::Response) -> String {
+    JsFuture::from(r.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap()
+}
+
+fn stored(key: &str) -> Option<String> {
+    local_storage().get_item(key).unwrap()
+}
+
+fn stored_rt(key: &str) -> Option<String> {
+    stored(key).map(|s| get_str(&obj(&s), "rt"))
+}
+
+/// Waits until the client's access token is due for a refresh (2 s tokens: after 1 s).
+async fn wait_until_due(c: &AuthClient) {
+    let exp = c.expires_at().expect("a JWT with exp");
+    // Leeway is capped at half the 2 s lifetime: due 1 s before expiry; 100 ms margin.
+    let due = exp - 1000.0 + 100.0;
+    wait_for("the token to be due", 5000, || js_sys::Date::now() >= due).await;
+}
+
+fn all(promises: Vec<Promise>) -> JsFuture {
+    JsFuture::from(Promise::all(&promises.into_iter().collect::<Array>()))
+}
+
+#[wasm_bindgen_test]
+async fn fifty_concurrent_calls_after_expiry_cause_one_refresh() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-fifty")).unwrap();
+    c.login(
+        &url("/auth/login"),
+        &obj(r#"{"username":"demo","password":"demo"}"#),
+    )
+    .await
+    .unwrap();
+    assert!(c.authenticated());
+    wait_until_due(&c).await;
+    let (rot0, u0, ok0) = (
+        metric(ROTATED).await,
+        metric(API_401).await,
+        metric(API_200).await,
+    );
+    let calls: Vec<Promise> = (0..50)
+        .map(|_| {
+            let c = c.clone();
+            wasm_bindgen_futures::future_to_promise(async move {
+                let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+                Ok(JsValue::from(r.status()))
+            })
+        })
+        .collect();
+    let statuses = all(calls).await.unwrap();
+    let statuses: Vec<f64> = Array::from(&statuses)
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![200.0; 50]);
+    assert_eq!(metric(ROTATED).await - rot0, 1.0, "exactly one refresh");
+    assert_eq!(
+        metric(API_401).await - u0,
+        0.0,
+        "no wasted 401: refreshed before sending"
+    );
+    assert_eq!(metric(API_200).await - ok0, 50.0);
+}
+
+#[wasm_bindgen_test]
+async fn json_post_is_replayed_byte_identical_after_a_401() {
+    let _serial = serial().await;
+    let (c, rt) = client_with_refused_access("t-json").await;
+    let (rot0, u0) = (metric(ROTATED).await, metric(API_401).await);
+    let body = r#"{"hello":"wörld","n":[1,2,3]}"#;
+    let init =
+        obj(r#"{"method":"PUT","headers":{"Content-Type":"application/json","X-Trace":"abc"}}"#);
+    Reflect::set(&init, &"body".into(), &body.into()).unwrap();
+    let r = fetch(&c, "/api/echo", &init).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let echo = obj(&text(&r).await);
+    assert_eq!(get_str(&echo, "method"), "PUT");
+    assert_eq!(get_str(&echo, "content_type"), "application/json");
+    assert_eq!(get_str(&echo, "body_base64"), b64(body));
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+    assert_eq!(metric(API_401).await - u0, 1.0, "one 401, then one replay");
+    assert_ne!(
+        stored_rt("t-json").unwrap(),
+        rt,
+        "the rotated refresh token is stored"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn form_data_is_replayed_byte_identical_after_a_401() {
+    let _serial = serial().await;
+    // Reference: the same FormData sent directly with a valid token.
+    let (access, _) = login_raw().await;
+    let direct = raw("POST", &url("/api/echo"), form_data(), None, Some(&access))
+        .await
+        .unwrap();
+    let direct = obj(&get_str(&direct, "text"));
+
+    let (c, _) = client_with_refused_access("t-form").await;
+    let init = Object::new();
+    Reflect::set(&init, &"method".into(), &"POST".into()).unwrap();
+    Reflect::set(&init, &"body".into(), &form_data()).unwrap();
+    let r = fetch(&c, "/api/echo", &init).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let echo = obj(&text(&r).await);
+    let boundary = |ct: &str| ct.split("boundary=").nth(1).unwrap().to_string();
+    let (ct_a, ct_b) = (
+        get_str(&echo, "content_type"),
+        get_str(&direct, "content_type"),
+    );
+    assert!(ct_a.starts_with("multipart/form-data; boundary="), "{ct_a}");
+    // Same bytes once each multipart boundary (random per serialization) is normalised.
+    let decode = |e: &JsValue, b: &str| {
+        js_sys::global()
+            .unchecked_into::<web_sys::Window>()
+            .atob(&get_str(e, "body_base64"))
+            .unwrap()
+            .replace(b, "BOUNDARY")
+    };
+    let replayed = decode(&echo, &boundary(&ct_a));
+    assert!(replayed.contains("rotafetch") && replayed.contains("bytes.bin"));
+    assert_eq!(replayed, decode(&direct, &boundary(&ct_b)));
+}
+
+#[wasm_bindgen_test]
+async fn blob_arraybuffer_and_urlsearchparams_bodies_are_replayed() {
+    let _serial = serial().await;
+    let bodies: Vec<(JsValue, &str)> = vec![
+        (
+            web_sys::Blob::new_with_u8_array_sequence(&Array::of1(&bytes()))
+                .unwrap()
+                .into(),
+            "",
+        ),
+        (js_sys::Uint8Array::new(&bytes()).buffer().into(), ""),
+        (
+            web_sys::UrlSearchParams::new_with_str("a=1&b=x y&c=%E2%9C%93")
+                .unwrap()
+                .into(),
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        ),
+    ];
+    for (i, (body, ct)) in bodies.into_iter().enumerate() {
+        let key = ["t-blob", "t-ab", "t-usp"][i];
+        let (c, _) = client_with_refused_access(key).await;
+        let expected = b64bytes(&body_of(&body).await);
+        let init = Object::new();
+        Reflect::set(&init, &"method".into(), &"POST".into()).unwrap();
+        Reflect::set(&init, &"body".into(), &body).unwrap();
+        let r = fetch(&c, "/api/echo", &init).await.unwrap();
+        assert_eq!(r.status(), 200, "{key}");
+        let echo = obj(&text(&r).await);
+        assert_eq!(get_str(&echo, "body_base64"), expected, "{key}");
+        if !ct.is_empty() {
+            assert_eq!(get_str(&echo, "content_type"), ct, "{key}");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_rejected_refresh_signs_out_and_clears_storage() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-reject")).unwrap();
+    c.set_tokens(tokens("not-valid-access", "not-a-real-refresh-token"))
+        .unwrap();
+    assert!(stored("t-reject").is_some());
+    let events = record(&c);
+    let err = match fetch(&c, "/api/me", &JsValue::UNDEFINED).await {
+        Err(rotafetch::FetchError::Auth(e)) => e,
+        other => panic!("expected refresh_rejected, got {other:?}"),
+    };
+    assert_eq!(err.code(), ErrorCode::RefreshRejected);
+    assert!(!err.message().contains("not-a-real-refresh-token"));
+    assert_eq!(signouts(&events), vec![SignoutReason::Rejected]);
+    assert!(matches!(
+        &events.borrow()[0],
+        AuthEvent::Signout { error: Some(e), .. } if e == "invalid_grant"
+    ));
+    assert_eq!(stored("t-reject"), None, "storage cleared");
+    assert!(!c.authenticated());
+    // Signed out: later calls go out unauthenticated and the 401 comes back as it is.
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[wasm_bindgen_test]
+async fn transient_refresh_failures_keep_the_tokens() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-transient")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let events = record(&c);
+    faults(r#"{"refresh":[{"kind":"status","status":503},{"kind":"drop"},{"kind":"status","status":429},{"kind":"status","status":500}]}"#).await;
+    for _ in 0..4 {
+        let e = c.refresh().await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::RefreshFailed, "{e:?}");
+        assert_eq!(
+            stored_rt("t-transient").as_deref(),
+            Some(rt.as_str()),
+            "refresh token kept"
+        );
+        assert!(c.authenticated());
+    }
+    assert!(
+        signouts(&events).is_empty(),
+        "no signout on transient failures"
+    );
+    // The server is healthy again: the kept token still works.
+    let rot0 = metric(ROTATED).await;
+    c.refresh().await.unwrap();
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+    assert_ne!(stored_rt("t-transient").unwrap(), rt);
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+    clear_faults().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_failing_refresh_during_a_call_rejects_it_then_a_later_call_recovers() {
+    let _serial = serial().await;
+    let (c, _) = client_with_refused_access("t-503-call").await;
+    faults(r#"{"refresh":[{"kind":"status","status":503}]}"#).await;
+    let err = match fetch(&c, "/api/me", &JsValue::UNDEFINED).await {
+        Err(rotafetch::FetchError::Auth(e)) => e,
+        other => panic!("expected refresh_failed, got {other:?}"),
+    };
+    assert_eq!(err.code(), ErrorCode::RefreshFailed);
+    assert!(c.authenticated());
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[wasm_bindgen_test]
+async fn other_origins_never_get_the_token() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-origin")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let rot0 = metric(ROTATED).await;
+    // Same server, another origin (localhost vs 127.0.0.1): not in the allow-list.
+    let other = server().replace("127.0.0.1", "localhost");
+    let r = c
+        .fetch_with(&format!("{other}/api/me").into(), &JsValue::UNDEFINED)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "sent without a token");
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        !challenge.contains("invalid_token"),
+        "no token was presented: {challenge}"
+    );
+    assert_eq!(
+        metric(ROTATED).await,
+        rot0,
+        "a foreign 401 never triggers a refresh"
+    );
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200, "the allowed origin gets it");
+}
+
+#[wasm_bindgen_test]
+async fn a_stale_401_is_replayed_without_another_refresh() {
+    let _serial = serial().await;
+    let (c, _) = client_with_refused_access("t-stale").await;
+    let release = gate_slow_responses();
+    let rot0 = metric(ROTATED).await;
+    let slow = {
+        let c = c.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let r = fetch(&c, "/api/me?slow=1", &JsValue::UNDEFINED)
+                .await
+                .unwrap();
+            Ok(JsValue::from(r.status()))
+        })
+    };
+    // A second call with the same refused token: 401, refresh, replay.
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+    // Now the first call's 401 arrives: the token it carried was replaced meanwhile.
+    release.call0(&JsValue::NULL).unwrap();
+    assert_eq!(JsFuture::from(slow).await.unwrap(), 200);
+    assert_eq!(metric(ROTATED).await - rot0, 1.0, "no second refresh");
+}
+
+#[wasm_bindgen_test]
+async fn abort_while_waiting_for_the_refresh_leaves_the_refresh_alone() {
+    let _serial = serial().await;
+    let (c, _) = client_with_refused_access("t-abort").await;
+    faults(r#"{"refresh":[{"kind":"delay","ms":1500}]}"#).await;
+    let rot0 = metric(ROTATED).await;
+    let ctl = web_sys::AbortController::new().unwrap();
+    let init = Object::new();
+    Reflect::set(&init, &"signal".into(), &ctl.signal()).unwrap();
+    let done = Rc::new(RefCell::new(None::<Result<u16, ErrorCode>>));
+    let spawn = |init: JsValue, slot: Rc<RefCell<Option<Result<u16, ErrorCode>>>>| {
+        let c = c.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let r = match fetch(&c, "/api/me", &init).await {
+                Ok(r) => Ok(r.status()),
+                Err(rotafetch::FetchError::Auth(e)) => Err(e.code()),
+                Err(rotafetch::FetchError::Js(_)) => Err(ErrorCode::RefreshFailed),
+            };
+            *slot.borrow_mut() = Some(r);
+        });
+    };
+    let other = Rc::new(RefCell::new(None));
+    spawn(init.into(), done.clone());
+    spawn(JsValue::UNDEFINED, other.clone());
+    // Wait until the refresh is at the server (the delay fault was taken), then abort.
+    let mut waited = 0;
+    loop {
+        let r = raw("GET", &url("/test/faults"), JsValue::UNDEFINED, None, None)
+            .await
+            .unwrap();
+        if get_str(&r, "text").contains("\"remaining\":0") || waited > 5000 {
+            break;
+        }
+        sleep(20).await;
+        waited += 20;
+    }
+    assert!(
+        other.borrow().is_none() && done.borrow().is_none(),
+        "both wait on the refresh"
+    );
+    ctl.abort();
+    wait_for("the aborted call to settle", 500, || {
+        done.borrow().is_some()
+    })
+    .await;
+    assert_eq!(*done.borrow(), Some(Err(ErrorCode::Aborted)));
+    assert!(
+        other.borrow().is_none(),
+        "the shared refresh is still running"
+    );
+    wait_for("the other call", 5000, || other.borrow().is_some()).await;
+    assert_eq!(*other.borrow(), Some(Ok(200)));
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+}
+
+#[wasm_bindgen_test]
+async fn refresh_before_sending_wastes_no_401() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-presend")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let events = record(&c);
+    wait_until_due(&c).await;
+    let (rot0, u0) = (metric(ROTATED).await, metric(API_401).await);
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+    assert_eq!(metric(API_401).await - u0, 0.0);
+    assert!(matches!(
+        events.borrow().as_slice(),
+        [AuthEvent::Refresh {
+            source: Source::ThisTab,
+            expires_at: Some(_)
+        }]
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn a_second_401_is_returned_and_the_loop_guard_holds() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-loop")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    faults(r#"{"api_always_401":true}"#).await;
+    let (rot0, u0) = (metric(ROTATED).await, metric(API_401).await);
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 401, "the replay's 401 goes back to the caller");
+    assert_eq!(metric(ROTATED).await - rot0, 1.0, "one refresh");
+    assert_eq!(metric(API_401).await - u0, 2.0, "the call and one replay");
+    // Straight after a refresh, another 401 is returned without a refresh storm.
+    for _ in 0..5 {
+        let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(
+        metric(ROTATED).await - rot0,
+        1.0,
+        "the minimum interval stops the storm"
+    );
+    assert_eq!(metric(API_401).await - u0, 7.0);
+    clear_faults().await;
+}
+
+#[wasm_bindgen_test]
+async fn logout_signs_out_here_and_at_the_server() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-logout")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let events = record(&c);
+    c.logout().await;
+    assert!(!c.authenticated());
+    assert_eq!(stored("t-logout"), None);
+    assert_eq!(signouts(&events), vec![SignoutReason::Logout]);
+    let r = post_json("/auth/refresh", &format!(r#"{{"refresh_token":"{rt}"}}"#)).await;
+    assert_eq!(status(&r), 400, "the server revoked the family");
+    let r = raw("GET", &url("/api/me"), JsValue::UNDEFINED, None, Some(&at))
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 401, "and refuses its access token");
+}
+
+#[wasm_bindgen_test]
+async fn oauth2_form_refresh_and_per_tab_storages() {
+    let _serial = serial().await;
+    for (key, storage) in [
+        ("t-oauth-local", rotafetch::StorageKind::Local),
+        ("t-oauth-session", rotafetch::StorageKind::Session),
+        ("t-oauth-memory", rotafetch::StorageKind::Memory),
+    ] {
+        let mut o = options(key);
+        o.refresh_format = rotafetch::RefreshFormat::OAuth2;
+        o.client_id = Some("demo-app".into());
+        o.storage = storage;
+        let c = AuthClient::new(o).unwrap();
+        let (at, rt) = login_raw().await;
+        c.set_tokens(tokens(&at, &rt)).unwrap();
+        c.refresh().await.unwrap();
+        let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+        assert_eq!(r.status(), 200, "{key}");
+        assert_eq!(
+            stored(key).is_some(),
+            storage == rotafetch::StorageKind::Local,
+            "{key}: only local storage writes localStorage"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn corrupt_or_foreign_stored_data_means_signed_out() {
+    let _serial = serial().await;
+    for junk in [
+        "{not json",
+        r#"{"foo":1}"#,
+        r#""a string""#,
+        r#"{"v":1,"rt":5,"at":"x"}"#,
+    ] {
+        local_storage().set_item("t-corrupt", junk).unwrap();
+        let mut o = Options::new(url("/auth/refresh"));
+        o.storage_key = "t-corrupt".into();
+        let c = AuthClient::new(o).unwrap();
+        assert!(!c.authenticated(), "{junk}");
+        assert_eq!(stored("t-corrupt"), None, "cleared: {junk}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn storage_that_throws_falls_back_to_memory() {
+    let _serial = serial().await;
+    let restore = break_set_item();
+    let c = AuthClient::new(options("t-quota")).unwrap();
+    let r = c
+        .login(
+            &url("/auth/login"),
+            &obj(r#"{"username":"demo","password":"demo"}"#),
+        )
+        .await;
+    restore.call0(&JsValue::NULL).unwrap();
+    r.unwrap();
+    assert!(c.authenticated());
+    c.refresh().await.unwrap();
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[wasm_bindgen_test]
+async fn a_stream_body_that_needs_a_replay_is_refused_not_emptied() {
+    let _serial = serial().await;
+    let (c, _) = client_with_refused_access("t-stream").await;
+    let restore = answer_streams_with_server_401();
+    let r = fetch(&c, "/api/me?stream=1", &stream_init()).await;
+    restore.call0(&JsValue::NULL).unwrap();
+    match r {
+        Err(rotafetch::FetchError::Auth(e)) => assert_eq!(e.code(), ErrorCode::BodyNotReplayable),
+        Ok(r) => panic!(
+            "expected body_not_replayable, got HTTP {} from {}",
+            r.status(),
+            r.url()
+        ),
+        other => panic!("expected body_not_replayable, got {other:?}"),
+    }
+}
+
+// ---- The JS façade, as JS calls it ----
+
+fn js_client(options: &str) -> Result<JsAuthClient, JsValue> {
+    JsAuthClient::new(obj(options))
+}
+
+#[wasm_bindgen_test]
+fn invalid_options_throw_a_typed_auth_error_naming_the_option() {
+    let cases = [
+        (r#"{}"#, "refreshUrl"),
+        (r#"{"refreshUrl": 5}"#, "refreshUrl"),
+        (r#"{"refreshUrl": "ftp://x/refresh"}"#, "refreshUrl"),
+        (
+            r#"{"refreshUrl": "/r", "leewaySeconds": -1}"#,
+            "leewaySeconds",
+        ),
+        (
+            r#"{"refreshUrl": "/r", "refreshTimeoutMs": 0}"#,
+            "refreshTimeoutMs",
+        ),
+        (r#"{"refreshUrl": "/r", "storage": "cookie"}"#, "storage"),
+        (
+            r#"{"refreshUrl": "/r", "refreshFormat": "xml"}"#,
+            "refreshFormat",
+        ),
+        (
+            r#"{"refreshUrl": "/r", "allowedOrigins": ["https://x.example/path"]}"#,
+            "allowedOrigins",
+        ),
+        (
+            r#"{"refreshUrl": "/r", "allowedOrigins": "https://x.example"}"#,
+            "allowedOrigins",
+        ),
+        (r#"{"refreshUrl": "/r", "crossTab": "yes"}"#, "crossTab"),
+        (r#"{"refreshUrl": "/r", "refreshURL": "/r"}"#, "refreshURL"),
+        (r#"{"refreshUrl": "/r", "storageKey": ""}"#, "storageKey"),
+    ];
+    for (opts, name) in cases {
+        let err = js_client(opts)
+            .err()
+            .unwrap_or_else(|| panic!("accepted {opts}"));
+        let info = error_info(&err);
+        assert_eq!(get(&info, "isError"), JsValue::TRUE, "{opts}");
+        assert_eq!(get_str(&info, "name"), "AuthError");
+        assert_eq!(get_str(&info, "code"), "invalid_config");
+        assert_eq!(get_str(&info, "proto"), "AuthError", "instanceof AuthError");
+        assert!(
+            get_str(&info, "message").contains(name),
+            "{opts}: {}",
+            get_str(&info, "message")
+        );
+    }
+    assert!(js_client(
+        r#"{"refreshUrl": "/auth/refresh", "allowedOrigins": ["https://api.example.com/"]}"#
+    )
+    .is_ok());
+}
+
+#[wasm_bindgen_test]
+async fn js_facade_fetch_events_and_errors() {
+    let _serial = serial().await;
+    let _ = local_storage().remove_item("t-js");
+    let c = js_client(&format!(
+        r#"{{"refreshUrl": "{}", "storageKey": "t-js", "leewaySeconds": 10}}"#,
+        url("/auth/refresh")
+    ))
+    .unwrap();
+    let refreshes = Rc::new(RefCell::new(Vec::<JsValue>::new()));
+    let r2 = refreshes.clone();
+    let listener = Closure::<dyn Fn(JsValue)>::new(move |d: JsValue| r2.borrow_mut().push(d));
+    let off = c
+        .on(
+            "refresh".into(),
+            listener.as_ref().unchecked_ref::<Function>().clone(),
+        )
+        .unwrap();
+    assert!(c.on("nope".into(), Function::new_no_args("")).is_err());
+    let (at, rt) = login_raw().await;
+    c.set_tokens(obj(&format!(
+        r#"{{"accessToken":"{at}","refreshToken":"{rt}","expiresIn":2}}"#
+    )))
+    .unwrap();
+    assert!(c.authenticated());
+    assert!(c.expires_at().is_some());
+    JsFuture::from(c.refresh()).await.unwrap();
+    let res: web_sys::Response = JsFuture::from(c.fetch(url("/api/me").into(), JsValue::UNDEFINED))
+        .await
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(res.status(), 200);
+    assert_eq!(refreshes.borrow().len(), 1);
+    assert_eq!(get_str(&refreshes.borrow()[0], "source"), "this-tab");
+    assert!(get(&refreshes.borrow()[0], "expiresAt").as_f64().is_some());
+    off.call0(&JsValue::NULL).unwrap();
+    JsFuture::from(c.refresh()).await.unwrap();
+    assert_eq!(refreshes.borrow().len(), 1, "off() removed the listener");
+    // A network error of fetch itself comes back as fetch's own TypeError.
+    let err = JsFuture::from(c.fetch("http://127.0.0.1:9/".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap_err();
+    assert_eq!(get_str(&error_info(&err), "name"), "TypeError");
+    // setTokens with junk is a typed error.
+    let err = c.set_tokens(obj(r#"{"access_token": 5}"#)).unwrap_err();
+    assert_eq!(get_str(&error_info(&err), "code"), "invalid_config");
+    drop(listener);
+}
+
+#[wasm_bindgen_test]
+async fn tokens_never_reach_console_or_error_messages() {
+    let _serial = serial().await;
+    let stop = capture_console();
+    let secret_rt = "SECRET-REFRESH-TOKEN-123";
+    let c = AuthClient::new(options("t-secret")).unwrap();
+    c.set_tokens(tokens("SECRET-ACCESS-TOKEN-456", secret_rt))
+        .unwrap();
+    let mut messages = Vec::new();
+    if let Err(rotafetch::FetchError::Auth(e)) = fetch(&c, "/api/me", &JsValue::UNDEFINED).await {
+        messages.push(format!("{e:?} {e}"));
+    }
+    let js = js_client(&format!(
+        r#"{{"refreshUrl": "{}", "storageKey": "t-secret2"}}"#,
+        url("/auth/refresh")
+    ))
+    .unwrap();
+    js.set_tokens(obj(
+        r#"{"access_token":"SECRET-ACCESS-TOKEN-456","refresh_token":"SECRET-REFRESH-TOKEN-123"}"#,
+    ))
+    .unwrap();
+    if let Err(e) = JsFuture::from(js.refresh()).await {
+        messages.push(get_str(&error_info(&e), "message"));
+    }
+    let console = stop.call0(&JsValue::NULL).unwrap().as_string().unwrap();
+    assert_eq!(messages.len(), 2, "both refreshes were rejected");
+    for m in messages.iter().chain([&console]) {
+        assert!(!m.contains("SECRET"), "token leaked: {m}");
+    }
+}
