@@ -9,7 +9,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 SERVER := target/server/rotafetch-server
 # The demo's access tokens live 15 s so rotation is visible; the reuse grace (lost-response
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
-DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --access-ttl 15 --reuse-grace 3 --www www --pkg pkg
+DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
 
 .PHONY: all setup pkg server demo test test-native test-browser test-e2e lint fmt bench clean
 
@@ -20,11 +20,13 @@ setup:
 
 # The npm package (web target: works in <script type="module"> pages and in bundlers).
 pkg: setup
-	wasm-pack build --release --target web --out-dir pkg --out-name rotafetch
+	@mkdir -p target
+	flock target/.pkg.lock wasm-pack build --release --target web --out-dir pkg --out-name rotafetch
 	@ls -l pkg/*.wasm pkg/*.js
 
 server:
-	cargo build -p rotafetch-server --profile server
+	@mkdir -p target
+	flock target/.server.lock cargo build -p rotafetch-server --profile server
 
 demo: pkg server
 	@echo "rotafetch demo on http://127.0.0.1:8080 (Ctrl-C stops it)"
@@ -40,8 +42,9 @@ test-browser: server
 	scripts/with-server.sh --access-ttl 2 --reuse-grace 5 --test-faults -- \
 	  cargo test --target wasm32-unknown-unknown --test browser
 
+# Every e2e/*.test.mjs, one file at a time (they start their own servers and browsers).
 test-e2e: pkg server
-	node e2e/run.mjs
+	node --test --test-concurrency=1 e2e/
 
 lint:
 	cargo fmt --all -- --check
