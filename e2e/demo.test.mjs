@@ -1,0 +1,211 @@
+// The demo page (www/) as a user drives it, against the reference server with the flags
+// `make demo` uses (scripts/demo.flags), except a shorter access-token lifetime so the
+// suite stays fast. A second tab of the same browser context must follow every step.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { startServer, launchBrowser, waitFor, DEMO_FLAGS, ROOT, ROTATED, REUSED, GRACE, API_200, API_401 } from "./lib/harness.mjs";
+
+const TTL = 6;
+const SHOTS = join(ROOT, "target/e2e");
+const FAMILIES_REVOKED = "rotafetch_families_revoked_total";
+
+/** DEMO_FLAGS with `name`'s value replaced (clap rejects a repeated flag). */
+function withFlag(flags, name, value) {
+  const out = [...flags];
+  const i = out.indexOf(name);
+  if (i >= 0) out[i + 1] = String(value);
+  else out.push(name, String(value));
+  return out;
+}
+const DEMO_GRACE = Number(DEMO_FLAGS[DEMO_FLAGS.indexOf("--reuse-grace") + 1]);
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer(withFlag(DEMO_FLAGS, "--access-ttl", TTL));
+  browser = await launchBrowser();
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/**
+ * Fails the test on any console error, page error, failed request or HTTP error status,
+ * except the one rejected refresh the theft scenario expects (`expectRejectedRefresh()`):
+ * a 400 from POST /auth/refresh, which Chromium also reports on the console.
+ */
+function guard(page, name) {
+  const problems = [];
+  let allowedResponses = 0;
+  let allowedConsole = 0;
+  const isRefresh = (url) => new URL(url).pathname === "/auth/refresh";
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const url = m.location()?.url ?? "";
+    if (allowedConsole > 0 && /status of 400/.test(m.text()) && url && isRefresh(url)) { allowedConsole--; return; }
+    problems.push(`${name}: console.error: ${m.text()} (${url})`);
+  });
+  page.on("pageerror", (e) => problems.push(`${name}: page error: ${e}`));
+  page.on("requestfailed", (r) => problems.push(`${name}: request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => {
+    if (r.status() < 400) return;
+    if (allowedResponses > 0 && r.status() === 400 && r.request().method() === "POST" && isRefresh(r.url())) { allowedResponses--; return; }
+    problems.push(`${name}: unexpected HTTP ${r.status()} from ${r.request().method()} ${r.url()}`);
+  });
+  return {
+    expectRejectedRefresh() { allowedResponses++; allowedConsole++; },
+    check() {
+      assert.deepEqual(problems, [], "unexpected browser problems");
+      assert.equal(allowedResponses, 0, `${name}: the expected rejected refresh never happened`);
+    },
+  };
+}
+
+const state = (page) => page.evaluate(() => ({
+  auth: document.body.dataset.auth,
+  expired: document.querySelector("#tokens").dataset.expired === "true",
+  due: document.querySelector("#tokens").dataset.due === "true",
+  grace: document.querySelector("#steal").dataset.grace,
+  rotations: Number(document.querySelector("#rotations").textContent),
+  explain: !document.querySelector("#explain").hidden,
+  signinShown: !document.querySelector("#signin").hidden,
+}));
+
+/** The log's entries of one kind, oldest first, as their data-* attributes plus text. */
+const entries = (page, kind) => page.evaluate((k) =>
+  [...document.querySelectorAll(`#log li[data-kind="${k}"]`)].reverse().map((li) => ({ ...li.dataset, text: li.textContent })), kind);
+
+async function until(what, page, pred, ms = 30_000) {
+  return waitFor(what, async () => { const s = await state(page); return pred(s) ? s : null; }, ms);
+}
+
+async function shoot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}-1280.png`), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.screenshot({ path: join(SHOTS, `${name}-375.png`), fullPage: true });
+  // No horizontal scrolling at 375 px.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `${name}: the page scrolls sideways at 375 px (${overflow} px)`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function signIn(page) {
+  await page.getByLabel("Username").fill("demo");
+  await page.getByLabel("Password").fill("demo");
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+test("demo page: login, rotation, burst, stolen refresh token, two tabs in sync", { timeout: 180_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const g1 = guard(page, "tab 1");
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector("body[data-ready=true]");
+  const tab2 = await context.newPage();
+  const g2 = guard(tab2, "tab 2");
+  await tab2.goto(`${server.url}/`);
+  await tab2.waitForSelector("body[data-ready=true]");
+
+  // The page states the grace window the server really runs with.
+  assert.equal(await page.getAttribute("body", "data-grace"), String(DEMO_GRACE), "www/app.js GRACE_SECONDS must match scripts/demo.flags");
+  assert.ok(DEMO_GRACE > 0 && DEMO_GRACE < 15, "the demo's grace must be shorter than its access-token lifetime");
+  assert.equal((await state(page)).auth, "out");
+  assert.ok((await state(page)).signinShown);
+
+  // 1. Sign in; the second tab follows.
+  await signIn(page);
+  await until("tab 1 signed in", page, (s) => s.auth === "in");
+  await until("tab 2 signed in by tab 1", tab2, (s) => s.auth === "in");
+  assert.match(await page.locator("#status").textContent(), /Signed in as demo/);
+  assert.match(await page.locator("#rt-fp").textContent(), /^[0-9a-f]{8}…$/);
+  assert.equal(await page.locator("#ttl").textContent(), `${TTL} s`);
+
+  // 2. Call the API.
+  await page.getByRole("button", { name: "Call API" }).click();
+  await waitFor("the first call", async () => (await entries(page, "call")).length === 1);
+  assert.equal((await entries(page, "call"))[0].status, "200");
+
+  // 3. Past expiry: the next call refreshes first, and the log says so.
+  await until("the access token to expire", page, (s) => s.expired, TTL * 1000 + 20_000);
+  await page.getByRole("button", { name: "Call API" }).click();
+  await waitFor("the second call", async () => (await entries(page, "call")).length === 2);
+  const second = (await entries(page, "call"))[1];
+  assert.equal(second.status, "200");
+  assert.equal(second.refreshed, "true", "the log must show the call was sent after a refresh");
+  assert.equal(await server.metric(ROTATED), 1);
+  assert.ok((await entries(page, "event")).some((e) => e.event === "refresh" && e.source === "this-tab"));
+  await until("tab 2 to count the rotation", tab2, (s) => s.rotations === 1);
+  assert.ok((await entries(tab2, "event")).some((e) => e.event === "refresh" && e.source === "other-tab"));
+  assert.equal(await tab2.locator("#rt-fp").textContent(), await page.locator("#rt-fp").textContent());
+
+  // 4. Burst of 20 concurrent calls when a refresh is due: 20 × 200 and one refresh.
+  await until("the next refresh to be due", page, (s) => s.due, TTL * 1000 + 20_000);
+  const api200 = await server.metric(API_200);
+  await page.getByRole("button", { name: "Burst (20 calls)" }).click();
+  const [burst] = await waitFor("the burst summary", async () => { const b = await entries(page, "burst"); return b.length ? b : null; });
+  assert.equal(burst.ok, "20");
+  assert.equal(burst.refreshes, "1");
+  assert.equal((await entries(page, "call")).filter((c) => c.text.includes("burst")).length, 20);
+  assert.equal(await server.metric(ROTATED), 2);
+  assert.equal(await server.metric(API_200) - api200, 20);
+  assert.equal(await server.metric(API_401), 0);
+  await until("tab 2 to count both rotations", tab2, (s) => s.rotations === 2);
+  await until("tab 1 to count both rotations", page, (s) => s.rotations === 2);
+  await shoot(page, "demo");
+
+  // 5. The attacker spends the stored refresh token. Inside the grace window the page holds
+  //    this tab's refresh back; after it, the next refresh is a reuse and revokes the session.
+  await page.getByRole("button", { name: "Steal and spend the refresh token" }).click();
+  await waitFor("the theft in the log", async () => (await entries(page, "attack")).some((e) => e.event === "theft"));
+  assert.equal(await server.metric(ROTATED), 3);
+  assert.equal(await server.metric(REUSED), 0);
+  await until("tab 2 to learn of the theft", tab2, (s) => s.grace === "open" || s.grace === "over");
+  await until("the grace window to pass", page, (s) => s.grace === "over", DEMO_GRACE * 1000 + 20_000);
+  await until("the next refresh to be due", page, (s) => s.due, TTL * 1000 + 20_000);
+  g1.expectRejectedRefresh();
+  await page.getByRole("button", { name: "Call API" }).click();
+  await until("tab 1 signed out", page, (s) => s.auth === "out" && s.explain && s.signinShown);
+  await until("tab 2 signed out with it", tab2, (s) => s.auth === "out" && s.explain && s.signinShown);
+  assert.equal(await server.metric(REUSED), 1);
+  assert.equal(await server.metric(GRACE), 0, "the user's refresh must not fall inside the grace window");
+  const failed = (await entries(page, "call")).at(-1);
+  assert.equal(failed.status, "error");
+  assert.equal(failed.code, "refresh_rejected");
+  assert.ok((await entries(page, "event")).some((e) => e.event === "signout" && e.reason === "rejected"));
+  assert.ok((await entries(tab2, "event")).some((e) => e.event === "signout" && e.reason === "other-tab"));
+  for (const p of [page, tab2]) {
+    assert.match(await p.locator("#explain-h").textContent(), /refresh token reuse/);
+    const text = await p.locator("#explain").textContent();
+    assert.match(text, /grace window/);
+    assert.match(text, /revoked the whole session/);
+    assert.match(await p.locator("#status").textContent(), /session revoked/);
+  }
+  // The explanation gets focus so that it is read first.
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "explain");
+  await shoot(page, "demo-revoked");
+
+  // 6. Sign in again, then sign out: both tabs follow, the explanation goes away.
+  await signIn(page);
+  await until("tab 1 signed in again", page, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
+  await until("tab 2 signed in again", tab2, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
+  await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
+  assert.ok((await entries(tab2, "event")).filter((e) => e.event === "signout" && e.reason === "other-tab").length >= 2);
+  await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === 2);
+
+  // No token ever reached the DOM.
+  const tokens = await page.evaluate(() => document.documentElement.outerHTML);
+  assert.doesNotMatch(tokens, /eyJ[\w-]{10,}\.[\w-]{10,}/, "an access token is in the DOM");
+  assert.doesNotMatch(tokens, /[\w-]{43}/, "something refresh-token-shaped is in the DOM");
+
+  g1.check();
+  g2.check();
+  await context.close();
+});
