@@ -11,7 +11,7 @@ SERVER := target/server/rotafetch-server
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
 DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
 
-.PHONY: all setup pkg server demo test test-native test-browser test-e2e lint fmt bench clean
+.PHONY: all setup pkg examples doc server demo test test-native test-browser test-e2e lint fmt bench clean
 
 all: pkg server
 
@@ -21,8 +21,18 @@ setup:
 # The npm package (web target: works in <script type="module"> pages and in bundlers).
 pkg: setup
 	@mkdir -p target
-	flock target/.pkg.lock wasm-pack build --release --target web --out-dir pkg --out-name rotafetch
+	flock target/.pkg.lock sh -c 'wasm-pack build --release --target web --out-dir pkg --out-name rotafetch \
+	  && node scripts/package.mjs pkg'
 	@ls -l pkg/*.wasm pkg/*.js
+
+# The example apps (Vite + TypeScript on the npm package, Rust on the crate) that
+# e2e/packages.test.mjs drives; see scripts/examples.sh.
+examples: pkg
+	scripts/examples.sh
+
+# rustdoc of the SDK and the Rust example, for the browser target; any warning fails.
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --target wasm32-unknown-unknown -p rotafetch -p rotafetch-example-rust
 
 server:
 	@mkdir -p target
@@ -32,7 +42,7 @@ demo: pkg server
 	@echo "rotafetch demo on http://127.0.0.1:8080 (Ctrl-C stops it)"
 	$(SERVER) $(DEMO_FLAGS)
 
-test: setup lint test-native test-browser test-e2e
+test: setup lint doc test-native test-browser test-e2e
 	@echo "make test: every suite passed"
 
 test-native:
@@ -43,13 +53,14 @@ test-browser: server
 	  cargo test --target wasm32-unknown-unknown --test browser
 
 # Every e2e/*.test.mjs, one file at a time (they start their own servers and browsers).
-test-e2e: pkg server
+test-e2e: pkg server examples
 	node --test --test-concurrency=1 e2e/
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --tests -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -p rotafetch-example-rust --no-deps -- -D warnings
 
 fmt:
 	cargo fmt --all
@@ -58,4 +69,4 @@ bench: pkg server
 	node bench/run.mjs
 
 clean:
-	rm -rf pkg target/e2e target/bench
+	rm -rf pkg target/e2e target/bench target/examples examples/vite-ts/dist
