@@ -79,6 +79,17 @@ export function captureConsole() {
   }
   return () => { Object.assign(console, saved); return seen.join("\n"); };
 }
+export function idbValue(key) {
+  return new Promise((res, rej) => {
+    const r = indexedDB.open("rotafetch");
+    r.onerror = () => rej(r.error);
+    r.onsuccess = () => {
+      const q = r.result.transaction("kv", "readonly").objectStore("kv").get(key);
+      q.onsuccess = () => { res(q.result ?? null); r.result.close(); };
+      q.onerror = () => rej(q.error);
+    };
+  });
+}
 export function errorInfo(e) {
   return { isError: e instanceof Error, name: e && e.name, code: e && e.code, message: e && e.message,
            proto: Object.getPrototypeOf(e) && Object.getPrototypeOf(e).constructor && Object.getPrototypeOf(e).constructor.name };
@@ -112,6 +123,8 @@ extern "C" {
     fn break_set_item() -> Function;
     #[wasm_bindgen(js_name = captureConsole)]
     fn capture_console() -> Function;
+    #[wasm_bindgen(js_name = idbValue, catch)]
+    async fn idb_value(key: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = errorInfo)]
     fn error_info(e: &JsValue) -> JsValue;
 }
@@ -782,6 +795,28 @@ async fn a_stream_body_that_needs_a_replay_is_refused_not_emptied() {
         ),
         other => panic!("expected body_not_replayable, got {other:?}"),
     }
+}
+
+#[wasm_bindgen_test]
+async fn the_cross_tab_hand_over_store_holds_the_rotated_session() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-idb")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    c.refresh().await.unwrap();
+    // IndexedDB (what the next lock holder reads) and localStorage agree on the new session.
+    let in_idb = idb_value("t-idb")
+        .await
+        .unwrap()
+        .as_string()
+        .expect("written to IndexedDB");
+    assert_eq!(Some(in_idb), stored("t-idb"));
+    assert_ne!(stored_rt("t-idb").unwrap(), rt);
+    c.logout().await;
+    assert!(
+        idb_value("t-idb").await.unwrap().is_null(),
+        "cleared on logout"
+    );
 }
 
 // ---- The JS façade, as JS calls it ----

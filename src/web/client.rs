@@ -742,30 +742,28 @@ impl Inner {
                 if self.generation.get() != generation {
                     return (Err(not_authenticated()), None);
                 }
-                let mine = self.state.borrow().clone();
-                if shared != mine {
+                if shared != *self.state.borrow() {
                     self.set_state(shared.clone());
-                    match &shared {
-                        None => {
-                            let e = AuthEvent::Signout {
-                                reason: SignoutReason::OtherTab,
-                                error: None,
-                            };
-                            return (Err(not_authenticated()), Some(e));
-                        }
-                        Some(s) => {
-                            adopted = Some(AuthEvent::Refresh {
-                                expires_at: s.expires_at,
-                                source: Source::OtherTab,
-                            });
-                            let due = s.refresh_at.is_some_and(|at| now() >= at);
-                            if failed_access.as_deref() != Some(&s.access_token) && !due {
-                                // Another tab already rotated: use its tokens, no request.
-                                return (Ok(()), adopted);
-                            }
-                        }
-                    }
+                    adopted = Some(match &shared {
+                        Some(s) => AuthEvent::Refresh {
+                            expires_at: s.expires_at,
+                            source: Source::OtherTab,
+                        },
+                        None => AuthEvent::Signout {
+                            reason: SignoutReason::OtherTab,
+                            error: None,
+                        },
+                    });
                 }
+            }
+        }
+        // Another tab may have rotated already — learnt just now from the hand-over store, or
+        // earlier from its `storage` event: if the token this refresh was meant to replace is
+        // gone and the current one is not due, there is nothing to do.
+        if let Some(s) = self.state.borrow().as_ref() {
+            let due = s.refresh_at.is_some_and(|at| now() >= at);
+            if failed_access.as_deref() != Some(&s.access_token) && !due {
+                return (Ok(()), adopted);
             }
         }
         let generation = self.generation.get();

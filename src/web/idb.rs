@@ -33,8 +33,9 @@ pub async fn open() -> Option<IdbDatabase> {
         }
     });
     req.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
-    let db = JsFuture::from(request_promise(&req)).await.ok()?;
-    Some(db.unchecked_into())
+    // The promise resolves with the success event; the database is the request's result.
+    JsFuture::from(request_promise(&req)).await.ok()?;
+    Some(req.result().ok()?.unchecked_into())
 }
 
 fn store(

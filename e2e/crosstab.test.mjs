@@ -1,0 +1,132 @@
+// One refresh per browser, not per tab: 8 tabs of one browser context share the session;
+// after every expiry each fires 100 concurrent calls. Against a server with NO reuse grace,
+// a second refresh of the same token would be a reuse and revoke the session.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launchBrowser, watch, waitFor, ROOT, ROTATED, REUSED, API_200 } from "./lib/harness.mjs";
+
+const TABS = 8;
+const CALLS = 100;
+const ROUNDS = 10;
+let server;
+let browser;
+
+before(async () => {
+  // 5 s tokens: a round (wait until due, 800 calls) fits well inside one lifetime.
+  server = await startServer(["--access-ttl", "5", "--reuse-grace", "0", "--static", `/e2e=${ROOT}/e2e/pages`]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Opens `TABS` pages in one context (shared localStorage, IndexedDB and locks). */
+async function openTabs({ options, withoutLocks = false }) {
+  const context = await browser.newContext();
+  if (withoutLocks) {
+    await context.addInitScript(() => {
+      delete Navigator.prototype.locks;
+    });
+  }
+  const pages = [];
+  const watchers = [];
+  for (let i = 0; i < TABS; i++) {
+    const page = await context.newPage();
+    watchers.push(watch(page));
+    await page.goto(`${server.url}/e2e/crosstab.html`);
+    await page.waitForFunction(() => window.ready === true);
+    await page.evaluate((o) => makeClient(o), options);
+    pages.push(page);
+  }
+  return { context, pages, watchers };
+}
+
+async function signIn(pages) {
+  await pages[0].evaluate(() => auth.login("/auth/login", { username: "demo", password: "demo" }));
+  // The other tabs learn of the login from the storage event.
+  await waitFor("every tab to be signed in", async () =>
+    (await Promise.all(pages.map((p) => p.evaluate(() => auth.authenticated)))).every(Boolean));
+}
+
+/** Waits until every tab considers its access token due for a refresh. */
+async function waitUntilDue(pages) {
+  // Leeway = min(10 s, lifetime / 2) = 2.5 s for a 5 s token; 200 ms margin.
+  const dueAt = Math.max(...(await Promise.all(pages.map((p) => p.evaluate(() => auth.expiresAt - 2500 + 200)))));
+  await waitFor("the token to be due", () => Date.now() >= dueAt, 10_000);
+}
+
+/** Every tab fires `CALLS` concurrent calls at once; returns all results. */
+async function stormRound(pages) {
+  const results = await Promise.all(pages.map((p) => p.evaluate((n) => burst(n), CALLS)));
+  return results.flat();
+}
+
+async function signoutCount(pages) {
+  const events = await Promise.all(pages.map((p) => p.evaluate(() => events.filter((e) => e.type === "signout").length)));
+  return events.reduce((a, b) => a + b, 0);
+}
+
+async function runStorm(label, opts) {
+  const { context, pages, watchers } = await openTabs(opts);
+  try {
+    await signIn(pages);
+    for (let round = 1; round <= ROUNDS; round++) {
+      await waitUntilDue(pages);
+      const [rot0, reuse0, ok0] = [await server.metric(ROTATED), await server.metric(REUSED), await server.metric(API_200)];
+      const results = await stormRound(pages);
+      const bad = results.filter((s) => s !== 200);
+      if (bad.length) {
+        const counts = {};
+        for (const r of results) counts[r] = (counts[r] ?? 0) + 1;
+        const events = await Promise.all(pages.map((p) => p.evaluate(() => events.slice(-4))));
+        const metrics = (await (await fetch(`${server.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("rotafetch_refresh")).join("; ");
+        assert.fail(`${label} round ${round}: results ${JSON.stringify(counts)}; metrics ${metrics}; last events ${JSON.stringify(events)}`);
+      }
+      assert.equal(results.length, TABS * CALLS);
+      assert.equal(await server.metric(ROTATED) - rot0, 1, `${label} round ${round}: exactly one refresh`);
+      assert.equal(await server.metric(REUSED) - reuse0, 0, `${label} round ${round}: no reuse detected`);
+      assert.equal(await server.metric(API_200) - ok0, TABS * CALLS);
+    }
+    assert.equal(await signoutCount(pages), 0, `${label}: no tab signed out`);
+    // Every tab ends on the same session.
+    const expiries = new Set(await Promise.all(pages.map((p) => p.evaluate(() => auth.expiresAt))));
+    assert.equal(expiries.size, 1, `${label}: tabs disagree on the current token`);
+    // A logout in one tab signs every tab out.
+    await pages[3].evaluate(() => auth.logout());
+    await waitFor("every tab to be signed out", async () =>
+      (await Promise.all(pages.map((p) => p.evaluate(() => !auth.authenticated)))).every(Boolean));
+    const reasons = await Promise.all(pages.map((p) => p.evaluate(() => events.filter((e) => e.type === "signout").map((e) => e.reason))));
+    assert.deepEqual(reasons[3], ["logout"]);
+    for (const [i, r] of reasons.entries()) if (i !== 3) assert.deepEqual(r, ["other-tab"], `tab ${i}`);
+    for (const w of watchers) w.check();
+  } finally {
+    await context.close();
+  }
+}
+
+test("8 tabs × 100 calls after each of 10 expiries: one refresh per expiry, no reuse (Web Locks)", async () => {
+  await runStorm("web-locks", { options: { storageKey: "xt-locks" } });
+});
+
+test("the same storm without navigator.locks (IndexedDB lease fallback)", async () => {
+  await runStorm("no-locks", { options: { storageKey: "xt-lease" }, withoutLocks: true });
+});
+
+test("control: with crossTab: false the tabs spend the same token and the server sees reuse", async () => {
+  const { context, pages } = await openTabs({ options: { storageKey: "xt-control", crossTab: false } });
+  try {
+    await pages[0].evaluate(() => auth.login("/auth/login", { username: "demo", password: "demo" }));
+    // Without cross-tab sync the others only have what localStorage held at start: copy it
+    // in by re-creating their clients now that the session is stored.
+    for (const p of pages.slice(1)) await p.evaluate(() => makeClient({ storageKey: "xt-control", crossTab: false }));
+    await waitUntilDue(pages);
+    const reuse0 = await server.metric(REUSED);
+    await stormRound(pages);
+    assert.ok(await server.metric(REUSED) - reuse0 >= 1, "per-tab refreshing is caught as reuse (the test can fail)");
+    assert.ok(await signoutCount(pages) >= 1, "and tabs are signed out");
+  } finally {
+    await context.close();
+  }
+});
