@@ -166,6 +166,7 @@ test("demo page: login, rotation, burst, stolen refresh token, two tabs in sync"
   assert.equal(await server.metric(ROTATED), 3);
   assert.equal(await server.metric(REUSED), 0);
   await until("tab 2 to learn of the theft", tab2, (s) => s.grace === "open" || s.grace === "over");
+  await shoot(page, "demo-stolen");
   await until("the grace window to pass", page, (s) => s.grace === "over", DEMO_GRACE * 1000 + 20_000);
   await until("the next refresh to be due", page, (s) => s.due, TTL * 1000 + 20_000);
   g1.expectRejectedRefresh();

@@ -15,6 +15,8 @@ const BURST = 20;
 const LOG_MAX = 300;
 
 const $ = (id) => document.getElementById(id);
+/** Writes text only when it changed (live regions must not re-announce the same words). */
+const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
 const show = (el, on) => { el.hidden = !on; };
 
 // ---------------------------------------------------------------- shared demo state
@@ -153,19 +155,19 @@ function render() {
 
   const status = $("status");
   if (signedIn) {
-    status.textContent = `Signed in as ${d.user ?? "demo"}`;
+    setText(status, `Signed in as ${d.user ?? "demo"}`);
     status.dataset.state = "in";
   } else if (d.revoked) {
-    status.textContent = "Signed out: session revoked";
+    setText(status, "Signed out: session revoked");
     status.dataset.state = "revoked";
   } else {
-    status.textContent = "Signed out";
+    setText(status, "Signed out");
     status.dataset.state = "out";
   }
 
   show($("signin"), !signedIn);
   for (const id of ["account", "tokens", "steal"]) show($(id), signedIn);
-  $("who").textContent = d.user ?? "demo";
+  setText($("who"), d.user ?? "demo");
 
   // Token panel.
   const tokens = $("tokens");
@@ -173,24 +175,26 @@ function render() {
   if (signedIn && expMs) {
     const left = expMs - now;
     tokens.dataset.expired = String(left <= 0);
-    $("exp-countdown").textContent = left > 0 ? secs(left) : "expired: the next call refreshes first";
-    $("exp-at").textContent = `(exp claim: ${clock(expMs)})`;
+    setText($("exp-countdown"), left > 0 ? secs(left) : "expired: the next call refreshes first");
+    setText($("exp-at"), `(exp claim: ${clock(expMs)})`);
   } else {
     tokens.dataset.expired = "true";
-    $("exp-countdown").textContent = "–";
-    $("exp-at").textContent = "";
+    setText($("exp-countdown"), "–");
+    setText($("exp-at"), "");
   }
   if (rec?.rat) {
     const left = rec.rat - now;
     tokens.dataset.due = String(left <= 0);
-    $("due-countdown").textContent = left > 0 ? `in ${secs(left)}` : "now: the next call refreshes first";
+    setText($("due-countdown"), left > 0 ? `in ${secs(left)}` : "now: the next call refreshes first");
   } else {
     tokens.dataset.due = "false";
-    $("due-countdown").textContent = "–";
+    setText($("due-countdown"), "–");
   }
-  $("ttl").textContent = c?.exp && c?.iat ? `${c.exp - c.iat} s` : "–";
-  $("sid").textContent = c?.sid ?? "–";
-  $("rotations").textContent = String(d.rotations ?? 0);
+  setText($("ttl"), c?.exp && c?.iat ? `${c.exp - c.iat} s` : "–");
+  setText($("sid"), c?.sid ?? "–");
+  setText($("rotations"), String(d.rotations ?? 0));
+  setText($("rt-note"), signedIn && d.theft && !d.revoked && d.theft.spentFp && rec && fingerprints.get(rec.rt) === d.theft.spentFp
+    ? "already spent by the attacker" : "");
   if (rec?.rt !== lastFpToken) {
     lastFpToken = rec?.rt ?? null;
     if (!rec) $("rt-fp").textContent = "–";
@@ -209,25 +213,23 @@ function render() {
   $("steal").dataset.grace = d.theft && !d.revoked ? (grace > 0 ? "open" : "over") : "none";
   const note = $("wait-note");
   show(note, holding);
-  if (holding) {
-    note.textContent = `Holding this tab's refresh back for ${secs(grace)}: inside the ${GRACE_SECONDS} s grace window `
-      + "the server would take it for a retry after a lost response and hand you the attacker's new token.";
-  }
+  setText(note.querySelector(".cd"), secs(grace));
   let steal = "";
+  const dueIn = rec?.rat ? rec.rat - now : 0;
   if (signedIn && d.theft) {
-    const dueIn = rec?.rat ? rec.rat - now : 0;
     steal = `<p><strong>Stolen.</strong> The attacker spent <code>${d.theft.spentFp}…</code> and now holds `
       + `<code>${d.theft.attackerFp}…</code>. This tab still holds <code>${d.theft.spentFp}…</code>, already spent.</p>`;
     if (grace > 0) {
-      steal += `<p>Grace window open for another ${secs(grace)}; your buttons are held back until it closes.</p>`;
+      steal += '<p>Grace window open for another <span class="cd" data-cd="grace" role="timer"></span>; your buttons are held back until it closes.</p>';
     } else {
       steal += "<p>The grace window has passed. Press <strong>Refresh now</strong>, or <strong>Call API</strong> ";
       steal += dueIn > 0
-        ? `once the refresh is due (in ${secs(dueIn)}). Until then calls still succeed: an access token cannot be recalled before it expires, which is why it lives only seconds here.</p>`
+        ? 'once the refresh is due (in <span class="cd" data-cd="due" role="timer"></span>). Until then calls still succeed: an access token cannot be recalled before it expires, which is why it lives only seconds here.</p>'
         : "(a refresh is due, so the call refreshes first).</p>";
     }
   }
   if (steal !== lastSteal) $("steal-status").innerHTML = lastSteal = steal;
+  for (const el of $("steal-status").querySelectorAll(".cd")) setText(el, secs(el.dataset.cd === "grace" ? grace : dueIn));
 
   // The explanation after a rejected refresh.
   const explain = !signedIn && d.revoked ? explanation(d) : "";
