@@ -84,7 +84,7 @@ $("call").addEventListener("click", async () => {
   try {
     const res = await auth.fetch("/api/me", { headers: { accept: "application/json" } });
     const body: unknown = res.ok ? await res.json() : await res.text();
-    const who = typeof body === "object" && body !== null && "username" in body ? String(body.username) : JSON.stringify(body);
+    const who = typeof body === "object" && body !== null && "username" in body ? String(body.username) : String(body);
     result.textContent = `call ${n}: ${res.status} ${who}`;
   } catch (e) {
     fail(e);
