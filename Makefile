@@ -30,9 +30,11 @@ pkg: setup
 examples: pkg
 	scripts/examples.sh
 
-# rustdoc of the SDK and the Rust example, for the browser target; any warning fails.
+# rustdoc of the SDK and the Rust example, for the browser target: any warning fails, and
+# every doc example must compile for wasm32 (they are `no_run`: nothing to run them in).
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --target wasm32-unknown-unknown -p rotafetch -p rotafetch-example-rust
+	cargo test --doc --target wasm32-unknown-unknown -p rotafetch
 
 server:
 	@mkdir -p target
