@@ -52,7 +52,7 @@ test-native:
 
 test-browser: server
 	scripts/with-server.sh --access-ttl 2 --reuse-grace 5 --test-faults -- \
-	  cargo test --target wasm32-unknown-unknown --test browser
+	  cargo test --target wasm32-unknown-unknown --test browser --test faults
 
 # Every e2e/*.test.mjs, one file at a time (they start their own servers and browsers).
 test-e2e: pkg server examples
