@@ -107,6 +107,15 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// Appends `n` in decimal (HTTP statuses in messages) without the formatting machinery,
+/// which would weigh more in the `.wasm` than the rest of a message path.
+pub fn push_decimal(s: &mut String, n: u32) {
+    if n >= 10 {
+        push_decimal(s, n / 10);
+    }
+    s.push(char::from(b'0' + (n % 10) as u8));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +135,15 @@ mod tests {
                 "login_failed"
             ]
         );
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u32, 7, 10, 401, 503, 65535, u32::MAX] {
+            let mut s = String::from("HTTP ");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("HTTP {n}"));
+        }
     }
 
     #[test]

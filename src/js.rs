@@ -146,18 +146,19 @@ fn opt_string(o: &JsValue, key: &str) -> Result<Option<String>, AuthError> {
     }
 }
 
-fn opt_choice(o: &JsValue, key: &str, choices: &[&str]) -> Result<Option<usize>, AuthError> {
+fn opt_choice(
+    o: &JsValue,
+    key: &str,
+    choices: &[&str],
+    must: &str,
+) -> Result<Option<usize>, AuthError> {
     match opt_string(o, key)? {
         None => Ok(None),
         Some(s) => choices
             .iter()
             .position(|c| *c == s)
             .map(Some)
-            .ok_or_else(|| {
-                let mut m = String::from("must be one of ");
-                m.push_str(&choices.join(", "));
-                AuthError::invalid_option(key, &m)
-            }),
+            .ok_or_else(|| AuthError::invalid_option(key, must)),
     }
 }
 
@@ -197,11 +198,21 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
         .ok_or_else(|| AuthError::invalid_option("refreshUrl", "is required"))?;
     let mut options = Options::new(url);
     options.logout_url = opt_string(o, "logoutUrl")?;
-    if let Some(i) = opt_choice(o, "refreshFormat", &["json", "oauth2"])? {
+    if let Some(i) = opt_choice(
+        o,
+        "refreshFormat",
+        &["json", "oauth2"],
+        "must be \"json\" or \"oauth2\"",
+    )? {
         options.refresh_format = [RefreshFormat::Json, RefreshFormat::OAuth2][i];
     }
     options.client_id = opt_string(o, "clientId")?;
-    if let Some(i) = opt_choice(o, "storage", &["local", "session", "memory"])? {
+    if let Some(i) = opt_choice(
+        o,
+        "storage",
+        &["local", "session", "memory"],
+        "must be \"local\", \"session\" or \"memory\"",
+    )? {
         options.storage = [
             StorageKind::Local,
             StorageKind::Session,

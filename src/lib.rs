@@ -20,6 +20,13 @@ pub mod token;
 
 pub use error::{AuthError, ErrorCode};
 
+// wasm is single-threaded here (no atomics/shared memory), which is what
+// `AssumeSingleThreaded` requires.
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]

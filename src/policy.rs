@@ -166,12 +166,15 @@ pub struct AllowList {
 
 impl AllowList {
     /// An allow-list of serialized origins (`scheme://host[:port]`, as the URL standard
-    /// serializes them: lower-case, default port omitted).
+    /// serializes them: lower-case, default port omitted). Anything else is dropped.
     pub fn new(origins: impl IntoIterator<Item = String>) -> Self {
-        let mut origins: Vec<String> = origins.into_iter().filter(|o| is_http_origin(o)).collect();
-        origins.sort();
-        origins.dedup();
-        AllowList { origins }
+        let mut list: Vec<String> = Vec::new();
+        for o in origins {
+            if is_http_origin(&o) && !list.contains(&o) {
+                list.push(o);
+            }
+        }
+        AllowList { origins: list }
     }
 
     /// Exact origin match: another port, scheme or subdomain is another origin.
@@ -179,7 +182,7 @@ impl AllowList {
         self.origins.iter().any(|o| o == origin)
     }
 
-    /// The origins, sorted.
+    /// The origins, in the order given, without duplicates.
     pub fn origins(&self) -> &[String] {
         &self.origins
     }

@@ -111,11 +111,16 @@ pub fn from_json<J: JsonValue>(j: &J) -> Result<TokenResponse, TokenError> {
         None => None,
     };
     let expires_in = if present(j, "expires_in", "expiresIn") {
-        // Some servers send the number as a string ("3600").
+        // Some servers send the number as a string ("3600"): whole seconds only (an integer
+        // parse keeps the float parser, and its tables, out of the .wasm).
         let n = j
             .num_field("expires_in")
             .or_else(|| j.num_field("expiresIn"))
-            .or_else(|| field(j, "expires_in", "expiresIn").and_then(|s| s.trim().parse().ok()));
+            .or_else(|| {
+                field(j, "expires_in", "expiresIn")
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .map(f64::from)
+            });
         match n {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
             _ => return Err(TokenError::BadExpiresIn),

@@ -430,7 +430,7 @@ impl AuthClient {
         .map_err(|_| failed("login request failed (network error or timeout)"))?;
         if !(200..300).contains(&status) {
             let mut m = String::from("login was refused (HTTP ");
-            m.push_str(&status.to_string());
+            crate::error::push_decimal(&mut m, status.into());
             m.push(')');
             return Err(failed(&m));
         }
@@ -864,7 +864,7 @@ impl Inner {
             }
             RefreshOutcome::Transient => {
                 let mut m = String::from("refresh endpoint answered HTTP ");
-                m.push_str(&status.to_string());
+                crate::error::push_decimal(&mut m, status.into());
                 (Err(refresh_failed(&m)), adopted)
             }
         }

@@ -84,7 +84,7 @@ pub async fn put(db: &IdbDatabase, key: &str, value: Option<&str>) -> Result<(),
 pub struct Lease {
     db: IdbDatabase,
     key: String,
-    owner: String,
+    owner: f64,
 }
 
 impl Drop for Lease {
@@ -96,17 +96,12 @@ impl Drop for Lease {
         let Ok(req) = s.get(&self.key.as_str().into()) else {
             return;
         };
-        let owner = self.owner.clone();
+        let owner = self.owner;
         let key = self.key.clone();
         let req2 = req.clone();
         let on_get = Closure::once_into_js(move || {
-            let held = req2.result().ok().and_then(|v| v.as_string());
-            if held
-                .as_deref()
-                .and_then(|h| h.split_once(':'))
-                .map(|(o, _)| o)
-                == Some(&owner)
-            {
+            let held = req2.result().ok().and_then(|v| glue::get(&v, "o").as_f64());
+            if held == Some(owner) {
                 let _ = s.delete(&key.as_str().into());
             }
         });
@@ -115,7 +110,7 @@ impl Drop for Lease {
 }
 
 /// Tries once to take the lease; `Ok(true)` when taken.
-async fn try_take(db: &IdbDatabase, key: &str, owner: &str, ttl_ms: f64) -> Result<bool, ()> {
+async fn try_take(db: &IdbDatabase, key: &str, owner: f64, ttl_ms: f64) -> Result<bool, ()> {
     let (tx, s) = store(db, IdbTransactionMode::Readwrite).ok_or(())?;
     let done = tx_done(&tx);
     let req = s.get(&key.into()).map_err(|_| ())?;
@@ -123,20 +118,15 @@ async fn try_take(db: &IdbDatabase, key: &str, owner: &str, ttl_ms: f64) -> Resu
     let taken2 = taken.clone();
     let req2 = req.clone();
     let key2 = key.to_owned();
-    let owner = owner.to_owned();
     // Decide and write inside the success callback, while the transaction is still active.
     let on_get = Closure::once_into_js(move || {
-        // The lease value is "owner:until" — owner as a number, until in ms.
-        let cur = req2.result().ok().and_then(|v| v.as_string());
-        let free = match cur.as_deref().and_then(|c| c.split_once(':')) {
-            Some((_, until)) => until.parse::<f64>().map_or(true, |u| u < now()),
-            None => true,
-        };
-        if free {
-            let mut v = String::from(owner);
-            v.push(':');
-            v.push_str(&(now() + ttl_ms).to_string());
-            if s.put_with_key(&v.into(), &key2.as_str().into()).is_ok() {
+        // The lease is {o: owner, u: until (ms)}; free when absent or expired.
+        let until = req2.result().ok().and_then(|v| glue::get(&v, "u").as_f64());
+        if until.map_or(true, |u| u < now()) {
+            let v = js_sys::Object::new();
+            glue::set(&v, "o", &owner.into());
+            glue::set(&v, "u", &(now() + ttl_ms).into());
+            if s.put_with_key(&v, &key2.as_str().into()).is_ok() {
                 taken2.set(true);
             }
         }
@@ -158,12 +148,12 @@ fn sleep(ms: i32) -> Promise {
 pub async fn lease(db: &IdbDatabase, name: &str, timeout_ms: u32) -> Result<Lease, ()> {
     let mut key = String::from("lock:");
     key.push_str(name);
-    let owner = js_sys::Math::random().to_string();
+    let owner = js_sys::Math::random();
     let deadline = now() + f64::from(timeout_ms);
     let mut delay = 10;
     loop {
         // The lease outlives a crashed holder by at most one refresh timeout.
-        if try_take(db, &key, &owner, f64::from(timeout_ms)).await? {
+        if try_take(db, &key, owner, f64::from(timeout_ms)).await? {
             return Ok(Lease {
                 db: db.clone(),
                 key,
