@@ -51,7 +51,7 @@ test("npm pack ships the .wasm, the JS, the .d.ts, package.json and README, noth
   }
   for (const f of files) {
     assert.doesNotMatch(f, /(^|\/)(target|node_modules|src|e2e|examples)\//, `npm pack must not list ${f}`);
-    assert.match(f, /^(README\.md|package\.json|rotafetch(_bg)?\.(js|d\.ts|wasm|wasm\.d\.ts)|snippets\/.+)$/, `unexpected file ${f}`);
+    assert.match(f, /^(README\.md|LICENSE[\w.-]*|package\.json|rotafetch(_bg)?\.(js|d\.ts|wasm|wasm\.d\.ts)|snippets\/.+)$/, `unexpected file ${f}`);
   }
   assert.equal(report.name, "rotafetch");
   assert.equal(report.version, cargoVersion());
