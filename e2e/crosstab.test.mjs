@@ -12,8 +12,9 @@ let server;
 let browser;
 
 before(async () => {
-  // 5 s tokens: a round (wait until due, 800 calls) fits well inside one lifetime.
-  server = await startServer(["--access-ttl", "5", "--reuse-grace", "0", "--static", `/e2e=${ROOT}/e2e/pages`]);
+  // 8 s tokens (due after 4 s): a round of 800 calls fits well inside one refresh window,
+  // even on a loaded 2-core machine.
+  server = await startServer(["--access-ttl", "8", "--reuse-grace", "0", "--static", `/e2e=${ROOT}/e2e/pages`]);
   browser = await launchBrowser();
 });
 
@@ -52,8 +53,8 @@ async function signIn(pages) {
 
 /** Waits until every tab considers its access token due for a refresh. */
 async function waitUntilDue(pages) {
-  // Leeway = min(10 s, lifetime / 2) = 2.5 s for a 5 s token; 200 ms margin.
-  const dueAt = Math.max(...(await Promise.all(pages.map((p) => p.evaluate(() => auth.expiresAt - 2500 + 200)))));
+  // Leeway = min(10 s, lifetime / 2) = 4 s for an 8 s token; 200 ms margin.
+  const dueAt = Math.max(...(await Promise.all(pages.map((p) => p.evaluate(() => auth.expiresAt - 4000 + 200)))));
   await waitFor("the token to be due", () => Date.now() >= dueAt, 10_000);
 }
 

@@ -63,7 +63,8 @@ pub fn decode_claims<J: JsonValue>(token: &str) -> Result<Claims, JwtError> {
     })
 }
 
-#[cfg(test)]
+// Natively only: the tests read JSON with serde_json.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use serde_json::Value;

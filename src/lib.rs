@@ -34,6 +34,6 @@ pub use web::*;
 
 /// The JS façade (the npm package's `AuthClient` and `AuthError`). Rust code uses
 /// [`AuthClient`] directly; this is public for the browser tests that drive the façade.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
 #[doc(hidden)]
 pub mod js;

@@ -189,7 +189,8 @@ pub fn parse_stored<J: JsonValue>(text: &str) -> Option<Stored> {
     })
 }
 
-#[cfg(test)]
+// Natively only: the tests read JSON with serde_json.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use serde_json::Value;

@@ -177,6 +177,7 @@ struct Config {
 }
 
 type Listener = Rc<dyn Fn(&AuthEvent)>;
+type StorageListener = Closure<dyn FnMut(StorageEvent)>;
 
 struct Inner {
     cfg: Config,
@@ -193,7 +194,7 @@ struct Inner {
     last_error: RefCell<Option<AuthError>>,
     listeners: RefCell<Vec<(u32, Listener)>>,
     next_listener: Cell<u32>,
-    on_storage: RefCell<Option<Closure<dyn FnMut(StorageEvent)>>>,
+    on_storage: RefCell<Option<StorageListener>>,
 }
 
 impl Drop for Inner {
@@ -579,16 +580,13 @@ impl Inner {
         }
     }
 
-    /// Reads the session as the last tab left it: IndexedDB, else the persistent store.
-    /// `Err` when nothing could be read.
+    /// Reads the session as the last tab left it: IndexedDB, else the persistent store
+    /// (a session never written to IndexedDB, or no IndexedDB). `None` when nothing could
+    /// be read.
     async fn read_shared(&self) -> Option<Option<Stored>> {
         if let Some(db) = self.db().await {
-            if let Ok(v) = idb::get(&db, &self.cfg.key).await {
-                if let Some(v) = v {
-                    return Some(token::parse_stored::<JsValue>(&v));
-                }
-                // Never written to IndexedDB (e.g. a session from before it was opened):
-                // fall through to localStorage.
+            if let Ok(Some(v)) = idb::get(&db, &self.cfg.key).await {
+                return Some(token::parse_stored::<JsValue>(&v));
             }
         }
         if self.store.is_persistent() {
@@ -710,6 +708,24 @@ impl Inner {
         this: &Rc<Inner>,
         failed_access: Option<String>,
     ) -> Result<(), AuthError> {
+        if this.cfg.cross_tab {
+            // Fast path, before queueing for the lock: another tab's rotation that has
+            // already committed to the hand-over store, newer than ours and not due, is simply
+            // adopted. (Under load, eight tabs queueing for the lock one after another could
+            // otherwise take longer than the new token's refresh window.)
+            if let Some(Some(s)) = this.read_shared().await {
+                let newer = {
+                    let mine = this.state.borrow();
+                    let mine_exp = mine.as_ref().and_then(|m| m.expires_at);
+                    mine.is_some() && s.expires_at > mine_exp
+                };
+                let due = s.refresh_at.is_some_and(|at| now() >= at);
+                if newer && !due && failed_access.as_deref() != Some(&s.access_token) {
+                    this.adopt(Some(s));
+                    return Ok(());
+                }
+            }
+        }
         let guard = if this.cfg.cross_tab {
             let db = this.db().await;
             match lock::acquire(&this.cfg.lock_name, this.cfg.timeout_ms, db.as_ref()).await {
