@@ -372,12 +372,24 @@ pub fn normalize_mount(path: &str) -> Result<String> {
     Ok(p.to_owned())
 }
 
-fn static_files(
-    dir: &std::path::Path,
-) -> tower_http::set_header::SetResponseHeader<ServeDir, HeaderValue> {
+fn static_files(dir: &std::path::Path) -> Router {
     use tower::Layer as _;
-    SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store"))
-        .layer(ServeDir::new(dir).append_index_html_on_directories(true))
+    let files =
+        SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store"))
+            .layer(ServeDir::new(dir).append_index_html_on_directories(true));
+    Router::new()
+        .fallback_service(files)
+        .layer(middleware::map_response(static_not_found))
+}
+
+/// `ServeDir` answers 500 for paths no file can have (e.g. `HEAD /%00`: a NUL byte in the
+/// name). To a client those are simply not found.
+async fn static_not_found(mut res: Response) -> Response {
+    if res.status().is_server_error() {
+        *res.status_mut() = StatusCode::NOT_FOUND;
+        *res.body_mut() = Body::empty();
+    }
+    res
 }
 
 /// `http://127.0.0.1[:port]`, `http://localhost[:port]` or `http://[::1][:port]`.
