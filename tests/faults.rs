@@ -4,8 +4,8 @@
 //! caller got (the `AuthError` code), whether `signout` fired, and what storage holds after.
 //!
 //! Runs in headless Chromium against the real server started by `scripts/with-server.sh
-//! --access-ttl 2 --reuse-grace 5 --test-faults` (`make test-browser`). docs/reliability.md
-//! lists every case with its expected outcome.
+//! --access-ttl 2 --reuse-grace 5 --test-faults` (`make test-browser`). The README's
+//! Reliability section lists every case with its expected outcome.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
