@@ -241,8 +241,8 @@ async function waitExpired(since) {
   while (Date.now() < until) await delay(50);
 }
 
-const STORM_VARIANTS = ["rotafetch", "axios", "ky", "ky-sf"];
-const TAB_VARIANTS = ["rotafetch", "axios"];
+const STORM_VARIANTS = ["rotafetch", "axios", "axios-nd", "ky", "ky-sf"];
+const TAB_VARIANTS = ["rotafetch", "axios", "axios-nd"];
 const GRACES = [10, 0];
 
 /**
@@ -443,7 +443,7 @@ function markdown(r) {
     `Target rotafetch ≤ 1.05× raw fetch (median): sequential ${rs.ratioMedian}× — **${rs.ratioMedian <= 1.05 ? "met" : "missed"}**; concurrent ${rc.ratioMedian}× — **${rc.ratioMedian <= 1.05 ? "met" : "missed"}**.`);
   L.push("");
   // 3
-  const sv = { rotafetch: "**rotafetch**", axios: "axios + axios-auth-refresh", ky: "ky, README recipe", "ky-sf": "ky, recipe + shared refresh promise" };
+  const sv = { rotafetch: "**rotafetch**", axios: "axios + axios-auth-refresh (defaults)", "axios-nd": "axios + axios-auth-refresh, `deduplicateRefresh: false`", ky: "ky, README recipe", "ky-sf": "ky, recipe + shared refresh promise" };
   L.push(`### 3. Refresh storm (access token expired, ${STORM_CALLS} concurrent calls in one tab; ${STORM_REPS} runs each: one value when they agree, else every run's)`);
   L.push("");
   L.push("| server reuse grace | client | refresh calls | reuse detected | requests server saw | answered 200 | time until all answered ms |");

@@ -5,7 +5,8 @@
 import axios from "axios";
 import { createAuthRefresh } from "axios-auth-refresh";
 
-export function makeAxios({ key = "axios-auth", refreshUrl = "/auth/refresh", onSignout = () => {} } = {}) {
+// `options` go to createAuthRefresh as they are (the bench also runs `deduplicateRefresh: false`).
+export function makeAxios({ key = "axios-auth", refreshUrl = "/auth/refresh", onSignout = () => {}, options = {} } = {}) {
   const load = () => JSON.parse(localStorage.getItem(key) || "null");
   const api = axios.create();
   api.interceptors.request.use((config) => {
@@ -24,6 +25,6 @@ export function makeAxios({ key = "axios-auth", refreshUrl = "/auth/refresh", on
       onSignout(e);
       throw e;
     }
-  });
+  }, options);
   return api;
 }
