@@ -309,7 +309,11 @@ impl JsAuthClient {
 
     /// POSTs `credentials` as JSON to `url`, expects a token response, stores it.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn login(&self, url: String, credentials: JsValue) -> Promise {
+    pub fn login(
+        &self,
+        url: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] credentials: JsValue,
+    ) -> Promise {
         let c = self.client.clone();
         future_to_promise(async move {
             c.login(&url, &credentials)

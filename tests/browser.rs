@@ -14,18 +14,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
+mod common;
+use common::*;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen(inline_js = r#"
-export async function raw(method, url, body, contentType, auth) {
-  const headers = {};
-  if (contentType) headers["Content-Type"] = contentType;
-  if (auth) headers["Authorization"] = "Bearer " + auth;
-  const r = await fetch(url, { method, headers, body: body ?? undefined });
-  return { status: r.status, text: await r.text(), wwwAuthenticate: r.headers.get("www-authenticate") };
-}
-export function sleep(ms) { return new Promise(r => setTimeout(r, ms)); }
-export function obj(json) { return JSON.parse(json); }
 export function formData() {
   const f = new FormData();
   f.append("name", "rotafetch ✓");
@@ -96,16 +90,6 @@ export function errorInfo(e) {
 }
 "#)]
 extern "C" {
-    #[wasm_bindgen(catch)]
-    async fn raw(
-        method: &str,
-        url: &str,
-        body: JsValue,
-        content_type: Option<&str>,
-        auth: Option<&str>,
-    ) -> Result<JsValue, JsValue>;
-    async fn sleep(ms: u32);
-    fn obj(json: &str) -> JsValue;
     #[wasm_bindgen(js_name = formData)]
     fn form_data() -> JsValue;
     fn bytes() -> JsValue;
@@ -128,98 +112,6 @@ extern "C" {
     #[wasm_bindgen(js_name = errorInfo)]
     fn error_info(e: &JsValue) -> JsValue;
 }
-
-thread_local! {
-    /// The tail of the queue of tests waiting for the server (see `serial`).
-    static QUEUE: RefCell<Promise> = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
-}
-
-/// Releases the next test when dropped.
-struct Serial(Function);
-
-impl Drop for Serial {
-    fn drop(&mut self) {
-        let _ = self.0.call0(&JsValue::NULL);
-    }
-}
-
-/// wasm-bindgen-test runs async tests concurrently; these tests share one server (its
-/// metrics and its fault queue), so each waits for the previous one to finish.
-async fn serial() -> Serial {
-    let mut release = None;
-    let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
-    let previous = QUEUE.with(|q| q.replace(mine));
-    let _ = JsFuture::from(previous).await;
-    Serial(release.unwrap())
-}
-
-fn server() -> &'static str {
-    // Not `env!`: clippy and `cargo doc` build this file without a server.
-    match option_env!("ROTAFETCH_SERVER") {
-        Some(url) => url,
-        None => {
-            panic!("ROTAFETCH_SERVER is not set: run the browser tests with `make test-browser`")
-        }
-    }
-}
-
-fn url(path: &str) -> String {
-    let mut u = server().to_string();
-    u.push_str(path);
-    u
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    Reflect::get(v, &k.into()).unwrap()
-}
-
-fn get_str(v: &JsValue, k: &str) -> String {
-    get(v, k).as_string().unwrap_or_default()
-}
-
-fn status(v: &JsValue) -> u16 {
-    get(v, "status").as_f64().unwrap() as u16
-}
-
-async fn post_json(path: &str, body: &str) -> JsValue {
-    raw(
-        "POST",
-        &url(path),
-        body.into(),
-        Some("application/json"),
-        None,
-    )
-    .await
-    .unwrap()
-}
-
-/// A fresh session straight from the server: (access, refresh).
-async fn login_raw() -> (String, String) {
-    let r = post_json("/auth/login", r#"{"username":"demo","password":"demo"}"#).await;
-    assert_eq!(status(&r), 200, "login: {}", get_str(&r, "text"));
-    let t = obj(&get_str(&r, "text"));
-    (get_str(&t, "access_token"), get_str(&t, "refresh_token"))
-}
-
-/// One series of the server's /metrics, e.g. `rotafetch_refresh_total{outcome="rotated"}`.
-async fn metric(series: &str) -> f64 {
-    let r = raw("GET", &url("/metrics"), JsValue::UNDEFINED, None, None)
-        .await
-        .unwrap();
-    let text = get_str(&r, "text");
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix(series) {
-            if let Ok(n) = rest.trim().parse() {
-                return n;
-            }
-        }
-    }
-    0.0
-}
-
-const ROTATED: &str = r#"rotafetch_refresh_total{outcome="rotated"}"#;
-const API_401: &str = r#"rotafetch_api_requests_total{status="401"}"#;
-const API_200: &str = r#"rotafetch_api_requests_total{status="200"}"#;
 
 async fn faults(json: &str) {
     let r = post_json("/test/faults", json).await;

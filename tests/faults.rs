@@ -16,17 +16,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
+mod common;
+use common::*;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen(inline_js = r#"
-export async function raw(method, url, body, contentType) {
-  const headers = {};
-  if (contentType) headers["Content-Type"] = contentType;
-  const r = await fetch(url, { method, headers, body: body ?? undefined });
-  return { status: r.status, text: await r.text() };
-}
-export function sleep(ms) { return new Promise(r => setTimeout(r, ms)); }
-export function obj(json) { return JSON.parse(json); }
 export function pageOrigin() { return location.origin; }
 // Replaces Storage.prototype[method] with one that throws; returns the restore function.
 export function breakStorage(method, name) {
@@ -64,15 +59,6 @@ export function recordFetch(passOrigin, status) {
 export function errorMessage(e) { return String(e && e.message) + " " + String(e); }
 "#)]
 extern "C" {
-    #[wasm_bindgen(catch)]
-    async fn raw(
-        method: &str,
-        url: &str,
-        body: JsValue,
-        content_type: Option<&str>,
-    ) -> Result<JsValue, JsValue>;
-    async fn sleep(ms: u32);
-    fn obj(json: &str) -> JsValue;
     #[wasm_bindgen(js_name = pageOrigin)]
     fn page_origin() -> String;
     #[wasm_bindgen(js_name = breakStorage)]
@@ -93,72 +79,12 @@ extern "C" {
 
 // ---- Shared helpers (a copy of the few tests/browser.rs uses) ----
 
-thread_local! {
-    /// The tail of the queue of tests waiting for the server (see `serial`).
-    static QUEUE: RefCell<Promise> = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
-}
-
-/// Releases the next test when dropped.
-struct Serial(Function);
-
-impl Drop for Serial {
-    fn drop(&mut self) {
-        let _ = self.0.call0(&JsValue::NULL);
-    }
-}
-
-/// wasm-bindgen-test runs async tests concurrently; these tests share one server (its metrics
-/// and its fault queue), so each waits for the previous one, then starts from an empty fault
-/// queue (a failed test cannot leave faults behind for the next).
+/// One test at a time (see `common::serial`), each starting from an empty fault queue (a
+/// failed test cannot leave faults behind for the next).
 async fn serial() -> Serial {
-    let mut release = None;
-    let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
-    let previous = QUEUE.with(|q| q.replace(mine));
-    let _ = JsFuture::from(previous).await;
-    let s = Serial(release.unwrap());
+    let s = common::serial().await;
     clear_faults().await;
     s
-}
-
-fn server() -> &'static str {
-    match option_env!("ROTAFETCH_SERVER") {
-        Some(s) => s,
-        None => {
-            panic!("ROTAFETCH_SERVER is not set: run the browser tests with `make test-browser`")
-        }
-    }
-}
-
-fn url(path: &str) -> String {
-    let mut u = server().to_string();
-    u.push_str(path);
-    u
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    Reflect::get(v, &k.into()).unwrap()
-}
-
-fn get_str(v: &JsValue, k: &str) -> String {
-    get(v, k).as_string().unwrap_or_default()
-}
-
-fn status(v: &JsValue) -> u16 {
-    get(v, "status").as_f64().unwrap() as u16
-}
-
-async fn post_json(path: &str, body: &str) -> JsValue {
-    raw("POST", &url(path), body.into(), Some("application/json"))
-        .await
-        .unwrap()
-}
-
-/// A fresh session straight from the server: (access, refresh).
-async fn login_raw() -> (String, String) {
-    let r = post_json("/auth/login", r#"{"username":"demo","password":"demo"}"#).await;
-    assert_eq!(status(&r), 200, "login: {}", get_str(&r, "text"));
-    let t = obj(&get_str(&r, "text"));
-    (get_str(&t, "access_token"), get_str(&t, "refresh_token"))
 }
 
 /// Refreshes `rt` directly at the server; the successor.
@@ -167,28 +93,6 @@ async fn refresh_raw(rt: &str) -> String {
     assert_eq!(status(&r), 200, "refresh: {}", get_str(&r, "text"));
     get_str(&obj(&get_str(&r, "text")), "refresh_token")
 }
-
-/// One series of the server's /metrics.
-async fn metric(series: &str) -> f64 {
-    let r = raw("GET", &url("/metrics"), JsValue::UNDEFINED, None)
-        .await
-        .unwrap();
-    for line in get_str(&r, "text").lines() {
-        if let Some(rest) = line.strip_prefix(series) {
-            if let Ok(n) = rest.trim().parse() {
-                return n;
-            }
-        }
-    }
-    0.0
-}
-
-const ROTATED: &str = r#"rotafetch_refresh_total{outcome="rotated"}"#;
-const GRACE: &str = r#"rotafetch_refresh_total{outcome="grace"}"#;
-const REUSED: &str = r#"rotafetch_refresh_total{outcome="reused"}"#;
-const REVOKED: &str = "rotafetch_families_revoked_total";
-const API_401: &str = r#"rotafetch_api_requests_total{status="401"}"#;
-const API_200: &str = r#"rotafetch_api_requests_total{status="200"}"#;
 
 /// A snapshot of the refresh counters, to assert on differences.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -232,14 +136,20 @@ async fn faults(json: &str) {
 }
 
 async fn clear_faults() {
-    raw("DELETE", &url("/test/faults"), JsValue::UNDEFINED, None)
-        .await
-        .unwrap();
+    raw(
+        "DELETE",
+        &url("/test/faults"),
+        JsValue::UNDEFINED,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
 }
 
 /// Refresh faults still queued at the server.
 async fn faults_remaining() -> f64 {
-    let r = raw("GET", &url("/test/faults"), JsValue::UNDEFINED, None)
+    let r = raw("GET", &url("/test/faults"), JsValue::UNDEFINED, None, None)
         .await
         .unwrap();
     get(&obj(&get_str(&r, "text")), "remaining")

@@ -518,6 +518,20 @@ async fn send(request: &Request) -> Result<Response, FetchError> {
         .map_err(FetchError::Js)
 }
 
+/// What this tab tells its listeners when it takes over another tab's session (or sign-out).
+fn other_tab_event(next: &Option<Stored>) -> AuthEvent {
+    match next {
+        Some(s) => AuthEvent::Refresh {
+            expires_at: s.expires_at,
+            source: Source::OtherTab,
+        },
+        None => AuthEvent::Signout {
+            reason: SignoutReason::OtherTab,
+            error: None,
+        },
+    }
+}
+
 fn set_bearer(request: &Request, access: &str) -> Result<(), FetchError> {
     let mut v = String::with_capacity(access.len() + 7);
     v.push_str("Bearer ");
@@ -648,16 +662,7 @@ impl Inner {
             return;
         }
         let had = self.state.borrow().is_some();
-        let event = match &next {
-            Some(s) => AuthEvent::Refresh {
-                expires_at: s.expires_at,
-                source: Source::OtherTab,
-            },
-            None => AuthEvent::Signout {
-                reason: SignoutReason::OtherTab,
-                error: None,
-            },
-        };
+        let event = other_tab_event(&next);
         let has = next.is_some();
         self.set_state(next);
         if had || has {
@@ -759,17 +764,8 @@ impl Inner {
                     return (Err(not_authenticated()), None);
                 }
                 if shared != *self.state.borrow() {
-                    self.set_state(shared.clone());
-                    adopted = Some(match &shared {
-                        Some(s) => AuthEvent::Refresh {
-                            expires_at: s.expires_at,
-                            source: Source::OtherTab,
-                        },
-                        None => AuthEvent::Signout {
-                            reason: SignoutReason::OtherTab,
-                            error: None,
-                        },
-                    });
+                    adopted = Some(other_tab_event(&shared));
+                    self.set_state(shared);
                 }
             }
         }
