@@ -113,23 +113,6 @@ extern "C" {
     fn error_info(e: &JsValue) -> JsValue;
 }
 
-async fn faults(json: &str) {
-    let r = post_json("/test/faults", json).await;
-    assert!(status(&r) < 300, "faults: {}", get_str(&r, "text"));
-}
-
-async fn clear_faults() {
-    raw(
-        "DELETE",
-        &url("/test/faults"),
-        JsValue::UNDEFINED,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-}
-
 /// Polls `cond` every 20 ms for at most `ms`.
 async fn wait_for(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
     let mut waited = 0;
@@ -140,37 +123,6 @@ async fn wait_for(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn local_storage() -> web_sys::Storage {
-    web_sys::window().unwrap().local_storage().unwrap().unwrap()
-}
-
-fn options(key: &str) -> Options {
-    let _ = local_storage().remove_item(key);
-    let mut o = Options::new(url("/auth/refresh"));
-    o.storage_key = key.into();
-    o.logout_url = Some(url("/auth/logout"));
-    o
-}
-
-type Events = Rc<RefCell<Vec<AuthEvent>>>;
-
-fn record(c: &AuthClient) -> Events {
-    let events: Events = Rc::default();
-    let e = events.clone();
-    c.on(move |ev| e.borrow_mut().push(ev.clone()));
-    events
-}
-
-fn signouts(e: &Events) -> Vec<SignoutReason> {
-    e.borrow()
-        .iter()
-        .filter_map(|ev| match ev {
-            AuthEvent::Signout { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A client holding a real refresh token and an access token the server refuses (so the
 /// first call gets a 401; it carries no `exp`, so there is no refresh before sending).
 async fn client_with_refused_access(key: &str) -> (AuthClient, String) {
@@ -179,14 +131,6 @@ async fn client_with_refused_access(key: &str) -> (AuthClient, String) {
     c.set_tokens(tokens("not-a-valid-access-token", &rt))
         .unwrap();
     (c, rt)
-}
-
-fn tokens(access: &str, refresh: &str) -> rotafetch::token::TokenResponse {
-    rotafetch::token::TokenResponse {
-        access_token: access.into(),
-        refresh_token: Some(refresh.into()),
-        expires_in: None,
-    }
 }
 
 async fn fetch(
@@ -203,10 +147,6 @@ async fn text(r: &web_sys::Response) -> String {
         .unwrap()
         .as_string()
         .unwrap()
-}
-
-fn stored(key: &str) -> Option<String> {
-    local_storage().get_item(key).unwrap()
 }
 
 fn stored_rt(key: &str) -> Option<String> {

@@ -130,23 +130,6 @@ impl core::ops::Sub for Counts {
     }
 }
 
-async fn faults(json: &str) {
-    let r = post_json("/test/faults", json).await;
-    assert!(status(&r) < 300, "faults: {}", get_str(&r, "text"));
-}
-
-async fn clear_faults() {
-    raw(
-        "DELETE",
-        &url("/test/faults"),
-        JsValue::UNDEFINED,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-}
-
 /// Refresh faults still queued at the server.
 async fn faults_remaining() -> f64 {
     let r = raw("GET", &url("/test/faults"), JsValue::UNDEFINED, None, None)
@@ -181,45 +164,6 @@ async fn wait_until_faults_left(left: f64) {
     }
 }
 
-fn local_storage() -> web_sys::Storage {
-    web_sys::window().unwrap().local_storage().unwrap().unwrap()
-}
-
-fn options(key: &str) -> Options {
-    let _ = local_storage().remove_item(key);
-    let mut o = Options::new(url("/auth/refresh"));
-    o.storage_key = key.into();
-    o.logout_url = Some(url("/auth/logout"));
-    o
-}
-
-type Events = Rc<RefCell<Vec<AuthEvent>>>;
-
-fn record(c: &AuthClient) -> Events {
-    let events: Events = Rc::default();
-    let e = events.clone();
-    c.on(move |ev| e.borrow_mut().push(ev.clone()));
-    events
-}
-
-fn signouts(e: &Events) -> Vec<SignoutReason> {
-    e.borrow()
-        .iter()
-        .filter_map(|ev| match ev {
-            AuthEvent::Signout { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect()
-}
-
-fn tokens(access: &str, refresh: &str) -> rotafetch::token::TokenResponse {
-    rotafetch::token::TokenResponse {
-        access_token: access.into(),
-        refresh_token: Some(refresh.into()),
-        expires_in: None,
-    }
-}
-
 /// An access token the server refuses and that carries no `exp` (so no refresh before
 /// sending: the first call gets a 401 and refreshes).
 const REFUSED: &str = "not-a-valid-access-token";
@@ -251,10 +195,6 @@ async fn fetch_status(c: &AuthClient, path: &str) -> u16 {
         Ok(r) => r.status(),
         Err(e) => panic!("expected a response, got {e:?}"),
     }
-}
-
-fn stored(key: &str) -> Option<String> {
-    local_storage().get_item(key).unwrap()
 }
 
 fn stored_field(key: &str, field: &str) -> Option<String> {

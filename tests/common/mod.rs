@@ -1,9 +1,12 @@
 //! Helpers shared by the browser test binaries (`browser.rs`, `faults.rs`): the reference
-//! server's address, raw HTTP to it, its metrics, and the lock that runs tests one at a time.
+//! server's address, raw HTTP to it, its metrics and fault queue, clients with a fresh storage
+//! key, event recording, and the lock that runs tests one at a time.
 #![allow(dead_code)]
 
 use js_sys::{Function, Promise, Reflect};
+use rotafetch::{AuthClient, AuthEvent, Options, SignoutReason};
 use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -125,3 +128,63 @@ pub const REUSED: &str = r#"rotafetch_refresh_total{outcome="reused"}"#;
 pub const REVOKED: &str = "rotafetch_families_revoked_total";
 pub const API_401: &str = r#"rotafetch_api_requests_total{status="401"}"#;
 pub const API_200: &str = r#"rotafetch_api_requests_total{status="200"}"#;
+
+pub async fn faults(json: &str) {
+    let r = post_json("/test/faults", json).await;
+    assert!(status(&r) < 300, "faults: {}", get_str(&r, "text"));
+}
+
+pub async fn clear_faults() {
+    raw(
+        "DELETE",
+        &url("/test/faults"),
+        JsValue::UNDEFINED,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+pub fn local_storage() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+pub fn options(key: &str) -> Options {
+    let _ = local_storage().remove_item(key);
+    let mut o = Options::new(url("/auth/refresh"));
+    o.storage_key = key.into();
+    o.logout_url = Some(url("/auth/logout"));
+    o
+}
+
+pub type Events = Rc<RefCell<Vec<AuthEvent>>>;
+
+pub fn record(c: &AuthClient) -> Events {
+    let events: Events = Rc::default();
+    let e = events.clone();
+    c.on(move |ev| e.borrow_mut().push(ev.clone()));
+    events
+}
+
+pub fn signouts(e: &Events) -> Vec<SignoutReason> {
+    e.borrow()
+        .iter()
+        .filter_map(|ev| match ev {
+            AuthEvent::Signout { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn tokens(access: &str, refresh: &str) -> rotafetch::token::TokenResponse {
+    rotafetch::token::TokenResponse {
+        access_token: access.into(),
+        refresh_token: Some(refresh.into()),
+        expires_in: None,
+    }
+}
+
+pub fn stored(key: &str) -> Option<String> {
+    local_storage().get_item(key).unwrap()
+}
