@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{json_error, raw_post, TestServer};
+use common::{concurrent_refreshes, json_error, raw_post, TestServer};
 use serde_json::{json, Value};
 
 fn b64(bytes: &[u8]) -> String {
@@ -181,30 +181,6 @@ async fn grace_zero_disables_grace() {
         s.metric("rotafetch_refresh_total{outcome=\"grace\"}").await,
         0
     );
-}
-
-async fn concurrent_refreshes(s: &TestServer, token: &str, n: usize) -> Vec<(u16, Value)> {
-    let mut tasks = Vec::new();
-    for _ in 0..n {
-        let client = s.client.clone();
-        let url = s.url("/auth/refresh");
-        let token = token.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .json(&json!({ "refresh_token": token }))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap())
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{json_error, TestServer};
+use common::{concurrent_refreshes, json_error, TestServer};
 use serde_json::{json, Value};
 
 /// A small deterministic PRNG (xorshift64*), so failures reproduce without extra crates.
@@ -52,33 +52,6 @@ async fn assert_not_5xx(s: &TestServer, method: &str, path: &str, ct: &str, body
         assert!(!error.is_empty());
     }
     status
-}
-
-async fn concurrent_refreshes(s: &TestServer, token: &str, n: usize) -> Vec<(u16, Value)> {
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let client = s.client.clone();
-        let url = s.url("/auth/refresh");
-        let token = token.to_owned();
-        tasks.push(tokio::spawn(async move {
-            // Both request formats, interleaved.
-            let req = if i % 2 == 0 {
-                client.post(url).json(&json!({ "refresh_token": token }))
-            } else {
-                client
-                    .post(url)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!("grant_type=refresh_token&refresh_token={token}"))
-            };
-            let r = req.send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,3 +258,33 @@ pub fn raw_post(path: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// `n` concurrent refreshes of one token, JSON and form requests interleaved: (status, body).
+pub async fn concurrent_refreshes(s: &TestServer, token: &str, n: usize) -> Vec<(u16, Value)> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let client = s.client.clone();
+        let url = s.url("/auth/refresh");
+        let token = token.to_owned();
+        tasks.push(tokio::spawn(async move {
+            // Both request formats, interleaved.
+            let req = if i % 2 == 0 {
+                client
+                    .post(url)
+                    .json(&serde_json::json!({ "refresh_token": token }))
+            } else {
+                client
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("grant_type=refresh_token&refresh_token={token}"))
+            };
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
