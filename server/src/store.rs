@@ -265,6 +265,28 @@ fn family_expired(f: &FamilyRow, now: Millis, policy: &Policy) -> bool {
         || now >= f.last_rotated_at.saturating_add(policy.idle_ttl_ms)
 }
 
+/// The presented token and its family, if the family is still live; otherwise why not.
+fn load_live(
+    conn: &Connection,
+    presented: &TokenHash,
+    now: Millis,
+    policy: &Policy,
+) -> rusqlite::Result<Result<(TokenRow, FamilyRow), RotateOutcome>> {
+    let Some(token) = load_token(conn, presented)? else {
+        return Ok(Err(RotateOutcome::Unknown));
+    };
+    let Some(family) = load_family(conn, &token.family_id)? else {
+        return Ok(Err(RotateOutcome::Unknown));
+    };
+    if family.revoked {
+        return Ok(Err(RotateOutcome::Revoked));
+    }
+    if family_expired(&family, now, policy) {
+        return Ok(Err(RotateOutcome::Expired));
+    }
+    Ok(Ok((token, family)))
+}
+
 fn revoke(conn: &Connection, family_id: &str, now: Millis, reason: &str) -> rusqlite::Result<bool> {
     let n = conn.execute(
         "UPDATE families SET revoked_at = ?2, revoke_reason = ?3
@@ -347,18 +369,10 @@ impl Store for SqliteStore {
     ) -> Result<RotateOutcome> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(token) = load_token(&tx, presented)? else {
-            return Ok(RotateOutcome::Unknown);
+        let (token, family) = match load_live(&tx, presented, now, policy)? {
+            Ok(live) => live,
+            Err(outcome) => return Ok(outcome),
         };
-        let Some(family) = load_family(&tx, &token.family_id)? else {
-            return Ok(RotateOutcome::Unknown);
-        };
-        if family.revoked {
-            return Ok(RotateOutcome::Revoked);
-        }
-        if family_expired(&family, now, policy) {
-            return Ok(RotateOutcome::Expired);
-        }
         let outcome = match token.used_at {
             None => {
                 tx.execute(
@@ -412,18 +426,10 @@ impl Store for SqliteStore {
 
     fn check(&self, presented: &TokenHash, now: Millis, policy: &Policy) -> Result<RotateOutcome> {
         let conn = self.lock();
-        let Some(token) = load_token(&conn, presented)? else {
-            return Ok(RotateOutcome::Unknown);
+        let (token, family) = match load_live(&conn, presented, now, policy)? {
+            Ok(live) => live,
+            Err(outcome) => return Ok(outcome),
         };
-        let Some(family) = load_family(&conn, &token.family_id)? else {
-            return Ok(RotateOutcome::Unknown);
-        };
-        if family.revoked {
-            return Ok(RotateOutcome::Revoked);
-        }
-        if family_expired(&family, now, policy) {
-            return Ok(RotateOutcome::Expired);
-        }
         if token.used_at.is_some() {
             // Report without acting; the caller treats this as an invalid grant.
             return Ok(RotateOutcome::Reused {
