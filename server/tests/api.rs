@@ -415,27 +415,11 @@ async fn logout_revokes_family_and_is_idempotent() {
 async fn restart_with_the_same_database_keeps_sessions() {
     let s = TestServer::start(|_| {}).await;
     let t = s.login_ok().await;
-    let jwks1: Value = s
-        .client
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks1: Value = s.get_json("/.well-known/jwks.json").await;
     let dir = s.stop().await;
 
     let s = TestServer::start_in(dir, |_| {}).await;
-    let jwks2: Value = s
-        .client
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks2: Value = s.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks1, jwks2, "signing key persisted");
     assert_eq!(
         s.me(&t.access).await.status(),
@@ -619,15 +603,7 @@ async fn hostile_inputs_get_json_4xx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_format_and_counters() {
     let s = TestServer::start(|c| c.reuse_grace_secs = 30).await;
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get_text("/metrics").await;
     for series in [
         "rotafetch_logins_total{outcome=\"success\"} 0",
         "rotafetch_logins_total{outcome=\"invalid_credentials\"} 0",
@@ -690,41 +666,17 @@ async fn fault_api_state_and_routing() {
     let s = TestServer::start(|_| {}).await;
     s.set_faults(json!({"refresh": [{"kind": "drop"}, {"kind": "status", "status": 500}]}))
         .await;
-    let state: Value = s
-        .client
-        .get(s.url("/test/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = s.get_json("/test/faults").await;
     assert_eq!(state["remaining"], 2);
     assert_eq!(state["api_always_401"], false);
     // POST replaces.
     s.set_faults(json!({"refresh": [{"kind": "non_json"}]}))
         .await;
-    let state: Value = s
-        .client
-        .get(s.url("/test/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = s.get_json("/test/faults").await;
     assert_eq!(state["remaining"], 1);
     let r = s.client.delete(s.url("/test/faults")).send().await.unwrap();
     assert!(r.status().is_success());
-    let state: Value = s
-        .client
-        .get(s.url("/test/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = s.get_json("/test/faults").await;
     assert_eq!(state["remaining"], 0);
     // Bad plans.
     for bad in [
@@ -1101,15 +1053,7 @@ async fn echo_returns_exact_bytes() {
 async fn jwks_verifies_access_tokens() {
     let s = TestServer::start(|_| {}).await;
     let t = s.login_ok().await;
-    let jwks: Value = s
-        .client
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = s.get_json("/.well-known/jwks.json").await;
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");

@@ -297,15 +297,7 @@ async fn hostile_fault_plans_are_refused_and_change_nothing() {
             &plan[..plan.len().min(60)]
         );
     }
-    let state: Value = s
-        .client
-        .get(s.url("/test/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = s.get_json("/test/faults").await;
     assert_eq!(state["remaining"], 0, "{state}");
     assert_eq!(state["api_always_401"], false);
     let t = s.login_ok().await;

@@ -149,16 +149,32 @@ impl TestServer {
         assert_eq!(r.status(), 200);
     }
 
-    pub async fn metrics(&self) -> HashMap<String, u64> {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
+    /// GET `path` and read the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// GET `path` and read the body as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn metrics(&self) -> HashMap<String, u64> {
+        let text = self.get_text("/metrics").await;
         parse_metrics(&text)
     }
 
