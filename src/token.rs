@@ -67,6 +67,26 @@ impl TokenError {
     }
 }
 
+/// Does a response's `Content-Length` value declare more than `max` bytes? `false` when it is
+/// not a plain decimal (the body is then read and measured instead).
+pub fn declares_more_than(content_length: &str, max: usize) -> bool {
+    let digits = content_length.trim_ascii().as_bytes();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut n: usize = 0;
+    for d in digits {
+        match n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(usize::from(d - b'0')))
+        {
+            Some(v) => n = v,
+            None => return true,
+        }
+    }
+    n > max
+}
+
 /// A token may go into `Authorization: Bearer …` and into JSON/form bodies: visible ASCII
 /// without spaces, quotes or backslashes (covers JWTs, base64url and RFC 6750's b64token).
 pub fn is_token_string(s: &str) -> bool {
@@ -194,6 +214,17 @@ pub fn parse_stored<J: JsonValue>(text: &str) -> Option<Stored> {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn declared_lengths() {
+        assert!(declares_more_than("65537", 65536));
+        assert!(declares_more_than(" 99999999999999999999999 ", 10));
+        assert!(!declares_more_than("65536", 65536));
+        assert!(!declares_more_than("\t12 ", 65536));
+        for odd in ["", " ", "-1", "1e9", "0x10", "12 34", "+5"] {
+            assert!(!declares_more_than(odd, 0), "{odd:?}");
+        }
+    }
 
     #[test]
     fn rfc6749_response() {

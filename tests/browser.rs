@@ -793,3 +793,55 @@ async fn tokens_never_reach_console_or_error_messages() {
         assert!(!m.contains("SECRET"), "token leaked: {m}");
     }
 }
+
+/// In the browser the JWT payload is decoded by `atob` (not the `base64` crate the native
+/// tests exercise): URL-safe alphabet, with or without padding, non-ASCII claims text; the
+/// standard alphabet and garbage are not read (the token stays an opaque bearer token).
+#[wasm_bindgen_test]
+async fn jwt_payloads_are_decoded_in_the_browser() {
+    let _serial = serial().await;
+    let now = (js_sys::Date::now() / 1000.0).floor();
+    let to_url = |s: String| s.replace('+', "-").replace('/', "_");
+    // Filler chosen so the payload's standard base64 holds both '+' and '/'.
+    let filler = (0..64)
+        .map(|i| "?>~ü".repeat(i % 4 + 1))
+        .find(|f| {
+            let p = b64(&format!(
+                r#"{{"x":"{f}","iat":{now},"exp":{}}}"#,
+                now + 600.0
+            ));
+            p.contains('+') && p.contains('/')
+        })
+        .expect("a filler whose base64 holds + and /");
+    let payload = format!(
+        r#"{{"name":"José ✓","x":"{filler}","iat":{now},"exp":{}}}"#,
+        now + 600.0
+    );
+    let std_b64 = b64(&payload);
+    assert!(std_b64.contains('+') || std_b64.contains('/'));
+    let cases = [
+        (to_url(std_b64.trim_end_matches('=').to_string()), true),
+        (to_url(std_b64.clone()), true),
+        (std_b64.clone(), false),
+        ("!!!".to_string(), false),
+        (
+            to_url(std_b64.trim_end_matches('=').to_string()) + "===",
+            false,
+        ),
+    ];
+    for (i, (segment, readable)) in cases.into_iter().enumerate() {
+        let c = AuthClient::new(options("t-jwt")).unwrap();
+        c.set_tokens(tokens(&format!("eyJhbGciOiJFZERTQSJ9.{segment}.sig"), "rt"))
+            .unwrap();
+        match c.expires_at() {
+            // 600 s from arrival, whatever the clocks say; wide margin for a slow machine.
+            Some(at) => {
+                assert!(readable, "case {i}: read a payload it must not");
+                let left = at - js_sys::Date::now();
+                assert!((590_000.0..=600_500.0).contains(&left), "case {i}: {left}");
+            }
+            None => assert!(!readable, "case {i}: could not read {segment}"),
+        }
+        c.logout().await;
+    }
+}

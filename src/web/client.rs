@@ -317,7 +317,10 @@ impl AuthClient {
                 out
             }
             None => {
-                let mut out = vec![glue::origin_of(&refresh_url)];
+                let mut out: Vec<String> = policy::origin_of_href(&refresh_url)
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect();
                 out.extend(glue::page_origin());
                 out
             }
@@ -887,9 +890,9 @@ impl Inner {
         request: Request,
         replayable: bool,
     ) -> Result<Response, FetchError> {
-        let origin = glue::origin_of(&request.url());
-        let headers = request.headers();
-        if !this.cfg.allow.allows(&origin) || headers.has("authorization").unwrap_or(false) {
+        let url = request.url();
+        let ours = policy::origin_of_href(&url).is_some_and(|o| this.cfg.allow.allows(o));
+        if !ours || request.headers().has("authorization").unwrap_or(false) {
             // Not ours to authenticate: sent exactly as `fetch` would.
             return send(&request).await;
         }
@@ -920,8 +923,11 @@ impl Inner {
             return send(&request).await;
         };
         set_bearer(&request, &carried)?;
-        // Cloned before the first send: the only way to send the same body twice.
-        let replay = if replayable {
+        // A request without a body can simply be sent again; one with a body is cloned before
+        // the first send, the only way to send the same body twice.
+        let replay = if request.body().is_none() {
+            Some(Clone::clone(&request))
+        } else if replayable {
             Some(request.clone().map_err(FetchError::Js)?)
         } else {
             None

@@ -64,11 +64,6 @@ pub fn resolve_url(url: &str) -> Option<Url> {
     }
 }
 
-/// The serialized origin of an absolute URL (`"null"` for opaque ones).
-pub fn origin_of(url: &str) -> String {
-    Url::new(url).map(|u| u.origin()).unwrap_or_default()
-}
-
 /// The page's (or worker's) own origin, if it has an http(s) one.
 pub fn page_origin() -> Option<String> {
     get(&get(&js_sys::global(), "location"), "origin").as_string()
@@ -129,8 +124,7 @@ pub async fn post(
         .get("content-length")
         .ok()
         .flatten()
-        .and_then(|l| l.trim().parse::<usize>().ok())
-        .is_some_and(|l| l > max);
+        .is_some_and(|l| crate::token::declares_more_than(&l, max));
     if too_big {
         // Do not download it; cancel the body.
         if let Some(b) = resp.body() {
