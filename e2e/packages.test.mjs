@@ -13,6 +13,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { startServer, launchBrowser, watch, waitFor, ROOT, ROTATED, API_200, API_401 } from "./lib/harness.mjs";
 
 const run = promisify(execFile);
@@ -57,6 +58,18 @@ test("npm pack ships the .wasm, the JS, the .d.ts, package.json and README, noth
   assert.equal(report.version, cargoVersion());
   const wasm = report.files.find((f) => f.path === "rotafetch_bg.wasm");
   assert.ok(wasm.size > 10_000, `rotafetch_bg.wasm is ${wasm.size} bytes`);
+});
+
+test("the shipped glue is minified, keeps its class names and the wasm URL bundlers look for", async () => {
+  const glue = readFileSync(join(PKG, "rotafetch.js"), "utf8");
+  assert.ok(glue.split("\n").length < 10, "pkg/rotafetch.js is minified");
+  assert.ok(glue.includes('new URL("rotafetch_bg.wasm",import.meta.url)'), "the wasm URL pattern survives");
+  // Importing the glue runs nothing (init() does); Node can load it to look at the exports.
+  const m = await import(pathToFileURL(join(PKG, "rotafetch.js")).href);
+  assert.equal(m.AuthClient.name, "AuthClient");
+  assert.equal(m.AuthError.name, "AuthError");
+  assert.equal(typeof m.default, "function", "the init() default export");
+  assert.equal(typeof m.initSync, "function");
 });
 
 test("package.json has the metadata a registry user expects", () => {

@@ -2,11 +2,11 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
+use crate::web::promise;
 use crate::web::{AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::future_to_promise;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
@@ -315,7 +315,7 @@ impl JsAuthClient {
         #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] credentials: JsValue,
     ) -> Promise {
         let c = self.client.clone();
-        future_to_promise(async move {
+        promise(async move {
             c.login(&url, &credentials)
                 .await
                 .map_err(|e| js_error(&e))?;
@@ -331,7 +331,7 @@ impl JsAuthClient {
         #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: JsValue,
     ) -> Promise {
         let c = self.client.clone();
-        future_to_promise(async move {
+        promise(async move {
             c.fetch_with(&input, &init)
                 .await
                 .map(JsValue::from)
@@ -343,7 +343,7 @@ impl JsAuthClient {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn refresh(&self) -> Promise {
         let c = self.client.clone();
-        future_to_promise(async move {
+        promise(async move {
             c.refresh().await.map_err(|e| js_error(&e))?;
             Ok(JsValue::UNDEFINED)
         })
@@ -353,7 +353,7 @@ impl JsAuthClient {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn logout(&self) -> Promise {
         let c = self.client.clone();
-        future_to_promise(async move {
+        promise(async move {
             c.logout().await;
             Ok(JsValue::UNDEFINED)
         })

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, Request, Response, StorageEvent};
 
 /// How the refresh token is sent to `refreshUrl`.
@@ -684,7 +684,7 @@ impl Inner {
             Some(p) => p,
             None => {
                 let inner = this.clone();
-                let p = future_to_promise(async move {
+                let p = glue::promise(async move {
                     let r = Inner::refresh_locked(&inner, failed_access).await;
                     *inner.inflight.borrow_mut() = None;
                     Ok(match r {

@@ -1,6 +1,8 @@
 //! Small bindings and helpers shared by the browser modules.
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
+use std::future::Future;
+use std::pin::Pin;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -14,6 +16,12 @@ extern "C" {
     pub fn fetch_request(req: &Request) -> Promise;
     #[wasm_bindgen(js_name = fetch)]
     pub fn fetch_url(url: &str, init: &RequestInit) -> Promise;
+
+    #[wasm_bindgen(js_name = URL)]
+    type UrlCtor;
+    /// `new URL(url, base)`, the base handed over as the JS value it is.
+    #[wasm_bindgen(constructor, catch, js_class = "URL")]
+    fn new(url: &str, base: &JsValue) -> Result<UrlCtor, JsValue>;
 
     #[wasm_bindgen(js_name = Request)]
     type RequestCtor;
@@ -51,17 +59,17 @@ pub fn now() -> f64 {
     js_sys::Date::now()
 }
 
-/// `location.href` of the page or worker, if any.
-fn base_href() -> Option<String> {
-    get(&get(&js_sys::global(), "location"), "href").as_string()
-}
-
-/// Resolves `url` against the page's URL.
+/// Resolves `url` the way `fetch(url)` does: against the document's base URL (which a
+/// `<base href>` sets), in a worker against its location.
 pub fn resolve_url(url: &str) -> Option<Url> {
-    match base_href() {
-        Some(base) => Url::new_with_base(url, &base).ok(),
-        None => Url::new(url).ok(),
-    }
+    let global = js_sys::global();
+    let document = get(&global, "document");
+    let base = if document.is_object() {
+        get(&document, "baseURI")
+    } else {
+        get(&get(&global, "location"), "href")
+    };
+    UrlCtor::new(url, &base).ok().map(JsCast::unchecked_into)
 }
 
 /// The page's (or worker's) own origin, if it has an http(s) one.
@@ -74,6 +82,13 @@ pub fn deferred() -> (Promise, Function) {
     let mut resolve = None;
     let p = Promise::new(&mut |res, _| resolve = Some(res));
     (p, resolve.unwrap_throw())
+}
+
+/// `future_to_promise` for every future of the crate, instantiated once (the futures are
+/// boxed): each instantiation would cost the `.wasm` its own copy of the executor glue.
+pub fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let boxed: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(f);
+    wasm_bindgen_futures::future_to_promise(boxed)
 }
 
 /// Awaits `p` unless `signal` aborts first (`Err(())` then). `p` must not reject.

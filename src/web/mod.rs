@@ -11,3 +11,5 @@ pub use client::{
     AuthClient, AuthEvent, FetchError, ListenerId, Options, RefreshFormat, SignoutReason, Source,
     StorageKind,
 };
+#[cfg(feature = "js")]
+pub(crate) use glue::promise;
