@@ -2,7 +2,7 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
-use crate::web::promise;
+use crate::web::{promise, then_fns, Started};
 use crate::web::{AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -331,12 +331,42 @@ impl JsAuthClient {
         #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: JsValue,
     ) -> Promise {
         let c = self.client.clone();
-        promise(async move {
-            c.fetch_with(&input, &init)
-                .await
-                .map(JsValue::from)
-                .map_err(fetch_error)
-        })
+        match c.start(&input, &init) {
+            Err(e) => Promise::reject(&fetch_error(e)),
+            Ok(Started::Plain(sent)) => sent,
+            Ok(Started::RefreshFirst(request, replayable)) => promise(async move {
+                c.refresh_then_fetch(request, replayable)
+                    .await
+                    .map(JsValue::from)
+                    .map_err(fetch_error)
+            }),
+            Ok(Started::Armed(sent, armed)) => {
+                // One closure for both outcomes (bound to `false` / `true`): exactly one runs,
+                // so it is always called and freed.
+                let settle = Closure::once_into_js(move |failed: bool, v: JsValue| -> JsValue {
+                    if failed {
+                        return Promise::reject(&v).into();
+                    }
+                    let response: web_sys::Response = v.unchecked_into();
+                    if response.status() != 401 {
+                        return response.into();
+                    }
+                    promise(async move {
+                        c.after_401(response, armed)
+                            .await
+                            .map(JsValue::from)
+                            .map_err(fetch_error)
+                    })
+                    .into()
+                });
+                let settle: &Function = settle.unchecked_ref();
+                then_fns(
+                    &sent,
+                    &settle.bind1(&JsValue::NULL, &JsValue::FALSE).into(),
+                    &settle.bind1(&JsValue::NULL, &JsValue::TRUE).into(),
+                )
+            }
+        }
     }
 
     /// One serialized refresh, on demand.

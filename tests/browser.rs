@@ -845,3 +845,75 @@ async fn jwt_payloads_are_decoded_in_the_browser() {
         c.logout().await;
     }
 }
+
+/// The façade's `fetch` starts the request synchronously and enters a Rust future only after a
+/// 401 (or for a refresh before sending). Through the JS API: the replay after a 401, a body
+/// replayed, a stream that cannot be, fetch's own failures as they are, other origins untouched.
+#[wasm_bindgen_test]
+async fn js_facade_fetch_replays_after_a_401_and_passes_failures_through() {
+    let _serial = serial().await;
+    let c = js_client(&format!(
+        r#"{{"refreshUrl": "{}", "storageKey": "t-js401", "minRefreshIntervalMs": 0}}"#,
+        url("/auth/refresh")
+    ))
+    .unwrap();
+    let refused = |rt: &str| {
+        c.set_tokens(obj(&format!(
+            r#"{{"access_token":"not-a-valid-access-token","refresh_token":"{rt}"}}"#
+        )))
+        .unwrap()
+    };
+    let call = |input: JsValue, init: JsValue| JsFuture::from(c.fetch(input, init));
+    let response = |v: JsValue| v.unchecked_into::<web_sys::Response>();
+
+    // A GET: 401, one refresh, the same request replayed with the new token.
+    refused(&login_raw().await.1);
+    let rot0 = metric(ROTATED).await;
+    let r = response(
+        call(url("/api/me").into(), JsValue::UNDEFINED)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+    // A POST: its body replayed byte for byte.
+    refused(&login_raw().await.1);
+    let init = obj(r#"{"method":"POST","body":"rotafetch ✓"}"#);
+    let r = response(call(url("/api/echo").into(), init).await.unwrap());
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        get_str(&obj(&text(&r).await), "body_base64"),
+        b64("rotafetch ✓")
+    );
+    // A stream body that would need a replay: a typed AuthError, never an empty body.
+    refused(&login_raw().await.1);
+    let restore = answer_streams_with_server_401();
+    let err = call(url("/api/me?stream=1").into(), stream_init()).await;
+    restore.call0(&JsValue::NULL).unwrap();
+    assert_eq!(
+        get_str(&error_info(&err.unwrap_err()), "code"),
+        "body_not_replayable"
+    );
+    // fetch's own failures come back as they are: an abort...
+    let ctl = web_sys::AbortController::new().unwrap();
+    ctl.abort();
+    let init = Object::new();
+    Reflect::set(&init, &"signal".into(), &ctl.signal()).unwrap();
+    let err = call(url("/api/me").into(), init.into()).await.unwrap_err();
+    assert_eq!(get_str(&error_info(&err), "name"), "AbortError");
+    // ...and a URL `new Request` refuses.
+    let err = call("http://[bad".into(), JsValue::UNDEFINED)
+        .await
+        .unwrap_err();
+    assert_eq!(get_str(&error_info(&err), "name"), "TypeError");
+    // Another origin gets no token: the server's own 401 comes back, and no refresh.
+    let rot1 = metric(ROTATED).await;
+    let other = server().replace("127.0.0.1", "localhost");
+    let r = response(
+        call(format!("{other}/api/me").into(), JsValue::UNDEFINED)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(r.status(), 401);
+    assert_eq!(metric(ROTATED).await, rot1);
+}

@@ -503,19 +503,86 @@ impl AuthClient {
         input: &JsValue,
         init: &JsValue,
     ) -> Result<Response, FetchError> {
-        let replayable = !glue::has_stream_body(init);
-        let request = glue::make_request(input, init).map_err(FetchError::Js)?;
-        Inner::fetch(&self.inner, request, replayable).await
+        // The same steps as the JS façade's `fetch` (see `start`), awaited here.
+        match self.start(input, init)? {
+            Started::Plain(sent) => send(sent).await,
+            Started::Armed(sent, armed) => {
+                let response = send(sent).await?;
+                if response.status() != 401 {
+                    return Ok(response);
+                }
+                Inner::after_401(&self.inner, response, armed).await
+            }
+            Started::RefreshFirst(request, replayable) => {
+                Inner::fetch(&self.inner, request, replayable).await
+            }
+        }
     }
 
     /// Sends `request` with authentication (see the crate docs for the rules).
     pub async fn fetch(&self, request: Request) -> Result<Response, FetchError> {
         Inner::fetch(&self.inner, request, true).await
     }
+
+    /// For the JS façade: `fetch(input, init)` started synchronously, with no Rust future on
+    /// the way unless the token must be refreshed first (measured: the futures machinery was
+    /// most of a call's overhead over plain `fetch`).
+    pub(crate) fn start(&self, input: &JsValue, init: &JsValue) -> Result<Started, FetchError> {
+        let replayable = !glue::has_stream_body(init);
+        let request = glue::make_request(input, init).map_err(FetchError::Js)?;
+        let inner = &self.inner;
+        if !inner.ours(&request) {
+            return Ok(Started::Plain(glue::fetch_request(&request)));
+        }
+        if inner.due().is_some() {
+            return Ok(Started::RefreshFirst(request, replayable));
+        }
+        Ok(match inner.arm(&request, replayable)? {
+            Some(armed) => Started::Armed(glue::fetch_request(&request), armed),
+            None => Started::Plain(glue::fetch_request(&request)),
+        })
+    }
+
+    /// For the JS façade: what follows a 401 to a request [`AuthClient::start`] armed.
+    pub(crate) async fn after_401(
+        &self,
+        response: Response,
+        armed: Armed,
+    ) -> Result<Response, FetchError> {
+        Inner::after_401(&self.inner, response, armed).await
+    }
+
+    /// For the JS façade: [`AuthClient::start`]'s `RefreshFirst`, carried on.
+    pub(crate) async fn refresh_then_fetch(
+        &self,
+        request: Request,
+        replayable: bool,
+    ) -> Result<Response, FetchError> {
+        Inner::fetch(&self.inner, request, replayable).await
+    }
 }
 
-async fn send(request: &Request) -> Result<Response, FetchError> {
-    JsFuture::from(glue::fetch_request(request))
+/// What an authenticated request carried, and what its replay needs.
+pub(crate) struct Armed {
+    carried: String,
+    /// `None`: the body is a stream, it cannot be sent twice.
+    replay: Option<Request>,
+    signal: web_sys::AbortSignal,
+}
+
+/// The synchronous start of a call (see [`AuthClient::start`]).
+pub(crate) enum Started {
+    /// Sent as is: not ours to authenticate, or signed out.
+    Plain(Promise),
+    /// Sent with the access token; a 401 goes to [`AuthClient::after_401`].
+    Armed(Promise, Armed),
+    /// The token must be refreshed first: take the async path (`Inner::fetch`); the flag
+    /// says whether the body can be replayed.
+    RefreshFirst(Request, bool),
+}
+
+async fn send(fetching: Promise) -> Result<Response, FetchError> {
+    JsFuture::from(fetching)
         .await
         .map(JsCast::unchecked_into)
         .map_err(FetchError::Js)
@@ -885,57 +952,87 @@ impl Inner {
         }
     }
 
-    async fn fetch(
-        this: &Rc<Inner>,
-        request: Request,
-        replayable: bool,
-    ) -> Result<Response, FetchError> {
-        let url = request.url();
-        let ours = policy::origin_of_href(&url).is_some_and(|o| this.cfg.allow.allows(o));
-        if !ours || request.headers().has("authorization").unwrap_or(false) {
-            // Not ours to authenticate: sent exactly as `fetch` would.
-            return send(&request).await;
-        }
-        let signal = request.signal();
-        let due = this
-            .state
-            .borrow()
-            .as_ref()
-            .map(|s| (s.refresh_at, s.expires_at, s.access_token.clone()));
-        if let Some((refresh_at, expires_at, access)) = due {
-            let min = this.cfg.min_interval_ms;
-            if policy::refresh_before_send(now(), refresh_at, this.last_refresh.get(), min) {
-                match Inner::refresh_shared(this, Some(access), Some(&signal)).await {
-                    Ok(()) => {}
-                    Err(e) if e.code() == ErrorCode::RefreshFailed => {
-                        // Transient: the old token may still be good (we refresh early).
-                        let expired = expires_at.is_some_and(|at| now() >= at);
-                        if expired || this.state.borrow().is_none() {
-                            return Err(e.into());
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        let carried = this.current_access();
-        let Some(carried) = carried else {
-            return send(&request).await;
+    /// Is `request` one to authenticate: an allowed origin, no `Authorization` of its own?
+    fn ours(&self, request: &Request) -> bool {
+        policy::origin_of_href(&request.url()).is_some_and(|o| self.cfg.allow.allows(o))
+            && !request.headers().has("authorization").unwrap_or(false)
+    }
+
+    /// When the access token must be refreshed before sending: its expiry and the token.
+    fn due(&self) -> Option<(Option<f64>, String)> {
+        let state = self.state.borrow();
+        let s = state.as_ref()?;
+        let min = self.cfg.min_interval_ms;
+        policy::refresh_before_send(now(), s.refresh_at, self.last_refresh.get(), min)
+            .then(|| (s.expires_at, s.access_token.clone()))
+    }
+
+    /// Sets `Authorization` on `request` and keeps what a replay needs. `None`: no token.
+    fn arm(&self, request: &Request, replayable: bool) -> Result<Option<Armed>, FetchError> {
+        let Some(carried) = self.current_access() else {
+            return Ok(None);
         };
-        set_bearer(&request, &carried)?;
+        set_bearer(request, &carried)?;
         // A request without a body can simply be sent again; one with a body is cloned before
         // the first send, the only way to send the same body twice.
         let replay = if request.body().is_none() {
-            Some(Clone::clone(&request))
+            Some(Clone::clone(request))
         } else if replayable {
             Some(request.clone().map_err(FetchError::Js)?)
         } else {
             None
         };
-        let response = send(&request).await?;
+        Ok(Some(Armed {
+            carried,
+            replay,
+            signal: request.signal(),
+        }))
+    }
+
+    async fn fetch(
+        this: &Rc<Inner>,
+        request: Request,
+        replayable: bool,
+    ) -> Result<Response, FetchError> {
+        if !this.ours(&request) {
+            // Not ours to authenticate: sent exactly as `fetch` would.
+            return send(glue::fetch_request(&request)).await;
+        }
+        if let Some((expires_at, access)) = this.due() {
+            let signal = request.signal();
+            match Inner::refresh_shared(this, Some(access), Some(&signal)).await {
+                Ok(()) => {}
+                Err(e) if e.code() == ErrorCode::RefreshFailed => {
+                    // Transient: the old token may still be good (we refresh early).
+                    let expired = expires_at.is_some_and(|at| now() >= at);
+                    if expired || this.state.borrow().is_none() {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(armed) = this.arm(&request, replayable)? else {
+            return send(glue::fetch_request(&request)).await;
+        };
+        let response = send(glue::fetch_request(&request)).await?;
         if response.status() != 401 {
             return Ok(response);
         }
+        Inner::after_401(this, response, armed).await
+    }
+
+    /// A 401 to an authenticated request: return it, or refresh (once per browser) and replay.
+    async fn after_401(
+        this: &Rc<Inner>,
+        response: Response,
+        armed: Armed,
+    ) -> Result<Response, FetchError> {
+        let Armed {
+            carried,
+            replay,
+            signal,
+        } = armed;
         let current = this.current_access();
         let seen = Seen401 {
             was_replay: false,
@@ -966,6 +1063,6 @@ impl Inner {
             return Ok(response);
         };
         set_bearer(&replay, &current)?;
-        send(&replay).await
+        send(glue::fetch_request(&replay)).await
     }
 }

@@ -17,6 +17,10 @@ extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     pub fn fetch_url(url: &str, init: &RequestInit) -> Promise;
 
+    type Thenable;
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_fns(this: &Thenable, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise;
+
     #[wasm_bindgen(js_name = URL)]
     type UrlCtor;
     /// `new URL(url, base)`, the base handed over as the JS value it is.
@@ -75,6 +79,12 @@ pub fn resolve_url(url: &str) -> Option<Url> {
 /// The page's (or worker's) own origin, if it has an http(s) one.
 pub fn page_origin() -> Option<String> {
     get(&get(&js_sys::global(), "location"), "origin").as_string()
+}
+
+/// `p.then(on_fulfilled, on_rejected)` with plain functions.
+pub fn then_fns(p: &Promise, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise {
+    p.unchecked_ref::<Thenable>()
+        .then_fns(on_fulfilled, on_rejected)
 }
 
 /// A promise and its `resolve` function.

@@ -7,9 +7,11 @@ mod idb;
 mod lock;
 mod store;
 
+#[cfg(feature = "js")]
+pub(crate) use client::Started;
 pub use client::{
     AuthClient, AuthEvent, FetchError, ListenerId, Options, RefreshFormat, SignoutReason, Source,
     StorageKind,
 };
 #[cfg(feature = "js")]
-pub(crate) use glue::promise;
+pub(crate) use glue::{promise, then_fns};
