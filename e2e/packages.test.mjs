@@ -70,6 +70,14 @@ test("the shipped glue is minified, keeps its class names and the wasm URL bundl
   assert.equal(m.AuthError.name, "AuthError");
   assert.equal(typeof m.default, "function", "the init() default export");
   assert.equal(typeof m.initSync, "function");
+  // Import and export names were shortened (no wasm-bindgen hashes), and the glue still
+  // satisfies every import: instantiating is the check.
+  const bytes = readFileSync(join(PKG, "rotafetch_bg.wasm"));
+  const mod = new WebAssembly.Module(bytes);
+  for (const i of WebAssembly.Module.imports(mod)) assert.ok(i.module.length + i.name.length <= 4, `long import name ${i.module}.${i.name}`);
+  for (const e of WebAssembly.Module.exports(mod)) assert.ok(e.name.length <= 3, `long export name ${e.name}`);
+  assert.doesNotMatch(glue, /__wbg_\w+_[0-9a-f]{16}/, "no hashed wasm-bindgen names left in the glue");
+  m.initSync({ module: bytes });
 });
 
 test("package.json has the metadata a registry user expects", () => {

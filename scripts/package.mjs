@@ -8,11 +8,16 @@
 // - README.md: npm/README.md (the JS/TS quickstart), replacing whatever wasm-pack copied.
 // - rotafetch.js: wasm-bindgen's glue, minified by esbuild (whitespace and syntax; names kept):
 //   every page that loads it without a bundler gets ~1.5 KB gzip less.
+// - rotafetch_bg.wasm: the names of its imports and exports (wasm-bindgen's carry a 16-hex-digit
+//   hash each: incompressible, and written twice, in the .wasm and in the glue) shortened by
+//   binaryen's --minify-imports-and-exports-and-modules, and the glue and the .d.ts files
+//   rewritten to match. Checked here: Node instantiates the result with the glue's imports.
 //
 // Usage: node scripts/package.mjs [pkgDir]   (default: pkg)
 import { readFileSync, writeFileSync, existsSync, copyFileSync, readdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { transformSync } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -70,6 +75,51 @@ if (!min.includes('new URL("rotafetch_bg.wasm",import.meta.url)')) {
   throw new Error("minified glue lost the wasm URL pattern bundlers look for");
 }
 writeFileSync(gluePath, min);
+
+// Short import/export names. binaryen prints the mapping it applied; every old name must then
+// be gone from the glue, and the glue's import object must satisfy the new .wasm.
+const wasmPath = join(pkgDir, "rotafetch_bg.wasm");
+if (!readFileSync(gluePath, "utf8").includes("./rotafetch_bg.js")) {
+  // Already done (the script ran twice on one build): nothing to map.
+} else {
+  const wasmOpt = join(root, "node_modules/.bin/wasm-opt");
+  const features = ["--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext",
+    "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"];
+  const map = JSON.parse(execFileSync(wasmOpt, [wasmPath, "--minify-imports-and-exports-and-modules",
+    ...features, "-o", wasmPath], { encoding: "utf8", maxBuffer: 1 << 26 }));
+  const mod = new WebAssembly.Module(readFileSync(wasmPath));
+  const modules = [...new Set(WebAssembly.Module.imports(mod).map((i) => i.module))];
+  if (modules.length !== 1) throw new Error(`expected one import module, got ${modules}`);
+  const imports = new Map(map.imports.map(([m, from, to]) => {
+    if (m !== "./rotafetch_bg.js") throw new Error(`unexpected import module ${m}`);
+    return [from, to];
+  }));
+  const exports = new Map(map.exports);
+  let js = readFileSync(gluePath, "utf8").replace('"./rotafetch_bg.js":', `${JSON.stringify(modules[0])}:`);
+  // Import names are unique hashed identifiers: replace every whole-token occurrence.
+  const token = (names) => new RegExp(`(?<![\\w$])(${[...names].sort((a, b) => b.length - a.length).map((n) => n.replace(/[$]/g, "\\$")).join("|")})(?![\\w$])`, "g");
+  js = js.replace(token(imports.keys()), (n) => imports.get(n));
+  // Exports are read as `wasm.<name>` only.
+  js = js.replace(/\bwasm\.([A-Za-z_$][\w$]*)/g, (all, n) => exports.has(n) ? `wasm.${exports.get(n)}` : all);
+  for (const n of imports.keys()) if (new RegExp(`(?<![\\w$])${n.replace(/[$]/g, "\\$")}(?![\\w$])`).test(js)) throw new Error(`glue still names import ${n}`);
+  for (const m of js.matchAll(/\bwasm\.([A-Za-z_$][\w$]*)/g)) {
+    if (!WebAssembly.Module.exports(mod).some((e) => e.name === m[1])) throw new Error(`glue reads wasm.${m[1]}, not an export`);
+  }
+  writeFileSync(gluePath, js);
+  // The .d.ts files list the raw exports (rotafetch.d.ts in `interface InitOutput`, and
+  // rotafetch_bg.wasm.d.ts): same renaming.
+  const rename = (text) => text.replace(/^(\s*(?:readonly|export const) )([A-Za-z_$][\w$]*)(?=:)/gm,
+    (all, pre, n) => exports.has(n) ? `${pre}${exports.get(n)}` : all);
+  const dtsText = readFileSync(dts, "utf8");
+  const io = /export interface InitOutput \{[^}]*\}/.exec(dtsText);
+  if (!io) throw new Error("rotafetch.d.ts has no InitOutput interface");
+  writeFileSync(dts, dtsText.replace(io[0], rename(io[0])));
+  const bgDts = join(pkgDir, "rotafetch_bg.wasm.d.ts");
+  if (existsSync(bgDts)) writeFileSync(bgDts, rename(readFileSync(bgDts, "utf8")));
+  // The proof: instantiate the new .wasm with the new glue's imports (Node has WebAssembly).
+  const glueModule = await import(`${pathToFileURL(gluePath).href}?check=${Date.now()}`);
+  glueModule.initSync({ module: readFileSync(wasmPath) });
+}
 
 const pkg = {
   name: "rotafetch",
