@@ -25,8 +25,9 @@ fn segment_text(segment: &str) -> Result<String, JwtError> {
 /// reads the numeric claims (all this module wants) exactly as UTF-8 would.
 #[cfg(target_arch = "wasm32")]
 fn segment_text(segment: &str) -> Result<String, JwtError> {
-    let b = segment.trim_end_matches('=').as_bytes();
-    if b.len() + 2 < segment.len()
+    let all = segment.as_bytes();
+    let b = &all[..all.iter().rposition(|c| *c != b'=').map_or(0, |i| i + 1)];
+    if b.len() + 2 < all.len()
         || !b
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')

@@ -67,24 +67,34 @@ impl TokenError {
     }
 }
 
-/// Does a response's `Content-Length` value declare more than `max` bytes? `false` when it is
-/// not a plain decimal (the body is then read and measured instead).
-pub fn declares_more_than(content_length: &str, max: usize) -> bool {
-    let digits = content_length.trim_ascii().as_bytes();
+/// A plain decimal (ASCII digits, ASCII whitespace around them): `Some(Err(()))` when it
+/// overflows a `u64`. Bytes only: no `str::trim`/`parse` machinery in the `.wasm`.
+fn decimal(text: &str) -> Option<Result<u64, ()>> {
+    let digits = text.trim_ascii().as_bytes();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return false;
+        return None;
     }
-    let mut n: usize = 0;
+    let mut n: u64 = 0;
     for d in digits {
         match n
             .checked_mul(10)
-            .and_then(|n| n.checked_add(usize::from(d - b'0')))
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
         {
             Some(v) => n = v,
-            None => return true,
+            None => return Some(Err(())),
         }
     }
-    n > max
+    Some(Ok(n))
+}
+
+/// Does a response's `Content-Length` value declare more than `max` bytes? `false` when it is
+/// not a plain decimal (the body is then read and measured instead).
+pub fn declares_more_than(content_length: &str, max: usize) -> bool {
+    match decimal(content_length) {
+        None => false,
+        Some(Err(())) => true,
+        Some(Ok(n)) => n > max as u64,
+    }
 }
 
 /// A token may go into `Authorization: Bearer …` and into JSON/form bodies: visible ASCII
@@ -138,8 +148,9 @@ pub fn from_json<J: JsonValue>(j: &J) -> Result<TokenResponse, TokenError> {
             .or_else(|| j.num_field("expiresIn"))
             .or_else(|| {
                 field(j, "expires_in", "expiresIn")
-                    .and_then(|s| s.trim().parse::<u32>().ok())
-                    .map(f64::from)
+                    .and_then(|s| decimal(&s)?.ok())
+                    .filter(|n| *n <= u64::from(u32::MAX))
+                    .map(|n| n as f64)
             });
         match n {
             Some(n) if n.is_finite() && n >= 0.0 => Some(n),
@@ -244,6 +255,22 @@ mod tests {
         assert_eq!(r.access_token, "x");
         assert_eq!(r.refresh_token.as_deref(), Some("y"));
         assert_eq!(r.expires_in, Some(3600.0));
+        let with = |e: &str| parse::<Value>(&format!(r#"{{"access_token":"x","expires_in":{e}}}"#));
+        assert_eq!(with(r#"" 60 ""#).unwrap().expires_in, Some(60.0));
+        assert_eq!(
+            with(r#""4294967295""#).unwrap().expires_in,
+            Some(4294967295.0)
+        );
+        for bad in [
+            r#""+5""#,
+            r#""-5""#,
+            r#""1.5""#,
+            r#""""#,
+            r#""4294967296""#,
+            r#""9e9""#,
+        ] {
+            assert_eq!(with(bad).unwrap_err(), TokenError::BadExpiresIn, "{bad}");
+        }
     }
 
     #[test]
