@@ -84,6 +84,8 @@ export function idbValue(key) {
     };
   });
 }
+// Adds <base href>; returns the function that removes it.
+export function setBase(href) { const b = document.createElement("base"); b.href = href; document.head.append(b); return () => b.remove(); }
 export function errorInfo(e) {
   return { isError: e instanceof Error, name: e && e.name, code: e && e.code, message: e && e.message,
            proto: Object.getPrototypeOf(e) && Object.getPrototypeOf(e).constructor && Object.getPrototypeOf(e).constructor.name };
@@ -111,6 +113,8 @@ extern "C" {
     async fn idb_value(key: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = errorInfo)]
     fn error_info(e: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = setBase)]
+    fn set_base(href: &str) -> Function;
 }
 
 /// Polls `cond` every 20 ms for at most `ms`.
@@ -916,4 +920,30 @@ async fn js_facade_fetch_replays_after_a_401_and_passes_failures_through() {
     );
     assert_eq!(r.status(), 401);
     assert_eq!(metric(ROTATED).await, rot1);
+}
+
+/// A relative `refreshUrl` resolves as `fetch` would resolve it: against the document's base
+/// URL (`<base href>`), here another origin of the server, which the default allow-list then
+/// holds (the refresh endpoint's origin).
+#[wasm_bindgen_test]
+async fn relative_urls_resolve_against_the_document_base_url() {
+    let _serial = serial().await;
+    let other = server().replace("127.0.0.1", "localhost");
+    let remove = set_base(&format!("{other}/auth/"));
+    let mut o = Options::new("refresh");
+    o.storage_key = "t-base".into();
+    let c = AuthClient::new(o);
+    remove.call0(&JsValue::NULL).unwrap();
+    let c = c.unwrap();
+    let (_, rt) = login_raw().await;
+    c.set_tokens(tokens("not-a-valid-access-token", &rt))
+        .unwrap();
+    let rot0 = metric(ROTATED).await;
+    // The token goes to the base URL's origin; its 401 is refreshed at `{other}/auth/refresh`.
+    let r = c
+        .fetch_with(&format!("{other}/api/me").into(), &JsValue::UNDEFINED)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
 }
