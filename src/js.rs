@@ -333,14 +333,14 @@ impl JsAuthClient {
         let c = self.client.clone();
         match c.start(&input, &init) {
             Err(e) => Promise::reject(&fetch_error(e)),
-            Ok(Started::Plain(sent)) => sent,
-            Ok(Started::RefreshFirst(request, replayable)) => promise(async move {
-                c.refresh_then_fetch(request, replayable)
+            Ok(Started::Sent(sent, None)) => sent,
+            Ok(started @ Started::RefreshFirst(..)) => promise(async move {
+                c.finish(started)
                     .await
                     .map(JsValue::from)
                     .map_err(fetch_error)
             }),
-            Ok(Started::Armed(sent, armed)) => {
+            Ok(Started::Sent(sent, Some(armed))) => {
                 // One closure for both outcomes (bound to `false` / `true`): exactly one runs,
                 // so it is always called and freed.
                 let settle = Closure::once_into_js(move |failed: bool, v: JsValue| -> JsValue {

@@ -503,62 +503,35 @@ impl AuthClient {
         input: &JsValue,
         init: &JsValue,
     ) -> Result<Response, FetchError> {
-        // The same steps as the JS façade's `fetch` (see `start`), awaited here.
-        match self.start(input, init)? {
-            Started::Plain(sent) => send(sent).await,
-            Started::Armed(sent, armed) => {
-                let response = send(sent).await?;
-                if response.status() != 401 {
-                    return Ok(response);
-                }
-                Inner::after_401(&self.inner, response, armed).await
-            }
-            Started::RefreshFirst(request, replayable) => {
-                Inner::fetch(&self.inner, request, replayable).await
-            }
-        }
+        Inner::finish(&self.inner, self.start(input, init)?).await
     }
 
     /// Sends `request` with authentication (see the crate docs for the rules).
     pub async fn fetch(&self, request: Request) -> Result<Response, FetchError> {
-        Inner::fetch(&self.inner, request, true).await
+        Inner::finish(&self.inner, self.inner.start(request, true)?).await
     }
 
-    /// For the JS façade: `fetch(input, init)` started synchronously, with no Rust future on
-    /// the way unless the token must be refreshed first (measured: the futures machinery was
-    /// most of a call's overhead over plain `fetch`).
+    /// `fetch(input, init)` started synchronously: the JS façade returns the request's own
+    /// promise unless the token must be refreshed first or a 401 comes back (measured: the
+    /// futures machinery was most of a call's overhead over plain `fetch`).
     pub(crate) fn start(&self, input: &JsValue, init: &JsValue) -> Result<Started, FetchError> {
         let replayable = !glue::has_stream_body(init);
         let request = glue::make_request(input, init).map_err(FetchError::Js)?;
-        let inner = &self.inner;
-        if !inner.ours(&request) {
-            return Ok(Started::Plain(glue::fetch_request(&request)));
-        }
-        if inner.due().is_some() {
-            return Ok(Started::RefreshFirst(request, replayable));
-        }
-        Ok(match inner.arm(&request, replayable)? {
-            Some(armed) => Started::Armed(glue::fetch_request(&request), armed),
-            None => Started::Plain(glue::fetch_request(&request)),
-        })
+        self.inner.start(request, replayable)
     }
 
-    /// For the JS façade: what follows a 401 to a request [`AuthClient::start`] armed.
+    /// Carries a started call to its response (see [`Inner::finish`]).
+    pub(crate) async fn finish(&self, started: Started) -> Result<Response, FetchError> {
+        Inner::finish(&self.inner, started).await
+    }
+
+    /// What follows a 401 to a request [`AuthClient::start`] sent with the access token.
     pub(crate) async fn after_401(
         &self,
         response: Response,
         armed: Armed,
     ) -> Result<Response, FetchError> {
         Inner::after_401(&self.inner, response, armed).await
-    }
-
-    /// For the JS façade: [`AuthClient::start`]'s `RefreshFirst`, carried on.
-    pub(crate) async fn refresh_then_fetch(
-        &self,
-        request: Request,
-        replayable: bool,
-    ) -> Result<Response, FetchError> {
-        Inner::fetch(&self.inner, request, replayable).await
     }
 }
 
@@ -572,12 +545,10 @@ pub(crate) struct Armed {
 
 /// The synchronous start of a call (see [`AuthClient::start`]).
 pub(crate) enum Started {
-    /// Sent as is: not ours to authenticate, or signed out.
-    Plain(Promise),
-    /// Sent with the access token; a 401 goes to [`AuthClient::after_401`].
-    Armed(Promise, Armed),
-    /// The token must be refreshed first: take the async path (`Inner::fetch`); the flag
-    /// says whether the body can be replayed.
+    /// Sent: `fetch`'s promise, and what a 401 needs when the access token went with it
+    /// (`None`: sent as is, not ours to authenticate or signed out).
+    Sent(Promise, Option<Armed>),
+    /// The token must be refreshed first; the flag says whether the body can be replayed.
     RefreshFirst(Request, bool),
 }
 
@@ -989,37 +960,59 @@ impl Inner {
         }))
     }
 
-    async fn fetch(
-        this: &Rc<Inner>,
-        request: Request,
-        replayable: bool,
-    ) -> Result<Response, FetchError> {
-        if !this.ours(&request) {
+    /// Sends `request` now, unless the token must be refreshed first.
+    fn start(&self, request: Request, replayable: bool) -> Result<Started, FetchError> {
+        if !self.ours(&request) {
             // Not ours to authenticate: sent exactly as `fetch` would.
-            return send(glue::fetch_request(&request)).await;
+            return Ok(Started::Sent(glue::fetch_request(&request), None));
         }
-        if let Some((expires_at, access)) = this.due() {
-            let signal = request.signal();
-            match Inner::refresh_shared(this, Some(access), Some(&signal)).await {
-                Ok(()) => {}
-                Err(e) if e.code() == ErrorCode::RefreshFailed => {
-                    // Transient: the old token may still be good (we refresh early).
-                    let expired = expires_at.is_some_and(|at| now() >= at);
-                    if expired || this.state.borrow().is_none() {
-                        return Err(e.into());
+        if self.due().is_some() {
+            return Ok(Started::RefreshFirst(request, replayable));
+        }
+        let (sent, armed) = self.send_armed(&request, replayable)?;
+        Ok(Started::Sent(sent, armed))
+    }
+
+    /// Sends `request`, with the access token if there is one.
+    fn send_armed(
+        &self,
+        request: &Request,
+        replayable: bool,
+    ) -> Result<(Promise, Option<Armed>), FetchError> {
+        let armed = self.arm(request, replayable)?;
+        Ok((glue::fetch_request(request), armed))
+    }
+
+    /// Carries a started call to its response: the refresh before sending, the 401 handling.
+    async fn finish(this: &Rc<Inner>, started: Started) -> Result<Response, FetchError> {
+        let (sent, armed) = match started {
+            Started::Sent(sent, armed) => (sent, armed),
+            Started::RefreshFirst(request, replayable) => {
+                // Another call may have refreshed since `start`.
+                if let Some((expires_at, access)) = this.due() {
+                    let signal = request.signal();
+                    match Inner::refresh_shared(this, Some(access), Some(&signal)).await {
+                        Ok(()) => {}
+                        Err(e) if e.code() == ErrorCode::RefreshFailed => {
+                            // Transient: the old token may still be good (we refresh early).
+                            let expired = expires_at.is_some_and(|at| now() >= at);
+                            if expired || this.state.borrow().is_none() {
+                                return Err(e.into());
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) => return Err(e.into()),
+                this.send_armed(&request, replayable)?
             }
-        }
-        let Some(armed) = this.arm(&request, replayable)? else {
-            return send(glue::fetch_request(&request)).await;
         };
-        let response = send(glue::fetch_request(&request)).await?;
-        if response.status() != 401 {
-            return Ok(response);
+        let response = send(sent).await?;
+        match armed {
+            Some(armed) if response.status() == 401 => {
+                Inner::after_401(this, response, armed).await
+            }
+            _ => Ok(response),
         }
-        Inner::after_401(this, response, armed).await
     }
 
     /// A 401 to an authenticated request: return it, or refresh (once per browser) and replay.
