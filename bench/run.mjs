@@ -190,7 +190,8 @@ async function overhead(browser) {
     }
     const m0 = await metrics(srv);
     // Warm-up: connections, JIT, the wasm's first calls.
-    for (const v of variants) { await page.evaluate((n) => seq(n, 100), v); await page.evaluate((n) => conc(n, 200, 50), v); }
+    await page.evaluate(([names, k]) => seqMix(names, k), [variants, 100]);
+    for (const v of variants) await page.evaluate((n) => conc(n, 200, 50), v);
     const res = {};
     for (const mode of ["sequential", "concurrent"]) {
       const acc = Object.fromEntries(variants.map((v) => [v, { lat: [], wall: 0, n: 0 }]));

@@ -77,11 +77,10 @@ if (!min.includes('new URL("rotafetch_bg.wasm",import.meta.url)')) {
 writeFileSync(gluePath, min);
 
 // Short import/export names. binaryen prints the mapping it applied; every old name must then
-// be gone from the glue, and the glue's import object must satisfy the new .wasm.
+// be gone from the glue, and the glue's import object must satisfy the new .wasm. (A glue
+// without "./rotafetch_bg.js" was already rewritten: this script ran twice on one build.)
 const wasmPath = join(pkgDir, "rotafetch_bg.wasm");
-if (!readFileSync(gluePath, "utf8").includes("./rotafetch_bg.js")) {
-  // Already done (the script ran twice on one build): nothing to map.
-} else {
+if (min.includes('"./rotafetch_bg.js":')) {
   const wasmOpt = join(root, "node_modules/.bin/wasm-opt");
   const features = ["--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext",
     "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"];
@@ -95,15 +94,20 @@ if (!readFileSync(gluePath, "utf8").includes("./rotafetch_bg.js")) {
     return [from, to];
   }));
   const exports = new Map(map.exports);
-  let js = readFileSync(gluePath, "utf8").replace('"./rotafetch_bg.js":', `${JSON.stringify(modules[0])}:`);
-  // Import names are unique hashed identifiers: replace every whole-token occurrence.
-  const token = (names) => new RegExp(`(?<![\\w$])(${[...names].sort((a, b) => b.length - a.length).map((n) => n.replace(/[$]/g, "\\$")).join("|")})(?![\\w$])`, "g");
-  js = js.replace(token(imports.keys()), (n) => imports.get(n));
+  const exportNames = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
+  // Whole identifiers only (not inside a longer one).
+  const words = (names) => new RegExp(`(?<![\\w$])(${names.map((n) => n.replace(/[$]/g, "\\$")).join("|")})(?![\\w$])`, "g");
+  // Import names are unique hashed identifiers: every occurrence is the import.
+  const byLength = [...imports.keys()].sort((a, b) => b.length - a.length);
+  let js = min.replace('"./rotafetch_bg.js":', `${JSON.stringify(modules[0])}:`)
+    .replace(words(byLength), (n) => imports.get(n));
   // Exports are read as `wasm.<name>` only.
-  js = js.replace(/\bwasm\.([A-Za-z_$][\w$]*)/g, (all, n) => exports.has(n) ? `wasm.${exports.get(n)}` : all);
-  for (const n of imports.keys()) if (new RegExp(`(?<![\\w$])${n.replace(/[$]/g, "\\$")}(?![\\w$])`).test(js)) throw new Error(`glue still names import ${n}`);
-  for (const m of js.matchAll(/\bwasm\.([A-Za-z_$][\w$]*)/g)) {
-    if (!WebAssembly.Module.exports(mod).some((e) => e.name === m[1])) throw new Error(`glue reads wasm.${m[1]}, not an export`);
+  const WASM_READ = /\bwasm\.([A-Za-z_$][\w$]*)/g;
+  js = js.replace(WASM_READ, (all, n) => exports.has(n) ? `wasm.${exports.get(n)}` : all);
+  const left = js.match(words(byLength));
+  if (left) throw new Error(`glue still names imports ${left.slice(0, 3)}`);
+  for (const [, n] of js.matchAll(WASM_READ)) {
+    if (!exportNames.has(n)) throw new Error(`glue reads wasm.${n}, not an export`);
   }
   writeFileSync(gluePath, js);
   // The .d.ts files list the raw exports (rotafetch.d.ts in `interface InitOutput`, and
