@@ -7,6 +7,8 @@ export WASM_BINDGEN_TEST_TIMEOUT ?= 180
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 
 SERVER := target/server/rotafetch-server
+# The npm package's crate features: no std, and a panic traps (see Cargo.toml).
+PKG_FEATURES := --no-default-features --features js,small-alloc,panic-trap
 # The demo's access tokens live 15 s so rotation is visible; the reuse grace (lost-response
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
 DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
@@ -21,7 +23,7 @@ setup:
 # The npm package (web target: works in <script type="module"> pages and in bundlers).
 pkg: setup
 	@mkdir -p target
-	flock target/.pkg.lock sh -c 'wasm-pack build --release --target web --out-dir pkg --out-name rotafetch \
+	flock target/.pkg.lock sh -c 'wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $(PKG_FEATURES) \
 	  && node scripts/package.mjs pkg'
 	@ls -l pkg/*.wasm pkg/*.js
 
@@ -63,6 +65,8 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --tests -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -p rotafetch-example-rust --no-deps -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -p rotafetch --lib $(PKG_FEATURES) -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -p rotafetch --lib --no-default-features --features std -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -4,6 +4,8 @@
 //! Messages are fixed sentences or built from option names and status codes: a token is never
 //! part of one.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 
 /// A stable, machine-readable error code (`AuthError.code` in JS).
@@ -105,7 +107,7 @@ impl fmt::Display for AuthError {
     }
 }
 
-impl std::error::Error for AuthError {}
+impl core::error::Error for AuthError {}
 
 /// Appends `n` in decimal (HTTP statuses in messages) without the formatting machinery,
 /// which would weigh more in the `.wasm` than the rest of a message path.

@@ -1,6 +1,8 @@
 //! The `#[wasm_bindgen]` façade: the npm package's `AuthClient` and `AuthError`.
 
 use crate::error::{AuthError, ErrorCode};
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::token;
 use crate::web::{promise, then_fns, Started};
 use crate::web::{AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind};
@@ -92,20 +94,27 @@ pub struct AuthErrorClass {
     _private: u8,
 }
 
-thread_local! {
-    static AUTH_ERROR_PROTO: Object = {
+/// `AuthError.prototype`, wired to inherit from `Error.prototype` on first use.
+struct Proto(core::cell::OnceCell<Object>);
+// Sound because this wasm is single-threaded (no atomics, no shared memory), which the
+// allocator (`lol_alloc::AssumeSingleThreaded`) assumes too.
+unsafe impl Sync for Proto {}
+static AUTH_ERROR_PROTO: Proto = Proto(core::cell::OnceCell::new());
+
+fn auth_error_proto() -> &'static Object {
+    AUTH_ERROR_PROTO.0.get_or_init(|| {
         let instance: JsValue = AuthErrorClass { _private: 0 }.into();
         let proto = Object::get_prototype_of(&instance);
         let error_proto = Object::get_prototype_of(&js_sys::Error::new("").into());
         Object::set_prototype_of(&proto, &error_proto);
         let _ = Reflect::set(&proto, &"name".into(), &"AuthError".into());
         proto
-    };
+    })
 }
 
 fn js_error(e: &AuthError) -> JsValue {
     let err = js_sys::Error::new(e.message());
-    AUTH_ERROR_PROTO.with(|p| Object::set_prototype_of(&err, p));
+    Object::set_prototype_of(&err, auth_error_proto());
     let _ = Reflect::set(&err, &"code".into(), &e.code().as_str().into());
     err.into()
 }
@@ -166,7 +175,7 @@ fn opt_int(o: &JsValue, key: &str, min: f64) -> Result<Option<u32>, AuthError> {
     match opt(o, key) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(n) if n.fract() == 0.0 && n >= min && n <= f64::from(u32::MAX) => {
+            Some(n) if n >= min && n <= f64::from(u32::MAX) && n == f64::from(n as u32) => {
                 Ok(Some(n as u32))
             }
             _ => Err(AuthError::invalid_option(

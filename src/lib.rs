@@ -11,6 +11,35 @@
 //! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
 //!   façade exported to the npm package.
 #![warn(missing_docs)]
+#![cfg_attr(all(target_arch = "wasm32", not(feature = "std")), no_std)]
+
+extern crate alloc;
+
+/// `alloc`'s counterparts of std's prelude, for the `no_std` wasm build.
+#[allow(unused_imports)]
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+    pub use alloc::{format, vec};
+}
+
+// The npm package's panic handler (see the `panic-trap` feature).
+#[cfg(all(target_arch = "wasm32", feature = "panic-trap", not(feature = "std")))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(all(feature = "panic-trap", feature = "std"))]
+compile_error!("`panic-trap` needs `std` off (a program that links std has std's panic handler)");
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "panic-trap",
+    not(feature = "small-alloc")
+))]
+compile_error!("`panic-trap` builds a whole program: it needs `small-alloc` as its allocator");
 
 pub mod error;
 pub mod json;

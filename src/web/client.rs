@@ -7,10 +7,12 @@ use super::store::Store;
 use crate::error::{AuthError, ErrorCode};
 use crate::jwt;
 use crate::policy::{self, AllowList, On401, RefreshOutcome, Seen401};
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::token::{self, Stored, TokenResponse};
+use alloc::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
 use js_sys::{Object, Promise};
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -521,11 +523,13 @@ impl AuthClient {
     }
 
     /// Carries a started call to its response (see [`Inner::finish`]).
+    #[cfg(feature = "js")]
     pub(crate) async fn finish(&self, started: Started) -> Result<Response, FetchError> {
         Inner::finish(&self.inner, started).await
     }
 
     /// What follows a 401 to a request [`AuthClient::start`] sent with the access token.
+    #[cfg(feature = "js")]
     pub(crate) async fn after_401(
         &self,
         response: Response,

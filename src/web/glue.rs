@@ -1,8 +1,10 @@
 //! Small bindings and helpers shared by the browser modules.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::future::Future;
+use core::pin::Pin;
 use js_sys::{Array, Function, Object, Promise, Reflect};
-use std::future::Future;
-use std::pin::Pin;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -82,6 +84,7 @@ pub fn page_origin() -> Option<String> {
 }
 
 /// `p.then(on_fulfilled, on_rejected)` with plain functions.
+#[cfg(feature = "js")]
 pub fn then_fns(p: &Promise, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise {
     p.unchecked_ref::<Thenable>()
         .then_fns(on_fulfilled, on_rejected)

@@ -3,9 +3,11 @@
 //! string value per key. Also the lease lock used where the Web Locks API is missing.
 
 use super::glue::{self, now};
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::rc::Rc;
+use core::cell::Cell;
 use js_sys::{Function, Promise};
-use std::cell::Cell;
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;

@@ -1,7 +1,9 @@
 //! The persistent home of the session: localStorage, sessionStorage or memory. Storage that
 //! throws (disabled, quota, a sandboxed frame) degrades to memory and keeps working.
 
-use std::cell::RefCell;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use core::cell::RefCell;
 use wasm_bindgen::JsCast;
 use web_sys::Storage;
 
