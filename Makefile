@@ -9,6 +9,10 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER := wasm-bindgen-test-runner
 SERVER := target/server/rotafetch-server
 # The npm package's crate features: no std, and a panic traps (see Cargo.toml).
 PKG_FEATURES := --no-default-features --features js,small-alloc,panic-trap
+# Panic locations name source files: keep the build machine's paths (its home, the cargo
+# registry, the checkout) out of the shipped .wasm.
+CARGO_HOME ?= $(HOME)/.cargo
+PKG_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME)/registry/src/= --remap-path-prefix=$(CURDIR)/=
 # The demo's access tokens live 15 s so rotation is visible; the reuse grace (lost-response
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
 DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
@@ -23,7 +27,7 @@ setup:
 # The npm package (web target: works in <script type="module"> pages and in bundlers).
 pkg: setup
 	@mkdir -p target
-	flock target/.pkg.lock sh -c 'wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $(PKG_FEATURES) \
+	flock target/.pkg.lock env RUSTFLAGS='$(PKG_RUSTFLAGS)' sh -c 'wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $(PKG_FEATURES) \
 	  && node scripts/package.mjs pkg'
 	@ls -l pkg/*.wasm pkg/*.js
 

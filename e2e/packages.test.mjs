@@ -13,6 +13,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { homedir } from "node:os";
 import { pathToFileURL } from "node:url";
 import { startServer, launchBrowser, watch, waitFor, ROOT, ROTATED, API_200, API_401 } from "./lib/harness.mjs";
 
@@ -77,6 +78,9 @@ test("the shipped glue is minified, keeps its class names and the wasm URL bundl
   for (const i of WebAssembly.Module.imports(mod)) assert.ok(i.module.length + i.name.length <= 4, `long import name ${i.module}.${i.name}`);
   for (const e of WebAssembly.Module.exports(mod)) assert.ok(e.name.length <= 3, `long export name ${e.name}`);
   assert.doesNotMatch(glue, /__wbg_\w+_[0-9a-f]{16}/, "no hashed wasm-bindgen names left in the glue");
+  // Panic locations name source files, but never by the build machine's paths.
+  const text = bytes.toString("latin1");
+  for (const local of [homedir(), ROOT, "/.cargo/"]) assert.ok(!text.includes(local), `the .wasm contains ${local}`);
   m.initSync({ module: bytes });
 });
 
