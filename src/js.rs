@@ -213,7 +213,11 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
         &["json", "oauth2"],
         "must be \"json\" or \"oauth2\"",
     )? {
-        options.refresh_format = [RefreshFormat::Json, RefreshFormat::OAuth2][i];
+        options.refresh_format = if i == 0 {
+            RefreshFormat::Json
+        } else {
+            RefreshFormat::OAuth2
+        };
     }
     options.client_id = opt_string(o, "clientId")?;
     if let Some(i) = opt_choice(
@@ -222,11 +226,11 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
         &["local", "session", "memory"],
         "must be \"local\", \"session\" or \"memory\"",
     )? {
-        options.storage = [
-            StorageKind::Local,
-            StorageKind::Session,
-            StorageKind::Memory,
-        ][i];
+        options.storage = match i {
+            0 => StorageKind::Local,
+            1 => StorageKind::Session,
+            _ => StorageKind::Memory,
+        };
     }
     if let Some(k) = opt_string(o, "storageKey")? {
         options.storage_key = k;

@@ -85,7 +85,11 @@ pub enum JwtError {
 /// Decodes the claims of `token`. Never panics, whatever the input.
 pub fn decode_claims<J: JsonValue>(token: &str) -> Result<Claims, JwtError> {
     // Bytes, not `str::split`: no char-pattern searcher in the `.wasm`.
-    let mut dots = (0..token.len()).filter(|&i| token.as_bytes()[i] == b'.');
+    let mut dots = token
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b'.')
+        .map(|(i, _)| i);
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(JwtError::NotAJwt);
     };
