@@ -205,6 +205,19 @@ pub fn origin_of_href(href: &str) -> Option<&str> {
     href.get(..end).filter(|o| is_http_origin(o))
 }
 
+/// Did the access token reach the server that answered? `sent` is the request's URL (where the
+/// token went), `answered` the response's, `redirected` the response's flag. After a redirect
+/// to another origin the browser drops `Authorization` (Fetch standard, HTTP-redirect fetch),
+/// so that server never saw the token and its 401 says nothing about it: no refresh, no
+/// replay (which would be redirected and stripped the same way). A URL that is not a plain
+/// http(s) one (a synthetic response has none) counts as reached, as without a redirect.
+pub fn token_reached(sent: &str, answered: &str, redirected: bool) -> bool {
+    match (redirected, origin_of_href(sent), origin_of_href(answered)) {
+        (true, Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 /// Is `s` a serialized http(s) origin — no path, query, fragment or credentials, and not the
 /// opaque origin `"null"`?
 pub fn is_http_origin(s: &str) -> bool {
@@ -482,5 +495,26 @@ mod tests {
         ] {
             assert!(!is_http_origin(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_token_reaches_only_the_origin_it_was_sent_to() {
+        let sent = "http://127.0.0.1:8080/api/me";
+        // No redirect, or one within the origin: the answering server saw the token.
+        assert!(token_reached(sent, sent, false));
+        assert!(token_reached(sent, "http://127.0.0.1:8080/api/v2/me", true));
+        // Redirected elsewhere (host, port, scheme): the browser dropped Authorization.
+        for other in [
+            "http://localhost:8080/api/me",
+            "http://127.0.0.1:8081/api/me",
+            "https://127.0.0.1:8080/api/me",
+            "https://auth.example.com/login?next=%2F",
+        ] {
+            assert!(!token_reached(sent, other, true), "{other}");
+            // Without the redirect flag the URL alone decides nothing.
+            assert!(token_reached(sent, other, false), "{other}");
+        }
+        // A response without a URL (synthesized) counts as answered by the recipient.
+        assert!(token_reached(sent, "", true));
     }
 }

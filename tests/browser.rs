@@ -378,6 +378,57 @@ async fn a_failing_refresh_during_a_call_rejects_it_then_a_later_call_recovers()
     assert_eq!(r.status(), 200);
 }
 
+/// `/test/redirect?to=…` (a 307) with `to` encoded.
+fn redirect_to(to: &str) -> String {
+    let mut p = "/test/redirect?to=".to_string();
+    p.push_str(&String::from(js_sys::encode_uri_component(to)));
+    p
+}
+
+#[wasm_bindgen_test]
+async fn a_401_after_a_redirect_to_another_origin_is_returned_without_a_refresh() {
+    let _serial = serial().await;
+    let c = AuthClient::new(options("t-redirect")).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let rot0 = metric(ROTATED).await;
+    // The allowed origin redirects to another one (localhost vs 127.0.0.1), which answers 401.
+    let other = server().replace("127.0.0.1", "localhost");
+    let r = fetch(
+        &c,
+        &redirect_to(&format!("{other}/test/unauthorized")),
+        &JsValue::UNDEFINED,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.redirected() && r.url().starts_with(&other), "{}", r.url());
+    assert_eq!(
+        get(&obj(&text(&r).await), "authorization_received"),
+        JsValue::FALSE,
+        "the browser drops the token at a redirect to another origin"
+    );
+    assert_eq!(
+        metric(ROTATED).await,
+        rot0,
+        "a 401 from a server the token never reached triggers no refresh"
+    );
+    assert_eq!(stored_rt("t-redirect").as_deref(), Some(rt.as_str()));
+
+    // A redirect within the origin keeps the token: that 401 is about it (one refresh, one
+    // replay, whose 401 is passed through).
+    let r = fetch(&c, &redirect_to("/test/unauthorized"), &JsValue::UNDEFINED)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        get(&obj(&text(&r).await), "authorization_received"),
+        JsValue::TRUE
+    );
+    assert_eq!(metric(ROTATED).await - rot0, 1.0);
+    assert_ne!(stored_rt("t-redirect").as_deref(), Some(rt.as_str()));
+}
+
 #[wasm_bindgen_test]
 async fn other_origins_never_get_the_token() {
     let _serial = serial().await;

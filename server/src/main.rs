@@ -131,7 +131,7 @@ async fn main() -> Result<()> {
     };
     if config.test_faults {
         tracing::warn!(
-            "test fault injection is ENABLED (/test/faults); never run this in production"
+            "test endpoints are ENABLED (/test/*: faults, redirects); never run this in production"
         );
     }
 

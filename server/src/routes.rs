@@ -7,15 +7,16 @@ use anyhow::{Context, Result};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE,
+    ACCESS_CONTROL_ALLOW_ORIGIN, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+    LOCATION, PRAGMA, WWW_AUTHENTICATE,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
@@ -318,10 +319,13 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         .route("/metrics", get(metrics))
         .merge(api);
     if config.test_faults {
-        app = app.route(
-            "/test/faults",
-            get(faults_get).post(faults_post).delete(faults_delete),
-        );
+        app = app
+            .route(
+                "/test/faults",
+                get(faults_get).post(faults_post).delete(faults_delete),
+            )
+            .route("/test/redirect", any(test_redirect))
+            .route("/test/unauthorized", any(test_unauthorized));
     }
 
     let mut root_dir = config.www.clone();
@@ -875,6 +879,47 @@ async fn faults_post(
     );
     faults(&st).replace(plan);
     Ok(no_store(Json(faults(&st).state()).into_response()))
+}
+
+#[derive(Deserialize)]
+struct RedirectTo {
+    to: String,
+}
+
+/// `/test/redirect?to=URL`: 307 to a path on this server or to a loopback origin (never
+/// anywhere else, even in tests).
+async fn test_redirect(Query(q): Query<RedirectTo>) -> Result<Response, ApiError> {
+    let to = q.to;
+    let local_path = to.starts_with('/') && !to.starts_with("//");
+    let loopback = to.split_once("://").is_some_and(|(scheme, rest)| {
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let origin = &to[..scheme.len() + 3 + host_end];
+        is_loopback_origin(origin.as_bytes())
+    });
+    if !(local_path || loopback) {
+        return Err(ApiError::invalid_request(
+            "`to` must be a path or a loopback http URL",
+        ));
+    }
+    let location = HeaderValue::try_from(to)
+        .map_err(|_| ApiError::invalid_request("`to` is not a valid header value"))?;
+    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+    resp.headers_mut().insert(LOCATION, location);
+    Ok(no_store(resp))
+}
+
+/// `/test/unauthorized`: 401 to everything, saying whether an `Authorization` header arrived.
+/// Readable from any origin, including the opaque one (`Origin: null`) a request has after a
+/// redirect from another origin.
+async fn test_unauthorized(headers: HeaderMap) -> Response {
+    let body = serde_json::json!({
+        "error": "invalid_token",
+        "authorization_received": headers.contains_key(AUTHORIZATION),
+    });
+    let mut resp = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    resp.headers_mut()
+        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    no_store(resp)
 }
 
 async fn faults_delete(State(st): State<AppState>) -> Response {

@@ -721,6 +721,78 @@ async fn fault_api_state_and_routing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_redirects_go_only_to_this_server_or_loopback_and_the_401_endpoint_reports_authorization(
+) {
+    let s = TestServer::start(|_| {}).await;
+    let no_follow = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = |to: &str| {
+        let mut u = reqwest::Url::parse(&s.url("/test/redirect")).unwrap();
+        u.query_pairs_mut().append_pair("to", to);
+        no_follow.get(u).send()
+    };
+    for to in [
+        "/test/unauthorized",
+        "/api/me?x=1",
+        "http://localhost:9/test/unauthorized",
+        "http://127.0.0.1:1",
+        "http://[::1]:8080/x#y",
+    ] {
+        let r = redirect(to).await.unwrap();
+        assert_eq!(r.status(), 307, "{to}");
+        assert_eq!(r.headers()["location"], to);
+    }
+    for to in [
+        "https://evil.example/",
+        "//evil.example/x",
+        "http://127.0.0.1.evil.example/",
+        "http://localhost:80@evil.example/",
+        "javascript:alert(1)",
+        "",
+        "x",
+    ] {
+        let r = redirect(to).await.unwrap();
+        assert_eq!(r.status(), 400, "{to:?}");
+        assert!(r.headers().get("location").is_none());
+    }
+
+    let r = s
+        .client
+        .get(s.url("/test/unauthorized"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["authorization_received"], false);
+    let r = s
+        .client
+        .post(s.url("/test/unauthorized"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["authorization_received"], true);
+
+    // Without --test-faults neither exists.
+    let plain = TestServer::start(|c| c.test_faults = false).await;
+    for path in ["/test/redirect?to=%2F", "/test/unauthorized"] {
+        let r = plain.client.get(plain.url(path)).send().await.unwrap();
+        assert!(
+            r.status() == 404 || r.status() == 405,
+            "{path}: {}",
+            r.status()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_status_and_bodies_leave_the_token_alone() {
     let s = TestServer::start(|_| {}).await;
     let t = s.login_ok().await;

@@ -542,9 +542,13 @@ impl AuthClient {
 /// What an authenticated request carried, and what its replay needs.
 pub(crate) struct Armed {
     carried: String,
-    /// `None`: the body is a stream, it cannot be sent twice.
-    replay: Option<Request>,
-    signal: web_sys::AbortSignal,
+    /// The request as sent: where the token went, its signal, and its own replay when it has
+    /// no body.
+    sent: Request,
+    /// What a replay sends instead of `sent`: the copy of a body made before the first send.
+    copy: Option<Request>,
+    /// False for a stream body: it cannot be sent twice.
+    replayable: bool,
 }
 
 /// The synchronous start of a call (see [`AuthClient::start`]).
@@ -950,17 +954,16 @@ impl Inner {
         set_bearer(request, &carried)?;
         // A request without a body can simply be sent again; one with a body is cloned before
         // the first send, the only way to send the same body twice.
-        let replay = if request.body().is_none() {
-            Some(Clone::clone(request))
-        } else if replayable {
+        let copy = if replayable && request.body().is_some() {
             Some(request.clone().map_err(FetchError::Js)?)
         } else {
             None
         };
         Ok(Some(Armed {
             carried,
-            replay,
-            signal: request.signal(),
+            sent: Clone::clone(request),
+            copy,
+            replayable,
         }))
     }
 
@@ -1027,13 +1030,18 @@ impl Inner {
     ) -> Result<Response, FetchError> {
         let Armed {
             carried,
-            replay,
-            signal,
+            sent,
+            copy,
+            replayable,
         } = armed;
         let current = this.current_access();
         let seen = Seen401 {
             was_replay: false,
-            carried_token: true,
+            carried_token: policy::token_reached(
+                &sent.url(),
+                &response.url(),
+                response.redirected(),
+            ),
             carried_is_current: current.as_deref() == Some(&carried),
             have_access: current.is_some(),
             have_refresh: true,
@@ -1046,16 +1054,17 @@ impl Inner {
             On401::Return => return Ok(response),
             On401::ReplayWithCurrent => {}
             On401::RefreshThenReplay => {
-                Inner::refresh_shared(this, Some(carried), Some(&signal)).await?;
+                Inner::refresh_shared(this, Some(carried), Some(&sent.signal())).await?;
             }
         }
-        let Some(replay) = replay else {
+        let replay = copy.unwrap_or(sent);
+        if !replayable {
             return Err(AuthError::new(
                 ErrorCode::BodyNotReplayable,
                 "the request needs a replay after a refresh, but its body is a stream",
             )
             .into());
-        };
+        }
         let Some(current) = this.current_access() else {
             return Ok(response);
         };
