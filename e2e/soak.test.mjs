@@ -8,8 +8,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, launchBrowser, watch, ROOT, ROTATED, API_200, API_401 } from "./lib/harness.mjs";
 
-const WARMUP = 5;
-const CYCLES = 40;
+const WARMUP = 10;
+const CYCLES = 60;
 
 let server;
 let browser;
@@ -65,14 +65,20 @@ test("a long session's footprint stays flat: no leak per call, per 401 or per re
   assert.equal(await server.metric(API_401) - api401Before, 2 * 3 * CYCLES);
   assert.equal(await server.metric(API_200) - api200Before, (60 + 40 + 5) * CYCLES);
 
-  // 4 200 calls, 120 401 paths and 40 refreshes later:
-  // - not one more 64 KiB page of wasm memory than after the warm-up (a leaked 24-byte
-  //   allocation per call, or one leaked JS handle per call, failed this check);
-  assert.ok(afterRun.pages <= before.pages, `wasm memory grew: ${before.pages} -> ${afterRun.pages} pages`);
-  // - no externref table growth (one leaked handle a call would add thousands of slots);
-  assert.deepEqual(afterRun.tables, before.tables, "externref table grew");
-  // - the JS heap after GC within 512 KiB (measured here: about 60 KiB, the same order as
-  //   plain fetch's own growth); a retained Response or Promise per call would be over 1 MiB.
+  // 6 300 calls, 180 401 paths and 60 refreshes later. The high-water marks of memory and of
+  // the externref table depend on how many calls overlap at the peak (timing), so one growth
+  // step of each is tolerated; a leak grows them steadily:
+  // - at most one more 64 KiB page of wasm memory than after the warm-up (a planted leak of
+  //   one 24-byte allocation per call grew it by 3);
+  assert.ok(afterRun.pages <= before.pages + 1, `wasm memory grew: ${before.pages} -> ${afterRun.pages} pages`);
+  // - the externref table grows in steps of 128 slots; at most 512 more (one leaked JS handle
+  //   per call would need over 6 000);
+  for (const [i, len] of afterRun.tables.entries()) {
+    assert.ok(len <= before.tables[i] + 512, `externref table grew: ${before.tables[i]} -> ${len}`);
+  }
+  // - the JS heap after GC within 512 KiB (measured here: about 60 KiB per 40 slices, the
+  //   same order as plain fetch's own growth); a retained Response per call would be over
+  //   1 MiB.
   const grew = afterRun.heap - before.heap;
   assert.ok(grew < 512 * 1024, `JS heap grew by ${grew} bytes`);
   await page.close();

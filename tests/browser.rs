@@ -334,9 +334,7 @@ async fn a_rejected_refresh_signs_out_and_clears_storage() {
 #[wasm_bindgen_test]
 async fn transient_refresh_failures_keep_the_tokens() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("t-transient")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, rt) = signed_in("t-transient").await;
     let events = record(&c);
     faults(r#"{"refresh":[{"kind":"status","status":503},{"kind":"drop"},{"kind":"status","status":429},{"kind":"status","status":500}]}"#).await;
     for _ in 0..4 {
@@ -388,9 +386,7 @@ fn redirect_to(to: &str) -> String {
 #[wasm_bindgen_test]
 async fn a_401_after_a_redirect_to_another_origin_is_returned_without_a_refresh() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("t-redirect")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, rt) = signed_in("t-redirect").await;
     let rot0 = metric(ROTATED).await;
     // The allowed origin redirects to another one (localhost vs 127.0.0.1), which answers 401.
     let other = server().replace("127.0.0.1", "localhost");
@@ -432,9 +428,7 @@ async fn a_401_after_a_redirect_to_another_origin_is_returned_without_a_refresh(
 #[wasm_bindgen_test]
 async fn other_origins_never_get_the_token() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("t-origin")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, _) = signed_in("t-origin").await;
     let rot0 = metric(ROTATED).await;
     // Same server, another origin (localhost vs 127.0.0.1): not in the allow-list.
     let other = server().replace("127.0.0.1", "localhost");
@@ -544,9 +538,7 @@ async fn abort_while_waiting_for_the_refresh_leaves_the_refresh_alone() {
 #[wasm_bindgen_test]
 async fn refresh_before_sending_wastes_no_401() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("t-presend")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, _) = signed_in("t-presend").await;
     let events = record(&c);
     wait_until_due(&c).await;
     let (rot0, u0) = (metric(ROTATED).await, metric(API_401).await);
@@ -566,9 +558,7 @@ async fn refresh_before_sending_wastes_no_401() {
 #[wasm_bindgen_test]
 async fn a_second_401_is_returned_and_the_loop_guard_holds() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("t-loop")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, _) = signed_in("t-loop").await;
     faults(r#"{"api_always_401":true}"#).await;
     let (rot0, u0) = (metric(ROTATED).await, metric(API_401).await);
     let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
@@ -620,9 +610,7 @@ async fn oauth2_form_refresh_and_per_tab_storages() {
         o.refresh_format = rotafetch::RefreshFormat::OAuth2;
         o.client_id = Some("demo-app".into());
         o.storage = storage;
-        let c = AuthClient::new(o).unwrap();
-        let (at, rt) = login_raw().await;
-        c.set_tokens(tokens(&at, &rt)).unwrap();
+        let (c, _) = signed_in_with(o).await;
         c.refresh().await.unwrap();
         let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
         assert_eq!(r.status(), 200, "{key}");
@@ -692,9 +680,7 @@ async fn a_stream_body_that_needs_a_replay_is_refused_not_emptied() {
 #[wasm_bindgen_test]
 async fn the_cross_tab_hand_over_store_holds_the_rotated_session() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("t-idb")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, rt) = signed_in("t-idb").await;
     c.refresh().await.unwrap();
     // IndexedDB (what the next lock holder reads) and localStorage agree on the new session.
     let in_idb = idb_value("t-idb")

@@ -894,9 +894,7 @@ fn seen(rec: &Recorder) -> Vec<Seen> {
 #[wasm_bindgen_test]
 async fn the_token_never_leaves_the_allowed_origins() {
     let _serial = serial().await;
-    let c = AuthClient::new(options("f-origins")).unwrap();
-    let (at, rt) = login_raw().await;
-    c.set_tokens(tokens(&at, &rt)).unwrap();
+    let (c, _) = signed_in("f-origins").await;
     let port: u16 = server().rsplit(':').next().unwrap().parse().unwrap();
     let other_port = if port == 65535 { 1 } else { port + 1 };
     let rec = record_fetch(server(), 401);

@@ -150,6 +150,19 @@ pub fn local_storage() -> web_sys::Storage {
     web_sys::window().unwrap().local_storage().unwrap().unwrap()
 }
 
+/// A client with options `o` holding a fresh session (demo/demo); returns its refresh token.
+pub async fn signed_in_with(o: Options) -> (AuthClient, String) {
+    let c = AuthClient::new(o).unwrap();
+    let (at, rt) = login_raw().await;
+    c.set_tokens(tokens(&at, &rt)).unwrap();
+    (c, rt)
+}
+
+/// [`signed_in_with`] the test options for storage key `key`.
+pub async fn signed_in(key: &str) -> (AuthClient, String) {
+    signed_in_with(options(key)).await
+}
+
 pub fn options(key: &str) -> Options {
     let _ = local_storage().remove_item(key);
     let mut o = Options::new(url("/auth/refresh"));
