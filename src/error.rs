@@ -4,8 +4,7 @@
 //! Messages are fixed sentences or built from option names and status codes: a token is never
 //! part of one.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::string::String;
 use core::fmt;
 
 /// A stable, machine-readable error code (`AuthError.code` in JS).

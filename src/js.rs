@@ -1,11 +1,10 @@
 //! The `#[wasm_bindgen]` façade: the npm package's `AuthClient` and `AuthError`.
 
 use crate::error::{AuthError, ErrorCode};
-#[allow(unused_imports)]
-use crate::prelude::*;
 use crate::token;
 use crate::web::{promise, then_fns, Started};
 use crate::web::{AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind};
+use alloc::{string::String, vec::Vec};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -2,8 +2,8 @@
 //! the browser's own `JSON.parse` in wasm (no JSON parser shipped in the `.wasm`) and on
 //! `serde_json` natively (where the unit tests and fuzzers run).
 
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::string::String;
+
 /// A parsed JSON value that can be asked for top-level fields.
 pub trait JsonValue: Sized {
     /// Parses JSON text; `None` when it is not JSON.

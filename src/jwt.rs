@@ -3,8 +3,7 @@
 //! and the resource server is the one that verifies it.
 
 use crate::json::JsonValue;
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::string::String;
 
 /// The payload segment as text: base64url (with or without `=` padding), then UTF-8.
 /// Natively the `base64` crate decodes it.

@@ -15,16 +15,6 @@
 
 extern crate alloc;
 
-/// `alloc`'s counterparts of std's prelude, for the `no_std` wasm build.
-#[allow(unused_imports)]
-mod prelude {
-    pub use alloc::borrow::ToOwned;
-    pub use alloc::boxed::Box;
-    pub use alloc::string::{String, ToString};
-    pub use alloc::vec::Vec;
-    pub use alloc::{format, vec};
-}
-
 // The npm package's panic handler (see the `panic-trap` feature).
 #[cfg(all(target_arch = "wasm32", feature = "panic-trap", not(feature = "std")))]
 #[panic_handler]

@@ -3,8 +3,7 @@
 //! the token. The browser layer only gathers the inputs and carries the answer out.
 
 use crate::jwt::Claims;
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::{string::String, vec::Vec};
 
 /// Default `leewaySeconds`: refresh this long before the access token expires.
 pub const DEFAULT_LEEWAY_MS: f64 = 10_000.0;

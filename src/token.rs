@@ -2,8 +2,7 @@
 //! record rotafetch persists.
 
 use crate::json::JsonValue;
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::string::String;
 
 /// The largest token response rotafetch reads (a 10 MB answer is a fault, not a token).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;

@@ -7,10 +7,9 @@ use super::store::Store;
 use crate::error::{AuthError, ErrorCode};
 use crate::jwt;
 use crate::policy::{self, AllowList, On401, RefreshOutcome, Seen401};
-#[allow(unused_imports)]
-use crate::prelude::*;
 use crate::token::{self, Stored, TokenResponse};
 use alloc::rc::{Rc, Weak};
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use core::cell::{Cell, RefCell};
 use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;

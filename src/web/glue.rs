@@ -1,7 +1,6 @@
 //! Small bindings and helpers shared by the browser modules.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::{boxed::Box, string::String};
 use core::future::Future;
 use core::pin::Pin;
 use js_sys::{Array, Function, Object, Promise, Reflect};

@@ -3,9 +3,8 @@
 //! string value per key. Also the lease lock used where the Web Locks API is missing.
 
 use super::glue::{self, now};
-#[allow(unused_imports)]
-use crate::prelude::*;
 use alloc::rc::Rc;
+use alloc::{borrow::ToOwned, string::String};
 use core::cell::Cell;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;

@@ -3,8 +3,6 @@
 
 use super::glue::{self, deferred};
 use super::idb;
-#[allow(unused_imports)]
-use crate::prelude::*;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -1,8 +1,6 @@
 //! The browser layer (`wasm32` only): fetch, storage, cross-tab locks and events, carrying
 //! out what the pure modules decide.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
 mod client;
 mod glue;
 mod idb;

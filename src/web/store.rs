@@ -1,8 +1,7 @@
 //! The persistent home of the session: localStorage, sessionStorage or memory. Storage that
 //! throws (disabled, quota, a sandboxed frame) degrades to memory and keeps working.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
+use alloc::{borrow::ToOwned, string::String};
 use core::cell::RefCell;
 use wasm_bindgen::JsCast;
 use web_sys::Storage;
