@@ -890,13 +890,16 @@ struct RedirectTo {
 /// anywhere else, even in tests).
 async fn test_redirect(Query(q): Query<RedirectTo>) -> Result<Response, ApiError> {
     let to = q.to;
+    // Browsers drop tabs and newlines from URLs and read `\` as `/`, so `/\host` or `/\t/host`
+    // would leave this origin: only visible ASCII, no backslash.
+    let plain = to.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
     let local_path = to.starts_with('/') && !to.starts_with("//");
     let loopback = to.split_once("://").is_some_and(|(scheme, rest)| {
         let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let origin = &to[..scheme.len() + 3 + host_end];
         is_loopback_origin(origin.as_bytes())
     });
-    if !(local_path || loopback) {
+    if !(plain && (local_path || loopback)) {
         return Err(ApiError::invalid_request(
             "`to` must be a path or a loopback http URL",
         ));

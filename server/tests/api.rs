@@ -751,6 +751,11 @@ async fn test_redirects_go_only_to_this_server_or_loopback_and_the_401_endpoint_
         "http://127.0.0.1.evil.example/",
         "http://localhost:80@evil.example/",
         "javascript:alert(1)",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "http://localhost:9\\@evil.example/",
+        "/ok path with spaces",
         "",
         "x",
     ] {
