@@ -579,6 +579,43 @@ async fn a_second_401_is_returned_and_the_loop_guard_holds() {
     clear_faults().await;
 }
 
+/// Issue #14: a session handed over right after a refresh (`setTokens`, `login`) is not
+/// the refresh's product, so the loop guard must not hold back its first refresh.
+#[wasm_bindgen_test]
+async fn a_new_session_right_after_a_refresh_still_refreshes() {
+    let _serial = serial().await;
+    let (c, _) = signed_in("t-new-session").await;
+    let rot0 = metric(ROTATED).await;
+    c.refresh().await.unwrap();
+    // The 401 path: at once, another session whose access token the server refuses.
+    let (_, rt) = login_raw().await;
+    c.set_tokens(tokens("not-a-valid-access-token", &rt))
+        .unwrap();
+    let u0 = metric(API_401).await;
+    let body = r#"{"new":"session"}"#;
+    let init = obj(r#"{"method":"POST","headers":{"Content-Type":"application/json"}}"#);
+    Reflect::set(&init, &"body".into(), &body.into()).unwrap();
+    let r = fetch(&c, "/api/echo", &init).await.unwrap();
+    assert_eq!(r.status(), 200, "one refresh and a replay, not the 401");
+    assert_eq!(get_str(&obj(&text(&r).await), "body_base64"), b64(body));
+    assert_eq!(metric(ROTATED).await - rot0, 2.0, "c.refresh() and the 401's");
+    assert_eq!(metric(API_401).await - u0, 1.0);
+    let after_401 = stored_rt("t-new-session").unwrap();
+    assert_ne!(after_401, rt, "the new session's rotation is stored");
+    // The refresh-before-send path: right after that refresh, a session whose access token
+    // is already due (`expires_in: 0`) is refreshed before sending.
+    let (at, rt) = login_raw().await;
+    let mut due = tokens(&at, &rt);
+    due.expires_in = Some(0.0);
+    c.set_tokens(due).unwrap();
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(metric(ROTATED).await - rot0, 3.0, "refreshed before sending");
+    assert_ne!(stored_rt("t-new-session").unwrap(), rt);
+    // The guard's own purpose (a 401 on the token a refresh just produced is returned) is
+    // `a_second_401_is_returned_and_the_loop_guard_holds`.
+}
+
 #[wasm_bindgen_test]
 async fn logout_signs_out_here_and_at_the_server() {
     let _serial = serial().await;
