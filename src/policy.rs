@@ -423,7 +423,12 @@ mod tests {
         assert_eq!(on_401(handed_over), On401::RefreshThenReplay);
         // The same on the refresh-before-send path: a due token that a refresh produced
         // 200 ms ago is sent as it is; a due token handed over is refreshed first.
-        assert!(!refresh_before_send(NOW, Some(NOW), Some(NOW - 200.0), 1000.0));
+        assert!(!refresh_before_send(
+            NOW,
+            Some(NOW),
+            Some(NOW - 200.0),
+            1000.0
+        ));
         assert!(refresh_before_send(NOW, Some(NOW), None, 1000.0));
     }
 

@@ -345,8 +345,8 @@ mod tests {
 
     #[test]
     fn stored_records() {
-        let s = parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4,"rfa":3}"#)
-            .unwrap();
+        let s =
+            parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4,"rfa":3}"#).unwrap();
         assert_eq!(s.refresh_token, "r");
         assert_eq!(s.access_token, "a");
         assert_eq!(s.expires_at, Some(5.0));

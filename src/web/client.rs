@@ -37,6 +37,20 @@ pub enum StorageKind {
     Memory,
 }
 
+/// What the requests rotafetch authenticates do at a redirect (the request's `redirect` mode).
+///
+/// Chromium and Firefox drop `Authorization` at a redirect to another origin (Fetch standard);
+/// WebKit (Safari) keeps it, so there a server that redirects an authenticated call elsewhere
+/// hands the access token to that origin. `Error` closes that door in every engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redirects {
+    /// Follow redirects, as `fetch` does (the default).
+    Follow,
+    /// An authenticated call that meets a redirect fails (`fetch`'s `TypeError`), so the
+    /// token never follows one in any engine. Calls that set their own `redirect` keep it.
+    Error,
+}
+
 /// Where a refresh happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -142,6 +156,8 @@ pub struct Options {
     /// One refresh per browser (Web Locks + IndexedDB hand-over). Default true; only with
     /// `StorageKind::Local`.
     pub cross_tab: bool,
+    /// What authenticated calls do at a redirect. Default [`Redirects::Follow`].
+    pub redirects: Redirects,
 }
 
 impl Options {
@@ -159,6 +175,7 @@ impl Options {
             refresh_timeout_ms: policy::DEFAULT_REFRESH_TIMEOUT_MS,
             min_refresh_interval_ms: policy::DEFAULT_MIN_REFRESH_INTERVAL_MS as u32,
             cross_tab: true,
+            redirects: Redirects::Follow,
         }
     }
 }
@@ -175,6 +192,7 @@ struct Config {
     timeout_ms: u32,
     min_interval_ms: f64,
     cross_tab: bool,
+    redirects: Redirects,
 }
 
 type Listener = Rc<dyn Fn(&AuthEvent)>;
@@ -341,6 +359,7 @@ impl AuthClient {
             timeout_ms: o.refresh_timeout_ms,
             min_interval_ms: f64::from(o.min_refresh_interval_ms),
             cross_tab: o.cross_tab && o.storage == StorageKind::Local,
+            redirects: o.redirects,
             key: o.storage_key,
         };
         let store = Store::new(o.storage, &cfg.key);
@@ -974,27 +993,46 @@ impl Inner {
             .then(|| (s.expires_at, s.access_token.clone()))
     }
 
-    /// Sets `Authorization` on `request` and keeps what a replay needs. `None`: no token.
-    fn arm(&self, request: &Request, body: Body) -> Result<Option<Armed>, FetchError> {
-        let Some(carried) = self.current_access() else {
-            return Ok(None);
+    /// Readies `request` for the access token: the configured redirect mode where the request
+    /// has the default one (`new Request(request, {redirect})` then takes its place), and
+    /// `Authorization`.
+    fn authorize(&self, request: Request, access: &str) -> Result<Request, FetchError> {
+        let request = if self.cfg.redirects == Redirects::Error
+            && glue::get(&request, "redirect") == "follow"
+        {
+            let init = Object::new();
+            glue::set(&init, "redirect", &JsValue::from_str("error"));
+            glue::make_request(&request, &init).map_err(FetchError::Js)?
+        } else {
+            request
         };
-        set_bearer(request, &carried)?;
+        set_bearer(&request, access)?;
+        Ok(request)
+    }
+
+    /// Sets `Authorization` on `request` and keeps what a replay needs; returns the request to
+    /// send and, when a token went with it, what a 401 needs.
+    fn arm(&self, request: Request, body: Body) -> Result<(Request, Option<Armed>), FetchError> {
+        let Some(carried) = self.current_access() else {
+            return Ok((request, None));
+        };
+        let request = self.authorize(request, &carried)?;
         let replay = match body {
             Body::Init(input, init) => Replay::Rebuild(input, init),
             Body::Stream => Replay::Refuse,
             // A body the request holds itself is cloned before the first send, the only way
             // to send it twice; a request without one is simply sent again.
-            Body::OfRequest if glue::may_have_body(request) => {
+            Body::OfRequest if glue::may_have_body(&request) => {
                 Replay::Copy(request.clone().map_err(FetchError::Js)?)
             }
             Body::OfRequest => Replay::Again,
         };
-        Ok(Some(Armed {
+        let armed = Armed {
             carried,
-            sent: Clone::clone(request),
+            sent: Clone::clone(&request),
             replay,
-        }))
+        };
+        Ok((request, Some(armed)))
     }
 
     /// Sends `request` now, unless the token must be refreshed first.
@@ -1006,18 +1044,18 @@ impl Inner {
         if self.due().is_some() {
             return Ok(Started::RefreshFirst(request, body));
         }
-        let (sent, armed) = self.send_armed(&request, body)?;
+        let (sent, armed) = self.send_armed(request, body)?;
         Ok(Started::Sent(sent, armed))
     }
 
     /// Sends `request`, with the access token if there is one.
     fn send_armed(
         &self,
-        request: &Request,
+        request: Request,
         body: Body,
     ) -> Result<(Promise, Option<Armed>), FetchError> {
-        let armed = self.arm(request, body)?;
-        Ok((glue::fetch_request(request), armed))
+        let (request, armed) = self.arm(request, body)?;
+        Ok((glue::fetch_request(&request), armed))
     }
 
     /// Carries a started call to its response: the refresh before sending, the 401 handling.
@@ -1040,7 +1078,7 @@ impl Inner {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                this.send_armed(&request, body)?
+                this.send_armed(request, body)?
             }
         };
         let response = send(sent).await?;
@@ -1106,7 +1144,7 @@ impl Inner {
         let Some(current) = this.current_access() else {
             return Ok(response);
         };
-        set_bearer(&replay, &current)?;
+        let replay = this.authorize(replay, &current)?;
         send(glue::fetch_request(&replay)).await
     }
 }
