@@ -24,10 +24,10 @@ setup:
 	@scripts/setup.sh
 
 # The npm package (web target: works in <script type="module"> pages and in bundlers).
+# scripts/pkg.sh: a build-std build where rust-src is installed, else the normal one.
 pkg: setup
 	@mkdir -p target
-	flock target/.pkg.lock env RUSTFLAGS='$(PKG_RUSTFLAGS)' sh -c 'wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $(PKG_FEATURES) \
-	  && node scripts/package.mjs pkg'
+	flock target/.pkg.lock env PKG_RUSTFLAGS='$(PKG_RUSTFLAGS)' PKG_FEATURES='$(PKG_FEATURES)' scripts/pkg.sh
 	@ls -l pkg/*.wasm pkg/*.js
 
 # The example apps (Vite + TypeScript on the npm package, Rust on the crate) that

@@ -13,6 +13,13 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# 1b. rust-src: `make pkg` rebuilds core and alloc for the package with it (scripts/pkg.sh).
+#     Optional: without it the normal build runs.
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library/core" ]; then
+  say "adding rust-src (for make pkg's build-std build)"
+  rustup component add rust-src || say "rust-src unavailable: make pkg uses the normal build"
+fi
+
 # 2. wasm-bindgen-cli at exactly Cargo.lock's wasm-bindgen (not --locked: a locked
 #    dependency of it is missing from the registry).
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)

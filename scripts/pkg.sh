@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make pkg`: wasm-pack's release build of the npm package, then scripts/package.mjs.
+#
+# Where the toolchain has rust-src (scripts/setup.sh adds it), core and alloc are rebuilt for
+# the package with its own profile (`-Zbuild-std=core,alloc`, size-optimised, LTO across them)
+# and `-Cpanic=immediate-abort`: a panic, which no path is meant to reach, traps where it
+# happens, so none of core's panic formatting ships. Those flags are unstable; RUSTC_BOOTSTRAP
+# lets the pinned stable toolchain take them, for this build only. Without rust-src the normal
+# build runs (std-less crate, prebuilt core and alloc), and still works.
+#
+# Which of the two ran is written to pkg/.build.json (not in the package's `files`: never
+# shipped), where `make bench` reads it.
+#
+# Env (from the Makefile): PKG_FEATURES, PKG_RUSTFLAGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${PKG_FEATURES:?}" "${PKG_RUSTFLAGS:?}"
+
+sysroot=$(rustc --print sysroot)
+extra=()
+if [ -d "$sysroot/lib/rustlib/src/rust/library/core" ] && [ "${ROTAFETCH_BUILD_STD:-1}" != 0 ]; then
+  build="build-std"
+  what="core and alloc rebuilt (-Zbuild-std=core,alloc), -Cpanic=immediate-abort"
+  export RUSTC_BOOTSTRAP=1
+  # The library sources' own paths are remapped too: nothing of the build machine ships.
+  export RUSTFLAGS="$PKG_RUSTFLAGS --remap-path-prefix=$sysroot/lib/rustlib/src/rust/= -Zunstable-options -Cpanic=immediate-abort"
+  extra=(-Zbuild-std=core,alloc)
+else
+  build="standard"
+  what="prebuilt core and alloc (no rust-src), panic=abort"
+  export RUSTFLAGS="$PKG_RUSTFLAGS"
+fi
+echo "pkg: $build build ($what)"
+# shellcheck disable=SC2086
+wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $PKG_FEATURES "${extra[@]}"
+node scripts/package.mjs pkg
+printf '{ "build": "%s", "what": "%s", "rustc": "%s" }\n' "$build" "$what" "$(rustc --version)" > pkg/.build.json
