@@ -5,13 +5,17 @@ mod client;
 mod glue;
 mod idb;
 mod lock;
+mod refresh;
+mod request;
 mod store;
+mod types;
 
-#[cfg(feature = "js")]
-pub(crate) use client::Started;
-pub use client::{
-    AuthClient, AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat,
-    SignoutReason, Source, StorageKind,
-};
+pub use client::AuthClient;
 #[cfg(feature = "js")]
 pub(crate) use glue::{promise, then_fns};
+#[cfg(feature = "js")]
+pub(crate) use request::Started;
+pub use types::{
+    AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat, SignoutReason, Source,
+    StorageKind,
+};

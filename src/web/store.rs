@@ -6,7 +6,7 @@ use core::cell::RefCell;
 use wasm_bindgen::JsCast;
 use web_sys::Storage;
 
-use super::client::StorageKind;
+use super::types::StorageKind;
 
 pub struct Store {
     area: RefCell<Option<Storage>>,
