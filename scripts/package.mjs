@@ -76,6 +76,15 @@ if (!min.includes('new URL("rotafetch_bg.wasm",import.meta.url)')) {
 }
 writeFileSync(gluePath, min);
 
+// The snippets (ES modules of #[wasm_bindgen(module)]) are shipped minified as well; their
+// export names stay.
+if (existsSync(join(pkgDir, "snippets"))) {
+  for (const f of readdirSync(join(pkgDir, "snippets"), { recursive: true }).map(String).filter((f) => f.endsWith(".js"))) {
+    const file = join(pkgDir, "snippets", f);
+    writeFileSync(file, transformSync(readFileSync(file, "utf8"), { minify: true, format: "esm", target: "es2020" }).code);
+  }
+}
+
 // Short import/export names. binaryen prints the mapping it applied; every old name must then
 // be gone from the glue, and the glue's import object must satisfy the new .wasm. (A glue
 // without "./rotafetch_bg.js" was already rewritten: this script ran twice on one build.)
@@ -89,18 +98,36 @@ if (min.includes('"./rotafetch_bg.js":')) {
   const mod = new WebAssembly.Module(readFileSync(wasmPath));
   const modules = [...new Set(WebAssembly.Module.imports(mod).map((i) => i.module))];
   if (modules.length !== 1) throw new Error(`expected one import module, got ${modules}`);
-  const imports = new Map(map.imports.map(([m, from, to]) => {
-    if (m !== "./rotafetch_bg.js") throw new Error(`unexpected import module ${m}`);
-    return [from, to];
-  }));
+  // The .wasm imports most functions from the glue ("./rotafetch_bg.js"), and the snippets'
+  // functions that need no conversion straight from the snippet (the glue passes each
+  // snippet's namespace, `import*as importN from"./snippets/…"`). binaryen moved them all
+  // into one module: the snippets' ones become entries of the glue's object.
+  const imports = new Map();
+  const direct = [];
+  for (const [m, from, to] of map.imports) {
+    if (m === "./rotafetch_bg.js") imports.set(from, to);
+    else if (m.startsWith("./snippets/")) direct.push([m, from, to]);
+    else throw new Error(`unexpected import module ${m}`);
+  }
   const exports = new Map(map.exports);
   const exportNames = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
   // Whole identifiers only (not inside a longer one).
   const words = (names) => new RegExp(`(?<![\\w$])(${names.map((n) => n.replace(/[$]/g, "\\$")).join("|")})(?![\\w$])`, "g");
   // Import names are unique hashed identifiers: every occurrence is the import.
   const byLength = [...imports.keys()].sort((a, b) => b.length - a.length);
-  let js = min.replace('"./rotafetch_bg.js":', `${JSON.stringify(modules[0])}:`)
+  const namespace = (m) => {
+    const found = new RegExp(`import\\*as ([\\w$]+) from${JSON.stringify(m).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`).exec(min);
+    if (!found) throw new Error(`the glue does not import ${m}`);
+    return found[1];
+  };
+  const entries = direct.map(([m, from, to]) => `${JSON.stringify(to)}:${namespace(m)}.${from},`).join("");
+  let js = min.replace('"./rotafetch_bg.js":{__proto__:null,', `${JSON.stringify(modules[0])}:{__proto__:null,${entries}`)
+    .replace(/,"\.\/snippets\/[^"]+":[\w$]+/g, "")
     .replace(words(byLength), (n) => imports.get(n));
+  if (direct.length && !js.includes(entries)) throw new Error("the glue's import object has an unexpected shape");
+  // Namespace imports nothing reads any more.
+  js = js.replace(/import\*as ([\w$]+) from"[^"]+";/g, (all, id) =>
+    js.split(new RegExp(`(?<![\\w$])${id.replace(/\$/g, "\\$")}(?![\\w$])`)).length > 2 ? all : "");
   // Exports are read as `wasm.<name>` only.
   const WASM_READ = /\bwasm\.([A-Za-z_$][\w$]*)/g;
   js = js.replace(WASM_READ, (all, n) => exports.has(n) ? `wasm.${exports.get(n)}` : all);

@@ -2,11 +2,11 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
-use crate::web::{promise, then_fns, Started};
+use crate::web::{glue, promise, then_fns, Started};
 use crate::web::{
     AuthClient, AuthEvent, FetchError, Options, Redirects, RefreshFormat, StorageKind,
 };
-use alloc::{string::String, vec::Vec};
+use alloc::string::String;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -133,181 +133,65 @@ fn fetch_error(e: FetchError) -> JsValue {
     }
 }
 
-const OPTIONS: [&str; 12] = [
-    "refreshUrl",
-    "logoutUrl",
-    "refreshFormat",
-    "clientId",
-    "storage",
-    "storageKey",
-    "allowedOrigins",
-    "leewaySeconds",
-    "refreshTimeoutMs",
-    "minRefreshIntervalMs",
-    "crossTab",
-    "redirect",
-];
-
-fn opt(o: &JsValue, key: &str) -> Option<JsValue> {
-    let v = Reflect::get(o, &key.into()).ok()?;
-    (!v.is_undefined()).then_some(v)
-}
-
-fn opt_string(o: &JsValue, key: &str) -> Result<Option<String>, AuthError> {
-    match opt(o, key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| AuthError::invalid_option(key, "must be a string")),
-    }
-}
-
-fn opt_choice(
-    o: &JsValue,
-    key: &str,
-    choices: &[&str],
-    must: &str,
-) -> Result<Option<usize>, AuthError> {
-    match opt_string(o, key)? {
-        None => Ok(None),
-        Some(s) => choices
-            .iter()
-            .position(|c| *c == s)
-            .map(Some)
-            .ok_or_else(|| AuthError::invalid_option(key, must)),
-    }
-}
-
-fn opt_int(o: &JsValue, key: &str, min: f64) -> Result<Option<u32>, AuthError> {
-    match opt(o, key) {
-        None => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if n >= min && n <= f64::from(u32::MAX) && n == f64::from(n as u32) => {
-                Ok(Some(n as u32))
-            }
-            _ => Err(AuthError::invalid_option(
-                key,
-                if min > 0.0 {
-                    "must be a positive integer"
-                } else {
-                    "must be a non-negative integer"
-                },
-            )),
-        },
-    }
-}
-
 fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
-    if !o.is_object() {
-        return Err(AuthError::new(
-            ErrorCode::InvalidConfig,
-            "options must be an object with at least refreshUrl",
-        ));
+    let read = glue::read_options(o);
+    if let Some(m) = read.as_string() {
+        return Err(AuthError::new(ErrorCode::InvalidConfig, m));
     }
-    for key in Object::keys(o.unchecked_ref::<Object>()).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !OPTIONS.contains(&key.as_str()) {
-            return Err(AuthError::invalid_option(&key, "is not a known option"));
-        }
+    // Present and of the right type (plumbing.js checked): what they mean is checked by
+    // `AuthClient::new`.
+    let read: Array = read.unchecked_into();
+    let string = |i| read.get(i).as_string();
+    let number = |i| read.get(i).as_f64();
+    let mut options = Options::new(string(0).unwrap_or_default());
+    options.logout_url = string(1);
+    if number(2) == Some(1.0) {
+        options.refresh_format = RefreshFormat::OAuth2;
     }
-    let url = opt_string(o, "refreshUrl")?
-        .ok_or_else(|| AuthError::invalid_option("refreshUrl", "is required"))?;
-    let mut options = Options::new(url);
-    options.logout_url = opt_string(o, "logoutUrl")?;
-    if let Some(i) = opt_choice(
-        o,
-        "refreshFormat",
-        &["json", "oauth2"],
-        "must be \"json\" or \"oauth2\"",
-    )? {
-        options.refresh_format = if i == 0 {
-            RefreshFormat::Json
-        } else {
-            RefreshFormat::OAuth2
-        };
-    }
-    options.client_id = opt_string(o, "clientId")?;
-    if let Some(i) = opt_choice(
-        o,
-        "storage",
-        &["local", "session", "memory"],
-        "must be \"local\", \"session\" or \"memory\"",
-    )? {
-        options.storage = match i {
-            0 => StorageKind::Local,
-            1 => StorageKind::Session,
-            _ => StorageKind::Memory,
-        };
-    }
-    if let Some(k) = opt_string(o, "storageKey")? {
+    options.client_id = string(3);
+    options.storage = match number(4) {
+        Some(1.0) => StorageKind::Session,
+        Some(2.0) => StorageKind::Memory,
+        _ => StorageKind::Local,
+    };
+    if let Some(k) = string(5) {
         options.storage_key = k;
     }
-    if let Some(list) = opt(o, "allowedOrigins") {
-        let must = "must be an array of origin strings";
-        if !Array::is_array(&list) {
-            return Err(AuthError::invalid_option("allowedOrigins", must));
-        }
-        let list: Array = list.unchecked_into();
-        let mut out = Vec::with_capacity(list.length() as usize);
-        for v in list.iter() {
-            out.push(
-                v.as_string()
-                    .ok_or_else(|| AuthError::invalid_option("allowedOrigins", must))?,
-            );
-        }
-        options.allowed_origins = Some(out);
+    let origins = read.get(6);
+    if Array::is_array(&origins) {
+        let origins: Array = origins.unchecked_into();
+        options.allowed_origins = Some(origins.iter().filter_map(|v| v.as_string()).collect());
     }
-    if let Some(v) = opt(o, "leewaySeconds") {
-        options.leeway_seconds = v.as_f64().unwrap_or(f64::NAN);
+    if let Some(n) = number(7) {
+        options.leeway_seconds = n;
     }
-    if let Some(n) = opt_int(o, "refreshTimeoutMs", 1.0)? {
-        options.refresh_timeout_ms = n;
+    if let Some(n) = number(8) {
+        options.refresh_timeout_ms = n as u32;
     }
-    if let Some(n) = opt_int(o, "minRefreshIntervalMs", 0.0)? {
-        options.min_refresh_interval_ms = n;
+    if let Some(n) = number(9) {
+        options.min_refresh_interval_ms = n as u32;
     }
-    if let Some(i) = opt_choice(
-        o,
-        "redirect",
-        &["follow", "error"],
-        "must be \"follow\" or \"error\"",
-    )? {
-        options.redirects = if i == 0 {
-            Redirects::Follow
-        } else {
-            Redirects::Error
-        };
+    if number(10) == Some(1.0) {
+        options.redirects = Redirects::Error;
     }
-    if let Some(v) = opt(o, "crossTab") {
-        options.cross_tab = v
-            .as_bool()
-            .ok_or_else(|| AuthError::invalid_option("crossTab", "must be a boolean"))?;
+    if let Some(b) = read.get(11).as_bool() {
+        options.cross_tab = b;
     }
     Ok(options)
 }
 
 fn event_detail(e: &AuthEvent) -> JsValue {
-    let o = Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&o, &k.into(), &v);
-    };
     match e {
         AuthEvent::Refresh { expires_at, source } => {
-            set(
-                "expiresAt",
-                expires_at.map_or(JsValue::UNDEFINED, JsValue::from),
-            );
-            set("source", source.as_str().into());
+            glue::refresh_detail(*expires_at, source.as_str())
         }
         AuthEvent::Signout { reason, error } => {
-            set("reason", reason.as_str().into());
-            if let Some(err) = error {
-                set("error", err.as_str().into());
-            }
+            let error = error
+                .as_deref()
+                .map_or(JsValue::UNDEFINED, JsValue::from_str);
+            glue::signout_detail(reason.as_str(), &error)
         }
     }
-    o.into()
 }
 
 /// Keeps users signed in: a drop-in `fetch` that attaches the access token, refreshes it

@@ -13,10 +13,8 @@ use crate::token::{self, Stored, TokenResponse};
 use alloc::rc::{Rc, Weak};
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use core::cell::{Cell, RefCell};
-use js_sys::{Object, Promise};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{IdbDatabase, StorageEvent};
 
 pub(super) struct Config {
     pub(super) refresh_url: String,
@@ -34,13 +32,14 @@ pub(super) struct Config {
 }
 
 type Listener = Rc<dyn Fn(&AuthEvent)>;
-type StorageListener = Closure<dyn FnMut(StorageEvent)>;
+/// The `storage` listener and the function that removes it.
+type StorageListener = (Closure<dyn FnMut(JsValue)>, js_sys::Function);
 
 pub(super) struct Inner {
     pub(super) cfg: Config,
     pub(super) store: Store,
     /// The cross-tab hand-over store, opened on first need.
-    pub(super) db: RefCell<Option<Option<IdbDatabase>>>,
+    pub(super) db: RefCell<Option<Option<JsValue>>>,
     pub(super) state: RefCell<Option<Stored>>,
     /// Bumped by every sign-in/sign-out, so a refresh that started before it cannot
     /// resurrect or clobber the session it no longer belongs to.
@@ -55,10 +54,8 @@ pub(super) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(cb) = self.on_storage.borrow_mut().take() {
-            let target: web_sys::EventTarget = js_sys::global().unchecked_into();
-            let _ =
-                target.remove_event_listener_with_callback("storage", cb.as_ref().unchecked_ref());
+        if let Some((_cb, off)) = self.on_storage.borrow_mut().take() {
+            let _ = off.call0(&JsValue::NULL);
         }
     }
 }
@@ -93,29 +90,20 @@ pub(super) fn aborted() -> AuthError {
 
 pub(super) fn resolve_http(url: &str, name: &str) -> Result<String, AuthError> {
     match glue::resolve_url(url) {
-        Some(u) if u.protocol() == "https:" || u.protocol() == "http:" => Ok(u.href()),
+        Some([href, protocol, _]) if protocol == "https:" || protocol == "http:" => Ok(href),
         _ => Err(AuthError::invalid_option(name, "must be an http(s) URL")),
     }
 }
 
 pub(super) fn stored_json(s: &Stored) -> String {
-    let o = Object::new();
-    glue::set(&o, "v", &JsValue::from(token::STORED_VERSION));
-    glue::set(&o, "rt", &JsValue::from_str(&s.refresh_token));
-    glue::set(&o, "at", &JsValue::from_str(&s.access_token));
-    if let Some(e) = s.expires_at {
-        glue::set(&o, "exp", &JsValue::from(e));
-    }
-    if let Some(r) = s.refresh_at {
-        glue::set(&o, "rat", &JsValue::from(r));
-    }
-    if let Some(r) = s.refreshed_at {
-        glue::set(&o, "rfa", &JsValue::from(r));
-    }
-    js_sys::JSON::stringify(&o)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_default()
+    glue::stored_json(
+        token::STORED_VERSION,
+        &s.refresh_token,
+        &s.access_token,
+        s.expires_at,
+        s.refresh_at,
+        s.refreshed_at,
+    )
 }
 
 impl AuthClient {
@@ -157,7 +145,7 @@ impl AuthClient {
             Some(list) => {
                 let mut out = Vec::with_capacity(list.len());
                 for entry in list {
-                    let origin = glue::resolve_url(&entry).map(|u| u.origin());
+                    let origin = glue::resolve_url(&entry).map(|[_, _, origin]| origin);
                     let trimmed = entry.strip_suffix('/').unwrap_or(&entry);
                     match origin {
                         Some(o)
@@ -200,7 +188,7 @@ impl AuthClient {
             redirects: o.redirects,
             key: o.storage_key,
         };
-        let store = Store::new(o.storage, &cfg.key);
+        let store = Store::open(o.storage, &cfg.key);
         let raw = store.read();
         let state = raw.as_deref().and_then(token::parse_stored::<JsValue>);
         if raw.is_some() && state.is_none() {
@@ -407,7 +395,7 @@ impl Inner {
         }
     }
 
-    pub(super) async fn db(&self) -> Option<IdbDatabase> {
+    pub(super) async fn db(&self) -> Option<JsValue> {
         if let Some(db) = self.db.borrow().as_ref() {
             return db.clone();
         }
@@ -449,29 +437,17 @@ impl Inner {
 
     pub(super) fn listen_for_other_tabs(this: &Rc<Inner>) {
         let weak: Weak<Inner> = Rc::downgrade(this);
-        let cb = Closure::<dyn FnMut(StorageEvent)>::new(move |e: StorageEvent| {
+        // Another tab's write of this key in this storage area, or its clearing.
+        let cb = Closure::<dyn FnMut(JsValue)>::new(move |value: JsValue| {
             let Some(inner) = weak.upgrade() else { return };
-            if !inner.store.is_area(&e.storage_area()) {
-                return;
-            }
-            match e.key() {
-                Some(k) if k == inner.cfg.key => {}
-                Some(_) => return,
-                None => {} // storage.clear()
-            }
-            let next = e
-                .new_value()
+            let next = value
+                .as_string()
                 .as_deref()
                 .and_then(token::parse_stored::<JsValue>);
             inner.adopt(next);
         });
-        let target: web_sys::EventTarget = js_sys::global().unchecked_into();
-        if target
-            .add_event_listener_with_callback("storage", cb.as_ref().unchecked_ref())
-            .is_ok()
-        {
-            *this.on_storage.borrow_mut() = Some(cb);
-        }
+        let off = this.store.listen(cb.as_ref());
+        *this.on_storage.borrow_mut() = Some((cb, off));
     }
 
     /// Replaces the session state. Only a change between signed in and signed out (or to

@@ -3,11 +3,48 @@
 use alloc::{boxed::Box, string::String};
 use core::future::Future;
 use core::pin::Pin;
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Request, RequestInit, Response, Url};
+use web_sys::{AbortSignal, Request};
+
+#[wasm_bindgen(module = "/src/web/plumbing.js")]
+extern "C" {
+    /// The options object read and type-checked: an array of the values, or an error message.
+    #[cfg(feature = "js")]
+    #[wasm_bindgen(js_name = readOptions)]
+    pub fn read_options(options: &JsValue) -> JsValue;
+    /// The persisted record's JSON.
+    #[wasm_bindgen(js_name = storedJson)]
+    pub fn stored_json(
+        v: f64,
+        rt: &str,
+        at: &str,
+        exp: Option<f64>,
+        rat: Option<f64>,
+        rfa: Option<f64>,
+    ) -> String;
+    /// `{expiresAt, source}`.
+    #[cfg(feature = "js")]
+    #[wasm_bindgen(js_name = refreshDetail)]
+    pub fn refresh_detail(expires_at: Option<f64>, source: &str) -> JsValue;
+    /// `{reason, error?}`.
+    #[cfg(feature = "js")]
+    #[wasm_bindgen(js_name = signoutDetail)]
+    pub fn signout_detail(reason: &str, error: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = unlessAborted)]
+    fn unless_aborted_js(p: &Promise, signal: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = post)]
+    fn post_js(url: &str, content_type: &str, body: &str, timeout_ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = bodyText)]
+    fn body_text(response: &JsValue, skip: bool) -> Promise;
+    #[wasm_bindgen(js_name = resolveUrl)]
+    fn resolve_url_js(url: &str) -> JsValue;
+    /// The page's (or worker's) own origin.
+    #[wasm_bindgen(js_name = pageOrigin)]
+    pub fn page_origin() -> Option<String>;
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -15,18 +52,10 @@ extern "C" {
     /// instrumentation of `fetch` is honoured.
     #[wasm_bindgen(js_name = fetch)]
     pub fn fetch_request(req: &Request) -> Promise;
-    #[wasm_bindgen(js_name = fetch)]
-    pub fn fetch_url(url: &str, init: &RequestInit) -> Promise;
 
     type Thenable;
     #[wasm_bindgen(method, js_name = then)]
     fn then_fns(this: &Thenable, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise;
-
-    #[wasm_bindgen(js_name = URL)]
-    type UrlCtor;
-    /// `new URL(url, base)`, the base handed over as the JS value it is.
-    #[wasm_bindgen(constructor, catch, js_class = "URL")]
-    fn new(url: &str, base: &JsValue) -> Result<UrlCtor, JsValue>;
 
     #[wasm_bindgen(js_name = Request)]
     type RequestCtor;
@@ -76,21 +105,15 @@ pub fn now() -> f64 {
 }
 
 /// Resolves `url` the way `fetch(url)` does: against the document's base URL (which a
-/// `<base href>` sets), in a worker against its location.
-pub fn resolve_url(url: &str) -> Option<Url> {
-    let global = js_sys::global();
-    let document = get(&global, "document");
-    let base = if document.is_object() {
-        get(&document, "baseURI")
-    } else {
-        get(&get(&global, "location"), "href")
-    };
-    UrlCtor::new(url, &base).ok().map(JsCast::unchecked_into)
-}
-
-/// The page's (or worker's) own origin, if it has an http(s) one.
-pub fn page_origin() -> Option<String> {
-    get(&get(&js_sys::global(), "location"), "origin").as_string()
+/// `<base href>` sets), in a worker against its location. `[href, protocol, origin]`.
+pub fn resolve_url(url: &str) -> Option<[String; 3]> {
+    let parts = resolve_url_js(url);
+    if !Array::is_array(&parts) {
+        return None;
+    }
+    let parts: Array = parts.unchecked_into();
+    let part = |i| parts.get(i).as_string().unwrap_or_default();
+    Some([part(0), part(1), part(2)])
 }
 
 /// `p.then(on_fulfilled, on_rejected)` with plain functions.
@@ -98,13 +121,6 @@ pub fn page_origin() -> Option<String> {
 pub fn then_fns(p: &Promise, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise {
     p.unchecked_ref::<Thenable>()
         .then_fns(on_fulfilled, on_rejected)
-}
-
-/// A promise and its `resolve` function.
-pub fn deferred() -> (Promise, Function) {
-    let mut resolve = None;
-    let p = Promise::new(&mut |res, _| resolve = Some(res));
-    (p, resolve.unwrap_throw())
 }
 
 /// `future_to_promise` for every future of the crate, instantiated once (the futures are
@@ -116,22 +132,11 @@ pub fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> P
 
 /// Awaits `p` unless `signal` aborts first (`Err(())` then). `p` must not reject.
 pub async fn unless_aborted(p: &Promise, signal: Option<&AbortSignal>) -> Result<JsValue, ()> {
-    let Some(signal) = signal else {
-        return JsFuture::from(p.clone()).await.map_err(|_| ());
-    };
-    if signal.aborted() {
-        return Err(());
-    }
-    let aborted = Promise::new(&mut |_, reject| {
-        let opts = web_sys::AddEventListenerOptions::new();
-        opts.set_once(true);
-        let _ = signal.add_event_listener_with_callback_and_add_event_listener_options(
-            "abort", &reject, &opts,
-        );
-    });
-    JsFuture::from(Promise::race(&Array::of2(p, &aborted)))
+    let none = JsValue::UNDEFINED;
+    let signal = signal.map_or(&none, AsRef::as_ref);
+    JsFuture::from(unless_aborted_js(p, signal))
         .await
-        .map_err(|_| ())
+        .map_err(drop)
 }
 
 /// A POST with a body and a timeout; the status and the body text (`None` when it could not
@@ -143,36 +148,19 @@ pub async fn post(
     timeout_ms: u32,
     max: usize,
 ) -> Result<(u16, Option<String>), ()> {
-    let init = RequestInit::new();
-    init.set_method("POST");
-    let headers = web_sys::Headers::new().map_err(|_| ())?;
-    headers.set("Content-Type", content_type).map_err(|_| ())?;
-    headers.set("Accept", "application/json").map_err(|_| ())?;
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(body));
-    init.set_cache(web_sys::RequestCache::NoStore);
-    init.set_signal(Some(&AbortSignal::timeout_with_u32(timeout_ms)));
-    let resp: Response = JsFuture::from(fetch_url(url, &init))
+    let answer: Array = JsFuture::from(post_js(url, content_type, body, timeout_ms))
         .await
-        .map_err(|_| ())?
+        .map_err(drop)?
         .unchecked_into();
-    let status = resp.status();
-    let too_big = resp
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
+    let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
+    // A declared length over `max`: not downloaded (the body is cancelled).
+    let too_big = answer
+        .get(1)
+        .as_string()
         .is_some_and(|l| crate::token::declares_more_than(&l, max));
-    if too_big {
-        // Do not download it; cancel the body.
-        if let Some(b) = resp.body() {
-            let _ = b.cancel();
-        }
-        return Ok((status, None));
-    }
-    let text = match resp.text() {
-        Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
-        Err(_) => None,
-    };
+    let text = JsFuture::from(body_text(&answer.get(2), too_big))
+        .await
+        .ok()
+        .and_then(|t| t.as_string());
     Ok((status, text.filter(|t| t.len() <= max)))
 }

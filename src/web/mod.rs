@@ -2,7 +2,7 @@
 //! out what the pure modules decide.
 
 mod client;
-mod glue;
+pub(crate) mod glue;
 mod idb;
 mod lock;
 mod refresh;

@@ -1,81 +1,46 @@
 //! The persistent home of the session: localStorage, sessionStorage or memory. Storage that
-//! throws (disabled, quota, a sandboxed frame) degrades to memory and keeps working.
+//! throws (disabled, quota, a sandboxed frame) degrades to memory and keeps working. The
+//! bookkeeping of that is `plumbing.js`'s `Store` (plain Web Storage calls).
 
-use alloc::{borrow::ToOwned, string::String};
-use core::cell::RefCell;
-use wasm_bindgen::JsCast;
-use web_sys::Storage;
+use alloc::string::String;
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
 
 use super::types::StorageKind;
 
-pub struct Store {
-    area: RefCell<Option<Storage>>,
-    key: String,
-    /// Always mirrors the last value read or written.
-    mem: RefCell<Option<String>>,
+#[wasm_bindgen(module = "/src/web/plumbing.js")]
+extern "C" {
+    pub type Store;
+    #[wasm_bindgen(constructor)]
+    fn new(name: &str, key: &str) -> Store;
+    #[wasm_bindgen(method, js_name = read)]
+    fn read_js(this: &Store) -> Option<String>;
+    #[wasm_bindgen(method, js_name = write)]
+    fn write_js(this: &Store, value: &JsValue);
+    /// True while a Web Storage area (not memory) holds the session.
+    #[wasm_bindgen(method, getter, js_name = persistent)]
+    pub fn is_persistent(this: &Store) -> bool;
+    /// Calls `f` with the new value (or `null`) at every `storage` event of this key in this
+    /// area (another tab's write or clear); returns the function that stops it.
+    #[wasm_bindgen(method)]
+    pub fn listen(this: &Store, f: &JsValue) -> Function;
 }
 
 impl Store {
-    pub fn new(kind: StorageKind, key: &str) -> Store {
+    pub fn open(kind: StorageKind, key: &str) -> Store {
         let name = match kind {
             StorageKind::Local => "localStorage",
             StorageKind::Session => "sessionStorage",
             StorageKind::Memory => "",
         };
-        // Reading `window.localStorage` itself throws where storage is disabled.
-        let area = if name.is_empty() {
-            None
-        } else {
-            js_sys::Reflect::get(&js_sys::global(), &name.into())
-                .ok()
-                .and_then(|s| s.dyn_into::<Storage>().ok())
-        };
-        Store {
-            area: RefCell::new(area),
-            key: key.to_owned(),
-            mem: RefCell::new(None),
-        }
-    }
-
-    /// Is this the given storage area (for `storage` events)?
-    pub fn is_area(&self, other: &Option<Storage>) -> bool {
-        match (&*self.area.borrow(), other) {
-            (Some(a), Some(b)) => a == b,
-            _ => false,
-        }
+        Store::new(name, key)
     }
 
     pub fn read(&self) -> Option<String> {
-        let area = self.area.borrow().clone();
-        if let Some(area) = area {
-            match area.get_item(&self.key) {
-                Ok(v) => {
-                    *self.mem.borrow_mut() = v.clone();
-                    return v;
-                }
-                Err(_) => *self.area.borrow_mut() = None,
-            }
-        }
-        self.mem.borrow().clone()
+        self.read_js()
     }
 
     pub fn write(&self, value: Option<&str>) {
-        *self.mem.borrow_mut() = value.map(str::to_owned);
-        let area = self.area.borrow().clone();
-        if let Some(area) = area {
-            let r = match value {
-                Some(v) => area.set_item(&self.key, v),
-                None => area.remove_item(&self.key),
-            };
-            if r.is_err() {
-                // Quota or disabled: keep the session in memory from now on.
-                *self.area.borrow_mut() = None;
-            }
-        }
-    }
-
-    /// True while a Web Storage area (not memory) holds the session.
-    pub fn is_persistent(&self) -> bool {
-        self.area.borrow().is_some()
+        self.write_js(&value.map_or(JsValue::UNDEFINED, JsValue::from_str));
     }
 }

@@ -1,0 +1,236 @@
+// Browser plumbing, imported by the .wasm through #[wasm_bindgen(module)] (issue #15): as JS
+// it is a fraction of the size it costs through web-sys and wasm-bindgen's per-import glue.
+// It only moves values between the browser and Rust; every decision (options' meaning,
+// tokens, responses, what to store, when to refresh) stays in Rust, natively tested.
+
+const g = globalThis;
+const now = Date.now;
+
+/**
+ * The `new AuthClient(options)` object read and type-checked, in Rust's order: `[refreshUrl,
+ * logoutUrl, refreshFormat (0 json, 1 oauth2), clientId, storage (0 local, 1 session,
+ * 2 memory), storageKey, allowedOrigins, leewaySeconds, refreshTimeoutMs,
+ * minRefreshIntervalMs, redirect (0 follow, 1 error), crossTab]`, `undefined` where absent;
+ * or the first error's message (an `invalid_config` error). Rust checks the values.
+ * @param {unknown} o
+ * @returns {unknown[] | string}
+ */
+export function readOptions(o) {
+  if (typeof o != "object" || !o) return "options must be an object with at least refreshUrl";
+  const bad = (k, m) => { throw `option \`${k}\` ${m}`; };
+  const get = (k) => { try { return o[k]; } catch { /* a throwing getter reads as absent */ } };
+  const str = (k) => { const v = get(k); return v === undefined || typeof v == "string" ? v : bad(k, "must be a string"); };
+  const choice = (k, list) => {
+    const v = str(k);
+    if (v === undefined) return v;
+    const i = list.indexOf(v);
+    return i < 0 ? bad(k, `must be ${list.map((c) => `"${c}"`).join(", ").replace(/, (?=[^,]*$)/, " or ")}`) : i;
+  };
+  const int = (k, min) => {
+    const v = get(k);
+    return v === undefined || (typeof v == "number" && v >= min && v <= 4294967295 && v % 1 == 0) ? v
+      : bad(k, `must be a ${min ? "positive" : "non-negative"} integer`);
+  };
+  const known = ["refreshUrl", "logoutUrl", "refreshFormat", "clientId", "storage", "storageKey", "allowedOrigins",
+    "leewaySeconds", "refreshTimeoutMs", "minRefreshIntervalMs", "crossTab", "redirect"];
+  try {
+    for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, "is not a known option");
+    const url = str("refreshUrl") ?? bad("refreshUrl", "is required");
+    const out = [url, str("logoutUrl"), choice("refreshFormat", ["json", "oauth2"]), str("clientId"),
+      choice("storage", ["local", "session", "memory"]), str("storageKey")];
+    const list = get("allowedOrigins"), must = "must be an array of origin strings";
+    if (list !== undefined && (!Array.isArray(list) || list.some((v) => typeof v != "string"))) bad("allowedOrigins", must);
+    const leeway = get("leewaySeconds");
+    out.push(list && [...list], leeway === undefined ? leeway : typeof leeway == "number" ? leeway : NaN,
+      int("refreshTimeoutMs", 1), int("minRefreshIntervalMs", 0), choice("redirect", ["follow", "error"]));
+    const crossTab = get("crossTab");
+    out.push(crossTab === undefined || typeof crossTab == "boolean" ? crossTab : bad("crossTab", "must be a boolean"));
+    return out;
+  } catch (e) {
+    if (typeof e == "string") return e;
+    throw e;
+  }
+}
+
+/** The persisted session record (Rust's `token::parse_stored` reads it back). */
+export const storedJson = (v, rt, at, exp, rat, rfa) => JSON.stringify({ v, rt, at, exp, rat, rfa });
+
+/** The detail of a `refresh` event. */
+export const refreshDetail = (expiresAt, source) => ({ expiresAt, source });
+
+/** The detail of a `signout` event (`error` only when the server named one). */
+export const signoutDetail = (reason, error) => (error === undefined ? { reason } : { reason, error });
+
+/** `p`, unless `signal` aborts first: then rejects. `p` must not reject.
+ * @param {Promise<unknown>} p @param {AbortSignal | undefined} signal */
+export function unlessAborted(p, signal) {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject();
+  return Promise.race([p, new Promise((_, reject) => signal.addEventListener("abort", reject, { once: true }))]);
+}
+
+/**
+ * POSTs `body` as `type` (JSON accepted, never cached), aborted after `ms`. Resolves
+ * `[status, content-length header or null, response]`; rejects on a network error or timeout.
+ * @returns {Promise<[number, string | null, Response]>}
+ */
+export async function post(url, type, body, ms) {
+  const r = await g.fetch(url, { method: "POST", headers: { "Content-Type": type, Accept: "application/json" },
+    body, cache: "no-store", signal: AbortSignal.timeout(ms) });
+  return [r.status, r.headers.get("content-length"), r];
+}
+
+/** The body of `r` as text, `undefined` when it cannot be read; with `skip`, cancelled unread.
+ * @param {Response} r @param {boolean} skip @returns {Promise<string | undefined>} */
+export function bodyText(r, skip) {
+  if (skip) {
+    r.body?.cancel().catch(() => {});
+    return Promise.resolve();
+  }
+  return r.text().catch(() => {});
+}
+
+// IndexedDB: one database, one object store, a string value per key. The store that is
+// consistent between tabs at lock hand-over (see the README).
+
+const tx = (db, mode) => {
+  const t = db.transaction("kv", mode);
+  return [t, t.objectStore("kv")];
+};
+const committed = (t, resolve, reject) => {
+  t.oncomplete = resolve;
+  t.onerror = t.onabort = reject;
+};
+
+/** Opens (creating if needed) the database; `null` where IndexedDB is unavailable.
+ * @returns {Promise<IDBDatabase | null>} */
+export function idbOpen() {
+  return new Promise((resolve, reject) => {
+    const r = g.indexedDB.open("rotafetch", 1);
+    r.onupgradeneeded = () => r.result.createObjectStore("kv");
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = reject;
+  }).catch(() => null);
+}
+
+/** Reads `key`: its value (`undefined` when absent); rejects when the read failed.
+ * @param {IDBDatabase} db @param {string} key */
+export function idbGet(db, key) {
+  return new Promise((resolve, reject) => {
+    const r = tx(db, "readonly")[1].get(key);
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = reject;
+  });
+}
+
+/** Writes (or, with `undefined`, deletes) `key`; resolves once the transaction committed.
+ * @param {IDBDatabase} db @param {string} key @param {string | undefined} value */
+export function idbPut(db, key, value) {
+  return new Promise((resolve, reject) => {
+    const [t, s] = tx(db, "readwrite");
+    committed(t, resolve, reject);
+    value === undefined ? s.delete(key) : s.put(value, key);
+  });
+}
+
+/**
+ * The lease that stands in for Web Locks where `navigator.locks` is missing: `{o: owner,
+ * u: until}` taken with a compare-and-set in one readwrite transaction (IndexedDB serialises
+ * those across the origin), polled with backoff only while a caller waits, for at most `ms`
+ * (a crashed holder's lease expires after `ms` too). Resolves its release, or `null`.
+ */
+async function lease(db, name, ms) {
+  const key = "lock:" + name, o = Math.random(), deadline = now() + ms;
+  for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
+    const taken = await new Promise((resolve, reject) => {
+      const [t, s] = tx(db, "readwrite");
+      let ok = false;
+      committed(t, () => resolve(ok), reject);
+      const r = s.get(key);
+      // Decided and written in the success callback, while the transaction is active.
+      r.onsuccess = () => {
+        const u = r.result?.u;
+        if (typeof u != "number" || u < now()) {
+          s.put({ o, u: now() + ms }, key);
+          ok = true;
+        }
+      };
+    });
+    if (taken) {
+      return () => {
+        try {
+          const s = tx(db, "readwrite")[1], r = s.get(key);
+          r.onsuccess = () => r.result?.o === o && s.delete(key);
+        } catch { /* it expires by itself */ }
+      };
+    }
+    if (now() >= deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+/**
+ * The browser-wide lock `name`, waited for at most `ms`: a Web Lock, else the IndexedDB lease
+ * on `db`, else none (one tab only). Resolves the function that releases it (a no-op without
+ * a lock), or `null` when it was not granted in time.
+ * @param {string} name @param {number} ms @param {IDBDatabase | undefined} db
+ * @returns {Promise<(() => void) | null>}
+ */
+export function lock(name, ms, db) {
+  const locks = g.navigator?.locks;
+  if (!locks) return db ? lease(db, name, ms).catch(() => null) : Promise.resolve(() => {});
+  return new Promise((resolve) => {
+    // Held until `release` resolves the callback's promise; rejects when the wait times out.
+    locks.request(name, { signal: AbortSignal.timeout(ms) }, () => new Promise((release) => resolve(release)))
+      .catch(() => resolve(null));
+  });
+}
+
+/**
+ * The session's persistent home: `localStorage`, `sessionStorage` or (name "") memory. Storage
+ * that throws (disabled, quota, a sandboxed frame) degrades to memory and keeps working; the
+ * memory copy always mirrors the last value read or written.
+ */
+export class Store {
+  /** @param {string} name @param {string} key */
+  constructor(name, key) {
+    this.k = key;
+    this.m = null;
+    // Reading `window.localStorage` itself throws where storage is disabled.
+    try { this.a = name && g[name] instanceof g.Storage ? g[name] : null; } catch { this.a = null; }
+  }
+  /** @returns {string | null} */
+  read() {
+    if (this.a) try { return (this.m = this.a.getItem(this.k)); } catch { this.a = null; }
+    return this.m;
+  }
+  /** @param {string | undefined} v (undefined removes) */
+  write(v) {
+    this.m = v ?? null;
+    if (this.a) try { v === undefined ? this.a.removeItem(this.k) : this.a.setItem(this.k, v); } catch { this.a = null; }
+  }
+  /** True while a Web Storage area (not memory) holds the session. */
+  get persistent() { return !!this.a; }
+  /**
+   * Calls `f(newValue)` on every `storage` event (another tab's write) of this key in this
+   * store's area, or of the area's clearing; returns the function that stops listening.
+   * @param {(v: string | null) => void} f
+   */
+  listen(f) {
+    const h = (e) => this.a && e.storageArea === this.a && (e.key === null || e.key === this.k) && f(e.newValue);
+    g.addEventListener?.("storage", h);
+    return () => g.removeEventListener?.("storage", h);
+  }
+}
+
+/** `url` resolved the way `fetch(url)` does (against the document's base URL, in a worker its
+ * location): `[href, protocol, origin]`, or `undefined` when it is not a URL. */
+export function resolveUrl(url) {
+  try {
+    const u = new URL(url, g.document ? g.document.baseURI : g.location?.href);
+    return [u.href, u.protocol, u.origin];
+  } catch { /* not a URL */ }
+}
+
+/** The page's (or worker's) own origin. @returns {string | undefined} */
+export const pageOrigin = () => g.location?.origin;
