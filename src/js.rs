@@ -7,7 +7,7 @@ use crate::web::{
     AuthClient, AuthEvent, FetchError, Options, Redirects, RefreshFormat, StorageKind,
 };
 use alloc::string::String;
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -101,29 +101,19 @@ pub struct AuthErrorClass {
     _private: u8,
 }
 
-/// `AuthError.prototype`, wired to inherit from `Error.prototype` on first use.
-struct Proto(core::cell::OnceCell<Object>);
+/// `AuthError.prototype` (plumbing.js wires it to inherit from `Error.prototype`).
+struct Proto(core::cell::OnceCell<JsValue>);
 // Sound because this wasm is single-threaded (no atomics, no shared memory), which the
 // allocator (`lol_alloc::AssumeSingleThreaded`) assumes too.
 unsafe impl Sync for Proto {}
 static AUTH_ERROR_PROTO: Proto = Proto(core::cell::OnceCell::new());
 
-fn auth_error_proto() -> &'static Object {
-    AUTH_ERROR_PROTO.0.get_or_init(|| {
-        let instance: JsValue = AuthErrorClass { _private: 0 }.into();
-        let proto = Object::get_prototype_of(&instance);
-        let error_proto = Object::get_prototype_of(&js_sys::Error::new("").into());
-        Object::set_prototype_of(&proto, &error_proto);
-        let _ = Reflect::set(&proto, &"name".into(), &"AuthError".into());
-        proto
-    })
-}
-
 fn js_error(e: &AuthError) -> JsValue {
-    let err = js_sys::Error::new(e.message());
-    Object::set_prototype_of(&err, auth_error_proto());
-    let _ = Reflect::set(&err, &"code".into(), &e.code().as_str().into());
-    err.into()
+    let proto = AUTH_ERROR_PROTO.0.get_or_init(|| {
+        let instance: JsValue = AuthErrorClass { _private: 0 }.into();
+        Object::get_prototype_of(&instance).into()
+    });
+    glue::auth_error(proto, e.message(), e.code().as_str())
 }
 
 fn fetch_error(e: FetchError) -> JsValue {

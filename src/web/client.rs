@@ -256,8 +256,10 @@ impl AuthClient {
         inner.bump();
         *inner.state.borrow_mut() = Some(stored.clone());
         inner.store.write(Some(&stored_json(&stored)));
-        wasm_bindgen_futures::spawn_local(async move {
+        // In the background (one executor entry point for every future: `glue::promise`).
+        let _ = glue::promise(async move {
             inner.write_shared(Some(&stored)).await;
+            Ok(JsValue::UNDEFINED)
         });
         Ok(())
     }

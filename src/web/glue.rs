@@ -3,13 +3,13 @@
 use alloc::{boxed::Box, string::String};
 use core::future::Future;
 use core::pin::Pin;
-use js_sys::{Array, Object, Promise, Reflect};
+use js_sys::{Array, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Request};
 
-#[wasm_bindgen(module = "/src/web/plumbing.js")]
+#[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
     /// The options object read and type-checked: an array of the values, or an error message.
     #[cfg(feature = "js")]
@@ -39,6 +39,14 @@ extern "C" {
     fn post_js(url: &str, content_type: &str, body: &str, timeout_ms: u32) -> Promise;
     #[wasm_bindgen(js_name = bodyText)]
     fn body_text(response: &JsValue, skip: bool) -> Promise;
+    /// `request` with `Authorization: Bearer <access>`; with `strict`, a copy made
+    /// `redirect: "error"` first.
+    #[wasm_bindgen(catch)]
+    pub fn authorize(request: &Request, access: &str, strict: bool) -> Result<Request, JsValue>;
+    /// An `AuthError` (see `js.rs`).
+    #[cfg(feature = "js")]
+    #[wasm_bindgen(js_name = authError)]
+    pub fn auth_error(proto: &JsValue, message: &str, code: &str) -> JsValue;
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_js(url: &str) -> JsValue;
     /// The page's (or worker's) own origin.
@@ -92,11 +100,6 @@ pub fn may_have_body(request: &Request) -> bool {
 /// `obj[key]`, `undefined` when that throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// `obj[key] = value` on a fresh plain object.
-pub fn set(obj: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
 /// Milliseconds since the epoch.

@@ -8,7 +8,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-#[wasm_bindgen(module = "/src/web/plumbing.js")]
+#[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
     #[wasm_bindgen(js_name = idbOpen)]
     fn idb_open() -> Promise;

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-#[wasm_bindgen(module = "/src/web/plumbing.js")]
+#[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
     #[wasm_bindgen(js_name = lock)]
     fn lock_js(name: &str, timeout_ms: u32, db: &JsValue) -> Promise;

@@ -8,7 +8,7 @@ use crate::error::{AuthError, ErrorCode};
 use crate::policy::{self, On401, Seen401};
 use alloc::rc::Rc;
 use alloc::string::String;
-use js_sys::{Object, Promise};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -108,16 +108,6 @@ async fn send(fetching: Promise) -> Result<Response, FetchError> {
         .map_err(FetchError::Js)
 }
 
-fn set_bearer(request: &Request, access: &str) -> Result<(), FetchError> {
-    let mut v = String::with_capacity(access.len() + 7);
-    v.push_str("Bearer ");
-    v.push_str(access);
-    request
-        .headers()
-        .set("Authorization", &v)
-        .map_err(FetchError::Js)
-}
-
 impl Inner {
     /// Is `request` one to authenticate: an allowed origin, no `Authorization` of its own?
     pub(super) fn ours(&self, request: &Request) -> bool {
@@ -138,17 +128,9 @@ impl Inner {
     /// has the default one (`new Request(request, {redirect})` then takes its place), and
     /// `Authorization`.
     pub(super) fn authorize(&self, request: Request, access: &str) -> Result<Request, FetchError> {
-        let request = if self.cfg.redirects == Redirects::Error
-            && glue::get(&request, "redirect") == "follow"
-        {
-            let init = Object::new();
-            glue::set(&init, "redirect", &JsValue::from_str("error"));
-            glue::make_request(&request, &init).map_err(FetchError::Js)?
-        } else {
-            request
-        };
-        set_bearer(&request, access)?;
-        Ok(request)
+        let strict =
+            self.cfg.redirects == Redirects::Error && glue::get(&request, "redirect") == "follow";
+        glue::authorize(&request, access, strict).map_err(FetchError::Js)
     }
 
     /// Sets `Authorization` on `request` and keeps what a replay needs; returns the request to

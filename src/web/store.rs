@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use super::types::StorageKind;
 
-#[wasm_bindgen(module = "/src/web/plumbing.js")]
+#[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
     pub type Store;
     #[wasm_bindgen(constructor)]

@@ -234,3 +234,31 @@ export function resolveUrl(url) {
 
 /** The page's (or worker's) own origin. @returns {string | undefined} */
 export const pageOrigin = () => g.location?.origin;
+
+/**
+ * `request` readied for the access token: with `strict` (Rust decided: `redirect: "error"`
+ * configured and the request has the default mode) a `new Request(request, {redirect:
+ * "error"})` takes its place; then `Authorization: Bearer <access>`. Throws what those throw.
+ * @param {Request} request @param {string} access @param {boolean} strict @returns {Request}
+ */
+export function authorize(request, access, strict) {
+  if (strict) request = new Request(request, { redirect: "error" });
+  request.headers.set("Authorization", "Bearer " + access);
+  return request;
+}
+
+/**
+ * An `AuthError`: an `Error` with `code`, whose prototype is `proto` (the exported class's),
+ * wired on first use to inherit from `Error.prototype` and named "AuthError".
+ * @param {object} proto @param {string} message @param {string} code @returns {Error}
+ */
+export function authError(proto, message, code) {
+  if (Object.getPrototypeOf(proto) !== Error.prototype) {
+    Object.setPrototypeOf(proto, Error.prototype);
+    proto.name = "AuthError";
+  }
+  const e = new Error(message);
+  Object.setPrototypeOf(e, proto);
+  e.code = code;
+  return e;
+}
