@@ -262,3 +262,21 @@ export function authError(proto, message, code) {
   e.code = code;
   return e;
 }
+
+/** The RFC 6749 §6 form body of a refresh (`client_id` only when given).
+ * @param {string} rt @param {string | undefined} clientId @returns {string} */
+export function formBody(rt, clientId) {
+  const p = new URLSearchParams({ grant_type: "refresh_token", refresh_token: rt });
+  if (clientId !== undefined) p.append("client_id", clientId);
+  return String(p);
+}
+
+/** `sent`'s response handed to `f` (Rust: a 401 is its to handle), its rejection passed on.
+ * `f` is called exactly once either way (`undefined` on rejection), so Rust can free it.
+ * @param {Promise<Response>} sent @param {(r?: Response) => unknown} f */
+export function settle(sent, f) {
+  return sent.then(f, (e) => {
+    f();
+    throw e;
+  });
+}

@@ -4,8 +4,10 @@
 # Where the toolchain has rust-src (scripts/setup.sh adds it), core and alloc are rebuilt for
 # the package with its own profile (`-Zbuild-std=core,alloc`, size-optimised, LTO across them)
 # and `-Cpanic=immediate-abort`: a panic, which no path is meant to reach, traps where it
-# happens, so none of core's panic formatting ships. Those flags are unstable; RUSTC_BOOTSTRAP
-# lets the pinned stable toolchain take them, for this build only. Without rust-src the normal
+# happens, so none of core's panic formatting ships. With it `-Zlocation-detail=none` (panic
+# locations, file names and lines, that nothing would read) and `-Zfmt-debug=none` (`Debug`
+# impls print nothing: no `{:?}` output is reachable from the JS API). Those flags are
+# unstable; RUSTC_BOOTSTRAP lets the pinned stable toolchain take them, for this build only. Without rust-src the normal
 # build runs (std-less crate, prebuilt core and alloc), and still works.
 #
 # Which of the two ran is written to pkg/.build.json (not in the package's `files`: never
@@ -20,10 +22,10 @@ sysroot=$(rustc --print sysroot)
 extra=()
 if [ -d "$sysroot/lib/rustlib/src/rust/library/core" ] && [ "${ROTAFETCH_BUILD_STD:-1}" != 0 ]; then
   build="build-std"
-  what="core and alloc rebuilt (-Zbuild-std=core,alloc), -Cpanic=immediate-abort"
+  what="core and alloc rebuilt (-Zbuild-std=core,alloc), -Cpanic=immediate-abort, -Zlocation-detail=none, -Zfmt-debug=none"
   export RUSTC_BOOTSTRAP=1
   # The library sources' own paths are remapped too: nothing of the build machine ships.
-  export RUSTFLAGS="$PKG_RUSTFLAGS --remap-path-prefix=$sysroot/lib/rustlib/src/rust/= -Zunstable-options -Cpanic=immediate-abort"
+  export RUSTFLAGS="$PKG_RUSTFLAGS --remap-path-prefix=$sysroot/lib/rustlib/src/rust/= -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
   extra=(-Zbuild-std=core,alloc)
 else
   build="standard"
@@ -31,6 +33,8 @@ else
   export RUSTFLAGS="$PKG_RUSTFLAGS"
 fi
 echo "pkg: $build build ($what)"
+# wasm-pack leaves snippets of earlier builds (a renamed or removed module) in place.
+rm -rf pkg/snippets
 # shellcheck disable=SC2086
 wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $PKG_FEATURES "${extra[@]}"
 node scripts/package.mjs pkg

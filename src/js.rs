@@ -2,7 +2,7 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
-use crate::web::{glue, promise, then_fns, Started};
+use crate::web::{glue, promise, Started};
 use crate::web::{
     AuthClient, AuthEvent, FetchError, Options, Redirects, RefreshFormat, StorageKind,
 };
@@ -248,11 +248,10 @@ impl JsAuthClient {
                     .map_err(fetch_error)
             }),
             Ok(Started::Sent(sent, Some(armed))) => {
-                // One closure for both outcomes (bound to `false` / `true`): exactly one runs,
-                // so it is always called and freed.
-                let settle = Closure::once_into_js(move |failed: bool, v: JsValue| -> JsValue {
-                    if failed {
-                        return Promise::reject(&v).into();
+                // Called exactly once (with `undefined` when `fetch` rejected), so it is freed.
+                let on_response = Closure::once_into_js(move |v: JsValue| -> JsValue {
+                    if v.is_undefined() {
+                        return v;
                     }
                     let response: web_sys::Response = v.unchecked_into();
                     if response.status() != 401 {
@@ -266,12 +265,7 @@ impl JsAuthClient {
                     })
                     .into()
                 });
-                let settle: &Function = settle.unchecked_ref();
-                then_fns(
-                    &sent,
-                    &settle.bind1(&JsValue::NULL, &JsValue::FALSE).into(),
-                    &settle.bind1(&JsValue::NULL, &JsValue::TRUE).into(),
-                )
+                glue::settle(&sent, &on_response)
             }
         }
     }

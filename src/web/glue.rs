@@ -47,6 +47,12 @@ extern "C" {
     #[cfg(feature = "js")]
     #[wasm_bindgen(js_name = authError)]
     pub fn auth_error(proto: &JsValue, message: &str, code: &str) -> JsValue;
+    /// `grant_type=refresh_token&refresh_token=RT[&client_id=ID]`, form-encoded.
+    #[wasm_bindgen(js_name = formBody)]
+    pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
+    /// `sent.then(f, e => { f(); throw e })`: `f` runs exactly once.
+    #[cfg(feature = "js")]
+    pub fn settle(sent: &Promise, f: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_js(url: &str) -> JsValue;
     /// The page's (or worker's) own origin.
@@ -60,10 +66,6 @@ extern "C" {
     /// instrumentation of `fetch` is honoured.
     #[wasm_bindgen(js_name = fetch)]
     pub fn fetch_request(req: &Request) -> Promise;
-
-    type Thenable;
-    #[wasm_bindgen(method, js_name = then)]
-    fn then_fns(this: &Thenable, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise;
 
     #[wasm_bindgen(js_name = Request)]
     type RequestCtor;
@@ -117,13 +119,6 @@ pub fn resolve_url(url: &str) -> Option<[String; 3]> {
     let parts: Array = parts.unchecked_into();
     let part = |i| parts.get(i).as_string().unwrap_or_default();
     Some([part(0), part(1), part(2)])
-}
-
-/// `p.then(on_fulfilled, on_rejected)` with plain functions.
-#[cfg(feature = "js")]
-pub fn then_fns(p: &Promise, on_fulfilled: &JsValue, on_rejected: &JsValue) -> Promise {
-    p.unchecked_ref::<Thenable>()
-        .then_fns(on_fulfilled, on_rejected)
 }
 
 /// `future_to_promise` for every future of the crate, instantiated once (the futures are

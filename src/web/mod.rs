@@ -12,7 +12,7 @@ mod types;
 
 pub use client::AuthClient;
 #[cfg(feature = "js")]
-pub(crate) use glue::{promise, then_fns};
+pub(crate) use glue::promise;
 #[cfg(feature = "js")]
 pub(crate) use request::Started;
 pub use types::{

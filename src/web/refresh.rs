@@ -135,15 +135,11 @@ impl Inner {
                 ("application/json", b)
             }
             RefreshFormat::OAuth2 => {
-                let p = web_sys::UrlSearchParams::new().unwrap_throw();
-                p.append("grant_type", "refresh_token");
-                p.append("refresh_token", &cur.refresh_token);
-                if let Some(id) = &self.cfg.client_id {
-                    p.append("client_id", id);
-                }
+                let client_id = self.cfg.client_id.as_deref();
+                let client_id = client_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
                 (
                     "application/x-www-form-urlencoded",
-                    String::from(p.to_string()),
+                    glue::form_body(&cur.refresh_token, &client_id),
                 )
             }
         };
