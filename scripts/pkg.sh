@@ -19,17 +19,19 @@ cd "$(dirname "$0")/.."
 : "${PKG_FEATURES:?}" "${PKG_RUSTFLAGS:?}"
 
 sysroot=$(rustc --print sysroot)
+# With rust-src installed rustc names core's and alloc's panic locations by their local path,
+# in either build: remapped like the rest (PKG_RUSTFLAGS), so no build machine's path ships.
+PKG_RUSTFLAGS="$PKG_RUSTFLAGS --remap-path-prefix=$sysroot/lib/rustlib/src/rust/=/rustc/"
 extra=()
 if [ -d "$sysroot/lib/rustlib/src/rust/library/core" ] && [ "${ROTAFETCH_BUILD_STD:-1}" != 0 ]; then
   build="build-std"
   what="core and alloc rebuilt (-Zbuild-std=core,alloc), -Cpanic=immediate-abort, -Zlocation-detail=none, -Zfmt-debug=none"
   export RUSTC_BOOTSTRAP=1
-  # The library sources' own paths are remapped too: nothing of the build machine ships.
-  export RUSTFLAGS="$PKG_RUSTFLAGS --remap-path-prefix=$sysroot/lib/rustlib/src/rust/= -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
+  export RUSTFLAGS="$PKG_RUSTFLAGS -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
   extra=(-Zbuild-std=core,alloc)
 else
   build="standard"
-  what="prebuilt core and alloc (no rust-src), panic=abort"
+  what="prebuilt core and alloc (no rust-src, or ROTAFETCH_BUILD_STD=0), panic=abort"
   export RUSTFLAGS="$PKG_RUSTFLAGS"
 fi
 echo "pkg: $build build ($what)"
