@@ -811,6 +811,7 @@ fn invalid_options_throw_a_typed_auth_error_naming_the_option() {
             "allowedOrigins",
         ),
         (r#"{"refreshUrl": "/r", "crossTab": "yes"}"#, "crossTab"),
+        (r#"{"refreshUrl": "/r", "redirect": "manual"}"#, "redirect"),
         (r#"{"refreshUrl": "/r", "refreshURL": "/r"}"#, "refreshURL"),
         (r#"{"refreshUrl": "/r", "storageKey": ""}"#, "storageKey"),
     ];
