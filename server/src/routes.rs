@@ -417,8 +417,8 @@ pub fn is_loopback_origin(origin: &[u8]) -> bool {
 }
 
 /// `test_faults` also lets in the opaque origin `null`: a request that a redirect took to
-/// another origin carries it (the browser taints the origin), and the redirect tests need
-/// that other origin to accept anything, as a hostile server would.
+/// another origin carries it (the browser taints the origin; WebKit preflights it), and the
+/// redirect tests need that other origin to accept anything, as a hostile server would.
 fn cors_layer(origins: &[String], test_faults: bool) -> Result<CorsLayer> {
     let allow_origin = if origins.is_empty() {
         AllowOrigin::predicate(move |origin: &HeaderValue, _| {
