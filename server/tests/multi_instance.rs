@@ -33,6 +33,20 @@ impl Pair {
             ServerProcess::start(Path::new(BIN), &db, dir.path(), "a", &args),
             ServerProcess::start(Path::new(BIN), &db, dir.path(), "b", &args),
         );
+        // A rotation now holds its transaction open for 200 ms between reading the token and
+        // writing it spent: every other refresh of the storm arrives inside that window, so
+        // a read-then-write race (no row lock) would mint two successors or fail with 500s.
+        // (Checked: without `FOR UPDATE` in PgStore both tests here fail.)
+        pg::connect(&db)
+            .await
+            .batch_execute(
+                "CREATE FUNCTION slow_spend() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$;
+                 CREATE TRIGGER slow_spend BEFORE UPDATE ON refresh_tokens
+                 FOR EACH ROW EXECUTE FUNCTION slow_spend();",
+            )
+            .await
+            .unwrap();
         // Both created the demo user if it did not exist: one of them did.
         Pair {
             a,

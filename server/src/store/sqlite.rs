@@ -502,6 +502,12 @@ mod tests {
             family_id: "f".into(),
         };
         assert_eq!(s.rotate(&h(1), &h(2), 100, &POLICY).unwrap(), rotated);
+        // A request whose clock read 90 but that got the lock after the rotation at 100
+        // (or another instance's clock, a little behind): grace, not reuse.
+        assert!(matches!(
+            s.rotate(&h(1), &h(2), 90, &POLICY).unwrap(),
+            RotateOutcome::Grace { .. }
+        ));
         assert_eq!(
             s.rotate(&h(1), &h(2), 600, &POLICY).unwrap(),
             RotateOutcome::Grace {
