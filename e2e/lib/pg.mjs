@@ -63,7 +63,8 @@ export async function startCluster() {
       return url(name);
     },
     async stop() {
-      janitor.stdin.end(); // stops the cluster and removes the directory
+      janitor.ref(); // wait for it: it stops the cluster and removes the directory
+      janitor.stdin.end();
       await new Promise((r) => (janitor.exitCode !== null ? r() : janitor.on("exit", r)));
     },
   };
