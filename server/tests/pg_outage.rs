@@ -4,10 +4,15 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::pg::PgCluster;
+use common::pg::{self, PgCluster};
+use common::process::ServerProcess;
 use common::{json_error, Backend, TestServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rotafetch-server");
+const PASSWORD: &str = "pw-S3CRET-never-logged";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_means_503_and_recovery_without_restart() {
@@ -73,4 +78,49 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
         0
     );
     assert_eq!(s.metric("rotafetch_families_revoked_total").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_at_start_is_a_clear_error_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // nothing listens there once the listener is dropped
+    let db = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/nothing");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--db", &db])
+            .env("RUST_LOG", "debug")
+            .output(),
+    )
+    .await
+    .expect("the server gives up on an unreachable database")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("database unavailable"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_password_never_reaches_the_logs() {
+    // The test cluster trusts every connection, so any password works.
+    let db = pg::shared().create_db().await;
+    let db = db.replace("postgres@", &format!("postgres:{PASSWORD}@"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = ServerProcess::start_logging(Path::new(BIN), &db, dir.path(), "s", &[], "debug").await;
+    let client = common::client();
+    let r = client
+        .post(s.url("/auth/login"))
+        .json(&serde_json::json!({"username": "demo", "password": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = s.log_text();
+    s.kill().await;
+    assert!(log.contains("postgres:***@127.0.0.1"), "{log}");
+    assert!(!log.contains(PASSWORD), "{log}");
 }

@@ -16,6 +16,18 @@ impl ServerProcess {
     /// Starts `bin --db <db> --listen 127.0.0.1:0 <extra>` (stderr to `<dir>/<name>.log`) and
     /// waits until it answers `/metrics`.
     pub async fn start(bin: &Path, db: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
+        Self::start_logging(bin, db, dir, name, extra, "warn").await
+    }
+
+    /// [`ServerProcess::start`] with `RUST_LOG=<rust_log>`.
+    pub async fn start_logging(
+        bin: &Path,
+        db: &str,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Self {
         let port_file = dir.join(format!("{name}.port"));
         let log = dir.join(format!("{name}.log"));
         let child = tokio::process::Command::new(bin)
@@ -27,7 +39,7 @@ impl ServerProcess {
             .arg("--pkg")
             .arg(dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("creating the server log"))
