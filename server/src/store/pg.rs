@@ -144,6 +144,11 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(POOL_TIMEOUT);
         }
+        // A cut network (no reset) fails the connection after 10 s of unacknowledged data
+        // instead of hanging requests for the kernel's default of minutes.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(10));
+        }
         if config.get_application_name().is_none() {
             config.application_name("rotafetch-server");
         }
