@@ -8,8 +8,7 @@ import { mkdtempSync, readdirSync, existsSync, readFileSync, chownSync } from "n
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
-import { SERVER_BIN, ROOT } from "./harness.mjs";
+import { startServer } from "./harness.mjs";
 
 function bindir() {
   const ok = (d) => d && existsSync(join(d, "initdb")) && existsSync(join(d, "pg_ctl"));
@@ -82,44 +81,11 @@ function freePort() {
 }
 
 /**
- * Starts one server instance on `db` (a postgres:// URL): like harness.startServer, but the
- * database is given. Returns { url, port, log(), metric(series), stop() }.
+ * Starts one server instance on `db` (a postgres:// URL): harness.startServer with a second
+ * `--db`, which overrides the SQLite file it names (the last value of a flag wins).
  */
-export async function startInstance(db, flags = []) {
-  const dir = mkdtempSync(join(tmpdir(), "rotafetch-inst-"));
-  const portFile = join(dir, "port");
-  const args = ["--listen", "127.0.0.1:0", "--port-file", portFile, "--db", db,
-    "--www", join(ROOT, "www"), "--pkg", join(ROOT, "pkg"), ...flags];
-  const child = spawn(SERVER_BIN, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } });
-  let log = "";
-  child.stderr.on("data", (d) => (log += d));
-  let exited = false;
-  child.on("exit", () => (exited = true));
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(portFile) || readFileSync(portFile, "utf8").trim() === "") {
-    if (exited) throw new Error(`server exited early:\n${log}`);
-    if (Date.now() > deadline) { child.kill("SIGKILL"); throw new Error(`server did not start:\n${log}`); }
-    await delay(50);
-  }
-  const port = Number(readFileSync(portFile, "utf8").trim());
-  const url = `http://127.0.0.1:${port}`;
-  return {
-    url,
-    port,
-    log: () => log,
-    async metric(series) {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      const line = text.split("\n").find((l) => l.startsWith(series + " "));
-      return line ? Number(line.slice(series.length + 1)) : 0;
-    },
-    async stop() {
-      if (!exited) {
-        child.kill("SIGTERM");
-        for (let i = 0; i < 100 && !exited; i++) await delay(50);
-        if (!exited) child.kill("SIGKILL");
-      }
-    },
-  };
+export function startInstance(db, flags = []) {
+  return startServer(["--db", db, ...flags]);
 }
 
 /**

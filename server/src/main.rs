@@ -10,7 +10,9 @@ use rotafetch_server::{display_url, serve_with_state, AppState, Config};
 /// Reference auth server for rotafetch: EdDSA JWT access tokens, rotating one-time refresh
 /// tokens with reuse detection, a sample bearer-protected API and static files.
 #[derive(Debug, Parser)]
-#[command(name = "rotafetch-server", version)]
+// A repeated flag takes its last value, so wrappers can add defaults that callers override
+// (e2e/lib/pg.mjs points the e2e harness's server at PostgreSQL with a second --db).
+#[command(name = "rotafetch-server", version, args_override_self = true)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
