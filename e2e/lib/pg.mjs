@@ -38,10 +38,11 @@ export async function startCluster() {
   }
   const run = (tool, args) => {
     const [cmd, ...rest] = [...asUser, join(bin, tool), ...args];
-    return execFileSync(cmd, rest, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    // cwd: ours may be one `nobody` cannot enter (a checkout under /root).
+    return execFileSync(cmd, rest, { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   };
   const janitor = spawn("sh", ["-c", 'read _; "$@" >/dev/null 2>&1; rm -rf "$0"', dir, ...asUser,
-    join(bin, "pg_ctl"), "stop", "-m", "immediate", "-D", data], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+    join(bin, "pg_ctl"), "stop", "-m", "immediate", "-D", data], { cwd: dir, stdio: ["pipe", "ignore", "ignore"], detached: true });
   janitor.unref();
   run("initdb", ["--auth=trust", "--username=postgres", "--no-sync", "--no-locale", "--encoding=UTF8", "-D", data]);
   const port = await freePort();

@@ -141,6 +141,7 @@ impl PgCluster {
             .arg(bindir.join("pg_ctl"))
             .args(["stop", "-m", "immediate", "-D"])
             .arg(&data)
+            .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -191,6 +192,8 @@ impl PgCluster {
             }
             None => Command::new(program),
         };
+        // Our working directory may be one `nobody` cannot enter (a checkout under /root).
+        cmd.current_dir(&self.dir);
         // Never let a developer's PG* variables point the tools elsewhere.
         for var in ["PGHOST", "PGPORT", "PGDATA", "PGUSER", "PGDATABASE"] {
             cmd.env_remove(var);
