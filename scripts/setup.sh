@@ -28,19 +28,34 @@ if ! command -v wasm-pack >/dev/null; then
   cargo install wasm-pack --locked
 fi
 
-# 4. Chromium and ChromeDriver from Debian (never a browser download).
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  say "installing chromium and chromium-driver"
+# 4. The three engines from Debian (never a browser download): Chromium + ChromeDriver,
+#    Firefox ESR (geckodriver below), WebKitGTK's WebDriver (it starts MiniBrowser) and Xvfb
+#    for WebKit's display.
+missing=()
+for pair in chromium:chromium chromedriver:chromium-driver firefox-esr:firefox-esr \
+            WebKitWebDriver:webkit2gtk-driver xvfb-run:xvfb xauth:xauth; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 4b. geckodriver (Firefox's WebDriver) from crates.io.
+if ! command -v geckodriver >/dev/null; then
+  say "installing geckodriver"
+  cargo install geckodriver --locked
 fi
 
 # 5. npm tools pinned in package-lock.json: binaryen (wasm-opt 132, never Debian's 108),
-#    playwright-core, typescript, esbuild (minifies pkg/'s JS glue).
+#    playwright-core (drives Chromium), puppeteer-core (drives Firefox over WebDriver BiDi),
+#    typescript, esbuild (minifies pkg/'s JS glue).
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
-   || [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/esbuild ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+   || [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/puppeteer-core ] \
+   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dev tools"
   npm ci --no-audit --no-fund --loglevel=error
 fi
@@ -51,4 +66,4 @@ case "$(command -v wasm-opt)" in
   "$PWD/node_modules/.bin/wasm-opt") ;;
   *) echo "setup: wasm-opt on PATH is not binaryen from npm" >&2; exit 1 ;;
 esac
-say "ok (wasm-bindgen $want, $(wasm-pack --version), $(wasm-opt --version | cut -d' ' -f1-3), $(chromium --version 2>/dev/null | head -1))"
+say "ok (wasm-bindgen $want, $(wasm-pack --version), $(wasm-opt --version | cut -d' ' -f1-3), $(chromium --version 2>/dev/null | head -1), $(firefox-esr --version 2>/dev/null | head -1), $(geckodriver --version 2>/dev/null | head -1))"

@@ -3,7 +3,9 @@
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
 use crate::web::{promise, then_fns, Started};
-use crate::web::{AuthClient, AuthEvent, FetchError, Options, RefreshFormat, StorageKind};
+use crate::web::{
+    AuthClient, AuthEvent, FetchError, Options, Redirects, RefreshFormat, StorageKind,
+};
 use alloc::{string::String, vec::Vec};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -52,6 +54,12 @@ export interface AuthClientOptions {
   minRefreshIntervalMs?: number;
   /** One refresh per browser across tabs; default true (only with `storage: "local"`). */
   crossTab?: boolean;
+  /**
+   * What authenticated calls do at a redirect; default `"follow"`. Current engines drop the
+   * token at a redirect to another origin (Fetch standard); `"error"` fails authenticated
+   * calls at any redirect instead, so the token never follows one, whatever the engine.
+   */
+  redirect?: "follow" | "error";
 }
 
 /** Tokens for `setTokens`: RFC 6749 names or camelCase. */
@@ -125,7 +133,7 @@ fn fetch_error(e: FetchError) -> JsValue {
     }
 }
 
-const OPTIONS: [&str; 11] = [
+const OPTIONS: [&str; 12] = [
     "refreshUrl",
     "logoutUrl",
     "refreshFormat",
@@ -137,6 +145,7 @@ const OPTIONS: [&str; 11] = [
     "refreshTimeoutMs",
     "minRefreshIntervalMs",
     "crossTab",
+    "redirect",
 ];
 
 fn opt(o: &JsValue, key: &str) -> Option<JsValue> {
@@ -257,6 +266,18 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
     }
     if let Some(n) = opt_int(o, "minRefreshIntervalMs", 0.0)? {
         options.min_refresh_interval_ms = n;
+    }
+    if let Some(i) = opt_choice(
+        o,
+        "redirect",
+        &["follow", "error"],
+        "must be \"follow\" or \"error\"",
+    )? {
+        options.redirects = if i == 0 {
+            Redirects::Follow
+        } else {
+            Redirects::Error
+        };
     }
     if let Some(v) = opt(o, "crossTab") {
         options.cross_tab = v

@@ -57,21 +57,24 @@ pub fn schedule(
 
 /// Should a request refresh before it is sent?
 ///
-/// Yes when the refresh moment has come and a refresh token exists — unless a refresh
-/// succeeded less than `min_interval_ms` ago (then the token it brought is used as it is: a
-/// token that looks expired the moment it arrives must not cause a refresh per request).
+/// Yes when the refresh moment has come — unless the current token is one a refresh produced
+/// less than `min_interval_ms` ago (then it is used as it is: a token that looks expired the
+/// moment it arrives must not cause a refresh per request). `refreshed_at` is the session's
+/// provenance: when a refresh produced the current token, `None` for a token that was handed
+/// over (`login`, `setTokens`, another tab's new sign-in), which the guard never holds back.
 pub fn refresh_before_send(
     now: f64,
     refresh_at: Option<f64>,
-    last_refresh: Option<f64>,
+    refreshed_at: Option<f64>,
     min_interval_ms: f64,
 ) -> bool {
     let due = refresh_at.is_some_and(|at| now >= at);
-    due && !recently_refreshed(now, last_refresh, min_interval_ms)
+    due && !recently_refreshed(now, refreshed_at, min_interval_ms)
 }
 
-fn recently_refreshed(now: f64, last_refresh: Option<f64>, min_interval_ms: f64) -> bool {
-    last_refresh.is_some_and(|t| now - t < min_interval_ms && now >= t)
+/// The loop guard: the current token came from a refresh less than `min_interval_ms` ago.
+fn recently_refreshed(now: f64, refreshed_at: Option<f64>, min_interval_ms: f64) -> bool {
+    refreshed_at.is_some_and(|t| now - t < min_interval_ms && now >= t)
 }
 
 /// What to do with a 401 from an allowed origin.
@@ -100,10 +103,12 @@ pub struct Seen401 {
     pub have_refresh: bool,
     /// A refresh is already running (joining it costs nothing).
     pub refresh_in_flight: bool,
-    /// Now and the last successful refresh (ms).
+    /// Now (ms).
     pub now: f64,
-    /// When the last refresh succeeded (ms), if ever.
-    pub last_refresh: Option<f64>,
+    /// The session's provenance: when the refresh that produced the current token succeeded
+    /// (ms); `None` when the token was handed over (`login`, `setTokens`, another tab's new
+    /// sign-in). Only a token a refresh just produced is held back by the loop guard.
+    pub refreshed_at: Option<f64>,
     /// `minRefreshIntervalMs`.
     pub min_interval_ms: f64,
 }
@@ -119,7 +124,7 @@ pub fn on_401(s: Seen401) -> On401 {
     if s.refresh_in_flight {
         return On401::RefreshThenReplay;
     }
-    if !s.have_refresh || recently_refreshed(s.now, s.last_refresh, s.min_interval_ms) {
+    if !s.have_refresh || recently_refreshed(s.now, s.refreshed_at, s.min_interval_ms) {
         return On401::Return;
     }
     On401::RefreshThenReplay
@@ -324,7 +329,7 @@ mod tests {
             have_refresh: true,
             refresh_in_flight: false,
             now: NOW,
-            last_refresh: None,
+            refreshed_at: None,
             min_interval_ms: 1000.0,
         }
     }
@@ -349,7 +354,7 @@ mod tests {
     fn stale_401_replays_without_refreshing() {
         let s = Seen401 {
             carried_is_current: false,
-            last_refresh: Some(NOW - 1.0),
+            refreshed_at: Some(NOW - 1.0),
             ..seen()
         };
         assert_eq!(on_401(s), On401::ReplayWithCurrent);
@@ -383,7 +388,7 @@ mod tests {
     #[test]
     fn loop_guard_and_joining() {
         let just = Seen401 {
-            last_refresh: Some(NOW - 200.0),
+            refreshed_at: Some(NOW - 200.0),
             ..seen()
         };
         assert_eq!(on_401(just), On401::Return);
@@ -395,10 +400,36 @@ mod tests {
             On401::RefreshThenReplay
         );
         let later = Seen401 {
-            last_refresh: Some(NOW - 1000.0),
+            refreshed_at: Some(NOW - 1000.0),
             ..seen()
         };
         assert_eq!(on_401(later), On401::RefreshThenReplay);
+    }
+
+    #[test]
+    fn a_new_session_is_not_held_back_by_the_previous_sessions_refresh() {
+        // A refresh 200 ms ago produced the token the request carried: the guard holds.
+        let guarded = Seen401 {
+            refreshed_at: Some(NOW - 200.0),
+            ..seen()
+        };
+        assert_eq!(on_401(guarded), On401::Return);
+        // Right after that refresh, the app signed in anew (`setTokens`, `login`, another
+        // tab's sign-in): the token was handed over, not produced by a refresh.
+        let handed_over = Seen401 {
+            refreshed_at: None,
+            ..guarded
+        };
+        assert_eq!(on_401(handed_over), On401::RefreshThenReplay);
+        // The same on the refresh-before-send path: a due token that a refresh produced
+        // 200 ms ago is sent as it is; a due token handed over is refreshed first.
+        assert!(!refresh_before_send(
+            NOW,
+            Some(NOW),
+            Some(NOW - 200.0),
+            1000.0
+        ));
+        assert!(refresh_before_send(NOW, Some(NOW), None, 1000.0));
     }
 
     #[test]

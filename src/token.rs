@@ -187,6 +187,10 @@ pub struct Stored {
     pub expires_at: Option<f64>,
     /// When to refresh before sending (ms since the epoch, local clock), if known.
     pub refresh_at: Option<f64>,
+    /// The session's provenance: when a refresh produced these tokens (ms since the epoch),
+    /// `None` when they were handed over (`login`, `setTokens`). Stored with the session, so
+    /// every tab's loop guard sees how the tokens came to be (see `policy::on_401`).
+    pub refreshed_at: Option<f64>,
 }
 
 impl core::fmt::Debug for Stored {
@@ -196,6 +200,7 @@ impl core::fmt::Debug for Stored {
             .field("access_token", &"[redacted]")
             .field("expires_at", &self.expires_at)
             .field("refresh_at", &self.refresh_at)
+            .field("refreshed_at", &self.refreshed_at)
             .finish()
     }
 }
@@ -218,6 +223,7 @@ pub fn parse_stored<J: JsonValue>(text: &str) -> Option<Stored> {
         access_token,
         expires_at: time("exp"),
         refresh_at: time("rat"),
+        refreshed_at: time("rfa"),
     })
 }
 
@@ -332,19 +338,23 @@ mod tests {
             access_token: "SECRET-A".into(),
             expires_at: Some(1.0),
             refresh_at: None,
+            refreshed_at: None,
         };
         assert!(!format!("{s:?}").contains("SECRET"));
     }
 
     #[test]
     fn stored_records() {
-        let s = parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4}"#).unwrap();
+        let s =
+            parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4,"rfa":3}"#).unwrap();
         assert_eq!(s.refresh_token, "r");
         assert_eq!(s.access_token, "a");
         assert_eq!(s.expires_at, Some(5.0));
         assert_eq!(s.refresh_at, Some(4.0));
+        assert_eq!(s.refreshed_at, Some(3.0));
         let no_times = parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a"}"#).unwrap();
         assert_eq!(no_times.expires_at, None);
+        assert_eq!(no_times.refreshed_at, None);
         for corrupt in [
             "",
             "{",

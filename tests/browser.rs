@@ -399,17 +399,58 @@ async fn a_401_after_a_redirect_to_another_origin_is_returned_without_a_refresh(
     .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.redirected() && r.url().starts_with(&other), "{}", r.url());
+    // Whether the token goes along is the engine's doing. Chromium, Firefox and WebKit all
+    // drop `Authorization` at a redirect to another origin (Fetch standard); WebKit first
+    // asks that origin's CORS preflight (`Origin: null`) to allow `authorization`. rotafetch
+    // sends exactly what a plain `fetch` with the header sends.
+    let plain = raw(
+        "GET",
+        &url(&redirect_to(&format!("{other}/test/unauthorized"))),
+        JsValue::UNDEFINED,
+        None,
+        Some("probe"),
+    )
+    .await
+    .unwrap();
+    let engine_forwards = get(&obj(&get_str(&plain, "text")), "authorization_received");
+    assert_eq!(
+        engine_forwards,
+        JsValue::FALSE,
+        "the engine forwarded the header"
+    );
     assert_eq!(
         get(&obj(&text(&r).await), "authorization_received"),
-        JsValue::FALSE,
-        "the browser drops the token at a redirect to another origin"
+        engine_forwards,
     );
     assert_eq!(
         metric(ROTATED).await,
         rot0,
-        "a 401 from a server the token never reached triggers no refresh"
+        "a 401 from another origin triggers no refresh, whether or not the engine forwarded"
     );
     assert_eq!(stored_rt("t-redirect").as_deref(), Some(rt.as_str()));
+
+    // `Redirects::Error`: the authenticated call fails at the redirect in every engine, so the
+    // token cannot follow it even where an engine would forward it; the session is untouched.
+    let mut o = options("t-redirect-error");
+    o.redirects = rotafetch::Redirects::Error;
+    let (strict, strict_rt) = signed_in_with(o).await;
+    let to_other = redirect_to(&format!("{other}/test/unauthorized"));
+    match fetch(&strict, &to_other, &JsValue::UNDEFINED).await {
+        Err(rotafetch::FetchError::Js(e)) => assert!(e.is_instance_of::<js_sys::TypeError>()),
+        other => panic!(
+            "a redirect must fail the call: {:?}",
+            other.map(|r| r.status())
+        ),
+    }
+    // A call that chose its own mode keeps it; one to another origin is not touched at all.
+    let manual = obj(r#"{"redirect":"manual"}"#);
+    let r = fetch(&strict, &to_other, &manual).await.unwrap();
+    assert_eq!(get_str(r.as_ref(), "type"), "opaqueredirect");
+    assert_eq!(metric(ROTATED).await, rot0);
+    assert_eq!(
+        stored_rt("t-redirect-error").as_deref(),
+        Some(strict_rt.as_str())
+    );
 
     // A redirect within the origin keeps the token: that 401 is about it (one refresh, one
     // replay, whose 401 is passed through).
@@ -579,6 +620,51 @@ async fn a_second_401_is_returned_and_the_loop_guard_holds() {
     clear_faults().await;
 }
 
+/// Issue #14: a session handed over right after a refresh (`setTokens`, `login`) is not
+/// the refresh's product, so the loop guard must not hold back its first refresh.
+#[wasm_bindgen_test]
+async fn a_new_session_right_after_a_refresh_still_refreshes() {
+    let _serial = serial().await;
+    let (c, _) = signed_in("t-new-session").await;
+    let rot0 = metric(ROTATED).await;
+    c.refresh().await.unwrap();
+    // The 401 path: at once, another session whose access token the server refuses.
+    let (_, rt) = login_raw().await;
+    c.set_tokens(tokens("not-a-valid-access-token", &rt))
+        .unwrap();
+    let u0 = metric(API_401).await;
+    let body = r#"{"new":"session"}"#;
+    let init = obj(r#"{"method":"POST","headers":{"Content-Type":"application/json"}}"#);
+    Reflect::set(&init, &"body".into(), &body.into()).unwrap();
+    let r = fetch(&c, "/api/echo", &init).await.unwrap();
+    assert_eq!(r.status(), 200, "one refresh and a replay, not the 401");
+    assert_eq!(get_str(&obj(&text(&r).await), "body_base64"), b64(body));
+    assert_eq!(
+        metric(ROTATED).await - rot0,
+        2.0,
+        "c.refresh() and the 401's"
+    );
+    assert_eq!(metric(API_401).await - u0, 1.0);
+    let after_401 = stored_rt("t-new-session").unwrap();
+    assert_ne!(after_401, rt, "the new session's rotation is stored");
+    // The refresh-before-send path: right after that refresh, a session whose access token
+    // is already due (`expires_in: 0`) is refreshed before sending.
+    let (at, rt) = login_raw().await;
+    let mut due = tokens(&at, &rt);
+    due.expires_in = Some(0.0);
+    c.set_tokens(due).unwrap();
+    let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        metric(ROTATED).await - rot0,
+        3.0,
+        "refreshed before sending"
+    );
+    assert_ne!(stored_rt("t-new-session").unwrap(), rt);
+    // The guard's own purpose (a 401 on the token a refresh just produced is returned) is
+    // `a_second_401_is_returned_and_the_loop_guard_holds`.
+}
+
 #[wasm_bindgen_test]
 async fn logout_signs_out_here_and_at_the_server() {
     let _serial = serial().await;
@@ -731,6 +817,7 @@ fn invalid_options_throw_a_typed_auth_error_naming_the_option() {
             "allowedOrigins",
         ),
         (r#"{"refreshUrl": "/r", "crossTab": "yes"}"#, "crossTab"),
+        (r#"{"refreshUrl": "/r", "redirect": "manual"}"#, "redirect"),
         (r#"{"refreshUrl": "/r", "refreshURL": "/r"}"#, "refreshURL"),
         (r#"{"refreshUrl": "/r", "storageKey": ""}"#, "storageKey"),
     ];

@@ -424,7 +424,7 @@ fn seen() -> impl Strategy<Value = Seen401> {
             have_refresh: b[4],
             refresh_in_flight: b[5],
             now,
-            last_refresh: since.map(|s| now - s),
+            refreshed_at: since.map(|s| now - s),
             min_interval_ms: f64::from(min),
         })
 }
@@ -441,7 +441,7 @@ proptest! {
         if d == On401::RefreshThenReplay && !s.refresh_in_flight {
             // A new refresh: only with a refresh token and not within the minimum interval.
             prop_assert!(s.have_refresh && s.carried_is_current);
-            let since = s.last_refresh.map(|t| s.now - t);
+            let since = s.refreshed_at.map(|t| s.now - t);
             prop_assert!(since.map_or(true, |d| d >= s.min_interval_ms));
         }
     }
@@ -469,7 +469,7 @@ proptest! {
                 let d = policy::on_401(Seen401 {
                     was_replay: replay, carried_token: true, carried_is_current: true,
                     have_access: true, have_refresh: true, refresh_in_flight: false,
-                    now, last_refresh, min_interval_ms: min,
+                    now, refreshed_at: last_refresh, min_interval_ms: min,
                 });
                 match d {
                     On401::Return => break,

@@ -37,6 +37,20 @@ pub enum StorageKind {
     Memory,
 }
 
+/// What the requests rotafetch authenticates do at a redirect (the request's `redirect` mode).
+///
+/// Chromium, Firefox and WebKit drop `Authorization` at a redirect to another origin (Fetch
+/// standard; measured by the browser tests); an engine that predates that rule would hand the
+/// access token to the other origin. `Error` closes that door whatever the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redirects {
+    /// Follow redirects, as `fetch` does (the default).
+    Follow,
+    /// An authenticated call that meets a redirect fails (`fetch`'s `TypeError`), so the
+    /// token never follows one in any engine. Calls that set their own `redirect` keep it.
+    Error,
+}
+
 /// Where a refresh happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -142,6 +156,8 @@ pub struct Options {
     /// One refresh per browser (Web Locks + IndexedDB hand-over). Default true; only with
     /// `StorageKind::Local`.
     pub cross_tab: bool,
+    /// What authenticated calls do at a redirect. Default [`Redirects::Follow`].
+    pub redirects: Redirects,
 }
 
 impl Options {
@@ -159,6 +175,7 @@ impl Options {
             refresh_timeout_ms: policy::DEFAULT_REFRESH_TIMEOUT_MS,
             min_refresh_interval_ms: policy::DEFAULT_MIN_REFRESH_INTERVAL_MS as u32,
             cross_tab: true,
+            redirects: Redirects::Follow,
         }
     }
 }
@@ -175,6 +192,7 @@ struct Config {
     timeout_ms: u32,
     min_interval_ms: f64,
     cross_tab: bool,
+    redirects: Redirects,
 }
 
 type Listener = Rc<dyn Fn(&AuthEvent)>;
@@ -189,7 +207,6 @@ struct Inner {
     /// Bumped by every sign-in/sign-out, so a refresh that started before it cannot
     /// resurrect or clobber the session it no longer belongs to.
     generation: Cell<u32>,
-    last_refresh: Cell<Option<f64>>,
     /// The refresh in flight; resolves `undefined` on success, `true` on failure (never rejects).
     inflight: RefCell<Option<Promise>>,
     last_error: RefCell<Option<AuthError>>,
@@ -253,6 +270,9 @@ fn stored_json(s: &Stored) -> String {
     }
     if let Some(r) = s.refresh_at {
         glue::set(&o, "rat", &JsValue::from(r));
+    }
+    if let Some(r) = s.refreshed_at {
+        glue::set(&o, "rfa", &JsValue::from(r));
     }
     js_sys::JSON::stringify(&o)
         .ok()
@@ -339,6 +359,7 @@ impl AuthClient {
             timeout_ms: o.refresh_timeout_ms,
             min_interval_ms: f64::from(o.min_refresh_interval_ms),
             cross_tab: o.cross_tab && o.storage == StorageKind::Local,
+            redirects: o.redirects,
             key: o.storage_key,
         };
         let store = Store::new(o.storage, &cfg.key);
@@ -353,7 +374,6 @@ impl AuthClient {
             db: RefCell::new(None),
             state: RefCell::new(state),
             generation: Cell::new(0),
-            last_refresh: Cell::new(None),
             inflight: RefCell::new(None),
             last_error: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
@@ -467,7 +487,6 @@ impl AuthClient {
         let inner = &self.inner;
         let mine = inner.state.borrow_mut().take();
         inner.bump();
-        inner.last_refresh.set(None);
         inner.store.write(None);
         let mut spend = mine.map(|s| s.refresh_token);
         if inner.cfg.cross_tab {
@@ -509,16 +528,20 @@ impl AuthClient {
 
     /// Sends `request` with authentication (see the crate docs for the rules).
     pub async fn fetch(&self, request: Request) -> Result<Response, FetchError> {
-        Inner::finish(&self.inner, self.inner.start(request, true)?).await
+        Inner::finish(&self.inner, self.inner.start(request, Body::OfRequest)?).await
     }
 
     /// `fetch(input, init)` started synchronously: the JS façade returns the request's own
     /// promise unless the token must be refreshed first or a 401 comes back (measured: the
     /// futures machinery was most of a call's overhead over plain `fetch`).
     pub(crate) fn start(&self, input: &JsValue, init: &JsValue) -> Result<Started, FetchError> {
-        let replayable = !glue::has_stream_body(init);
+        let body = match glue::init_body(init) {
+            None => Body::OfRequest,
+            Some(true) => Body::Stream,
+            Some(false) => Body::Init(input.clone(), init.clone()),
+        };
         let request = glue::make_request(input, init).map_err(FetchError::Js)?;
-        self.inner.start(request, replayable)
+        self.inner.start(request, body)
     }
 
     /// Carries a started call to its response (see [`Inner::finish`]).
@@ -538,16 +561,37 @@ impl AuthClient {
     }
 }
 
+/// Where a call's body comes from, which decides how it is sent again after a 401.
+pub(crate) enum Body {
+    /// `init.body`, not a stream: a replay builds the request anew from `input` and `init`.
+    /// Such a body (string, Blob, ArrayBuffer, FormData, URLSearchParams) can be read again
+    /// in every engine; a clone of it cannot always (WebKit fails to send a cloned FormData
+    /// that holds a Blob).
+    Init(JsValue, JsValue),
+    /// `init.body` is a `ReadableStream`: it cannot be sent twice.
+    Stream,
+    /// Whatever the `Request` itself holds: cloned before the first send if it may have a body.
+    OfRequest,
+}
+
+/// How a replay gets its request.
+enum Replay {
+    /// No body: send the same request again.
+    Again,
+    /// The clone made before the first send.
+    Copy(Request),
+    /// `new Request(input, init)` again.
+    Rebuild(JsValue, JsValue),
+    /// A stream body: refuse (`body_not_replayable`), never send it empty.
+    Refuse,
+}
+
 /// What an authenticated request carried, and what its replay needs.
 pub(crate) struct Armed {
     carried: String,
-    /// The request as sent: where the token went, its signal, and its own replay when it has
-    /// no body.
+    /// The request as sent: where the token went and its signal.
     sent: Request,
-    /// What a replay sends instead of `sent`: the copy of a body made before the first send.
-    copy: Option<Request>,
-    /// False for a stream body: it cannot be sent twice.
-    replayable: bool,
+    replay: Replay,
 }
 
 /// The synchronous start of a call (see [`AuthClient::start`]).
@@ -555,8 +599,8 @@ pub(crate) enum Started {
     /// Sent: `fetch`'s promise, and what a 401 needs when the access token went with it
     /// (`None`: sent as is, not ours to authenticate or signed out).
     Sent(Promise, Option<Armed>),
-    /// The token must be refreshed first; the flag says whether the body can be replayed.
-    RefreshFirst(Request, bool),
+    /// The token must be refreshed first.
+    RefreshFirst(Request, Body),
 }
 
 async fn send(fetching: Promise) -> Result<Response, FetchError> {
@@ -611,11 +655,16 @@ impl Inner {
         }
     }
 
-    fn stored_from(&self, t: TokenResponse, old_refresh: Option<String>) -> Stored {
+    /// The session a token response starts. `replaced` is the refresh token a refresh
+    /// presented (`None`: the tokens were handed over by `login`/`setTokens`); it stays when
+    /// the server does not rotate, and it marks the session's provenance for the loop guard.
+    fn stored_from(&self, t: TokenResponse, replaced: Option<String>) -> Stored {
+        let at = now();
         let claims = jwt::decode_claims::<JsValue>(&t.access_token).ok();
-        let s = policy::schedule(now(), claims, t.expires_in, self.cfg.leeway_ms);
+        let s = policy::schedule(at, claims, t.expires_in, self.cfg.leeway_ms);
         Stored {
-            refresh_token: t.refresh_token.or(old_refresh).unwrap_or_default(),
+            refreshed_at: replaced.is_some().then_some(at),
+            refresh_token: t.refresh_token.or(replaced).unwrap_or_default(),
             access_token: t.access_token,
             expires_at: s.expires_at,
             refresh_at: s.refresh_at,
@@ -892,7 +941,6 @@ impl Inner {
                 // holder reads it), then the persistent home (its `storage` event wakes tabs).
                 self.write_shared(Some(&stored)).await;
                 self.store.write(Some(&stored_json(&stored)));
-                self.last_refresh.set(Some(now()));
                 let expires_at = stored.expires_at;
                 *self.state.borrow_mut() = Some(stored);
                 let e = AuthEvent::Refresh {
@@ -941,59 +989,80 @@ impl Inner {
         let state = self.state.borrow();
         let s = state.as_ref()?;
         let min = self.cfg.min_interval_ms;
-        policy::refresh_before_send(now(), s.refresh_at, self.last_refresh.get(), min)
+        policy::refresh_before_send(now(), s.refresh_at, s.refreshed_at, min)
             .then(|| (s.expires_at, s.access_token.clone()))
     }
 
-    /// Sets `Authorization` on `request` and keeps what a replay needs. `None`: no token.
-    fn arm(&self, request: &Request, replayable: bool) -> Result<Option<Armed>, FetchError> {
-        let Some(carried) = self.current_access() else {
-            return Ok(None);
-        };
-        set_bearer(request, &carried)?;
-        // A request without a body can simply be sent again; one with a body is cloned before
-        // the first send, the only way to send the same body twice.
-        let copy = if replayable && request.body().is_some() {
-            Some(request.clone().map_err(FetchError::Js)?)
+    /// Readies `request` for the access token: the configured redirect mode where the request
+    /// has the default one (`new Request(request, {redirect})` then takes its place), and
+    /// `Authorization`.
+    fn authorize(&self, request: Request, access: &str) -> Result<Request, FetchError> {
+        let request = if self.cfg.redirects == Redirects::Error
+            && glue::get(&request, "redirect") == "follow"
+        {
+            let init = Object::new();
+            glue::set(&init, "redirect", &JsValue::from_str("error"));
+            glue::make_request(&request, &init).map_err(FetchError::Js)?
         } else {
-            None
+            request
         };
-        Ok(Some(Armed {
+        set_bearer(&request, access)?;
+        Ok(request)
+    }
+
+    /// Sets `Authorization` on `request` and keeps what a replay needs; returns the request to
+    /// send and, when a token went with it, what a 401 needs.
+    fn arm(&self, request: Request, body: Body) -> Result<(Request, Option<Armed>), FetchError> {
+        let Some(carried) = self.current_access() else {
+            return Ok((request, None));
+        };
+        let request = self.authorize(request, &carried)?;
+        let replay = match body {
+            Body::Init(input, init) => Replay::Rebuild(input, init),
+            Body::Stream => Replay::Refuse,
+            // A body the request holds itself is cloned before the first send, the only way
+            // to send it twice; a request without one is simply sent again.
+            Body::OfRequest if glue::may_have_body(&request) => {
+                Replay::Copy(request.clone().map_err(FetchError::Js)?)
+            }
+            Body::OfRequest => Replay::Again,
+        };
+        let armed = Armed {
             carried,
-            sent: Clone::clone(request),
-            copy,
-            replayable,
-        }))
+            sent: Clone::clone(&request),
+            replay,
+        };
+        Ok((request, Some(armed)))
     }
 
     /// Sends `request` now, unless the token must be refreshed first.
-    fn start(&self, request: Request, replayable: bool) -> Result<Started, FetchError> {
+    fn start(&self, request: Request, body: Body) -> Result<Started, FetchError> {
         if !self.ours(&request) {
             // Not ours to authenticate: sent exactly as `fetch` would.
             return Ok(Started::Sent(glue::fetch_request(&request), None));
         }
         if self.due().is_some() {
-            return Ok(Started::RefreshFirst(request, replayable));
+            return Ok(Started::RefreshFirst(request, body));
         }
-        let (sent, armed) = self.send_armed(&request, replayable)?;
+        let (sent, armed) = self.send_armed(request, body)?;
         Ok(Started::Sent(sent, armed))
     }
 
     /// Sends `request`, with the access token if there is one.
     fn send_armed(
         &self,
-        request: &Request,
-        replayable: bool,
+        request: Request,
+        body: Body,
     ) -> Result<(Promise, Option<Armed>), FetchError> {
-        let armed = self.arm(request, replayable)?;
-        Ok((glue::fetch_request(request), armed))
+        let (request, armed) = self.arm(request, body)?;
+        Ok((glue::fetch_request(&request), armed))
     }
 
     /// Carries a started call to its response: the refresh before sending, the 401 handling.
     async fn finish(this: &Rc<Inner>, started: Started) -> Result<Response, FetchError> {
         let (sent, armed) = match started {
             Started::Sent(sent, armed) => (sent, armed),
-            Started::RefreshFirst(request, replayable) => {
+            Started::RefreshFirst(request, body) => {
                 // Another call may have refreshed since `start`.
                 if let Some((expires_at, access)) = this.due() {
                     let signal = request.signal();
@@ -1009,7 +1078,7 @@ impl Inner {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                this.send_armed(&request, replayable)?
+                this.send_armed(request, body)?
             }
         };
         let response = send(sent).await?;
@@ -1030,10 +1099,12 @@ impl Inner {
         let Armed {
             carried,
             sent,
-            copy,
-            replayable,
+            replay,
         } = armed;
-        let current = this.current_access();
+        let (current, refreshed_at) = match this.state.borrow().as_ref() {
+            Some(s) => (Some(s.access_token.clone()), s.refreshed_at),
+            None => (None, None),
+        };
         let seen = Seen401 {
             was_replay: false,
             carried_token: policy::token_reached(
@@ -1046,7 +1117,7 @@ impl Inner {
             have_refresh: true,
             refresh_in_flight: this.inflight.borrow().is_some(),
             now: now(),
-            last_refresh: this.last_refresh.get(),
+            refreshed_at,
             min_interval_ms: this.cfg.min_interval_ms,
         };
         match policy::on_401(seen) {
@@ -1056,18 +1127,24 @@ impl Inner {
                 Inner::refresh_shared(this, Some(carried), Some(&sent.signal())).await?;
             }
         }
-        let replay = copy.unwrap_or(sent);
-        if !replayable {
-            return Err(AuthError::new(
-                ErrorCode::BodyNotReplayable,
-                "the request needs a replay after a refresh, but its body is a stream",
-            )
-            .into());
-        }
+        let replay = match replay {
+            Replay::Again => sent,
+            Replay::Copy(copy) => copy,
+            Replay::Rebuild(input, init) => {
+                glue::make_request(&input, &init).map_err(FetchError::Js)?
+            }
+            Replay::Refuse => {
+                return Err(AuthError::new(
+                    ErrorCode::BodyNotReplayable,
+                    "the request needs a replay after a refresh, but its body is a stream",
+                )
+                .into())
+            }
+        };
         let Some(current) = this.current_access() else {
             return Ok(response);
         };
-        set_bearer(&replay, &current)?;
+        let replay = this.authorize(replay, &current)?;
         send(glue::fetch_request(&replay)).await
     }
 }

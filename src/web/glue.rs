@@ -39,14 +39,25 @@ pub fn make_request(input: &JsValue, init: &JsValue) -> Result<Request, JsValue>
     RequestCtor::new(input, init).map(|r| r.unchecked_into())
 }
 
-/// Is `init.body` a `ReadableStream` (a body that cannot be sent twice)?
-pub fn has_stream_body(init: &JsValue) -> bool {
+/// `init.body`: `None` when there is none, `Some(true)` for a `ReadableStream` (a body that
+/// cannot be sent twice), `Some(false)` for any other.
+pub fn init_body(init: &JsValue) -> Option<bool> {
     if !init.is_object() {
-        return false;
+        return None;
     }
-    // A ReadableStream is the only body type with a reader.
     let body = get(init, "body");
-    body.is_object() && get(&body, "getReader").is_function()
+    // A ReadableStream is the only body type with a reader.
+    (!body.is_undefined() && !body.is_null())
+        .then(|| body.is_object() && get(&body, "getReader").is_function())
+}
+
+/// May `request` hold a body? Feature-detected: where the engine has `Request.body`, it says;
+/// where it has not (Firefox), any method but GET and HEAD may carry one.
+pub fn may_have_body(request: &Request) -> bool {
+    if Reflect::has(request, &JsValue::from_str("body")).unwrap_or(false) {
+        return request.body().is_some();
+    }
+    !matches!(request.method().as_str(), "GET" | "HEAD")
 }
 
 /// `obj[key]`, `undefined` when that throws.

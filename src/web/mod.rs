@@ -10,8 +10,8 @@ mod store;
 #[cfg(feature = "js")]
 pub(crate) use client::Started;
 pub use client::{
-    AuthClient, AuthEvent, FetchError, ListenerId, Options, RefreshFormat, SignoutReason, Source,
-    StorageKind,
+    AuthClient, AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat,
+    SignoutReason, Source, StorageKind,
 };
 #[cfg(feature = "js")]
 pub(crate) use glue::{promise, then_fns};

@@ -38,6 +38,8 @@ extern "C" {
 thread_local! {
     /// The tail of the queue of tests waiting for the server (see `serial`).
     static QUEUE: RefCell<Promise> = RefCell::new(Promise::resolve(&JsValue::UNDEFINED));
+    /// The release of the test that holds the queue now.
+    static HOLDER: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
 /// Releases the next test when dropped.
@@ -45,18 +47,35 @@ pub struct Serial(Function);
 
 impl Drop for Serial {
     fn drop(&mut self) {
+        HOLDER.with(|h| h.borrow_mut().take());
         let _ = self.0.call0(&JsValue::NULL);
     }
 }
 
 /// wasm-bindgen-test runs async tests concurrently; the tests share one server (its metrics
 /// and its fault queue), so each waits for the previous one to finish.
+///
+/// A failing test panics, and on wasm32 a panic aborts instead of unwinding: its `Serial` is
+/// never dropped. A panic hook releases the holder instead, so one failure fails one test and
+/// the rest of the binary still runs.
 pub async fn serial() -> Serial {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            if let Some(release) = HOLDER.with(|h| h.borrow_mut().take()) {
+                let _ = release.call0(&JsValue::NULL);
+            }
+        }));
+    });
     let mut release = None;
     let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
     let previous = QUEUE.with(|q| q.replace(mine));
     let _ = JsFuture::from(previous).await;
-    Serial(release.unwrap())
+    let release = release.unwrap();
+    HOLDER.with(|h| *h.borrow_mut() = Some(release.clone()));
+    Serial(release)
 }
 
 pub fn server() -> &'static str {
