@@ -33,7 +33,12 @@ pub struct PgCluster {
 pub fn bindir() -> PathBuf {
     let has_server = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
     if let Some(d) = std::env::var_os("ROTAFETCH_PG_BINDIR") {
-        return PathBuf::from(d);
+        let d = PathBuf::from(d);
+        assert!(
+            has_server(&d),
+            "ROTAFETCH_PG_BINDIR={d:?} has no initdb and pg_ctl"
+        );
+        return d;
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
