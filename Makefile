@@ -82,6 +82,7 @@ fmt:
 
 bench: pkg server
 	node bench/run.mjs
+	node bench/server.mjs
 
 clean:
 	rm -rf pkg target/e2e target/bench target/examples examples/vite-ts/dist
