@@ -1,30 +1,29 @@
 // One refresh per browser, not per tab: 8 tabs of one browser context share the session;
 // after every expiry each fires 100 concurrent calls. Against a server with NO reuse grace,
 // a second refresh of the same token would be a reuse and revoke the session.
-import { test, before, after } from "node:test";
+// Runs in every engine of ENGINES (ROTAFETCH_E2E_ENGINES, default Chromium and Firefox).
+import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, watch, waitFor, ROOT, ROTATED, REUSED, API_200 } from "./lib/harness.mjs";
+import { startServer, openBrowser, watch, waitFor, ENGINES, ROOT, ROTATED, REUSED, API_200 } from "./lib/harness.mjs";
 
 const TABS = 8;
 const CALLS = 100;
 const ROUNDS = 10;
 let server;
-let browser;
 
 before(async () => {
   // 8 s tokens (due after 4 s): a round of 800 calls fits well inside one refresh window,
-  // even on a loaded 2-core machine.
+  // even on a loaded 2-core machine. One server for every engine: the tests run one at a
+  // time and compare metrics before and after.
   server = await startServer(["--access-ttl", "8", "--reuse-grace", "0", "--static", `/e2e=${ROOT}/e2e/pages`]);
-  browser = await launchBrowser();
 });
 
 after(async () => {
-  await browser?.close();
   await server?.stop();
 });
 
 /** Opens `TABS` pages in one context (shared localStorage, IndexedDB and locks). */
-async function openTabs({ options, withoutLocks = false }) {
+async function openTabs(browser, { options, withoutLocks = false }) {
   const context = await browser.newContext();
   if (withoutLocks) {
     await context.addInitScript(() => {
@@ -38,6 +37,7 @@ async function openTabs({ options, withoutLocks = false }) {
     watchers.push(watch(page));
     await page.goto(`${server.url}/e2e/crosstab.html`);
     await page.waitForFunction(() => window.ready === true);
+    assert.equal(await page.evaluate(() => "locks" in navigator), !withoutLocks, `${browser.engine}: navigator.locks`);
     await page.evaluate((o) => makeClient(o), options);
     pages.push(page);
   }
@@ -69,8 +69,9 @@ async function signoutCount(pages) {
   return events.reduce((a, b) => a + b, 0);
 }
 
-async function runStorm(label, opts) {
-  const { context, pages, watchers } = await openTabs(opts);
+async function runStorm(browser, storm, opts) {
+  const label = `${browser.engine} ${storm}`;
+  const { context, pages, watchers } = await openTabs(browser, opts);
   try {
     await signIn(pages);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -107,27 +108,39 @@ async function runStorm(label, opts) {
   }
 }
 
-test("8 tabs × 100 calls after each of 10 expiries: one refresh per expiry, no reuse (Web Locks)", async () => {
-  await runStorm("web-locks", { options: { storageKey: "xt-locks" } });
-});
+for (const engine of ENGINES) {
+  describe(engine, () => {
+    let browser;
+    before(async () => {
+      browser = await openBrowser(engine);
+    });
+    after(async () => {
+      await browser?.close();
+    });
 
-test("the same storm without navigator.locks (IndexedDB lease fallback)", async () => {
-  await runStorm("no-locks", { options: { storageKey: "xt-lease" }, withoutLocks: true });
-});
+    test(`[${engine}] 8 tabs × 100 calls after each of 10 expiries: one refresh per expiry, no reuse (Web Locks)`, async () => {
+      await runStorm(browser, "web-locks", { options: { storageKey: "xt-locks" } });
+    });
 
-test("control: with crossTab: false the tabs spend the same token and the server sees reuse", async () => {
-  const { context, pages } = await openTabs({ options: { storageKey: "xt-control", crossTab: false } });
-  try {
-    await pages[0].evaluate(() => auth.login("/auth/login", { username: "demo", password: "demo" }));
-    // Without cross-tab sync the others only have what localStorage held at start: copy it
-    // in by re-creating their clients now that the session is stored.
-    for (const p of pages.slice(1)) await p.evaluate(() => makeClient({ storageKey: "xt-control", crossTab: false }));
-    await waitUntilDue(pages);
-    const reuse0 = await server.metric(REUSED);
-    await stormRound(pages);
-    assert.ok(await server.metric(REUSED) - reuse0 >= 1, "per-tab refreshing is caught as reuse (the test can fail)");
-    assert.ok(await signoutCount(pages) >= 1, "and tabs are signed out");
-  } finally {
-    await context.close();
-  }
-});
+    test(`[${engine}] the same storm without navigator.locks (IndexedDB lease fallback)`, async () => {
+      await runStorm(browser, "no-locks", { options: { storageKey: "xt-lease" }, withoutLocks: true });
+    });
+
+    test(`[${engine}] control: with crossTab: false the tabs spend the same token and the server sees reuse`, async () => {
+      const { context, pages } = await openTabs(browser, { options: { storageKey: "xt-control", crossTab: false } });
+      try {
+        await pages[0].evaluate(() => auth.login("/auth/login", { username: "demo", password: "demo" }));
+        // Without cross-tab sync the others only have what localStorage held at start: copy it
+        // in by re-creating their clients now that the session is stored.
+        for (const p of pages.slice(1)) await p.evaluate(() => makeClient({ storageKey: "xt-control", crossTab: false }));
+        await waitUntilDue(pages);
+        const reuse0 = await server.metric(REUSED);
+        await stormRound(pages);
+        assert.ok(await server.metric(REUSED) - reuse0 >= 1, "per-tab refreshing is caught as reuse (the test can fail)");
+        assert.ok(await signoutCount(pages) >= 1, "and tabs are signed out");
+      } finally {
+        await context.close();
+      }
+    });
+  });
+}
