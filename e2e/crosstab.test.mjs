@@ -54,7 +54,9 @@ async function signIn(pages) {
 /** Waits until every tab considers its access token due for a refresh. */
 async function waitUntilDue(pages) {
   // Leeway = min(10 s, lifetime / 2) = 4 s for an 8 s token; 200 ms margin.
-  const dueAt = Math.max(...(await Promise.all(pages.map((p) => p.evaluate(() => auth.expiresAt - 4000 + 200)))));
+  const expiries = await Promise.all(pages.map((p) => p.evaluate(() => auth.expiresAt)));
+  assert.ok(expiries.every((e) => typeof e === "number"), `every tab has a session: expiresAt ${JSON.stringify(expiries)}`);
+  const dueAt = Math.max(...expiries) - 4000 + 200;
   await waitFor("the token to be due", () => Date.now() >= dueAt, 10_000);
 }
 
@@ -131,7 +133,12 @@ for (const engine of ENGINES) {
       try {
         await pages[0].evaluate(() => auth.login("/auth/login", { username: "demo", password: "demo" }));
         // Without cross-tab sync the others only have what localStorage held at start: copy it
-        // in by re-creating their clients now that the session is stored.
+        // in by re-creating their clients now that the session is stored. Chromium hands a
+        // write to the other pages' renderers asynchronously: wait until each sees it.
+        const stored = await pages[0].evaluate(() => localStorage.getItem("xt-control"));
+        assert.ok(stored, "the session is stored under its storageKey");
+        await waitFor("every tab to see the stored session", async () =>
+          (await Promise.all(pages.map((p) => p.evaluate(() => localStorage.getItem("xt-control"))))).every((v) => v === stored));
         for (const p of pages.slice(1)) await p.evaluate(() => makeClient({ storageKey: "xt-control", crossTab: false }));
         await waitUntilDue(pages);
         const reuse0 = await server.metric(REUSED);
