@@ -32,14 +32,25 @@ async function openTabs(browser, { options, withoutLocks = false }) {
   }
   const pages = [];
   const watchers = [];
-  for (let i = 0; i < TABS; i++) {
-    const page = await context.newPage();
-    watchers.push(watch(page));
-    await page.goto(`${server.url}/e2e/crosstab.html`);
-    await page.waitForFunction(() => window.ready === true);
-    assert.equal(await page.evaluate(() => "locks" in navigator), !withoutLocks, `${browser.engine}: navigator.locks`);
-    await page.evaluate((o) => makeClient(o), options);
-    pages.push(page);
+  try {
+    for (let i = 0; i < TABS; i++) {
+      const page = await context.newPage();
+      const watcher = watch(page);
+      watchers.push(watcher);
+      await page.goto(`${server.url}/e2e/crosstab.html`);
+      try {
+        await page.waitForFunction(() => window.ready === true, { timeout: 60_000 });
+      } catch (e) {
+        // Say why (e.g. /pkg/rotafetch.js failed to load).
+        throw new Error(`${browser.engine} tab ${i} never got ready: ${e.message}; ${watcher.problems.join("; ")}`);
+      }
+      assert.equal(await page.evaluate(() => "locks" in navigator), !withoutLocks, `${browser.engine}: navigator.locks`);
+      await page.evaluate((o) => makeClient(o), options);
+      pages.push(page);
+    }
+  } catch (e) {
+    await context.close();
+    throw e;
   }
   return { context, pages, watchers };
 }
