@@ -9,9 +9,12 @@ SERVER := target/server/rotafetch-server
 # The npm package's crate features: no std, and a panic traps (see Cargo.toml).
 PKG_FEATURES := --no-default-features --features js,small-alloc,panic-trap
 # Panic locations name source files: keep the build machine's paths (its home, the cargo
-# registry, the checkout) out of the shipped .wasm.
+# registry, the checkout, and the toolchain's own library sources, which rustc names by their
+# local path once the rust-src component is installed) out of the shipped .wasm.
 CARGO_HOME ?= $(HOME)/.cargo
-PKG_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME)/registry/src/= --remap-path-prefix=$(CURDIR)/=
+RUST_SRC := $(shell rustc --print sysroot)/lib/rustlib/src/rust
+PKG_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME)/registry/src/= --remap-path-prefix=$(CURDIR)/= \
+  --remap-path-prefix=$(RUST_SRC)/=/rustc/
 # The demo's access tokens live 15 s so rotation is visible; the reuse grace (lost-response
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
 DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
@@ -79,6 +82,7 @@ fmt:
 
 bench: pkg server
 	node bench/run.mjs
+	node bench/server.mjs
 
 clean:
 	rm -rf pkg target/e2e target/bench target/examples examples/vite-ts/dist

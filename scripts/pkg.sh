@@ -19,9 +19,8 @@ cd "$(dirname "$0")/.."
 : "${PKG_FEATURES:?}" "${PKG_RUSTFLAGS:?}"
 
 sysroot=$(rustc --print sysroot)
-# With rust-src installed rustc names core's and alloc's panic locations by their local path,
-# in either build: remapped like the rest (PKG_RUSTFLAGS), so no build machine's path ships.
-PKG_RUSTFLAGS="$PKG_RUSTFLAGS --remap-path-prefix=$sysroot/lib/rustlib/src/rust/=/rustc/"
+# PKG_RUSTFLAGS (Makefile) remaps the build machine's paths, the toolchain's library sources
+# (which rustc names by their local path once rust-src is installed) included.
 extra=()
 if [ -d "$sysroot/lib/rustlib/src/rust/library/core" ] && [ "${ROTAFETCH_BUILD_STD:-1}" != 0 ]; then
   build="build-std"

@@ -67,6 +67,7 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] 
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+scripts/setup-postgres.sh # 6. PostgreSQL server binaries (the server tests run throw-away clusters)
 # Never let Debian's wasm-opt 108 be picked up first.
 case "$(command -v wasm-opt)" in
   "$PWD/node_modules/.bin/wasm-opt") ;;

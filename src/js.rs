@@ -55,9 +55,9 @@ export interface AuthClientOptions {
   /** One refresh per browser across tabs; default true (only with `storage: "local"`). */
   crossTab?: boolean;
   /**
-   * What authenticated calls do at a redirect; default `"follow"`. Chromium and Firefox drop
-   * the token at a redirect to another origin, WebKit (Safari) does not: `"error"` fails such
-   * calls at any redirect instead, so the token never follows one in any engine.
+   * What authenticated calls do at a redirect; default `"follow"`. Current engines drop the
+   * token at a redirect to another origin (Fetch standard); `"error"` fails authenticated
+   * calls at any redirect instead, so the token never follows one, whatever the engine.
    */
   redirect?: "follow" | "error";
 }

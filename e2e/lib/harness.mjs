@@ -1,5 +1,7 @@
 // Shared by every end-to-end suite (node --test): the real reference server on a free
-// loopback port with a fresh SQLite file, and Debian's Chromium driven by playwright-core.
+// loopback port with a fresh SQLite file, and a browser: Debian's Chromium driven by
+// playwright-core, or Debian's Firefox ESR driven by puppeteer-core over WebDriver BiDi
+// (Playwright's own Firefox build cannot be installed here).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +9,7 @@ import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const SERVER_BIN = process.env.ROTAFETCH_SERVER_BIN ?? join(ROOT, "target/server/rotafetch-server");
@@ -70,8 +73,59 @@ export const REUSED = 'rotafetch_refresh_total{outcome="reused"}';
 export const API_200 = 'rotafetch_api_requests_total{status="200"}';
 export const API_401 = 'rotafetch_api_requests_total{status="401"}';
 
-/** Debian's Chromium, headless, quiet on this machine's closed network. */
-export async function launchBrowser() {
+/** The engines a multi-engine suite runs in: ROTAFETCH_E2E_ENGINES, default "chromium,firefox". */
+export const ENGINES = parseEngines(process.env.ROTAFETCH_E2E_ENGINES ?? "chromium,firefox");
+
+function parseEngines(list) {
+  const engines = list.split(",").map((e) => e.trim()).filter(Boolean);
+  for (const e of engines) if (e !== "chromium" && e !== "firefox") throw new Error(`ROTAFETCH_E2E_ENGINES: unknown engine ${e} (chromium, firefox)`);
+  if (!engines.length) throw new Error("ROTAFETCH_E2E_ENGINES names no engine");
+  return engines;
+}
+
+/**
+ * The engine's own browser object, headless and quiet on this machine's closed network:
+ * - "chromium": Debian's Chromium through playwright-core (a playwright Browser; what
+ *   packages/soak/bench use directly);
+ * - "firefox": Debian's Firefox ESR through puppeteer-core over WebDriver BiDi (a puppeteer
+ *   Browser). puppeteer's profile already turns off updates, telemetry, safe browsing and
+ *   the like; the prefs below add what it leaves on.
+ * Suites that run in both engines use `openBrowser`, the common surface over these.
+ */
+export async function launchBrowser(engine = "chromium") {
+  if (engine === "firefox") {
+    return puppeteer.launch({
+      browser: "firefox",
+      protocol: "webDriverBiDi",
+      executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
+      headless: true,
+      // Playwright's default, so that both engines lay the pages out alike.
+      defaultViewport: { width: 1280, height: 720 },
+      extraPrefsFirefox: {
+        // Background pages must not be throttled (as with Chromium's flags below).
+        "dom.min_background_timeout_value": 4,
+        "dom.min_background_timeout_value_without_budget_throttling": 4,
+        "dom.timeout.enable_budget_timer_throttling": false,
+        // Nothing phones home.
+        "app.update.auto": false,
+        "app.update.enabled": false,
+        "toolkit.telemetry.enabled": false,
+        "toolkit.telemetry.unified": false,
+        "toolkit.telemetry.server": "",
+        "datareporting.usage.uploadEnabled": false,
+        "network.captive-portal-service.enabled": false,
+        "network.connectivity-service.enabled": false,
+        "network.dns.disablePrefetch": true,
+        "network.prefetch-next": false,
+        "browser.region.network.url": "",
+        "browser.ping-centre.telemetry": false,
+        "extensions.blocklist.enabled": false,
+        "browser.newtabpage.activity-stream.telemetry": false,
+        "browser.newtabpage.activity-stream.feeds.telemetry": false,
+      },
+    });
+  }
+  if (engine !== "chromium") throw new Error(`unknown engine ${engine}`);
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -84,8 +138,127 @@ export async function launchBrowser() {
 }
 
 /**
- * Records console errors, uncaught page errors and failed requests of a page; `check()`
- * throws if any happened (pass `allow` to accept expected failures, e.g. a 401 by URL regex).
+ * `launchBrowser(engine)` behind the small surface the multi-engine suites use:
+ *   browser.engine, browser.newContext({ viewport }), browser.close();
+ *   context.addInitScript(fn), context.newPage(), context.close();
+ *   page.engine, page.goto(url), page.evaluate(fn, arg), page.waitForFunction(fn, { timeout }),
+ *   page.waitForSelector(css, { timeout }) (attached and visible), page.on(event, handler)
+ *   for "console" | "pageerror" | "requestfailed" | "response" (the engines' own objects,
+ *   which agree on type()/text()/location().url, failure().errorText, status()/url()/
+ *   request().method()), page.screenshot({ path, fullPage }), page.setViewportSize({ width,
+ *   height }), page.clickButton(name) (role button, exact accessible name),
+ *   page.fill(label, value) (the control of the <label> with exactly that text),
+ *   page.text(css), page.attribute(css, name), page.close(); page.raw is the engine's page.
+ */
+export async function openBrowser(engine = "chromium") {
+  const raw = await launchBrowser(engine);
+  return engine === "firefox" ? new FirefoxBrowser(raw) : new ChromiumBrowser(raw);
+}
+
+class ChromiumBrowser {
+  engine = "chromium";
+  constructor(raw) { this.raw = raw; }
+  async newContext({ viewport } = {}) {
+    const raw = await this.raw.newContext(viewport ? { viewport } : {});
+    return {
+      raw,
+      addInitScript: (fn) => raw.addInitScript(fn),
+      newPage: async () => new ChromiumPage(await raw.newPage()),
+      close: () => raw.close(),
+    };
+  }
+  close() { return this.raw.close(); }
+}
+
+class FirefoxBrowser {
+  engine = "firefox";
+  constructor(raw) { this.raw = raw; }
+  async newContext({ viewport } = {}) {
+    const raw = await this.raw.createBrowserContext();
+    const scripts = [];
+    const pages = [];
+    return {
+      raw,
+      // Like Playwright's: for every page of the context, present and future.
+      async addInitScript(fn) {
+        scripts.push(fn);
+        for (const p of pages) await p.raw.evaluateOnNewDocument(fn);
+      },
+      async newPage() {
+        // A window rather than a tab: a background tab is hidden (throttled, no animation
+        // frames), while Chromium's pages are all visible.
+        const page = new FirefoxPage(await raw.newPage({ type: "window" }));
+        if (viewport) await page.setViewportSize(viewport);
+        for (const fn of scripts) await page.raw.evaluateOnNewDocument(fn);
+        pages.push(page);
+        return page;
+      },
+      close: () => raw.close(),
+    };
+  }
+  close() { return this.raw.close(); }
+}
+
+class ChromiumPage {
+  engine = "chromium";
+  constructor(raw) { this.raw = raw; }
+  goto(url) { return this.raw.goto(url); }
+  evaluate(fn, arg) { return this.raw.evaluate(fn, arg); }
+  waitForFunction(fn, { timeout = 30_000 } = {}) { return this.raw.waitForFunction(fn, undefined, { timeout }); }
+  waitForSelector(css, { timeout = 30_000 } = {}) { return this.raw.waitForSelector(css, { state: "visible", timeout }); }
+  on(event, handler) { this.raw.on(event, handler); return this; }
+  screenshot(options) { return this.raw.screenshot(options); }
+  setViewportSize(size) { return this.raw.setViewportSize(size); }
+  clickButton(name) { return this.raw.getByRole("button", { name, exact: true }).click(); }
+  fill(label, value) { return this.raw.getByLabel(label, { exact: true }).fill(value); }
+  text(css) { return this.raw.locator(css).textContent(); }
+  attribute(css, name) { return this.raw.locator(css).getAttribute(name); }
+  close() { return this.raw.close(); }
+}
+
+class FirefoxPage {
+  engine = "firefox";
+  constructor(raw) { this.raw = raw; }
+  goto(url) { return this.raw.goto(url); }
+  evaluate(fn, arg) { return this.raw.evaluate(fn, arg); }
+  // Polling on a timer, not on animation frames (puppeteer's default).
+  waitForFunction(fn, { timeout = 30_000 } = {}) { return this.raw.waitForFunction(fn, { timeout, polling: 50 }); }
+  waitForSelector(css, { timeout = 30_000 } = {}) { return this.raw.waitForSelector(css, { visible: true, timeout }); }
+  on(event, handler) { this.raw.on(event, handler); return this; }
+  screenshot(options) { return this.raw.screenshot(options); }
+  setViewportSize({ width, height }) { return this.raw.setViewport({ width, height }); }
+  /** Like getByRole("button", { name, exact: true }): waits until visible, enabled and stable. */
+  clickButton(name) { return this.raw.locator(`::-p-aria([name=${JSON.stringify(name)}][role="button"])`).click(); }
+  /**
+   * Like getByLabel(label, { exact: true }) for <label for=…>. Not `::-p-aria(label)`: Firefox's
+   * accessibility locator answers with the <label> element itself.
+   */
+  async fill(label, value) {
+    const handle = await this.raw.waitForFunction(
+      (l) => [...document.querySelectorAll("label")].find((e) => e.textContent.trim() === l)?.control,
+      { timeout: 30_000, polling: 50 }, label);
+    try {
+      await handle.asElement().asLocator().fill(value);
+    } finally {
+      await handle.dispose();
+    }
+  }
+  async text(css) {
+    await this.raw.waitForSelector(css, { timeout: 30_000 });
+    return this.raw.$eval(css, (e) => e.textContent);
+  }
+  async attribute(css, name) {
+    await this.raw.waitForSelector(css, { timeout: 30_000 });
+    return this.raw.$eval(css, (e, n) => e.getAttribute(n), name);
+  }
+  close() { return this.raw.close(); }
+}
+
+/**
+ * Records console errors, uncaught page errors and failed requests of a page (a playwright
+ * page, or a page of `openBrowser` in either engine); `check()` throws if any happened (pass
+ * `allow` to accept expected failures, e.g. a 401 by URL regex). Firefox does not log HTTP
+ * error statuses of fetch() on the console as Chromium does.
  */
 export function watch(page, { allow = [] } = {}) {
   const problems = [];

@@ -59,6 +59,7 @@ export async function main(): Promise<void> {
     refreshTimeoutMs: 8000,
     minRefreshIntervalMs: 500,
     crossTab: true,
+    redirect: "error",
   };
   const auth = new AuthClient(options);
   const off = auth.on("refresh", (d) => {

@@ -69,6 +69,21 @@ impl ApiError {
         )
     }
 
+    /// A store failure: 503 `temporarily_unavailable` if the database could not be reached
+    /// (nothing was decided; the client keeps its token and retries), otherwise a 500. The
+    /// detail is logged, never sent.
+    pub fn store(err: anyhow::Error) -> Self {
+        if !crate::store::is_unavailable(&err) {
+            return Self::internal(format!("{err:#}"));
+        }
+        tracing::warn!("{err:#}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the session store is temporarily unavailable; retry shortly",
+        )
+    }
+
     pub fn faulted(mut self) -> Self {
         self.faulted = true;
         self

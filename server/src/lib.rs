@@ -32,10 +32,11 @@ use tower::ServiceExt as _;
 
 pub use routes::{is_loopback_origin, normalize_mount, router, AppState};
 
-/// Server configuration (mirrors the command-line flags).
-#[derive(Debug, Clone)]
+/// Server configuration (mirrors the command-line flags). `Debug` hides a database password.
+#[derive(Clone)]
 pub struct Config {
-    /// SQLite database file, or `":memory:"`.
+    /// SQLite database file, `":memory:"`, or a `postgres://` URL (several instances may
+    /// share one PostgreSQL database).
     pub db: String,
     /// Access token lifetime in seconds (>= 1).
     pub access_ttl_secs: u64,
@@ -60,6 +61,25 @@ pub struct Config {
     pub test_faults: bool,
     /// How long graceful shutdown waits for in-flight requests before giving up.
     pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("db", &store::redact_db(&self.db))
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("idle_ttl_secs", &self.idle_ttl_secs)
+            .field("reuse_grace_secs", &self.reuse_grace_secs)
+            .field("www", &self.www)
+            .field("pkg", &self.pkg)
+            .field("statics", &self.statics)
+            .field("cors_origins", &self.cors_origins)
+            .field("demo_user", &self.demo_user)
+            .field("test_faults", &self.test_faults)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -93,7 +113,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let state = AppState::new(&config)?;
+    let state = AppState::new(&config).await?;
     serve_with_state(state, &config, listener, shutdown).await
 }
 

@@ -10,7 +10,9 @@ use rotafetch_server::{display_url, serve_with_state, AppState, Config};
 /// Reference auth server for rotafetch: EdDSA JWT access tokens, rotating one-time refresh
 /// tokens with reuse detection, a sample bearer-protected API and static files.
 #[derive(Debug, Parser)]
-#[command(name = "rotafetch-server", version)]
+// A repeated flag takes its last value, so wrappers can add defaults that callers override
+// (e2e/lib/pg.mjs points the e2e harness's server at PostgreSQL with a second --db).
+#[command(name = "rotafetch-server", version, args_override_self = true)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -18,7 +20,8 @@ struct Cli {
     /// After binding, write the actual port number to this file (atomically).
     #[arg(long)]
     port_file: Option<PathBuf>,
-    /// SQLite database file (":memory:" for a throw-away in-memory database).
+    /// SQLite database file (":memory:" for a throw-away in-memory database), or a PostgreSQL
+    /// URL postgres://USER[:PASSWORD]@HOST[:PORT]/DB (no TLS) that several instances can share.
     #[arg(long, default_value = "rotafetch.db")]
     db: String,
     /// Access token lifetime in seconds.
@@ -140,7 +143,7 @@ async fn main() -> Result<()> {
         .with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr()?;
     // Open the database and keys before announcing readiness.
-    let state = AppState::new(&config)?;
+    let state = AppState::new(&config).await?;
     if let Some(path) = &cli.port_file {
         write_port_file(path, addr.port())?;
     }
@@ -149,7 +152,7 @@ async fn main() -> Result<()> {
         writeln!(out, "rotafetch-server listening on {}", display_url(addr))?;
         out.flush()?;
     }
-    tracing::info!(db = %config.db, access_ttl = config.access_ttl_secs, reuse_grace = config.reuse_grace_secs, "listening on {addr}");
+    tracing::info!(db = %rotafetch_server::store::redact_db(&config.db), access_ttl = config.access_ttl_secs, reuse_grace = config.reuse_grace_secs, "listening on {addr}");
     serve_with_state(state, &config, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -30,7 +30,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::{json_errors, ApiError};
 use crate::faults::{Fault, FaultPlan, Faults};
 use crate::metrics::{inc, Metrics};
-use crate::store::{Millis, Policy, RotateOutcome, Session, SqliteStore, Store};
+use crate::store::{self, Millis, Policy, RotateOutcome, Session, Store};
 use crate::tokens::{random_bytes, random_id, Claims, Keys, RefreshToken};
 use crate::{Config, ConnKill};
 
@@ -105,23 +105,22 @@ fn verify_password(password: &str, hash: &str) -> bool {
 
 impl AppState {
     /// Opens the store, runs migrations, loads (or creates) the keys and the demo user.
-    pub fn new(config: &Config) -> Result<Self> {
+    pub async fn new(config: &Config) -> Result<Self> {
         anyhow::ensure!(
             config.access_ttl_secs >= 1,
             "access TTL must be >= 1 second"
         );
-        let store = SqliteStore::open(&config.db)?;
-        let store: Arc<dyn Store> = Arc::new(store);
-        Self::with_store(config, store)
+        let store = store::open(&config.db).await?;
+        Self::with_store(config, store).await
     }
 
     /// Like [`AppState::new`] with a caller-provided store.
-    pub fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
+    pub async fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
         let now = now_ms();
-        let keys = Keys::load_or_create(store.as_ref(), now)?;
-        if config.demo_user && store.user_by_name("demo")?.is_none() {
+        let keys = Keys::load_or_create(store.as_ref(), now).await?;
+        if config.demo_user && store.user_by_name("demo").await?.is_none() {
             let hash = hash_password("demo")?;
-            if store.create_user("demo", &hash, now)?.is_some() {
+            if store.create_user("demo", &hash, now).await?.is_some() {
                 tracing::info!("created demo user 'demo'");
             }
         }
@@ -147,12 +146,13 @@ impl AppState {
     }
 
     /// Creates a user with an argon2 hash of `password`; `Ok(false)` if the name is taken.
-    pub fn add_user(&self, username: &str, password: &str) -> Result<bool> {
+    pub async fn add_user(&self, username: &str, password: &str) -> Result<bool> {
         let hash = hash_password(password)?;
         Ok(self
             .0
             .store
-            .create_user(username, &hash, now_ms())?
+            .create_user(username, &hash, now_ms())
+            .await?
             .is_some())
     }
 
@@ -161,16 +161,15 @@ impl AppState {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            let st = self.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                st.0.store.prune(now_ms(), &st.0.policy, 24 * 3600 * 1000)
-            })
-            .await;
+            let res = self
+                .0
+                .store
+                .prune(now_ms(), &self.0.policy, 24 * 3600 * 1000)
+                .await;
             match res {
-                Ok(Ok(n)) if n > 0 => tracing::info!(families = n, "pruned ended sessions"),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!("pruning failed: {e:#}"),
-                Err(e) => tracing::warn!("pruning task failed: {e}"),
+                Ok(n) if n > 0 => tracing::info!(families = n, "pruned ended sessions"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("pruning failed: {e:#}"),
             }
         }
     }
@@ -203,7 +202,7 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Runs blocking work (SQLite, argon2) off the async threads.
+/// Runs blocking work (argon2) off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -350,7 +349,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
     Ok(app
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
-        .layer(cors_layer(&config.cors_origins)?)
+        .layer(cors_layer(&config.cors_origins, config.test_faults)?)
         .layer(TraceLayer::new_for_http())
         .with_state(state))
 }
@@ -416,9 +415,14 @@ pub fn is_loopback_origin(origin: &[u8]) -> bool {
     false
 }
 
-fn cors_layer(origins: &[String]) -> Result<CorsLayer> {
+/// `test_faults` also lets in the opaque origin `null`: a request that a redirect took to
+/// another origin carries it (the browser taints the origin; WebKit preflights it), and the
+/// redirect tests need that other origin to accept anything, as a hostile server would.
+fn cors_layer(origins: &[String], test_faults: bool) -> Result<CorsLayer> {
     let allow_origin = if origins.is_empty() {
-        AllowOrigin::predicate(|origin: &HeaderValue, _| is_loopback_origin(origin.as_bytes()))
+        AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            is_loopback_origin(origin.as_bytes()) || (test_faults && origin == "null")
+        })
     } else if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -470,9 +474,13 @@ async fn login(
     if username.len() > 256 || password.len() > 4096 {
         return Err(ApiError::invalid_request("username or password too long"));
     }
+    let user =
+        st.0.store
+            .user_by_name(&username)
+            .await
+            .map_err(ApiError::store)?;
     let st2 = st.clone();
     let user = blocking(move || {
-        let user = st2.0.store.user_by_name(&username)?;
         let ok = match &user {
             Some(u) => verify_password(&password, &u.password_hash),
             None => {
@@ -494,8 +502,10 @@ async fn login(
     };
     let family_id = random_id();
     let refresh = RefreshToken::generate();
-    let (st2, fid, hash) = (st.clone(), family_id.clone(), refresh.hash());
-    blocking(move || st2.0.store.create_family(user.id, &fid, &hash, now_ms())).await?;
+    st.0.store
+        .create_family(user.id, &family_id, &refresh.hash(), now_ms())
+        .await
+        .map_err(ApiError::store)?;
     let access = st.issue_access(user.id, &family_id)?;
     inc(&st.0.metrics.logins_success);
     tracing::info!(user_id = user.id, sid = %family_id, "login");
@@ -643,16 +653,13 @@ async fn do_refresh(
     let presented = RefreshToken::from_presented(token);
     let successor = st.0.keys.successor(&presented);
     let (p_hash, s_hash) = (presented.hash(), successor.hash());
-    let st2 = st.clone();
-    let outcome = blocking(move || {
-        let store = &st2.0.store;
-        if no_rotate {
-            store.check(&p_hash, now_ms(), &st2.0.policy)
-        } else {
-            store.rotate(&p_hash, &s_hash, now_ms(), &st2.0.policy)
-        }
-    })
-    .await?;
+    let (store, policy) = (&st.0.store, &st.0.policy);
+    let outcome = if no_rotate {
+        store.check(&p_hash, now_ms(), policy).await
+    } else {
+        store.rotate(&p_hash, &s_hash, now_ms(), policy).await
+    }
+    .map_err(ApiError::store)?;
     let m = &st.0.metrics;
     let count = |c: &std::sync::atomic::AtomicU64| {
         if !no_rotate {
@@ -724,9 +731,11 @@ async fn logout(
     };
     if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
         let hash = RefreshToken::from_presented(token).hash();
-        let st2 = st.clone();
         let revoked =
-            blocking(move || st2.0.store.revoke_family_of(&hash, now_ms(), "logout")).await?;
+            st.0.store
+                .revoke_family_of(&hash, now_ms(), "logout")
+                .await
+                .map_err(ApiError::store)?;
         if revoked {
             inc(&st.0.metrics.families_revoked);
             tracing::info!("logout: session family revoked");
@@ -770,10 +779,12 @@ impl FromRequestParts<AppState> for Authenticated {
             st.0.keys
                 .verify_access(token)
                 .map_err(|e| ApiError::invalid_token(e.description()))?;
-        let (st2, sid) = (st.clone(), claims.sid.clone());
-        let session = blocking(move || st2.0.store.session(&sid))
-            .await?
-            .ok_or_else(|| ApiError::invalid_token("session unknown"))?;
+        let session =
+            st.0.store
+                .session(&claims.sid)
+                .await
+                .map_err(ApiError::store)?
+                .ok_or_else(|| ApiError::invalid_token("session unknown"))?;
         if session.revoked {
             return Err(ApiError::invalid_token("session revoked"));
         }

@@ -116,9 +116,15 @@ impl fmt::Debug for Keys {
 
 impl Keys {
     /// Loads the keys from the store, generating and persisting them on first start.
-    pub fn load_or_create(store: &dyn Store, now: crate::store::Millis) -> Result<Self> {
-        let seed = store.get_or_init_secret("ed25519_seed", &random_bytes::<32>(), now)?;
-        let hmac = store.get_or_init_secret("successor_hmac_key", &random_bytes::<32>(), now)?;
+    /// Every server instance sharing a database reads the same keys: the first one to start
+    /// stores them.
+    pub async fn load_or_create(store: &dyn Store, now: crate::store::Millis) -> Result<Self> {
+        let seed = store
+            .get_or_init_secret("ed25519_seed", &random_bytes::<32>(), now)
+            .await?;
+        let hmac = store
+            .get_or_init_secret("successor_hmac_key", &random_bytes::<32>(), now)
+            .await?;
         let seed: [u8; 32] = seed
             .as_slice()
             .try_into()

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{concurrent_refreshes, json_error, raw_post, TestServer};
+use common::{concurrent_refreshes, json_error, raw_post, Backend, TestServer};
 use serde_json::{json, Value};
 
 fn b64(bytes: &[u8]) -> String {
@@ -22,9 +22,8 @@ fn www_authenticate(r: &reqwest::Response) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_success_wrong_password_unknown_user() {
-    let s = TestServer::start(|_| {}).await;
+async fn login_success_wrong_password_unknown_user(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let r = s.login("demo", "demo").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
@@ -54,16 +53,14 @@ async fn login_success_wrong_password_unknown_user() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_demo_user_flag() {
-    let s = TestServer::start(|c| c.demo_user = false).await;
+async fn no_demo_user_flag(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.demo_user = false).await;
     let (st, err, _) = json_error(s.login("demo", "demo").await).await;
     assert_eq!((st, err.as_str()), (401, "invalid_credentials"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_chain_of_50() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 0).await;
+async fn rotation_chain_of_50(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 0).await;
     let mut t = s.login_ok().await;
     let mut seen = HashSet::new();
     seen.insert(t.refresh.clone());
@@ -90,9 +87,8 @@ async fn rotation_chain_of_50() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reuse_revokes_the_whole_family() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 0).await;
+async fn reuse_revokes_the_whole_family(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 0).await;
     let t1 = s.login_ok().await;
     let other = s.login_ok().await; // an unrelated session must survive
     let t2 = s.refresh_ok(&t1.refresh).await;
@@ -128,9 +124,8 @@ async fn reuse_revokes_the_whole_family() {
     assert_eq!(m["rotafetch_api_requests_total{status=\"401\"}"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grace_returns_the_same_successor_until_it_is_used() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 30).await;
+async fn grace_returns_the_same_successor_until_it_is_used(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 30).await;
     let t1 = s.login_ok().await;
     let t2 = s.refresh_ok(&t1.refresh).await;
     // Lost response: the client retries with the spent token.
@@ -141,7 +136,7 @@ async fn grace_returns_the_same_successor_until_it_is_used() {
     );
     assert_ne!(again.access, t2.access, "fresh access token");
     assert_eq!(s.me(&again.access).await.status(), 200);
-    assert_eq!(s.successor_rows(&t1.refresh), 1);
+    assert_eq!(s.successor_rows(&t1.refresh).await, 1);
     assert_eq!(
         s.metric("rotafetch_refresh_total{outcome=\"grace\"}").await,
         1
@@ -157,9 +152,8 @@ async fn grace_returns_the_same_successor_until_it_is_used() {
     assert_eq!(s.me(&t3.access).await.status(), 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grace_window_closes() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 1).await;
+async fn grace_window_closes(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 1).await;
     let t1 = s.login_ok().await;
     let t2 = s.refresh_ok(&t1.refresh).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -169,9 +163,8 @@ async fn grace_window_closes() {
     assert_eq!(s.me(&t2.access).await.status(), 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grace_zero_disables_grace() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 0).await;
+async fn grace_zero_disables_grace(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 0).await;
     let t1 = s.login_ok().await;
     s.refresh_ok(&t1.refresh).await;
     let (st, _, desc) = json_error(s.refresh(&t1.refresh).await).await;
@@ -183,9 +176,8 @@ async fn grace_zero_disables_grace() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_refreshes_inside_grace_share_one_successor() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 60).await;
+async fn concurrent_refreshes_inside_grace_share_one_successor(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 60).await;
     for n in [20, 50] {
         let t = s.login_ok().await;
         let results = concurrent_refreshes(&s, &t.refresh, n).await;
@@ -201,7 +193,11 @@ async fn concurrent_refreshes_inside_grace_share_one_successor() {
             1,
             "all {n} responses carry the same successor"
         );
-        assert_eq!(s.successor_rows(&t.refresh), 1, "exactly one successor row");
+        assert_eq!(
+            s.successor_rows(&t.refresh).await,
+            1,
+            "exactly one successor row"
+        );
         let successor = successors.into_iter().next().unwrap();
         s.refresh_ok(&successor).await;
     }
@@ -210,9 +206,8 @@ async fn concurrent_refreshes_inside_grace_share_one_successor() {
     assert_eq!(m["rotafetch_refresh_total{outcome=\"grace\"}"], 19 + 49);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_refreshes_without_grace_exactly_one_wins() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 0).await;
+async fn concurrent_refreshes_without_grace_exactly_one_wins(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 0).await;
     let t = s.login_ok().await;
     let results = concurrent_refreshes(&s, &t.refresh, 20).await;
     let ok: Vec<_> = results.iter().filter(|(st, _)| *st == 200).collect();
@@ -221,16 +216,15 @@ async fn concurrent_refreshes_without_grace_exactly_one_wins() {
         assert_eq!(*st, 400);
         assert_eq!(body["error"], "invalid_grant");
     }
-    assert_eq!(s.successor_rows(&t.refresh), 1);
+    assert_eq!(s.successor_rows(&t.refresh).await, 1);
     // The losers' reuse revoked the family.
     let winner = ok[0].1["refresh_token"].as_str().unwrap();
     let (_, _, desc) = json_error(s.refresh(winner).await).await;
     assert_eq!(desc, "session revoked");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_request_formats() {
-    let s = TestServer::start(|_| {}).await;
+async fn refresh_request_formats(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let form = |body: String| {
         s.client
@@ -295,9 +289,8 @@ async fn refresh_request_formats() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_access_token_is_refused() {
-    let s = TestServer::start(|c| c.access_ttl_secs = 1).await;
+async fn expired_access_token_is_refused(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.access_ttl_secs = 1).await;
     let t = s.login_ok().await;
     let r = s.client.get(s.url("/api/me")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -327,9 +320,8 @@ async fn expired_access_token_is_refused() {
     assert_eq!(s.me(&forged).await.status(), 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_and_absolute_session_expiry() {
-    let s = TestServer::start(|c| c.idle_ttl_secs = 1).await;
+async fn idle_and_absolute_session_expiry(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.idle_ttl_secs = 1).await;
     let t = s.login_ok().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (st, err, desc) = json_error(s.refresh(&t.refresh).await).await;
@@ -338,7 +330,7 @@ async fn idle_and_absolute_session_expiry() {
         (400, "invalid_grant", "refresh token expired")
     );
     drop(s);
-    let s = TestServer::start(|c| c.session_ttl_secs = 2).await;
+    let s = TestServer::start_on(b, |c| c.session_ttl_secs = 2).await;
     let mut t = s.login_ok().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     // Rotating keeps the idle timer happy, but the absolute lifetime still ends the session.
@@ -361,9 +353,8 @@ async fn idle_and_absolute_session_expiry() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_revokes_family_and_is_idempotent() {
-    let s = TestServer::start(|_| {}).await;
+async fn logout_revokes_family_and_is_idempotent(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t1 = s.login_ok().await;
     let t2 = s.refresh_ok(&t1.refresh).await;
     let logout = |body: String, ct: &'static str| {
@@ -411,14 +402,12 @@ async fn logout_revokes_family_and_is_idempotent() {
     assert_eq!(s.metric("rotafetch_families_revoked_total").await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_with_the_same_database_keeps_sessions() {
-    let s = TestServer::start(|_| {}).await;
+async fn restart_with_the_same_database_keeps_sessions(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let jwks1: Value = s.get_json("/.well-known/jwks.json").await;
-    let dir = s.stop().await;
 
-    let s = TestServer::start_in(dir, |_| {}).await;
+    let s = s.restart(|_| {}).await;
     let jwks2: Value = s.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks1, jwks2, "signing key persisted");
     assert_eq!(
@@ -431,11 +420,13 @@ async fn restart_with_the_same_database_keeps_sessions() {
     let again = s.refresh_ok(&t.refresh).await;
     assert_eq!(again.refresh, t2.refresh);
     // Only one demo user even though both starts asked for it.
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM users", None).await, 1);
+    if b == Backend::Postgres {
+        let version = s.scalar("SELECT version FROM rotafetch_schema", None).await;
+        assert_eq!(version, 1);
+        return;
+    }
     let conn = rusqlite::Connection::open(&s.db).unwrap();
-    let users: i64 = conn
-        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(users, 1);
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -453,9 +444,8 @@ async fn in_memory_database() {
     s.refresh_ok(&t.refresh).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_inputs_get_json_4xx() {
-    let s = TestServer::start(|_| {}).await;
+async fn hostile_inputs_get_json_4xx(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let big = vec![b'{'; 1024 * 1024];
     let big_token = json!({ "refresh_token": "a".repeat(100 * 1024) }).to_string();
@@ -600,9 +590,8 @@ async fn hostile_inputs_get_json_4xx() {
     assert!(m.keys().all(|k| !k.contains("status=\"5")), "{m:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_format_and_counters() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 30).await;
+async fn metrics_format_and_counters(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 30).await;
     let text = s.get_text("/metrics").await;
     for series in [
         "rotafetch_logins_total{outcome=\"success\"} 0",
@@ -661,9 +650,8 @@ async fn metrics_format_and_counters() {
 // ---------------------------------------------------------------------------------------------
 // faults
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_api_state_and_routing() {
-    let s = TestServer::start(|_| {}).await;
+async fn fault_api_state_and_routing(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     s.set_faults(json!({"refresh": [{"kind": "drop"}, {"kind": "status", "status": 500}]}))
         .await;
     let state: Value = s.get_json("/test/faults").await;
@@ -707,7 +695,7 @@ async fn fault_api_state_and_routing() {
     assert!(text.contains("connection: close"), "{text}");
 
     // Without --test-faults the endpoints do not exist.
-    let plain = TestServer::start(|c| c.test_faults = false).await;
+    let plain = TestServer::start_on(b, |c| c.test_faults = false).await;
     let r = plain
         .client
         .post(plain.url("/test/faults"))
@@ -720,10 +708,10 @@ async fn fault_api_state_and_routing() {
     plain.refresh_ok(&t.refresh).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_redirects_go_only_to_this_server_or_loopback_and_the_401_endpoint_reports_authorization(
+    b: Backend,
 ) {
-    let s = TestServer::start(|_| {}).await;
+    let s = TestServer::start_on(b, |_| {}).await;
     let no_follow = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -786,7 +774,7 @@ async fn test_redirects_go_only_to_this_server_or_loopback_and_the_401_endpoint_
     assert_eq!(body["authorization_received"], true);
 
     // Without --test-faults neither exists.
-    let plain = TestServer::start(|c| c.test_faults = false).await;
+    let plain = TestServer::start_on(b, |c| c.test_faults = false).await;
     for path in ["/test/redirect?to=%2F", "/test/unauthorized"] {
         let r = plain.client.get(plain.url(path)).send().await.unwrap();
         assert!(
@@ -797,9 +785,8 @@ async fn test_redirects_go_only_to_this_server_or_loopback_and_the_401_endpoint_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_status_and_bodies_leave_the_token_alone() {
-    let s = TestServer::start(|_| {}).await;
+async fn fault_status_and_bodies_leave_the_token_alone(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     s.set_faults(json!({"refresh": [
         {"kind": "status", "status": 503},
@@ -845,9 +832,8 @@ async fn fault_status_and_bodies_leave_the_token_alone() {
     assert_eq!(m["rotafetch_refresh_total{outcome=\"invalid\"}"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_drop_and_hang_close_without_a_response() {
-    let s = TestServer::start(|_| {}).await;
+async fn fault_drop_and_hang_close_without_a_response(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     s.set_faults(json!({"refresh": [{"kind": "drop"}, {"kind": "hang", "ms": 800}]}))
         .await;
@@ -887,9 +873,8 @@ async fn fault_drop_and_hang_close_without_a_response() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_lost_response_then_grace_retry() {
-    let s = TestServer::start(|c| c.reuse_grace_secs = 30).await;
+async fn fault_lost_response_then_grace_retry(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.reuse_grace_secs = 30).await;
     let t = s.login_ok().await;
     s.set_faults(json!({"refresh": [{"kind": "lost_response"}]}))
         .await;
@@ -899,7 +884,7 @@ async fn fault_lost_response_then_grace_retry() {
     );
     let out = s.raw(&req, Duration::from_secs(10)).await;
     assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
-    assert_eq!(s.successor_rows(&t.refresh), 1, "it really rotated");
+    assert_eq!(s.successor_rows(&t.refresh).await, 1, "it really rotated");
     assert_eq!(
         s.metric("rotafetch_refresh_total{outcome=\"rotated\"}")
             .await,
@@ -908,7 +893,7 @@ async fn fault_lost_response_then_grace_retry() {
     let retry = s.refresh_ok(&t.refresh).await;
     let again = s.refresh_ok(&t.refresh).await;
     assert_eq!(retry.refresh, again.refresh);
-    assert_eq!(s.successor_rows(&t.refresh), 1);
+    assert_eq!(s.successor_rows(&t.refresh).await, 1);
     assert_eq!(
         s.metric("rotafetch_refresh_total{outcome=\"grace\"}").await,
         2
@@ -916,9 +901,8 @@ async fn fault_lost_response_then_grace_retry() {
     s.refresh_ok(&retry.refresh).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_no_refresh_token_and_delay() {
-    let s = TestServer::start(|_| {}).await;
+async fn fault_no_refresh_token_and_delay(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     s.set_faults(json!({"refresh": [{"kind": "no_refresh_token"}, {"kind": "delay", "ms": 600}]}))
         .await;
@@ -931,7 +915,7 @@ async fn fault_no_refresh_token_and_delay() {
     let me: Value = s.me(access).await.json().await.unwrap();
     let me0: Value = s.me(&t.access).await.json().await.unwrap();
     assert_eq!(me["sid"], me0["sid"], "same family");
-    assert_eq!(s.successor_rows(&t.refresh), 0, "not rotated");
+    assert_eq!(s.successor_rows(&t.refresh).await, 0, "not rotated");
 
     let start = Instant::now();
     let t2 = s.refresh_ok(&t.refresh).await; // still valid; delayed, then normal
@@ -941,9 +925,8 @@ async fn fault_no_refresh_token_and_delay() {
     assert_eq!(m["rotafetch_refresh_total{outcome=\"rotated\"}"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_api_always_401() {
-    let s = TestServer::start(|_| {}).await;
+async fn fault_api_always_401(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     s.set_faults(json!({"api_always_401": true})).await;
     let r = s.me(&t.access).await;
@@ -970,9 +953,8 @@ async fn fault_api_always_401() {
 // ---------------------------------------------------------------------------------------------
 // CORS, echo, JWKS, static files, Debug
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_default_allows_loopback_origins_only() {
-    let s = TestServer::start(|_| {}).await;
+async fn cors_default_allows_loopback_origins_only(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let preflight = |origin: &'static str, path: &'static str| {
         s.client
             .request(reqwest::Method::OPTIONS, s.url(path))
@@ -1032,9 +1014,8 @@ async fn cors_default_allows_loopback_origins_only() {
         .contains("www-authenticate"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_explicit_origins() {
-    let s = TestServer::start(|c| c.cors_origins = vec!["https://app.example".into()]).await;
+async fn cors_explicit_origins(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.cors_origins = vec!["https://app.example".into()]).await;
     let r = s
         .client
         .get(s.url("/metrics"))
@@ -1056,9 +1037,8 @@ async fn cors_explicit_origins() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn echo_returns_exact_bytes() {
-    let s = TestServer::start(|_| {}).await;
+async fn echo_returns_exact_bytes(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let binary: Vec<u8> = (0..=255u8).chain([0, 0xff, 0xc3, 0x28]).collect();
     let multipart = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\x00\x01\xff\xfe\r\n--XyZ--\r\n".to_vec();
@@ -1126,9 +1106,8 @@ async fn echo_returns_exact_bytes() {
     assert_eq!(json_error(r).await.0, 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jwks_verifies_access_tokens() {
-    let s = TestServer::start(|_| {}).await;
+async fn jwks_verifies_access_tokens(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let jwks: Value = s.get_json("/.well-known/jwks.json").await;
     let key = &jwks["keys"][0];
@@ -1201,8 +1180,8 @@ async fn static_files() {
     s2.login_ok().await;
 }
 
-#[test]
-fn debug_output_redacts_secrets() {
+#[tokio::test]
+async fn debug_output_redacts_secrets() {
     use rotafetch_server::store::{SqliteStore, Store, User};
     use rotafetch_server::tokens::{Keys, RefreshToken};
     let t = RefreshToken::generate();
@@ -1213,10 +1192,11 @@ fn debug_output_redacts_secrets() {
         password_hash: "$argon2id$v=19$secret".into(),
     };
     assert!(!format!("{u:?}").contains("argon2"));
-    let store = SqliteStore::open(":memory:").unwrap();
-    let keys = Keys::load_or_create(&store, 0).unwrap();
+    let store = SqliteStore::open(":memory:").await.unwrap();
+    let keys = Keys::load_or_create(&store, 0).await.unwrap();
     let seed = store
         .get_or_init_secret("ed25519_seed", &[0; 32], 0)
+        .await
         .unwrap();
     let dbg = format!("{keys:?}");
     assert!(dbg.contains("redacted"));
@@ -1230,7 +1210,46 @@ fn debug_output_redacts_secrets() {
         db: ":memory:".into(),
         ..Default::default()
     };
-    let state = rotafetch_server::AppState::new(&config).unwrap();
+    let state = rotafetch_server::AppState::new(&config).await.unwrap();
     let dbg = format!("{state:?}");
     assert!(dbg.contains("redacted"), "{dbg}");
+    let config = rotafetch_server::Config {
+        db: "postgres://rotafetch:pw-s3cret@db.internal:5432/auth".into(),
+        ..Default::default()
+    };
+    let dbg = format!("{config:?}");
+    assert!(
+        dbg.contains("db.internal") && !dbg.contains("pw-s3cret"),
+        "{dbg}"
+    );
 }
+
+on_both_backends!(
+    login_success_wrong_password_unknown_user,
+    no_demo_user_flag,
+    rotation_chain_of_50,
+    reuse_revokes_the_whole_family,
+    grace_returns_the_same_successor_until_it_is_used,
+    grace_window_closes,
+    grace_zero_disables_grace,
+    concurrent_refreshes_inside_grace_share_one_successor,
+    concurrent_refreshes_without_grace_exactly_one_wins,
+    refresh_request_formats,
+    expired_access_token_is_refused,
+    idle_and_absolute_session_expiry,
+    logout_revokes_family_and_is_idempotent,
+    restart_with_the_same_database_keeps_sessions,
+    hostile_inputs_get_json_4xx,
+    metrics_format_and_counters,
+    fault_api_state_and_routing,
+    test_redirects_go_only_to_this_server_or_loopback_and_the_401_endpoint_reports_authorization,
+    fault_status_and_bodies_leave_the_token_alone,
+    fault_drop_and_hang_close_without_a_response,
+    fault_lost_response_then_grace_retry,
+    fault_no_refresh_token_and_delay,
+    fault_api_always_401,
+    cors_default_allows_loopback_origins_only,
+    cors_explicit_origins,
+    echo_returns_exact_bytes,
+    jwks_verifies_access_tokens,
+);

@@ -155,3 +155,32 @@ fn binary_starts_reports_port_and_stops_on_sigterm() {
         "password hash leaked into logs"
     );
 }
+
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    // e2e/lib/pg.mjs relies on it: the harness names a SQLite file, a second --db overrides.
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--no-demo-user"])
+        .arg("--db")
+        .arg(dir.path().join("first.db"))
+        .arg("--db")
+        .arg(dir.path().join("last.db"))
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !port_file.exists() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.path().join("last.db").exists());
+    assert!(!dir.path().join("first.db").exists());
+}

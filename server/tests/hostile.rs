@@ -70,7 +70,7 @@ async fn fifty_concurrent_refreshes_mint_one_successor_with_or_without_grace() {
             .map(|b| b["refresh_token"].as_str().unwrap())
             .collect();
         assert_eq!(successors.len(), 1, "grace {grace}: one successor");
-        assert_eq!(s.successor_rows(&t.refresh), 1, "grace {grace}");
+        assert_eq!(s.successor_rows(&t.refresh).await, 1, "grace {grace}");
         for (st, body) in results.iter().filter(|(st, _)| *st != 200) {
             assert_eq!(*st, 400, "grace {grace}: {body}");
             assert_eq!(body["error"], "invalid_grant");

@@ -27,9 +27,9 @@ pub enum StorageKind {
 
 /// What the requests rotafetch authenticates do at a redirect (the request's `redirect` mode).
 ///
-/// Chromium and Firefox drop `Authorization` at a redirect to another origin (Fetch standard);
-/// WebKit (Safari) keeps it, so there a server that redirects an authenticated call elsewhere
-/// hands the access token to that origin. `Error` closes that door in every engine.
+/// Chromium, Firefox and WebKit drop `Authorization` at a redirect to another origin (Fetch
+/// standard; measured by the browser tests); an engine that predates that rule would hand the
+/// access token to the other origin. `Error` closes that door whatever the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Redirects {
     /// Follow redirects, as `fetch` does (the default).

@@ -1,8 +1,11 @@
-//! Shared helpers: an in-process server on 127.0.0.1:0 with a SQLite file in a temp dir.
+//! Shared helpers: an in-process server on 127.0.0.1:0 with a SQLite file in a temp dir or a
+//! fresh database on a throw-away PostgreSQL cluster ([`Backend`]).
 #![allow(dead_code)]
 
+pub mod pg;
+pub mod process;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +18,38 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Which store a [`TestServer`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// For each named `async fn NAME(b: Backend)` in the file: a module `NAME` with the tests
+/// `sqlite` and `postgres` (one suite, two backends; filter with `cargo test postgres`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )* };
+}
+
 pub struct TestServer {
     pub base: String,
     pub addr: std::net::SocketAddr,
     pub dir: Arc<TempDir>,
-    pub db: PathBuf,
+    pub backend: Backend,
+    /// The SQLite file or the PostgreSQL URL.
+    pub db: String,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -41,13 +71,46 @@ pub fn client() -> reqwest::Client {
 
 impl TestServer {
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_in(Arc::new(tempfile::tempdir().unwrap()), tweak).await
+        Self::start_on(Backend::Sqlite, tweak).await
     }
 
+    /// A server on a fresh SQLite file or a fresh PostgreSQL database.
+    pub async fn start_on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let db = match backend {
+            Backend::Sqlite => sqlite_file(&dir),
+            Backend::Postgres => pg::shared().create_db().await,
+        };
+        Self::launch(backend, dir, db, tweak).await
+    }
+
+    /// A server on the given database (a SQLite file or a PostgreSQL URL).
+    pub async fn start_db(backend: Backend, db: String, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::launch(backend, dir, db, tweak).await
+    }
+
+    /// A SQLite server whose database (and www/pkg directories) live in `dir`.
     pub async fn start_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> Self {
-        let db = dir.path().join("rotafetch-test.db");
+        let db = sqlite_file(&dir);
+        Self::launch(Backend::Sqlite, dir, db, tweak).await
+    }
+
+    /// Stops this server and starts a new one on the same database.
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let (backend, db) = (self.backend, self.db.clone());
+        let dir = self.stop().await;
+        Self::launch(backend, dir, db, tweak).await
+    }
+
+    async fn launch(
+        backend: Backend,
+        dir: Arc<TempDir>,
+        db: String,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config {
-            db: db.to_string_lossy().into_owned(),
+            db: db.clone(),
             www: Some(dir.path().join("www")),
             pkg: Some(dir.path().join("pkg")),
             test_faults: true,
@@ -65,6 +128,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             addr,
             dir,
+            backend,
             db,
             client: client(),
             shutdown: Some(tx),
@@ -186,17 +250,40 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no series {series}"))
     }
 
-    /// Number of stored successors of `parent` (read straight from the SQLite file).
-    pub fn successor_rows(&self, parent: &str) -> i64 {
-        let conn = rusqlite::Connection::open(&self.db).unwrap();
-        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    /// Number of stored successors of `parent` (read straight from the database).
+    pub async fn successor_rows(&self, parent: &str) -> i64 {
         let hash: [u8; 32] = Sha256::digest(parent.as_bytes()).into();
-        conn.query_row(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE parent_hash = ?1",
-            [&hash[..]],
-            |r| r.get(0),
+        self.scalar(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE parent_hash = $1",
+            Some(hash),
         )
-        .unwrap()
+        .await
+    }
+
+    /// Runs a query returning one integer straight on the database, with an optional hash as
+    /// `$1`.
+    pub async fn scalar(&self, sql: &str, param: Option<[u8; 32]>) -> i64 {
+        let params: Vec<&[u8]> = param.iter().map(|h| &h[..]).collect();
+        match self.backend {
+            Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(&self.db).unwrap();
+                conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                conn.query_row(sql, rusqlite::params_from_iter(params), |r| r.get(0))
+                    .unwrap()
+            }
+            Backend::Postgres => {
+                let client = pg::connect(&self.db).await;
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let row = client.query_one(sql, &params).await.unwrap();
+                match row.try_get::<_, i64>(0) {
+                    Ok(v) => v,
+                    Err(_) => i64::from(row.get::<_, i32>(0)),
+                }
+            }
+        }
     }
 
     /// Sends raw bytes and returns everything the server sent back before closing (or until
@@ -216,6 +303,13 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+fn sqlite_file(dir: &TempDir) -> String {
+    dir.path()
+        .join("rotafetch-test.db")
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn tokens(body: Value) -> Tokens {

@@ -1,124 +1,18 @@
-//! Persistence behind a small [`Store`] trait.
-//!
-//! The only implementation today is [`SqliteStore`] (one connection behind a mutex, WAL mode,
-//! every multi-statement change in a `BEGIN IMMEDIATE` transaction). The trait is deliberately
-//! synchronous and coarse-grained — each method is one atomic unit of work — so that a
-//! PostgreSQL backend (`SELECT ... FOR UPDATE` inside a transaction) can be slotted in later
-//! without touching the HTTP layer.
-//!
-//! The store never sees a refresh token in plaintext: only SHA-256 hashes.
+//! The SQLite store: [`SqliteDb`] does the (synchronous) work on one connection behind a
+//! mutex; [`SqliteStore`] runs it on tokio's blocking pool behind the async [`Store`] trait.
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
-
-/// A SHA-256 hash of a refresh token.
-pub type TokenHash = [u8; 32];
-
-/// Lifetimes that govern whether a refresh token may be used, all in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Absolute lifetime of a session family, counted from login.
-    pub session_ttl_ms: i64,
-    /// Maximum time between two rotations of a family.
-    pub idle_ttl_ms: i64,
-    /// How long after its first use a spent token may still be answered with its (unused)
-    /// successor. 0 disables the grace rule.
-    pub reuse_grace_ms: i64,
-}
-
-/// A user row. `Debug` redacts the password hash.
-#[derive(Clone)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub password_hash: String,
-}
-
-impl fmt::Debug for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("password_hash", &"<redacted>")
-            .finish()
-    }
-}
-
-/// The state of a session family as seen by the API layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub family_id: String,
-    pub user_id: i64,
-    pub username: String,
-    pub revoked: bool,
-}
-
-/// Result of presenting a refresh token to [`Store::rotate`] / [`Store::check`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RotateOutcome {
-    /// The token was unspent; it is now spent and its successor was stored.
-    Rotated { user_id: i64, family_id: String },
-    /// The token was spent moments ago and its successor is still unused: answer with the
-    /// same successor again (the client probably lost the first response).
-    Grace { user_id: i64, family_id: String },
-    /// [`Store::check`] only: the token is valid and was left untouched.
-    Valid { user_id: i64, family_id: String },
-    /// No such token.
-    Unknown,
-    /// The token's family was revoked (logout or an earlier reuse).
-    Revoked,
-    /// The family outlived `session_ttl` or sat idle longer than `idle_ttl`.
-    Expired,
-    /// A spent token was presented outside the grace rule: the family is now revoked.
-    /// `newly_revoked` is false when it had already been revoked concurrently.
-    Reused {
-        family_id: String,
-        newly_revoked: bool,
-    },
-}
-
-/// Storage operations used by the server. Every method is atomic.
-pub trait Store: Send + Sync + 'static {
-    /// Returns the persisted secret called `name`, storing `candidate` first if there is none.
-    fn get_or_init_secret(&self, name: &str, candidate: &[u8], now: Millis) -> Result<Vec<u8>>;
-    fn user_by_name(&self, username: &str) -> Result<Option<User>>;
-    /// Creates a user; returns `None` if the username is taken.
-    fn create_user(&self, username: &str, password_hash: &str, now: Millis) -> Result<Option<i64>>;
-    /// Starts a new session family whose first refresh token hashes to `token`.
-    fn create_family(
-        &self,
-        user_id: i64,
-        family_id: &str,
-        token: &TokenHash,
-        now: Millis,
-    ) -> Result<()>;
-    /// Spends `presented` and stores `successor` as its child, or applies the grace / reuse
-    /// rules if `presented` is already spent. One transaction.
-    fn rotate(
-        &self,
-        presented: &TokenHash,
-        successor: &TokenHash,
-        now: Millis,
-        policy: &Policy,
-    ) -> Result<RotateOutcome>;
-    /// Like [`Store::rotate`] but never changes anything: reports `Valid` for a usable unspent
-    /// token (used by the non-rotating test fault).
-    fn check(&self, presented: &TokenHash, now: Millis, policy: &Policy) -> Result<RotateOutcome>;
-    /// Revokes the family `token` belongs to. Returns true if it was not revoked before.
-    fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool>;
-    /// Looks up a session family with its user.
-    fn session(&self, family_id: &str) -> Result<Option<Session>>;
-    /// Deletes families (and their tokens) that ended more than `keep_ms` ago. Returns the
-    /// number of families removed.
-    fn prune(&self, now: Millis, policy: &Policy, keep_ms: i64) -> Result<usize>;
-}
+use super::{
+    check_outcome, grace_applies, FamilyRow, Millis, Policy, RotateOutcome, Session, Store,
+    TokenHash, TokenRow, User, DEAD_FAMILY,
+};
 
 const MIGRATIONS: &[&str] = &[
     // 1: initial schema
@@ -151,18 +45,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);",
 ];
 
-/// SQLite implementation of [`Store`].
-pub struct SqliteStore {
+/// The synchronous SQLite database behind [`SqliteStore`].
+pub struct SqliteDb {
     conn: Mutex<Connection>,
 }
 
-impl fmt::Debug for SqliteStore {
+impl fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
+        f.debug_struct("SqliteDb").finish_non_exhaustive()
     }
 }
 
-impl SqliteStore {
+impl SqliteDb {
     /// Opens (creating if needed) the database at `path` (`":memory:"` for a private in-memory
     /// database) and applies pending migrations.
     pub fn open(path: &str) -> Result<Self> {
@@ -175,7 +69,7 @@ impl SqliteStore {
         // journal_mode returns a row; in-memory databases answer "memory".
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-        let store = SqliteStore {
+        let store = SqliteDb {
             conn: Mutex::new(conn),
         };
         store.migrate()?;
@@ -217,18 +111,6 @@ impl SqliteStore {
     }
 }
 
-struct TokenRow {
-    family_id: String,
-    used_at: Option<Millis>,
-}
-
-struct FamilyRow {
-    user_id: i64,
-    created_at: Millis,
-    last_rotated_at: Millis,
-    revoked: bool,
-}
-
 fn load_token(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<TokenRow>> {
     conn.query_row(
         "SELECT family_id, used_at FROM refresh_tokens WHERE hash = ?1",
@@ -260,11 +142,6 @@ fn load_family(conn: &Connection, id: &str) -> rusqlite::Result<Option<FamilyRow
     .optional()
 }
 
-fn family_expired(f: &FamilyRow, now: Millis, policy: &Policy) -> bool {
-    now >= f.created_at.saturating_add(policy.session_ttl_ms)
-        || now >= f.last_rotated_at.saturating_add(policy.idle_ttl_ms)
-}
-
 /// The presented token and its family, if the family is still live; otherwise why not.
 fn load_live(
     conn: &Connection,
@@ -278,11 +155,8 @@ fn load_live(
     let Some(family) = load_family(conn, &token.family_id)? else {
         return Ok(Err(RotateOutcome::Unknown));
     };
-    if family.revoked {
-        return Ok(Err(RotateOutcome::Revoked));
-    }
-    if family_expired(&family, now, policy) {
-        return Ok(Err(RotateOutcome::Expired));
+    if let Some(dead) = family.dead(now, policy) {
+        return Ok(Err(dead));
     }
     Ok(Ok((token, family)))
 }
@@ -296,8 +170,8 @@ fn revoke(conn: &Connection, family_id: &str, now: Millis, reason: &str) -> rusq
     Ok(n > 0)
 }
 
-impl Store for SqliteStore {
-    fn get_or_init_secret(&self, name: &str, candidate: &[u8], now: Millis) -> Result<Vec<u8>> {
+impl SqliteDb {
+    pub fn get_or_init_secret(&self, name: &str, candidate: &[u8], now: Millis) -> Result<Vec<u8>> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
@@ -313,7 +187,7 @@ impl Store for SqliteStore {
         Ok(value)
     }
 
-    fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+    pub fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         Ok(self
             .lock()
             .query_row(
@@ -330,7 +204,12 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn create_user(&self, username: &str, password_hash: &str, now: Millis) -> Result<Option<i64>> {
+    pub fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<Option<i64>> {
         let conn = self.lock();
         let n = conn.execute(
             "INSERT OR IGNORE INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
@@ -339,7 +218,7 @@ impl Store for SqliteStore {
         Ok((n > 0).then(|| conn.last_insert_rowid()))
     }
 
-    fn create_family(
+    pub fn create_family(
         &self,
         user_id: i64,
         family_id: &str,
@@ -360,7 +239,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn rotate(
+    pub fn rotate(
         &self,
         presented: &TokenHash,
         successor: &TokenHash,
@@ -401,12 +280,8 @@ impl Store for SqliteStore {
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let within_window = policy.reuse_grace_ms > 0
-                    && now >= used_at
-                    && now - used_at <= policy.reuse_grace_ms;
-                let child_unused =
-                    matches!(&child, Some((hash, None)) if hash.as_slice() == &successor[..]);
-                if within_window && child_unused {
+                let child = child.as_ref().map(|(hash, used)| (hash.as_slice(), *used));
+                if grace_applies(used_at, child, successor, now, policy) {
                     RotateOutcome::Grace {
                         user_id: family.user_id,
                         family_id: token.family_id,
@@ -424,26 +299,21 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    fn check(&self, presented: &TokenHash, now: Millis, policy: &Policy) -> Result<RotateOutcome> {
+    pub fn check(
+        &self,
+        presented: &TokenHash,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<RotateOutcome> {
         let conn = self.lock();
         let (token, family) = match load_live(&conn, presented, now, policy)? {
             Ok(live) => live,
             Err(outcome) => return Ok(outcome),
         };
-        if token.used_at.is_some() {
-            // Report without acting; the caller treats this as an invalid grant.
-            return Ok(RotateOutcome::Reused {
-                family_id: token.family_id,
-                newly_revoked: false,
-            });
-        }
-        Ok(RotateOutcome::Valid {
-            user_id: family.user_id,
-            family_id: token.family_id,
-        })
+        Ok(check_outcome(token, &family))
     }
 
-    fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
+    pub fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let Some(row) = load_token(&tx, token)? else {
@@ -454,7 +324,7 @@ impl Store for SqliteStore {
         Ok(changed)
     }
 
-    fn session(&self, family_id: &str) -> Result<Option<Session>> {
+    pub fn session(&self, family_id: &str) -> Result<Option<Session>> {
         Ok(self
             .lock()
             .query_row(
@@ -473,14 +343,14 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn prune(&self, now: Millis, policy: &Policy, keep_ms: i64) -> Result<usize> {
+    pub fn prune(&self, now: Millis, policy: &Policy, keep_ms: i64) -> Result<usize> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cutoff = now.saturating_sub(keep_ms);
-        let dead = "SELECT id FROM families WHERE
-                (revoked_at IS NOT NULL AND revoked_at < ?1)
-             OR created_at + ?2 < ?1
-             OR last_rotated_at + ?3 < ?1";
+        let dead = format!(
+            "SELECT id FROM families WHERE {}",
+            DEAD_FAMILY.replace('$', "?")
+        );
         tx.execute(
             &format!("DELETE FROM refresh_tokens WHERE family_id IN ({dead})"),
             params![cutoff, policy.session_ttl_ms, policy.idle_ttl_ms],
@@ -494,89 +364,109 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The SQLite implementation of [`Store`]: a [`SqliteDb`] used from tokio's blocking pool.
+#[derive(Clone, Debug)]
+pub struct SqliteStore(Arc<SqliteDb>);
 
-    const POLICY: Policy = Policy {
-        session_ttl_ms: 10_000,
-        idle_ttl_ms: 5_000,
-        reuse_grace_ms: 1_000,
-    };
-
-    fn h(n: u8) -> TokenHash {
-        [n; 32]
+impl SqliteStore {
+    /// Opens `path` like [`SqliteDb::open`], off the async threads.
+    pub async fn open(path: &str) -> Result<Self> {
+        let path = path.to_owned();
+        let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path)).await??;
+        Ok(SqliteStore(Arc::new(db)))
     }
 
-    fn setup() -> (SqliteStore, i64) {
-        let s = SqliteStore::open(":memory:").unwrap();
-        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let uid = s.create_user("u", "hash", 0).unwrap().unwrap();
-        assert_eq!(s.create_user("u", "hash", 0).unwrap(), None);
-        s.create_family(uid, "f", &h(1), 0).unwrap();
-        (s, uid)
+    /// The synchronous database underneath.
+    pub fn db(&self) -> &SqliteDb {
+        &self.0
     }
 
-    #[test]
-    fn rotate_grace_reuse() {
-        let (s, uid) = setup();
-        let rotated = RotateOutcome::Rotated {
-            user_id: uid,
-            family_id: "f".into(),
-        };
-        assert_eq!(s.rotate(&h(1), &h(2), 100, &POLICY).unwrap(), rotated);
-        assert_eq!(
-            s.rotate(&h(1), &h(2), 600, &POLICY).unwrap(),
-            RotateOutcome::Grace {
-                user_id: uid,
-                family_id: "f".into()
-            }
-        );
-        assert_eq!(
-            s.rotate(&h(9), &h(10), 600, &POLICY).unwrap(),
-            RotateOutcome::Unknown
-        );
-        assert_eq!(
-            s.rotate(&h(1), &h(2), 1_200, &POLICY).unwrap(),
-            RotateOutcome::Reused {
-                family_id: "f".into(),
-                newly_revoked: true
-            }
-        );
-        assert_eq!(
-            s.rotate(&h(2), &h(3), 1_300, &POLICY).unwrap(),
-            RotateOutcome::Revoked
-        );
-        assert!(s.session("f").unwrap().unwrap().revoked);
-        assert!(!s.revoke_family_of(&h(2), 1_400, "logout").unwrap());
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteDb) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.0.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .context("SQLite task failed")?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_or_init_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now: Millis,
+    ) -> Result<Vec<u8>> {
+        let (name, candidate) = (name.to_owned(), candidate.to_vec());
+        self.run(move |db| db.get_or_init_secret(&name, &candidate, now))
+            .await
     }
 
-    #[test]
-    fn expiry_and_prune() {
-        let (s, _) = setup();
-        assert_eq!(
-            s.rotate(&h(1), &h(2), 5_000, &POLICY).unwrap(),
-            RotateOutcome::Expired
-        );
-        assert!(matches!(
-            s.check(&h(1), 4_000, &POLICY).unwrap(),
-            RotateOutcome::Valid { .. }
-        ));
-        assert_eq!(s.prune(4_000, &POLICY, 0).unwrap(), 0);
-        assert_eq!(s.prune(6_000, &POLICY, 0).unwrap(), 1);
-        assert_eq!(s.session("f").unwrap(), None);
-        assert_eq!(
-            s.rotate(&h(1), &h(2), 6_000, &POLICY).unwrap(),
-            RotateOutcome::Unknown
-        );
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let username = username.to_owned();
+        self.run(move |db| db.user_by_name(&username)).await
     }
 
-    #[test]
-    fn secrets_are_created_once() {
-        let (s, _) = setup();
-        let a = s.get_or_init_secret("k", &[1; 32], 0).unwrap();
-        let b = s.get_or_init_secret("k", &[2; 32], 0).unwrap();
-        assert_eq!(a, vec![1; 32]);
-        assert_eq!(a, b);
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<Option<i64>> {
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.run(move |db| db.create_user(&username, &hash, now))
+            .await
+    }
+
+    async fn create_family(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        token: &TokenHash,
+        now: Millis,
+    ) -> Result<()> {
+        let (family_id, token) = (family_id.to_owned(), *token);
+        self.run(move |db| db.create_family(user_id, &family_id, &token, now))
+            .await
+    }
+
+    async fn rotate(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<RotateOutcome> {
+        let (p, s, policy) = (*presented, *successor, *policy);
+        self.run(move |db| db.rotate(&p, &s, now, &policy)).await
+    }
+
+    async fn check(
+        &self,
+        presented: &TokenHash,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<RotateOutcome> {
+        let (p, policy) = (*presented, *policy);
+        self.run(move |db| db.check(&p, now, &policy)).await
+    }
+
+    async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
+        let (token, reason) = (*token, reason.to_owned());
+        self.run(move |db| db.revoke_family_of(&token, now, &reason))
+            .await
+    }
+
+    async fn session(&self, family_id: &str) -> Result<Option<Session>> {
+        let family_id = family_id.to_owned();
+        self.run(move |db| db.session(&family_id)).await
+    }
+
+    async fn prune(&self, now: Millis, policy: &Policy, keep_ms: i64) -> Result<usize> {
+        let policy = *policy;
+        self.run(move |db| db.prune(now, &policy, keep_ms)).await
     }
 }

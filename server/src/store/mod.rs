@@ -1,0 +1,299 @@
+//! Persistence behind a small async [`Store`] trait, with two implementations:
+//!
+//! * [`SqliteStore`] (`sqlite.rs`): one file, one connection behind a mutex, every
+//!   multi-statement change in a `BEGIN IMMEDIATE` transaction, run on the blocking pool. The
+//!   embedded default: one server process.
+//! * [`PgStore`] (`pg.rs`): PostgreSQL through a connection pool; every rotation, grace answer,
+//!   reuse detection and revocation is one transaction that first locks the family row
+//!   (`SELECT ... FOR UPDATE`), so any number of server processes can share one database.
+//!
+//! Each trait method is one atomic unit of work. The store never sees a refresh token in
+//! plaintext: only SHA-256 hashes.
+
+mod pg;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::Result;
+use async_trait::async_trait;
+
+pub use pg::PgStore;
+pub use sqlite::{SqliteDb, SqliteStore};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// A SHA-256 hash of a refresh token.
+pub type TokenHash = [u8; 32];
+
+/// Lifetimes that govern whether a refresh token may be used, all in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Absolute lifetime of a session family, counted from login.
+    pub session_ttl_ms: i64,
+    /// Maximum time between two rotations of a family.
+    pub idle_ttl_ms: i64,
+    /// How long after its first use a spent token may still be answered with its (unused)
+    /// successor. 0 disables the grace rule.
+    pub reuse_grace_ms: i64,
+}
+
+/// A user row. `Debug` redacts the password hash.
+#[derive(Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The state of a session family as seen by the API layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub family_id: String,
+    pub user_id: i64,
+    pub username: String,
+    pub revoked: bool,
+}
+
+/// Result of presenting a refresh token to [`Store::rotate`] / [`Store::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The token was unspent; it is now spent and its successor was stored.
+    Rotated { user_id: i64, family_id: String },
+    /// The token was spent moments ago and its successor is still unused: answer with the
+    /// same successor again (the client probably lost the first response).
+    Grace { user_id: i64, family_id: String },
+    /// [`Store::check`] only: the token is valid and was left untouched.
+    Valid { user_id: i64, family_id: String },
+    /// No such token.
+    Unknown,
+    /// The token's family was revoked (logout or an earlier reuse).
+    Revoked,
+    /// The family outlived `session_ttl` or sat idle longer than `idle_ttl`.
+    Expired,
+    /// A spent token was presented outside the grace rule: the family is now revoked.
+    /// `newly_revoked` is false when it had already been revoked concurrently.
+    Reused {
+        family_id: String,
+        newly_revoked: bool,
+    },
+}
+
+/// Storage operations used by the server. Every method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Returns the persisted secret called `name`, storing `candidate` first if there is none.
+    /// Whichever server instance stores first wins; every instance reads back the same value.
+    async fn get_or_init_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now: Millis,
+    ) -> Result<Vec<u8>>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>>;
+    /// Creates a user; returns `None` if the username is taken.
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<Option<i64>>;
+    /// Starts a new session family whose first refresh token hashes to `token`.
+    async fn create_family(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        token: &TokenHash,
+        now: Millis,
+    ) -> Result<()>;
+    /// Spends `presented` and stores `successor` as its child, or applies the grace / reuse
+    /// rules if `presented` is already spent. One transaction.
+    async fn rotate(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<RotateOutcome>;
+    /// Like [`Store::rotate`] but never changes anything: reports `Valid` for a usable unspent
+    /// token (used by the non-rotating test fault).
+    async fn check(
+        &self,
+        presented: &TokenHash,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<RotateOutcome>;
+    /// Revokes the family `token` belongs to. Returns true if it was not revoked before.
+    async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool>;
+    /// Looks up a session family with its user.
+    async fn session(&self, family_id: &str) -> Result<Option<Session>>;
+    /// Deletes families (and their tokens) that ended more than `keep_ms` ago. Returns the
+    /// number of families removed.
+    async fn prune(&self, now: Millis, policy: &Policy, keep_ms: i64) -> Result<usize>;
+}
+
+/// The database could not be reached (connection refused or lost, pool exhausted, server
+/// shutting down). The request may be retried; nothing was decided. The HTTP layer answers
+/// 503 `temporarily_unavailable`.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// True if `err` (or anything in its chain) is [`Unavailable`].
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<Unavailable>())
+}
+
+/// True for `postgres://` and `postgresql://` database URLs.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// Opens the store `db` names: a PostgreSQL URL, or else a SQLite file (`":memory:"` for a
+/// private in-memory database). Applies pending migrations.
+pub async fn open(db: &str) -> Result<Arc<dyn Store>> {
+    Ok(if is_postgres_url(db) {
+        Arc::new(PgStore::connect(db).await?)
+    } else {
+        Arc::new(SqliteStore::open(db).await?)
+    })
+}
+
+/// `db` with any password in a PostgreSQL URL replaced by `***` (for logs).
+pub fn redact_db(db: &str) -> String {
+    if !is_postgres_url(db) {
+        return db.to_owned();
+    }
+    let (scheme, rest) = db.split_once("://").unwrap_or(("", db));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let redacted_tail = redact_query_password(tail);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let pw = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{pw}@{host}{redacted_tail}")
+        }
+        None => format!("{scheme}://{authority}{redacted_tail}"),
+    }
+}
+
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", params.join("&"))
+}
+
+/// A refresh token row: its family and when it was spent.
+pub(crate) struct TokenRow {
+    pub family_id: String,
+    pub used_at: Option<Millis>,
+}
+
+/// A family row.
+pub(crate) struct FamilyRow {
+    pub user_id: i64,
+    pub created_at: Millis,
+    pub last_rotated_at: Millis,
+    pub revoked: bool,
+}
+
+impl FamilyRow {
+    /// `Some(outcome)` if the family can no longer be used (revoked or expired).
+    pub fn dead(&self, now: Millis, policy: &Policy) -> Option<RotateOutcome> {
+        if self.revoked {
+            return Some(RotateOutcome::Revoked);
+        }
+        let expired = now >= self.created_at.saturating_add(policy.session_ttl_ms)
+            || now >= self.last_rotated_at.saturating_add(policy.idle_ttl_ms);
+        expired.then_some(RotateOutcome::Expired)
+    }
+}
+
+/// The grace rule: a token spent at `used_at` may be answered again with its successor if
+/// that is recent enough and the stored child (`child`: hash, used_at) is exactly `successor`
+/// and still unused.
+pub(crate) fn grace_applies(
+    used_at: Millis,
+    child: Option<(&[u8], Option<Millis>)>,
+    successor: &TokenHash,
+    now: Millis,
+    policy: &Policy,
+) -> bool {
+    // `now` is taken before the transaction waits for its lock, and instances' clocks differ
+    // a little: a `used_at` slightly after `now` means "just now", not "outside the window".
+    let elapsed = now.saturating_sub(used_at).max(0);
+    let within_window = policy.reuse_grace_ms > 0 && elapsed <= policy.reuse_grace_ms;
+    let child_unused = matches!(child, Some((hash, None)) if hash == &successor[..]);
+    within_window && child_unused
+}
+
+/// What `check` reports for a live family: `Valid` for an unspent token, `Reused` (without
+/// acting) for a spent one.
+pub(crate) fn check_outcome(token: TokenRow, family: &FamilyRow) -> RotateOutcome {
+    if token.used_at.is_some() {
+        return RotateOutcome::Reused {
+            family_id: token.family_id,
+            newly_revoked: false,
+        };
+    }
+    RotateOutcome::Valid {
+        user_id: family.user_id,
+        family_id: token.family_id,
+    }
+}
+
+/// The `WHERE` condition (on `families`) of a family that ended before `$1` (cutoff), with
+/// `$2` = session TTL and `$3` = idle TTL in milliseconds. Placeholders are rewritten per
+/// backend.
+pub(crate) const DEAD_FAMILY: &str = "(revoked_at IS NOT NULL AND revoked_at < $1)
+     OR created_at + $2 < $1
+     OR last_rotated_at + $3 < $1";
+
+#[cfg(test)]
+mod tests {
+    use super::redact_db;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_db("postgres://u:s3cret@h:5432/db?sslmode=disable"),
+            "postgres://u:***@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(redact_db("postgresql://u@h/db"), "postgresql://u@h/db");
+        assert_eq!(
+            redact_db("postgres://h/db?user=u&password=s3cret"),
+            "postgres://h/db?user=u&password=***"
+        );
+        assert_eq!(redact_db("target/demo.db"), "target/demo.db");
+        assert!(!redact_db("postgres://a:p@ss@h/db").contains("ss@h/db?"));
+        assert!(!redact_db("postgres://a:p@ss@h/db").contains("p@"));
+    }
+}
