@@ -1,0 +1,115 @@
+//! `/api/*` (bearer-authenticated), JWKS and metrics.
+
+use super::*;
+
+// /api/*
+
+/// A request carrying a valid access token of a live session.
+pub struct Authenticated {
+    pub claims: Claims,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        if st.0.faults.as_ref().is_some_and(Faults::api_always_401) {
+            // Counted like any 401 the API sends: the loop-guard tests count them.
+            return Err(ApiError::invalid_token("injected fault: api_always_401"));
+        }
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::missing_token());
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::invalid_token("malformed authorization header"))?;
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::missing_token());
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(ApiError::invalid_token("access token malformed"));
+        }
+        let claims =
+            st.0.keys
+                .verify_access(token)
+                .map_err(|e| ApiError::invalid_token(e.description()))?;
+        let session =
+            st.0.store
+                .session(&claims.sid)
+                .await
+                .map_err(ApiError::store)?
+                .ok_or_else(|| ApiError::invalid_token("session unknown"))?;
+        if session.revoked {
+            return Err(ApiError::invalid_token("session revoked"));
+        }
+        if session.user_id.to_string() != claims.sub {
+            return Err(ApiError::invalid_token("access token subject mismatch"));
+        }
+        Ok(Authenticated { claims, session })
+    }
+}
+
+pub(super) async fn count_api(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.extensions().get::<crate::error::Faulted>().is_none() {
+        st.0.metrics.api_request(resp.status().as_u16());
+    }
+    resp
+}
+
+pub(super) async fn me(auth: Authenticated) -> Response {
+    no_store(
+        Json(serde_json::json!({
+            "sub": auth.claims.sub,
+            "username": auth.session.username,
+            "sid": auth.session.family_id,
+        }))
+        .into_response(),
+    )
+}
+
+pub(super) async fn echo(
+    auth: Result<Authenticated, ApiError>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, API_BODY_LIMIT).await;
+    // Authentication failures win over body errors; the body is read (drained) either way so
+    // the client sees the 401 instead of a connection reset.
+    auth?;
+    let bytes = bytes?;
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    Ok(no_store(
+        Json(serde_json::json!({
+            "method": method.as_str(),
+            "content_type": content_type,
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        }))
+        .into_response(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// misc
+
+pub(super) async fn jwks(State(st): State<AppState>) -> Response {
+    let mut resp = Json(st.0.keys.jwks()).into_response();
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    resp
+}
+
+pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+    let mut resp = st.0.metrics.render().into_response();
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    no_store(resp)
+}

@@ -1,0 +1,296 @@
+//! `/auth/*`: login, refresh (rotation, grace, reuse, faults), logout.
+
+use super::*;
+
+// /auth/*
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+pub(super) async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let req: LoginRequest = parse_body(&headers, &bytes)?;
+    let (Some(username), Some(password)) = (req.username, req.password) else {
+        return Err(ApiError::invalid_request(
+            "username and password are required",
+        ));
+    };
+    if username.len() > 256 || password.len() > 4096 {
+        return Err(ApiError::invalid_request("username or password too long"));
+    }
+    let user =
+        st.0.store
+            .user_by_name(&username)
+            .await
+            .map_err(ApiError::store)?;
+    let st2 = st.clone();
+    let user = blocking(move || {
+        let ok = match &user {
+            Some(u) => verify_password(&password, &u.password_hash),
+            None => {
+                verify_password(&password, &st2.0.dummy_hash);
+                false
+            }
+        };
+        Ok(user.filter(|_| ok))
+    })
+    .await?;
+    let Some(user) = user else {
+        inc(&st.0.metrics.logins_invalid_credentials);
+        tracing::info!("login failed: invalid credentials");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "invalid username or password",
+        ));
+    };
+    let family_id = random_id();
+    let refresh = RefreshToken::generate();
+    st.0.store
+        .create_family(user.id, &family_id, &refresh.hash(), now_ms())
+        .await
+        .map_err(ApiError::store)?;
+    let access = st.issue_access(user.id, &family_id)?;
+    inc(&st.0.metrics.logins_success);
+    tracing::info!(user_id = user.id, sid = %family_id, "login");
+    Ok(st.token_response(access, Some(refresh)))
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// Closes the calling connection without a response. Never returns when running under
+/// [`crate::serve`].
+async fn drop_connection(kill: Option<Extension<ConnKill>>) -> Response {
+    match kill {
+        Some(Extension(ConnKill(notify))) => {
+            notify.notify_one();
+            std::future::pending::<Response>().await
+        }
+        // Not behind our connection loop (e.g. a unit test calling the router directly):
+        // a body that fails makes hyper abort the connection.
+        None => Response::new(Body::from_stream(futures_util::stream::once(async {
+            Err::<Bytes, _>(std::io::Error::other("connection dropped (test fault)"))
+        }))),
+    }
+}
+
+fn fault_body(status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.extensions_mut().insert(crate::error::Faulted);
+    no_store(resp)
+}
+
+pub(super) async fn refresh(
+    State(st): State<AppState>,
+    kill: Option<Extension<ConnKill>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let fault = st.0.faults.as_ref().and_then(Faults::pop_refresh);
+    if let Some(f) = &fault {
+        tracing::info!(fault = ?f, "applying injected refresh fault");
+    }
+    match fault {
+        Some(Fault::Status { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let code = match status.as_u16() {
+                400..=499 if status != StatusCode::TOO_MANY_REQUESTS => "invalid_request",
+                500 => "server_error",
+                _ => "temporarily_unavailable",
+            };
+            return ApiError::new(
+                status,
+                code,
+                format!("injected fault: status {}", status.as_u16()),
+            )
+            .faulted()
+            .into_response();
+        }
+        Some(Fault::Drop) => return drop_connection(kill).await,
+        Some(Fault::Hang { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return drop_connection(kill).await;
+        }
+        Some(Fault::MalformedJson) => {
+            return fault_body(
+                StatusCode::OK,
+                "application/json",
+                Body::from(r#"{"access_token": "x", "#),
+            )
+        }
+        Some(Fault::NonJson) => {
+            return fault_body(StatusCode::OK, "text/html", Body::from("<html>ok</html>"))
+        }
+        Some(Fault::NoAccessToken) => {
+            let body =
+                serde_json::json!({"token_type": "Bearer", "expires_in": st.0.access_ttl_secs});
+            return fault_body(
+                StatusCode::OK,
+                "application/json",
+                Body::from(body.to_string()),
+            );
+        }
+        Some(Fault::HugeBody) => {
+            let mut s = String::with_capacity(10 * 1024 * 1024 + 64);
+            s.push_str(r#"{"access_token":""#);
+            s.extend(std::iter::repeat_n('a', 10 * 1024 * 1024));
+            s.push_str(r#"","token_type":"Bearer","expires_in":60}"#);
+            return fault_body(StatusCode::OK, "application/json", Body::from(s));
+        }
+        Some(Fault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Some(Fault::NoRefreshToken | Fault::LostResponse) | None => {}
+    }
+    let no_rotate = matches!(fault, Some(Fault::NoRefreshToken));
+    let resp = match do_refresh(&st, &headers, body, no_rotate).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if matches!(fault, Some(Fault::LostResponse)) {
+        return drop_connection(kill).await;
+    }
+    resp
+}
+
+async fn do_refresh(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    no_rotate: bool,
+) -> Result<Response, ApiError> {
+    // A non-rotating (faulted) refresh is not counted at all.
+    let metrics = (!no_rotate).then_some(&st.0.metrics);
+    let count_invalid = |e: ApiError| {
+        if let Some(m) = metrics {
+            inc(&m.refresh_invalid);
+        }
+        e
+    };
+    let bytes = read_body(headers, body, AUTH_BODY_LIMIT)
+        .await
+        .map_err(count_invalid)?;
+    let req: RefreshRequest = parse_body(headers, &bytes).map_err(count_invalid)?;
+    if let Some(gt) = &req.grant_type {
+        if gt != "refresh_token" {
+            return Err(count_invalid(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only grant_type=refresh_token is supported",
+            )));
+        }
+    }
+    let Some(token) = req.refresh_token.filter(|t| !t.is_empty()) else {
+        return Err(count_invalid(ApiError::invalid_request(
+            "refresh_token is required",
+        )));
+    };
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(count_invalid(ApiError::invalid_grant(
+            "refresh token unknown",
+        )));
+    }
+    let presented = RefreshToken::from_presented(token);
+    let successor = st.0.keys.successor(&presented);
+    let (p_hash, s_hash) = (presented.hash(), successor.hash());
+    let (store, policy) = (&st.0.store, &st.0.policy);
+    let outcome = if no_rotate {
+        store.check(&p_hash, now_ms(), policy).await
+    } else {
+        store.rotate(&p_hash, &s_hash, now_ms(), policy).await
+    }
+    .map_err(ApiError::store)?;
+    let m = &st.0.metrics;
+    let count = |c: &std::sync::atomic::AtomicU64| {
+        if !no_rotate {
+            inc(c)
+        }
+    };
+    match outcome {
+        RotateOutcome::Rotated { user_id, family_id } => {
+            let access = st.issue_access(user_id, &family_id)?;
+            count(&m.refresh_rotated);
+            tracing::debug!(sid = %family_id, "refresh token rotated");
+            Ok(st.token_response(access, Some(successor)))
+        }
+        RotateOutcome::Grace { user_id, family_id } => {
+            let access = st.issue_access(user_id, &family_id)?;
+            count(&m.refresh_grace);
+            tracing::info!(sid = %family_id, "spent refresh token re-presented within the grace window; same successor returned");
+            Ok(st.token_response(access, Some(successor)))
+        }
+        RotateOutcome::Valid { user_id, family_id } => {
+            let access = st.issue_access(user_id, &family_id)?;
+            Ok(st.token_response(access, None))
+        }
+        RotateOutcome::Unknown => {
+            count(&m.refresh_invalid);
+            Err(ApiError::invalid_grant("refresh token unknown"))
+        }
+        RotateOutcome::Revoked => {
+            count(&m.refresh_invalid);
+            Err(ApiError::invalid_grant("session revoked"))
+        }
+        RotateOutcome::Expired => {
+            count(&m.refresh_expired);
+            Err(ApiError::invalid_grant("refresh token expired"))
+        }
+        RotateOutcome::Reused {
+            family_id,
+            newly_revoked,
+        } => {
+            if no_rotate {
+                return Err(ApiError::invalid_grant("refresh token already used"));
+            }
+            count(&m.refresh_reused);
+            if newly_revoked {
+                count(&m.families_revoked);
+            }
+            tracing::warn!(sid = %family_id, "refresh token reuse detected; session family revoked");
+            Err(ApiError::invalid_grant(
+                "refresh token reuse detected; session revoked",
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutRequest {
+    refresh_token: Option<String>,
+}
+
+pub(super) async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let req: LogoutRequest = parse_body(&headers, &bytes)?;
+    let Some(token) = req.refresh_token else {
+        return Err(ApiError::invalid_request("refresh_token is required"));
+    };
+    if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
+        let hash = RefreshToken::from_presented(token).hash();
+        let revoked =
+            st.0.store
+                .revoke_family_of(&hash, now_ms(), "logout")
+                .await
+                .map_err(ApiError::store)?;
+        if revoked {
+            inc(&st.0.metrics.families_revoked);
+            tracing::info!("logout: session family revoked");
+        }
+    }
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
