@@ -61,14 +61,6 @@ export const refreshDetail = (expiresAt, source) => ({ expiresAt, source });
 /** The detail of a `signout` event (`error` only when the server named one). */
 export const signoutDetail = (reason, error) => (error === undefined ? { reason } : { reason, error });
 
-/** `p`, unless `signal` aborts first: then rejects. `p` must not reject.
- * @param {Promise<unknown>} p @param {AbortSignal | undefined} signal */
-export function unlessAborted(p, signal) {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject();
-  return Promise.race([p, new Promise((_, reject) => signal.addEventListener("abort", reject, { once: true }))]);
-}
-
 /**
  * POSTs `body` as `type` (JSON accepted, never cached), aborted after `ms`. Resolves
  * `[status, content-length header or null, response]`; rejects on a network error or timeout.
@@ -249,16 +241,20 @@ export function authorize(request, access, strict) {
 
 /**
  * An `AuthError`: an `Error` with `code`, whose prototype is `proto` (the exported class's),
- * wired on first use to inherit from `Error.prototype` and named "AuthError".
- * @param {object} proto @param {string} message @param {string} code @returns {Error}
+ * wired on first use to inherit from `Error.prototype` and named "AuthError"; without
+ * `proto` (a build without the JS façade) a plain `Error` named "AuthError".
+ * @param {object | undefined} proto @param {string} message @param {string} code @returns {Error}
  */
 export function authError(proto, message, code) {
-  if (Object.getPrototypeOf(proto) !== Error.prototype) {
-    Object.setPrototypeOf(proto, Error.prototype);
-    proto.name = "AuthError";
-  }
   const e = new Error(message);
-  Object.setPrototypeOf(e, proto);
+  if (!proto) e.name = "AuthError";
+  else {
+    if (Object.getPrototypeOf(proto) !== Error.prototype) {
+      Object.setPrototypeOf(proto, Error.prototype);
+      proto.name = "AuthError";
+    }
+    Object.setPrototypeOf(e, proto);
+  }
   e.code = code;
   return e;
 }
@@ -269,14 +265,4 @@ export function formBody(rt, clientId) {
   const p = new URLSearchParams({ grant_type: "refresh_token", refresh_token: rt });
   if (clientId !== undefined) p.append("client_id", clientId);
   return String(p);
-}
-
-/** `sent`'s response handed to `f` (Rust: a 401 is its to handle), its rejection passed on.
- * `f` is called exactly once either way (`undefined` on rejection), so Rust can free it.
- * @param {Promise<Response>} sent @param {(r?: Response) => unknown} f */
-export function settle(sent, f) {
-  return sent.then(f, (e) => {
-    f();
-    throw e;
-  });
 }

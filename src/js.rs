@@ -2,10 +2,8 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
-use crate::web::{glue, promise, Started};
-use crate::web::{
-    AuthClient, AuthEvent, FetchError, Options, Redirects, RefreshFormat, StorageKind,
-};
+use crate::web::glue;
+use crate::web::{AuthClient, AuthEvent, Options, Redirects, RefreshFormat, StorageKind};
 use alloc::string::String;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -108,20 +106,18 @@ struct Proto(core::cell::OnceCell<JsValue>);
 unsafe impl Sync for Proto {}
 static AUTH_ERROR_PROTO: Proto = Proto(core::cell::OnceCell::new());
 
-fn js_error(e: &AuthError) -> JsValue {
-    let proto = AUTH_ERROR_PROTO.0.get_or_init(|| {
-        let instance: JsValue = AuthErrorClass { _private: 0 }.into();
-        Object::get_prototype_of(&instance).into()
-    });
-    glue::auth_error(proto, e.message(), e.code().as_str())
+/// `AuthError.prototype`, for `glue::js_error`.
+pub(crate) fn auth_error_proto() -> JsValue {
+    AUTH_ERROR_PROTO
+        .0
+        .get_or_init(|| {
+            let instance: JsValue = AuthErrorClass { _private: 0 }.into();
+            Object::get_prototype_of(&instance).into()
+        })
+        .clone()
 }
 
-fn fetch_error(e: FetchError) -> JsValue {
-    match e {
-        FetchError::Auth(a) => js_error(&a),
-        FetchError::Js(v) => v,
-    }
-}
+use glue::js_error;
 
 fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
     let read = glue::read_options(o);
@@ -221,13 +217,7 @@ impl JsAuthClient {
         url: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] credentials: JsValue,
     ) -> Promise {
-        let c = self.client.clone();
-        promise(async move {
-            c.login(&url, &credentials)
-                .await
-                .map_err(|e| js_error(&e))?;
-            Ok(JsValue::UNDEFINED)
-        })
+        self.client.driver().login(&url, &credentials)
     }
 
     /// Exactly `window.fetch`'s signature and result, with authentication.
@@ -237,57 +227,19 @@ impl JsAuthClient {
         #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: JsValue,
     ) -> Promise {
-        let c = self.client.clone();
-        match c.start(&input, &init) {
-            Err(e) => Promise::reject(&fetch_error(e)),
-            Ok(Started::Sent(sent, None)) => sent,
-            Ok(started @ Started::RefreshFirst(..)) => promise(async move {
-                c.finish(started)
-                    .await
-                    .map(JsValue::from)
-                    .map_err(fetch_error)
-            }),
-            Ok(Started::Sent(sent, Some(armed))) => {
-                // Called exactly once (with `undefined` when `fetch` rejected), so it is freed.
-                let on_response = Closure::once_into_js(move |v: JsValue| -> JsValue {
-                    if v.is_undefined() {
-                        return v;
-                    }
-                    let response: web_sys::Response = v.unchecked_into();
-                    if response.status() != 401 {
-                        return response.into();
-                    }
-                    promise(async move {
-                        c.after_401(response, armed)
-                            .await
-                            .map(JsValue::from)
-                            .map_err(fetch_error)
-                    })
-                    .into()
-                });
-                glue::settle(&sent, &on_response)
-            }
-        }
+        self.client.driver().fetch(&input, &init)
     }
 
     /// One serialized refresh, on demand.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn refresh(&self) -> Promise {
-        let c = self.client.clone();
-        promise(async move {
-            c.refresh().await.map_err(|e| js_error(&e))?;
-            Ok(JsValue::UNDEFINED)
-        })
+        self.client.driver().refresh()
     }
 
     /// Signs out everywhere (this tab, other tabs, the server if `logoutUrl` is set).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn logout(&self) -> Promise {
-        let c = self.client.clone();
-        promise(async move {
-            c.logout().await;
-            Ok(JsValue::UNDEFINED)
-        })
+        self.client.driver().logout()
     }
 
     /// True while tokens are held.

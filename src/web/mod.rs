@@ -1,20 +1,16 @@
-//! The browser layer (`wasm32` only): fetch, storage, cross-tab locks and events, carrying
-//! out what the pure modules decide.
+//! The browser layer (`wasm32` only). The Rust core (`core.rs`, on the session in
+//! `session.rs`) decides; the driver (`js/driver.js`) carries out the effects: fetch, the
+//! hand-over store, the cross-tab lock, events.
 
 mod client;
+mod config;
+mod core;
 pub(crate) mod glue;
-mod idb;
-mod lock;
-mod refresh;
-mod request;
+mod session;
 mod store;
 mod types;
 
 pub use client::AuthClient;
-#[cfg(feature = "js")]
-pub(crate) use glue::promise;
-#[cfg(feature = "js")]
-pub(crate) use request::Started;
 pub use types::{
     AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat, SignoutReason, Source,
     StorageKind,

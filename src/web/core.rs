@@ -1,0 +1,387 @@
+//! `Core`: every decision of the browser layer, as synchronous calls the driver
+//! (`js/driver.js`) makes between the effects it carries out (fetch, IndexedDB, the lock).
+//! The driver sequences; what each answer means, what to store and what to tell the app are
+//! decided here, on the pure modules.
+
+use super::glue::{self, now};
+use super::session::{other_tab_event, parse_record, stored_json, Outcome, State};
+use super::types::*;
+use crate::error::{push_decimal, AuthError, ErrorCode};
+use crate::policy::{self, On401, RefreshOutcome, Seen401};
+use crate::token;
+use alloc::rc::Rc;
+use alloc::{borrow::ToOwned, string::String};
+use wasm_bindgen::prelude::*;
+
+/// The driver's handle on the session (not part of the public API).
+#[wasm_bindgen(skip_typescript)]
+pub struct Core(pub(super) Rc<State>);
+
+/// The errors the driver itself meets (`Core::fail`), in `js/driver.js`'s numbering.
+fn driver_error(kind: u8) -> AuthError {
+    match kind {
+        0 => refresh_failed("timed out waiting for another tab's refresh"),
+        1 => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
+        2 => AuthError::new(
+            ErrorCode::BodyNotReplayable,
+            "the request needs a replay after a refresh, but its body is a stream",
+        ),
+        _ => not_authenticated(),
+    }
+}
+
+fn refresh_failed(msg: &str) -> AuthError {
+    AuthError::new(ErrorCode::RefreshFailed, msg)
+}
+
+fn not_authenticated() -> AuthError {
+    AuthError::new(ErrorCode::NotAuthenticated, "not signed in")
+}
+
+type Js<T> = Result<T, JsValue>;
+
+fn js<T>(r: Result<T, AuthError>) -> Js<T> {
+    r.map_err(|e| glue::js_error(&e))
+}
+
+/// A request body sent to `refreshUrl` or `logoutUrl`: `{"refresh_token": RT}`.
+fn json_body(rt: &str) -> String {
+    let mut b = String::from("{\"refresh_token\":\"");
+    b.push_str(rt);
+    b.push_str("\"}");
+    b
+}
+
+/// `[content type, body]` for the driver's POST.
+fn post(content_type: &str, body: &str) -> JsValue {
+    js_sys::Array::of2(&content_type.into(), &body.into()).into()
+}
+
+impl Core {
+    fn state(&self) -> &State {
+        &self.0
+    }
+}
+
+#[wasm_bindgen(js_class = Core)]
+impl Core {
+    // The request path.
+
+    /// Is a request to `url` ours to authenticate: an allowed origin, and no
+    /// `Authorization` of its own?
+    pub fn ours(&self, url: &str, has_authorization: bool) -> bool {
+        !has_authorization
+            && policy::origin_of_href(url).is_some_and(|o| self.state().cfg.allow.allows(o))
+    }
+
+    /// Must the access token be refreshed before sending?
+    pub fn due(&self) -> bool {
+        self.state().due()
+    }
+
+    /// The access token to send, `undefined` when signed out.
+    pub fn access(&self) -> Option<String> {
+        self.state().access()
+    }
+
+    /// Must a request of this `redirect` mode be made `redirect: "error"` before it
+    /// carries the token (option `redirect: "error"`; a call's own mode is kept)?
+    pub fn strict(&self, mode: &str) -> bool {
+        self.state().cfg.redirects == Redirects::Error && mode == "follow"
+    }
+
+    /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
+    /// token, 2 refresh (once per browser) then replay.
+    #[wasm_bindgen(js_name = on401)]
+    pub fn on_401(
+        &self,
+        carried: &str,
+        sent_url: &str,
+        answered_url: &str,
+        redirected: bool,
+        refresh_in_flight: bool,
+    ) -> u8 {
+        let st = self.state();
+        let session = st.session.borrow();
+        let seen = Seen401 {
+            was_replay: false,
+            carried_token: policy::token_reached(sent_url, answered_url, redirected),
+            carried_is_current: session.as_ref().map(|s| s.access_token.as_str()) == Some(carried),
+            have_access: session.is_some(),
+            have_refresh: true,
+            refresh_in_flight,
+            now: now(),
+            refreshed_at: session.as_ref().and_then(|s| s.refreshed_at),
+            min_interval_ms: st.cfg.min_interval_ms,
+        };
+        match policy::on_401(seen) {
+            On401::Return => 0,
+            On401::ReplayWithCurrent => 1,
+            On401::RefreshThenReplay => 2,
+        }
+    }
+
+    /// After the refresh before sending failed with `code`: send with the old token anyway?
+    /// Only after a transient failure, while the token (refreshed early) has not expired.
+    pub fn tolerate(&self, code: Option<String>) -> bool {
+        let session = self.state().session.borrow();
+        code.as_deref() == Some(ErrorCode::RefreshFailed.as_str())
+            && session
+                .as_ref()
+                .is_some_and(|s| s.expires_at.map_or(true, |at| now() < at))
+    }
+
+    /// An error of the driver's own (see `driver_error`).
+    pub fn fail(&self, kind: u8) -> JsValue {
+        glue::js_error(&driver_error(kind))
+    }
+
+    // The refresh (`js/driver.js`'s `refresh`, `locked`, `underLock`).
+
+    /// The fast path before queueing for the lock: another tab's rotation that has already
+    /// committed to the hand-over store (`shared`), newer than ours and not due, and not the
+    /// token this refresh was meant to replace, is adopted (true: nothing left to do). Under
+    /// load, eight tabs queueing for the lock one after another could otherwise take longer
+    /// than the new token's refresh window.
+    pub fn fast(&self, shared: &JsValue, failed: Option<String>) -> bool {
+        let st = self.state();
+        let Some(s) = parse_record(shared) else {
+            return false;
+        };
+        let newer = {
+            let mine = st.session.borrow();
+            mine.is_some() && s.expires_at > mine.as_ref().and_then(|m| m.expires_at)
+        };
+        let due = s.refresh_at.is_some_and(|at| now() >= at);
+        if newer && !due && failed.as_deref() != Some(&s.access_token) {
+            st.adopt(Some(s));
+            return true;
+        }
+        false
+    }
+
+    /// The session's generation (see `sync`).
+    pub fn generation(&self) -> u32 {
+        self.state().generation.get()
+    }
+
+    /// Under the lock: takes over what the last lock holder left in the hand-over store
+    /// (`shared`: a record, `null` signed out, `undefined` nothing read). Fails when this tab
+    /// signed in or out since `generation`.
+    pub fn sync(&self, shared: &JsValue, generation: u32) -> Js<()> {
+        let st = self.state();
+        if shared.is_undefined() {
+            return Ok(());
+        }
+        if st.generation.get() != generation {
+            return js(Err(not_authenticated()));
+        }
+        let shared = parse_record(shared);
+        if shared != *st.session.borrow() {
+            *st.pending.borrow_mut() = Some(other_tab_event(&shared));
+            st.set_session(shared);
+        }
+        Ok(())
+    }
+
+    /// The refresh request to send (`[content type, body]`), or `null` when there is
+    /// nothing to do: another tab rotated already (learnt from the hand-over store or its
+    /// `storage` event), the token this refresh was meant to replace (`failed`) is gone and
+    /// the current one is not due.
+    pub fn request(&self, failed: Option<String>) -> Js<JsValue> {
+        let st = self.state();
+        let Some(cur) = st.session.borrow().clone() else {
+            return js(Err(not_authenticated()));
+        };
+        let due = cur.refresh_at.is_some_and(|at| now() >= at);
+        if failed.as_deref() != Some(&cur.access_token) && !due {
+            return Ok(JsValue::NULL);
+        }
+        let request = match st.cfg.format {
+            RefreshFormat::Json => post("application/json", &json_body(&cur.refresh_token)),
+            RefreshFormat::OAuth2 => {
+                let client_id = st.cfg.client_id.as_deref();
+                let client_id = client_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
+                let body = glue::form_body(&cur.refresh_token, &client_id);
+                post("application/x-www-form-urlencoded", &body)
+            }
+        };
+        *st.refreshing.borrow_mut() = Some((st.generation.get(), cur));
+        Ok(request)
+    }
+
+    /// Should a response declaring this `Content-Length` be left unread (over the limit)?
+    #[wasm_bindgen(js_name = tooBig)]
+    pub fn too_big(&self, content_length: Option<String>) -> bool {
+        content_length.is_some_and(|l| token::declares_more_than(&l, token::MAX_RESPONSE_BYTES))
+    }
+
+    /// The refresh endpoint's answer (`status` 0: a network error or timeout; `text`
+    /// `undefined`: unreadable or over the limit). Returns what to write to the hand-over
+    /// store (the new record, or `null` after a rejection), then `commit` finishes; fails for
+    /// a transient failure (the refresh token is kept) or when the session changed meanwhile.
+    pub fn answer(&self, status: u16, text: Option<String>) -> Js<JsValue> {
+        let st = self.state();
+        let Some((generation, cur)) = st.refreshing.borrow_mut().take() else {
+            return js(Err(not_authenticated()));
+        };
+        if st.generation.get() != generation {
+            // Signed out or signed in anew meanwhile: this result belongs to nobody.
+            return js(Err(not_authenticated()));
+        }
+        let text = text.filter(|t| t.len() <= token::MAX_RESPONSE_BYTES);
+        if status == 0 {
+            return js(Err(refresh_failed(
+                "refresh request failed (network error or timeout)",
+            )));
+        }
+        match policy::classify_refresh(status) {
+            RefreshOutcome::Success => {
+                let parsed = text
+                    .as_deref()
+                    .ok_or(token::TokenError::TooLarge)
+                    .and_then(token::parse::<JsValue>);
+                let tokens = match parsed {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let mut m = String::from("refresh response unusable: ");
+                        m.push_str(e.message());
+                        return js(Err(refresh_failed(&m)));
+                    }
+                };
+                let stored = st.stored_from(tokens, Some(cur.refresh_token));
+                let json = stored_json(&stored);
+                *st.outcome.borrow_mut() = Some(Outcome::Rotated(stored));
+                Ok(json.into())
+            }
+            RefreshOutcome::Rejected => {
+                let error = text
+                    .as_deref()
+                    .and_then(<JsValue as crate::json::JsonValue>::parse)
+                    .and_then(|j| crate::json::JsonValue::str_field(&j, "error"));
+                let error = policy::rejection_code(error.as_deref()).map(str::to_owned);
+                st.set_session(None);
+                let mut m = String::from("the refresh token was rejected");
+                if let Some(code) = &error {
+                    m.push_str(" (");
+                    m.push_str(code);
+                    m.push(')');
+                }
+                *st.pending.borrow_mut() = Some(AuthEvent::Signout {
+                    reason: SignoutReason::Rejected,
+                    error,
+                });
+                let e = AuthError::new(ErrorCode::RefreshRejected, m);
+                *st.outcome.borrow_mut() = Some(Outcome::Rejected(e));
+                Ok(JsValue::NULL)
+            }
+            RefreshOutcome::Transient => {
+                let mut m = String::from("refresh endpoint answered HTTP ");
+                push_decimal(&mut m, status.into());
+                js(Err(refresh_failed(&m)))
+            }
+        }
+    }
+
+    /// Once the hand-over store has the answer: the persistent store (its `storage` event
+    /// wakes the other tabs), then this tab's session. Fails after a rejection.
+    pub fn commit(&self) -> Js<()> {
+        let st = self.state();
+        match st.outcome.borrow_mut().take() {
+            Some(Outcome::Rotated(stored)) => {
+                st.store.write(Some(&stored_json(&stored)));
+                *st.pending.borrow_mut() = Some(AuthEvent::Refresh {
+                    expires_at: stored.expires_at,
+                    source: Source::ThisTab,
+                });
+                *st.session.borrow_mut() = Some(stored);
+                Ok(())
+            }
+            Some(Outcome::Rejected(e)) => {
+                st.store.write(None);
+                js(Err(e))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Emits the event the refresh (or sign-out) left, once the lock is released.
+    pub fn flush(&self) {
+        let event = self.state().pending.borrow_mut().take();
+        if let Some(e) = event {
+            self.state().emit(&e);
+        }
+    }
+
+    /// Another tab wrote (`string`) or cleared (`null`) the session in the shared storage.
+    pub fn adopt(&self, value: &JsValue) {
+        self.state().adopt(parse_record(value));
+    }
+
+    // Sign-in and sign-out.
+
+    /// `login(url, credentials)`: `[url, body]` to POST, or `invalid_config`.
+    pub fn login(&self, url: &str, credentials: &JsValue) -> Js<JsValue> {
+        let url = js(super::config::resolve_http(url, "url"))?;
+        let body = js_sys::JSON::stringify(credentials)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| {
+                glue::js_error(&AuthError::invalid_option(
+                    "credentials",
+                    "must be JSON-serialisable",
+                ))
+            })?;
+        Ok(post(&url, &body))
+    }
+
+    /// The login endpoint's answer (`status` 0: network error or timeout): the session it
+    /// starts (returns the record for the hand-over store), or `login_failed`.
+    #[wasm_bindgen(js_name = loggedIn)]
+    pub fn logged_in(&self, status: u16, text: Option<String>) -> Js<String> {
+        let failed = |m: &str| glue::js_error(&AuthError::new(ErrorCode::LoginFailed, m));
+        if status == 0 {
+            return Err(failed("login request failed (network error or timeout)"));
+        }
+        if !(200..300).contains(&status) {
+            let mut m = String::from("login was refused (HTTP ");
+            push_decimal(&mut m, status.into());
+            m.push(')');
+            return Err(failed(&m));
+        }
+        let tokens = text
+            .filter(|t| t.len() <= token::MAX_RESPONSE_BYTES)
+            .as_deref()
+            .ok_or(token::TokenError::TooLarge)
+            .and_then(token::parse::<JsValue>)
+            .map_err(|e| failed(e.message()))?;
+        self.state()
+            .sign_in(tokens)
+            .map_err(|_| failed("login response has no refresh_token"))
+    }
+
+    /// `logout()` begins: the session is cleared here and in the persistent store; returns
+    /// the body of the logout request (`undefined`: nothing to spend). The `signout` event
+    /// waits for `flush`.
+    #[wasm_bindgen(js_name = signOut)]
+    pub fn sign_out(&self) -> Option<String> {
+        let st = self.state();
+        let mine = st.session.borrow_mut().take();
+        st.bump();
+        st.store.write(None);
+        *st.pending.borrow_mut() = Some(AuthEvent::Signout {
+            reason: SignoutReason::Logout,
+            error: None,
+        });
+        mine.map(|s| json_body(&s.refresh_token))
+    }
+
+    /// Under the lock at `logout()`: clears the persistent store again (a refresh in flight
+    /// in another tab may have written it) and returns the logout body for the refresh token
+    /// the hand-over store held (`shared`), which is the latest.
+    #[wasm_bindgen(js_name = handOver)]
+    pub fn hand_over(&self, shared: &JsValue) -> Option<String> {
+        self.state().store.write(None);
+        parse_record(shared).map(|s| json_body(&s.refresh_token))
+    }
+}
