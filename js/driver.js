@@ -62,8 +62,8 @@ export class Driver {
     const c = this.c;
     try {
       const b = bodyOf(init), req = new Request(input, init);
-      if (!c.ours(req.url, req.headers.has("authorization"))) return g.fetch(req);
-      return c.due() ? this.first(req, input, init, b) : this.send(req, input, init, b);
+      const how = c.start(req.url, req.headers.has("authorization"));
+      return !how ? g.fetch(req) : how == 2 ? this.first(req, input, init, b) : this.send(req, input, init, b);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -177,3 +177,7 @@ export class Driver {
     c.flush();
   }
 }
+
+// The glue imports plumbing.js's exports too: the package ships this module bundled with
+// plumbing.js as one file (scripts/package.mjs), which then serves both.
+export * from "./plumbing.js";

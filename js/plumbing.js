@@ -55,6 +55,27 @@ export function readOptions(o) {
 /** The persisted session record (Rust's `token::parse_stored` reads it back). */
 export const storedJson = (v, rt, at, exp, rat, rfa) => JSON.stringify({ v, rt, at, exp, rat, rfa });
 
+/**
+ * The listeners of one client. `on(type, f)` (`""`: every type, with the type as `f`'s second
+ * argument) returns the function that removes `f`; `emit` calls each listener of the type,
+ * and one that throws breaks neither the others nor the refresh.
+ */
+export class Events {
+  constructor() {
+    this.l = new Set();
+  }
+  /** @param {string} type @param {(detail: object, type: string) => void} f @returns {() => void} */
+  on(type, f) {
+    const e = [type, f];
+    this.l.add(e);
+    return () => void this.l.delete(e);
+  }
+  /** @param {string} type @param {object} detail */
+  emit(type, detail) {
+    for (const [t, f] of [...this.l]) if (!t || t == type) try { f(detail, type); } catch { /* the app's */ }
+  }
+}
+
 /** The detail of a `refresh` event. */
 export const refreshDetail = (expiresAt, source) => ({ expiresAt, source });
 

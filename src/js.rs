@@ -3,7 +3,7 @@
 use crate::error::{AuthError, ErrorCode};
 use crate::token;
 use crate::web::glue;
-use crate::web::{AuthClient, AuthEvent, Options, Redirects, RefreshFormat, StorageKind};
+use crate::web::{AuthClient, Options, Redirects, RefreshFormat, StorageKind};
 use alloc::string::String;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -166,20 +166,6 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
     Ok(options)
 }
 
-fn event_detail(e: &AuthEvent) -> JsValue {
-    match e {
-        AuthEvent::Refresh { expires_at, source } => {
-            glue::refresh_detail(*expires_at, source.as_str())
-        }
-        AuthEvent::Signout { reason, error } => {
-            let error = error
-                .as_deref()
-                .map_or(JsValue::UNDEFINED, JsValue::from_str);
-            glue::signout_detail(reason.as_str(), &error)
-        }
-    }
-}
-
 /// Keeps users signed in: a drop-in `fetch` that attaches the access token, refreshes it
 /// once per browser when needed, and replays the request.
 #[wasm_bindgen(js_name = AuthClient)]
@@ -267,14 +253,7 @@ impl JsAuthClient {
                 )))
             }
         };
-        let id = self.client.on(move |e| {
-            if matches!(e, AuthEvent::Refresh { .. }) == want_refresh {
-                // A throwing listener must not break the others or the refresh.
-                let _ = listener.call1(&JsValue::NULL, &event_detail(e));
-            }
-        });
-        let c = self.client.clone();
-        let off = Closure::once_into_js(move || c.off(id));
-        Ok(off.unchecked_into())
+        let kind = if want_refresh { "refresh" } else { "signout" };
+        Ok(self.client.events().on(kind, &listener))
     }
 }

@@ -11,7 +11,9 @@ use super::types::*;
 use crate::error::{AuthError, ErrorCode};
 use crate::token::TokenResponse;
 use alloc::rc::Rc;
-use alloc::string::String;
+use alloc::{string::String, vec::Vec};
+use core::cell::{Cell, RefCell};
+use js_sys::Function;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -51,14 +53,42 @@ extern "C" {
     fn close(this: &Driver);
 }
 
+/// A Rust listener, as the JS function the client's `Events` calls, and what removes it.
+type Listener = (u32, Closure<dyn Fn(JsValue, JsValue)>, Function);
+
 pub(super) struct Inner {
     pub(super) state: Rc<State>,
     pub(super) driver: Driver,
+    listeners: RefCell<Vec<Listener>>,
+    next_listener: Cell<u32>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.driver.close();
+    }
+}
+
+/// An event as the JS listeners get it (`detail`, `kind`), back as an [`AuthEvent`].
+fn event_of(detail: &JsValue, kind: &JsValue) -> AuthEvent {
+    let field = |k| glue::get(detail, k).as_string();
+    if kind.as_string().as_deref() == Some("refresh") {
+        AuthEvent::Refresh {
+            expires_at: glue::get(detail, "expiresAt").as_f64(),
+            source: match field("source").as_deref() {
+                Some("this-tab") => Source::ThisTab,
+                _ => Source::OtherTab,
+            },
+        }
+    } else {
+        AuthEvent::Signout {
+            reason: match field("reason").as_deref() {
+                Some("logout") => SignoutReason::Logout,
+                Some("rejected") => SignoutReason::Rejected,
+                _ => SignoutReason::OtherTab,
+            },
+            error: field("error"),
+        }
     }
 }
 
@@ -115,7 +145,12 @@ impl AuthClient {
             fx.timeout_ms,
         );
         Ok(AuthClient {
-            inner: Rc::new(Inner { state, driver }),
+            inner: Rc::new(Inner {
+                state,
+                driver,
+                listeners: RefCell::new(Vec::new()),
+                next_listener: Cell::new(0),
+            }),
         })
     }
 
@@ -133,12 +168,32 @@ impl AuthClient {
     /// Registers a listener for every [`AuthEvent`]. Listeners run after the cross-tab lock
     /// is released; a listener that panics aborts the module, so keep them simple.
     pub fn on(&self, listener: impl Fn(&AuthEvent) + 'static) -> ListenerId {
-        self.inner.state.on(Rc::new(listener))
+        let inner = &self.inner;
+        let f = Closure::<dyn Fn(JsValue, JsValue)>::new(move |detail, kind| {
+            listener(&event_of(&detail, &kind))
+        });
+        let off = inner.state.events.on("", f.as_ref());
+        let id = inner.next_listener.get();
+        inner.next_listener.set(id.wrapping_add(1));
+        inner.listeners.borrow_mut().push((id, f, off));
+        ListenerId(id)
     }
 
     /// Removes a listener.
     pub fn off(&self, id: ListenerId) {
-        self.inner.state.off(id);
+        self.inner.listeners.borrow_mut().retain(|(i, _, off)| {
+            let keep = *i != id.0;
+            if !keep {
+                let _ = off.call0(&JsValue::NULL);
+            }
+            keep
+        });
+    }
+
+    /// The listeners, for the JS façade.
+    #[cfg(feature = "js")]
+    pub(crate) fn events(&self) -> &glue::Events {
+        &self.inner.state.events
     }
 
     /// Stores tokens obtained elsewhere (e.g. your own login call).

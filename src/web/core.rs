@@ -67,16 +67,19 @@ impl Core {
 impl Core {
     // The request path.
 
-    /// Is a request to `url` ours to authenticate: an allowed origin, and no
-    /// `Authorization` of its own?
-    pub fn ours(&self, url: &str, has_authorization: bool) -> bool {
-        !has_authorization
-            && policy::origin_of_href(url).is_some_and(|o| self.state().cfg.allow.allows(o))
-    }
-
-    /// Must the access token be refreshed before sending?
-    pub fn due(&self) -> bool {
-        self.state().due()
+    /// A request to `url` (with an `Authorization` of its own or not): 0 not ours to
+    /// authenticate (another origin, or its own credentials), sent as is; 1 send it with the
+    /// access token; 2 refresh the access token first (see `policy::refresh_before_send`).
+    pub fn start(&self, url: &str, has_authorization: bool) -> u8 {
+        let st = self.state();
+        if has_authorization || !policy::origin_of_href(url).is_some_and(|o| st.cfg.allow.allows(o))
+        {
+            0
+        } else if st.due() {
+            2
+        } else {
+            1
+        }
     }
 
     /// The access token to send, `undefined` when signed out.

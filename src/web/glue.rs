@@ -23,11 +23,9 @@ extern "C" {
         rfa: Option<f64>,
     ) -> String;
     /// `{expiresAt, source}`.
-    #[cfg(feature = "js")]
     #[wasm_bindgen(js_name = refreshDetail)]
     pub fn refresh_detail(expires_at: Option<f64>, source: &str) -> JsValue;
     /// `{reason, error?}`.
-    #[cfg(feature = "js")]
     #[wasm_bindgen(js_name = signoutDetail)]
     pub fn signout_detail(reason: &str, error: &JsValue) -> JsValue;
     /// An `AuthError` (see `js.rs`): an `Error` named "AuthError" with `code`, whose prototype
@@ -39,6 +37,15 @@ extern "C" {
     pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_js(url: &str) -> JsValue;
+    /// A client's listeners (see `plumbing.js`).
+    pub type Events;
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Events;
+    /// Adds `f` for events of `kind` (`""`: all, `f(detail, kind)`); returns what removes it.
+    #[wasm_bindgen(method)]
+    pub fn on(this: &Events, kind: &str, f: &JsValue) -> js_sys::Function;
+    #[wasm_bindgen(method)]
+    fn emit(this: &Events, kind: &str, detail: &JsValue);
     /// The page's (or worker's) own origin.
     #[wasm_bindgen(js_name = pageOrigin)]
     pub fn page_origin() -> Option<String>;
@@ -87,4 +94,22 @@ pub fn auth_error_of(v: &JsValue) -> Option<AuthError> {
         code,
         get(v, "message").as_string().unwrap_or_default(),
     ))
+}
+
+impl Events {
+    /// Tells the listeners.
+    pub fn send(&self, e: &crate::web::AuthEvent) {
+        use crate::web::AuthEvent;
+        match e {
+            AuthEvent::Refresh { expires_at, source } => {
+                self.emit("refresh", &refresh_detail(*expires_at, source.as_str()))
+            }
+            AuthEvent::Signout { reason, error } => {
+                let error = error
+                    .as_deref()
+                    .map_or(JsValue::UNDEFINED, JsValue::from_str);
+                self.emit("signout", &signout_detail(reason.as_str(), &error))
+            }
+        }
+    }
 }

@@ -9,12 +9,9 @@ use crate::error::AuthError;
 use crate::jwt;
 use crate::policy;
 use crate::token::{self, Stored, TokenResponse};
-use alloc::rc::Rc;
-use alloc::{string::String, vec::Vec};
+use alloc::string::String;
 use core::cell::{Cell, RefCell};
 use wasm_bindgen::JsValue;
-
-type Listener = Rc<dyn Fn(&AuthEvent)>;
 
 /// What a refresh, once its response is in, has left to do after the hand-over store is
 /// written (see `Core::answer` and `Core::commit`).
@@ -39,8 +36,8 @@ pub(super) struct State {
     pub(super) outcome: RefCell<Option<Outcome>>,
     /// The event to emit once the cross-tab lock is released.
     pub(super) pending: RefCell<Option<AuthEvent>>,
-    listeners: RefCell<Vec<(u32, Listener)>>,
-    next_listener: Cell<u32>,
+    /// The listeners (JS functions; the Rust API's closures are wrapped, see `client.rs`).
+    pub(super) events: glue::Events,
 }
 
 /// The persisted record's JSON.
@@ -92,8 +89,7 @@ impl State {
             refreshing: RefCell::new(None),
             outcome: RefCell::new(None),
             pending: RefCell::new(None),
-            listeners: RefCell::new(Vec::new()),
-            next_listener: Cell::new(0),
+            events: glue::Events::new(),
         }
     }
 
@@ -108,27 +104,8 @@ impl State {
             .map(|s| s.access_token.clone())
     }
 
-    pub(super) fn on(&self, listener: Listener) -> ListenerId {
-        let id = self.next_listener.get();
-        self.next_listener.set(id.wrapping_add(1));
-        self.listeners.borrow_mut().push((id, listener));
-        ListenerId(id)
-    }
-
-    pub(super) fn off(&self, id: ListenerId) {
-        self.listeners.borrow_mut().retain(|(i, _)| *i != id.0);
-    }
-
     pub(super) fn emit(&self, event: &AuthEvent) {
-        let listeners: Vec<Listener> = self
-            .listeners
-            .borrow()
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect();
-        for l in listeners {
-            l(event);
-        }
+        self.events.send(event);
     }
 
     /// The session a token response starts. `replaced` is the refresh token a refresh
