@@ -9,7 +9,7 @@ import { authorize, bodyText, idbGet, idbOpen, idbPut, lock, post } from "./plum
 
 const g = globalThis;
 // `Core::fail` kinds.
-const LOCK_TIMEOUT = 0, ABORTED = 1, NOT_REPLAYABLE = 2, NOT_SIGNED_IN = 3;
+const LOCK_TIMEOUT = 0, ABORTED = 1, NOT_REPLAYABLE = 2, NOT_SIGNED_IN = 3, BAD_CREDENTIALS = 4;
 
 /** What a replay sends: see `send`. */
 const bodyOf = (init) => {
@@ -62,8 +62,9 @@ export class Driver {
     const c = this.c;
     try {
       const b = bodyOf(init), req = new Request(input, init);
-      const how = c.start(req.url, req.headers.has("authorization"));
-      return !how ? g.fetch(req) : how == 2 ? this.first(req, input, init, b) : this.send(req, input, init, b);
+      // 0: not ours, sent as is; 1: send with the token; 2: refresh first; +4: strict.
+      const how = c.start(req.url, req.headers.has("authorization"), req.redirect), strict = how > 3;
+      return !how ? g.fetch(req) : how & 2 ? this.first(req, input, init, b, strict) : this.send(req, input, init, b, strict);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -71,36 +72,37 @@ export class Driver {
 
   /** The refresh before sending; a transient failure while the old token is still good
    * sends it anyway (the core says when). */
-  async first(req, input, init, b) {
+  async first(req, input, init, b, strict) {
     try {
       await this.refresh(this.c.access(), req.signal);
     } catch (e) {
       if (!this.c.tolerate(e?.code)) throw e;
     }
-    return this.send(req, input, init, b);
+    return this.send(req, input, init, b, strict);
   }
 
-  /** Sends `req` with the access token (if any); a 401 goes to `after`. */
-  send(req, input, init, b) {
+  /** Sends `req` with the access token (if any), made `redirect: "error"` first when
+   * `strict`; a 401 goes to `after`. */
+  send(req, input, init, b, strict) {
     const c = this.c, carried = c.access();
     if (carried === undefined) return g.fetch(req);
-    req = authorize(req, carried, c.strict(req.redirect));
+    req = authorize(req, carried, strict);
     // How a replay gets its request: rebuilt, refused (null), a copy made before the first
     // send (the only way to send a request's own body twice), or the same request.
     const copy = b == 0 && mayHaveBody(req) && req.clone();
     const again = b == 1 ? () => new Request(input, init) : b == 2 ? null : copy ? () => copy : () => req;
-    return g.fetch(req).then((r) => (r.status == 401 ? this.after(r, req, carried, again) : r));
+    return g.fetch(req).then((r) => (r.status == 401 ? this.after(r, req, carried, again, strict) : r));
   }
 
   /** A 401 to an authenticated request: returned, or replayed (after one refresh per
    * browser, if the core says so) with the current token. */
-  async after(r, sent, carried, again) {
+  async after(r, sent, carried, again, strict) {
     const c = this.c, d = c.on401(carried, sent.url, r.url, r.redirected, !!this.f);
     if (!d) return r;
     if (d == 2) await this.refresh(carried, sent.signal);
     if (!again) throw c.fail(NOT_REPLAYABLE);
-    const req = again(), cur = c.access();
-    return cur === undefined ? r : g.fetch(authorize(req, cur, c.strict(req.redirect)));
+    const cur = c.access();
+    return cur === undefined ? r : g.fetch(authorize(again(), cur, strict));
   }
 
   /** `refresh()`: one serialized refresh, on demand. */
@@ -153,7 +155,12 @@ export class Driver {
 
   /** `login(url, credentials)`. */
   async login(url, credentials) {
-    const c = this.c, [u, body] = c.login(url, credentials);
+    const c = this.c, u = c.login(url);
+    let body;
+    try {
+      body = JSON.stringify(credentials);
+    } catch { /* below */ }
+    if (typeof body != "string") throw c.fail(BAD_CREDENTIALS);
     const a = await post(u, "application/json", body, this.ms).catch(() => {});
     const v = c.loggedIn(a ? a[0] : 0, a && (await bodyText(a[2], c.tooBig(a[1]))));
     this.share(v);

@@ -52,7 +52,8 @@ export function readOptions(o) {
   }
 }
 
-/** The persisted session record (Rust's `token::parse_stored` reads it back). */
+/** The persisted session record (Rust's `token::parse_stored` reads it back; an unknown time,
+ * NaN, is written as `null`). */
 export const storedJson = (v, rt, at, exp, rat, rfa) => JSON.stringify({ v, rt, at, exp, rat, rfa });
 
 /**
@@ -70,17 +71,17 @@ export class Events {
     this.l.add(e);
     return () => void this.l.delete(e);
   }
-  /** @param {string} type @param {object} detail */
-  emit(type, detail) {
+  /**
+   * Tells the listeners of `type`: "refresh" with `{expiresAt: a (NaN: unknown, left out),
+   * source: b}`, or "signout" with `{reason: a, error: b}` (`error` only when the server named
+   * one).
+   */
+  emit(type, a, b) {
+    const detail = type == "refresh" ? { expiresAt: a === a ? a : undefined, source: b }
+      : b === undefined ? { reason: a } : { reason: a, error: b };
     for (const [t, f] of [...this.l]) if (!t || t == type) try { f(detail, type); } catch { /* the app's */ }
   }
 }
-
-/** The detail of a `refresh` event. */
-export const refreshDetail = (expiresAt, source) => ({ expiresAt, source });
-
-/** The detail of a `signout` event (`error` only when the server named one). */
-export const signoutDetail = (reason, error) => (error === undefined ? { reason } : { reason, error });
 
 /**
  * POSTs `body` as `type` (JSON accepted, never cached), aborted after `ms`. Resolves
@@ -261,24 +262,19 @@ export function authorize(request, access, strict) {
 }
 
 /**
- * An `AuthError`: an `Error` with `code`, whose prototype is `proto` (the exported class's),
- * wired on first use to inherit from `Error.prototype` and named "AuthError"; without
- * `proto` (a build without the JS façade) a plain `Error` named "AuthError".
- * @param {object | undefined} proto @param {string} message @param {string} code @returns {Error}
+ * Every rotafetch rejection: an `Error` with a stable `code` (Rust's `ErrorCode`), exported by
+ * the package (scripts/package.mjs re-exports it from the glue; typed in js.rs's `.d.ts`).
  */
-export function authError(proto, message, code) {
-  const e = new Error(message);
-  if (!proto) e.name = "AuthError";
-  else {
-    if (Object.getPrototypeOf(proto) !== Error.prototype) {
-      Object.setPrototypeOf(proto, Error.prototype);
-      proto.name = "AuthError";
-    }
-    Object.setPrototypeOf(e, proto);
+export class AuthError extends Error {
+  /** @param {string} message @param {string} code */
+  constructor(message, code) {
+    super(message);
+    this.code = code;
   }
-  e.code = code;
-  return e;
 }
+// The name survives minification: the class's, and `name` on every instance (as `Error`s have).
+Object.defineProperty(AuthError, "name", { value: "AuthError" });
+AuthError.prototype.name = "AuthError";
 
 /** The RFC 6749 §6 form body of a refresh (`client_id` only when given).
  * @param {string} rt @param {string | undefined} clientId @returns {string} */

@@ -168,15 +168,24 @@ if (driver && plumbing) {
   writeFileSync(gluePath, glueText.split(from).join(to));
 }
 
+// `AuthError` is a class of the snippet (plumbing.js): the package exports it beside the
+// glue's own exports.
+if (driver) {
+  const line = `export{AuthError}from"./snippets/${driver.split("\\").join("/")}";`;
+  const glueText = readFileSync(gluePath, "utf8");
+  if (!glueText.includes(line)) writeFileSync(gluePath, glueText + line);
+}
+
 // Then the glue's identifiers are minified too (0.6 KB gzip less than keeping them), after the
 // renaming above, which reads the glue's own names (`wasm.<export>`). The exported classes
 // get their names back (`AuthClient.name`, `AuthError.name`) with one `Object.defineProperty`
 // each rather than esbuild's `keepNames`, which would wrap every closure wasm-bindgen creates.
 // (Run twice on one build, the names are already short and the properties already set.)
 let short = transformSync(readFileSync(gluePath, "utf8"), { minify: true, format: "esm", target: "es2020" }).code;
-const exported = /export\{([^}]*)\};?\s*$/.exec(short);
+const exported = /export\{([^}]*)\};?\s*(?=export\{AuthError\}|$)/.exec(short);
 if (!exported) throw new Error("minified glue has no export clause at its end");
 for (const [, local, name] of exported[1].matchAll(/([\w$]+) as (Auth\w+)/g)) {
+  if (!short.includes(`class ${local}{`) && !short.includes(`class ${local} `)) continue;
   const set = `Object.defineProperty(${local},"name",{value:"${name}"});`;
   if (!short.includes(set)) short = short.replace(exported[0], set + exported[0]);
 }

@@ -5,7 +5,7 @@ use crate::token;
 use crate::web::glue;
 use crate::web::{AuthClient, Options, Redirects, RefreshFormat, StorageKind};
 use alloc::string::String;
-use js_sys::{Array, Function, Object, Promise};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -91,31 +91,6 @@ export interface AuthClient {
   on<K extends keyof AuthEventMap>(event: K, listener: (detail: AuthEventMap[K]) => void): () => void;
 }
 "#;
-
-/// The JS class `AuthError`. Instances are real `Error` objects whose prototype is this
-/// class's, which inherits from `Error.prototype`.
-#[wasm_bindgen(js_name = AuthError, skip_typescript)]
-pub struct AuthErrorClass {
-    _private: u8,
-}
-
-/// `AuthError.prototype` (plumbing.js wires it to inherit from `Error.prototype`).
-struct Proto(core::cell::OnceCell<JsValue>);
-// Sound because this wasm is single-threaded (no atomics, no shared memory), which the
-// allocator (`lol_alloc::AssumeSingleThreaded`) assumes too.
-unsafe impl Sync for Proto {}
-static AUTH_ERROR_PROTO: Proto = Proto(core::cell::OnceCell::new());
-
-/// `AuthError.prototype`, for `glue::js_error`.
-pub(crate) fn auth_error_proto() -> JsValue {
-    AUTH_ERROR_PROTO
-        .0
-        .get_or_init(|| {
-            let instance: JsValue = AuthErrorClass { _private: 0 }.into();
-            Object::get_prototype_of(&instance).into()
-        })
-        .clone()
-}
 
 use glue::js_error;
 

@@ -26,6 +26,7 @@ fn driver_error(kind: u8) -> AuthError {
             ErrorCode::BodyNotReplayable,
             "the request needs a replay after a refresh, but its body is a stream",
         ),
+        4 => AuthError::invalid_option("credentials", "must be JSON-serialisable"),
         _ => not_authenticated(),
     }
 }
@@ -67,30 +68,25 @@ impl Core {
 impl Core {
     // The request path.
 
-    /// A request to `url` (with an `Authorization` of its own or not): 0 not ours to
-    /// authenticate (another origin, or its own credentials), sent as is; 1 send it with the
-    /// access token; 2 refresh the access token first (see `policy::refresh_before_send`).
-    pub fn start(&self, url: &str, has_authorization: bool) -> u8 {
+    /// A request to `url` (with an `Authorization` of its own or not, of `redirect` mode
+    /// `mode`): 0 not ours to authenticate (another origin, or its own credentials), sent as
+    /// is; 1 send it with the access token; 2 refresh the access token first (see
+    /// `policy::refresh_before_send`). Plus 4 when the request (and its replay, built from the
+    /// same input) must be made `redirect: "error"` before it carries the token (option
+    /// `redirect: "error"`; a call's own mode is kept).
+    pub fn start(&self, url: &str, has_authorization: bool, mode: &str) -> u8 {
         let st = self.state();
         if has_authorization || !policy::origin_of_href(url).is_some_and(|o| st.cfg.allow.allows(o))
         {
-            0
-        } else if st.due() {
-            2
-        } else {
-            1
+            return 0;
         }
+        let strict = st.cfg.redirects == Redirects::Error && mode == "follow";
+        (if st.due() { 2 } else { 1 }) | if strict { 4 } else { 0 }
     }
 
     /// The access token to send, `undefined` when signed out.
     pub fn access(&self) -> Option<String> {
         self.state().access()
-    }
-
-    /// Must a request of this `redirect` mode be made `redirect: "error"` before it
-    /// carries the token (option `redirect: "error"`; a call's own mode is kept)?
-    pub fn strict(&self, mode: &str) -> bool {
-        self.state().cfg.redirects == Redirects::Error && mode == "follow"
     }
 
     /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
@@ -323,19 +319,9 @@ impl Core {
 
     // Sign-in and sign-out.
 
-    /// `login(url, credentials)`: `[url, body]` to POST, or `invalid_config`.
-    pub fn login(&self, url: &str, credentials: &JsValue) -> Js<JsValue> {
-        let url = js(super::config::resolve_http(url, "url"))?;
-        let body = js_sys::JSON::stringify(credentials)
-            .ok()
-            .and_then(|s| s.as_string())
-            .ok_or_else(|| {
-                glue::js_error(&AuthError::invalid_option(
-                    "credentials",
-                    "must be JSON-serialisable",
-                ))
-            })?;
-        Ok(post(&url, &body))
+    /// `login(url, …)`: the URL to POST the credentials to, or `invalid_config`.
+    pub fn login(&self, url: &str) -> Js<String> {
+        js(super::config::resolve_http(url, "url"))
     }
 
     /// The login endpoint's answer (`status` 0: network error or timeout): the session it

@@ -12,26 +12,14 @@ extern "C" {
     #[cfg(feature = "js")]
     #[wasm_bindgen(js_name = readOptions)]
     pub fn read_options(options: &JsValue) -> JsValue;
-    /// The persisted record's JSON.
+    /// The persisted record's JSON (a time unknown: NaN, written as `null`).
     #[wasm_bindgen(js_name = storedJson)]
-    pub fn stored_json(
-        v: f64,
-        rt: &str,
-        at: &str,
-        exp: Option<f64>,
-        rat: Option<f64>,
-        rfa: Option<f64>,
-    ) -> String;
-    /// `{expiresAt, source}`.
-    #[wasm_bindgen(js_name = refreshDetail)]
-    pub fn refresh_detail(expires_at: Option<f64>, source: &str) -> JsValue;
-    /// `{reason, error?}`.
-    #[wasm_bindgen(js_name = signoutDetail)]
-    pub fn signout_detail(reason: &str, error: &JsValue) -> JsValue;
-    /// An `AuthError` (see `js.rs`): an `Error` named "AuthError" with `code`, whose prototype
-    /// is `proto` when given.
-    #[wasm_bindgen(js_name = authError)]
-    fn auth_error(proto: &JsValue, message: &str, code: &str) -> JsValue;
+    pub fn stored_json(v: f64, rt: &str, at: &str, exp: f64, rat: f64, rfa: f64) -> String;
+    /// `new AuthError(message, code)`: the package's `AuthError` class (plumbing.js).
+    #[wasm_bindgen(js_name = AuthError)]
+    type AuthErrorClass;
+    #[wasm_bindgen(constructor, js_class = AuthError)]
+    fn new(message: &str, code: &str) -> AuthErrorClass;
     /// `grant_type=refresh_token&refresh_token=RT[&client_id=ID]`, form-encoded.
     #[wasm_bindgen(js_name = formBody)]
     pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
@@ -44,8 +32,10 @@ extern "C" {
     /// Adds `f` for events of `kind` (`""`: all, `f(detail, kind)`); returns what removes it.
     #[wasm_bindgen(method)]
     pub fn on(this: &Events, kind: &str, f: &JsValue) -> js_sys::Function;
+    /// Tells the listeners of `kind`: `refresh` (`a` the expiry, NaN unknown; `b` the
+    /// source) or `signout` (`a` the reason; `b` the server's error code, if any).
     #[wasm_bindgen(method)]
-    fn emit(this: &Events, kind: &str, detail: &JsValue);
+    fn emit(this: &Events, kind: &str, a: &JsValue, b: &JsValue);
     /// The page's (or worker's) own origin.
     #[wasm_bindgen(js_name = pageOrigin)]
     pub fn page_origin() -> Option<String>;
@@ -73,14 +63,9 @@ pub fn resolve_url(url: &str) -> Option<[String; 3]> {
     Some([part(0), part(1), part(2)])
 }
 
-/// `e` as JS sees it: an `AuthError` (the façade's class where it is built, else a plain
-/// `Error` named "AuthError"), with its `code`.
+/// `e` as JS sees it: an `AuthError` (an `Error`) with its `code`.
 pub fn js_error(e: &AuthError) -> JsValue {
-    #[cfg(feature = "js")]
-    let proto = crate::js::auth_error_proto();
-    #[cfg(not(feature = "js"))]
-    let proto = JsValue::UNDEFINED;
-    auth_error(&proto, e.message(), e.code().as_str())
+    AuthErrorClass::new(e.message(), e.code().as_str()).into()
 }
 
 /// The [`AuthError`] a JS value is (see [`js_error`]), if it is one.
@@ -101,14 +86,16 @@ impl Events {
     pub fn send(&self, e: &crate::web::AuthEvent) {
         use crate::web::AuthEvent;
         match e {
-            AuthEvent::Refresh { expires_at, source } => {
-                self.emit("refresh", &refresh_detail(*expires_at, source.as_str()))
-            }
+            AuthEvent::Refresh { expires_at, source } => self.emit(
+                "refresh",
+                &expires_at.unwrap_or(f64::NAN).into(),
+                &source.as_str().into(),
+            ),
             AuthEvent::Signout { reason, error } => {
                 let error = error
                     .as_deref()
                     .map_or(JsValue::UNDEFINED, JsValue::from_str);
-                self.emit("signout", &signout_detail(reason.as_str(), &error))
+                self.emit("signout", &reason.as_str().into(), &error)
             }
         }
     }

@@ -46,9 +46,9 @@ pub(super) fn stored_json(s: &Stored) -> String {
         token::STORED_VERSION,
         &s.refresh_token,
         &s.access_token,
-        s.expires_at,
-        s.refresh_at,
-        s.refreshed_at,
+        s.expires_at.unwrap_or(f64::NAN),
+        s.refresh_at.unwrap_or(f64::NAN),
+        s.refreshed_at.unwrap_or(f64::NAN),
     )
 }
 
