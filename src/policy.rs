@@ -77,6 +77,44 @@ fn recently_refreshed(now: f64, refreshed_at: Option<f64>, min_interval_ms: f64)
     refreshed_at.is_some_and(|t| now - t < min_interval_ms && now >= t)
 }
 
+/// The refresh under the lock (or the fast path before it): is a refresh still needed, given
+/// the session as it now is? No when the token this refresh was meant to replace
+/// (`failed_is_current` false: another tab or call rotated it meanwhile) is gone and the current
+/// one is not due yet.
+pub fn still_needed(failed_is_current: bool, refresh_at: Option<f64>, now: f64) -> bool {
+    failed_is_current || refresh_at.is_some_and(|at| now >= at)
+}
+
+/// The fast path before queueing for the cross-tab lock: adopt the session another tab left
+/// in the hand-over store instead of refreshing? Only a rotation newer than ours (`shared_exp`
+/// later than `mine_exp`, while this tab is signed in), not itself due, and not the token this
+/// refresh was meant to replace (`failed_is_shared`).
+pub fn adopt_before_lock(
+    signed_in: bool,
+    mine_exp: Option<f64>,
+    shared_exp: Option<f64>,
+    shared_refresh_at: Option<f64>,
+    failed_is_shared: bool,
+    now: f64,
+) -> bool {
+    signed_in
+        && shared_exp > mine_exp
+        && !failed_is_shared
+        && !still_needed(false, shared_refresh_at, now)
+}
+
+/// After the refresh before sending failed: send with the current token anyway? Only after a
+/// transient failure (`transient`: the refresh token was kept), while signed in and the token,
+/// refreshed early, has not expired (an unknown expiry counts as not expired).
+pub fn send_despite_failure(
+    transient: bool,
+    signed_in: bool,
+    expires_at: Option<f64>,
+    now: f64,
+) -> bool {
+    transient && signed_in && expires_at.map_or(true, |at| now < at)
+}
+
 /// What to do with a 401 from an allowed origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum On401 {
@@ -546,5 +584,38 @@ mod tests {
         }
         // A response without a URL (synthesized) counts as answered by the recipient.
         assert!(token_reached(sent, "", true));
+    }
+
+    #[test]
+    fn a_refresh_is_still_needed_for_the_failed_token_or_a_due_one() {
+        assert!(still_needed(true, None, 0.0));
+        assert!(still_needed(true, Some(100.0), 0.0));
+        assert!(!still_needed(false, Some(100.0), 50.0), "rotated meanwhile, not due");
+        assert!(still_needed(false, Some(100.0), 100.0), "rotated meanwhile but due");
+        assert!(!still_needed(false, None, 1e12), "no refresh moment known");
+    }
+
+    #[test]
+    fn only_a_newer_rotation_that_is_not_due_is_adopted_before_the_lock() {
+        let adopt = |signed_in, mine, shared, rat, failed| {
+            adopt_before_lock(signed_in, mine, shared, rat, failed, 1_000.0)
+        };
+        assert!(adopt(true, Some(10.0), Some(20.0), Some(5_000.0), false));
+        assert!(adopt(true, None, Some(20.0), None, false), "ours had no known expiry");
+        assert!(!adopt(false, Some(10.0), Some(20.0), Some(5_000.0), false), "signed out");
+        assert!(!adopt(true, Some(20.0), Some(20.0), Some(5_000.0), false), "not newer");
+        assert!(!adopt(true, Some(30.0), Some(20.0), Some(5_000.0), false), "older");
+        assert!(!adopt(true, Some(10.0), Some(20.0), Some(500.0), false), "due itself");
+        assert!(!adopt(true, Some(10.0), Some(20.0), Some(5_000.0), true), "the failed token");
+        assert!(!adopt(true, Some(10.0), None, None, false), "no expiry: not newer");
+    }
+
+    #[test]
+    fn a_failed_refresh_before_sending_sends_only_a_still_valid_token_after_a_transient_failure() {
+        assert!(send_despite_failure(true, true, Some(2_000.0), 1_000.0));
+        assert!(send_despite_failure(true, true, None, 1_000.0), "unknown expiry");
+        assert!(!send_despite_failure(true, true, Some(1_000.0), 1_000.0), "expired");
+        assert!(!send_despite_failure(false, true, Some(2_000.0), 1_000.0), "rejected/aborted");
+        assert!(!send_despite_failure(true, false, Some(2_000.0), 1_000.0), "signed out");
     }
 }

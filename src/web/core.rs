@@ -124,10 +124,12 @@ impl Core {
     /// Only after a transient failure, while the token (refreshed early) has not expired.
     pub fn tolerate(&self, code: Option<String>) -> bool {
         let session = self.state().session.borrow();
-        code.as_deref() == Some(ErrorCode::RefreshFailed.as_str())
-            && session
-                .as_ref()
-                .is_some_and(|s| s.expires_at.map_or(true, |at| now() < at))
+        policy::send_despite_failure(
+            code.as_deref() == Some(ErrorCode::RefreshFailed.as_str()),
+            session.is_some(),
+            session.as_ref().and_then(|s| s.expires_at),
+            now(),
+        )
     }
 
     /// An error of the driver's own (see `driver_error`).
@@ -147,12 +149,18 @@ impl Core {
         let Some(s) = parse_record(shared) else {
             return false;
         };
-        let newer = {
+        let adopt = {
             let mine = st.session.borrow();
-            mine.is_some() && s.expires_at > mine.as_ref().and_then(|m| m.expires_at)
+            policy::adopt_before_lock(
+                mine.is_some(),
+                mine.as_ref().and_then(|m| m.expires_at),
+                s.expires_at,
+                s.refresh_at,
+                failed.as_deref() == Some(&s.access_token),
+                now(),
+            )
         };
-        let due = s.refresh_at.is_some_and(|at| now() >= at);
-        if newer && !due && failed.as_deref() != Some(&s.access_token) {
+        if adopt {
             st.adopt(Some(s));
             return true;
         }
@@ -192,8 +200,8 @@ impl Core {
         let Some(cur) = st.session.borrow().clone() else {
             return js(Err(not_authenticated()));
         };
-        let due = cur.refresh_at.is_some_and(|at| now() >= at);
-        if failed.as_deref() != Some(&cur.access_token) && !due {
+        let failed_is_current = failed.as_deref() == Some(&cur.access_token);
+        if !policy::still_needed(failed_is_current, cur.refresh_at, now()) {
             return Ok(JsValue::NULL);
         }
         let request = match st.cfg.format {
