@@ -285,6 +285,12 @@ async fn login_and_refresh_bind_the_family_to_the_key(b: Backend) {
     assert_ne!(t2.refresh, t1.refresh, "rotated");
     assert_eq!(s.successor_rows(&t1.refresh).await, 1, "spent exactly once");
     assert_eq!(jwt_claims(&t2.access)["sid"], c1["sid"], "same family");
+    // A lost response: the retry with the key (inside the 10 s grace window) gets the same
+    // successor; without the key it is a mismatch, not grace and not reuse.
+    let again = s.refresh_bound(&t1.refresh, &key).await;
+    assert_eq!(again.refresh, t2.refresh);
+    let (st, err) = refused(s.refresh_dpop(&t1.refresh, None).await).await;
+    assert_eq!((st, err.as_str()), (400, "invalid_grant"));
     let t3 = s.refresh_bound(&t2.refresh, &key).await;
     assert_eq!(s.me_dpop(&t3.access, &key).await.status(), 200);
     assert_eq!(
@@ -294,7 +300,10 @@ async fn login_and_refresh_bind_the_family_to_the_key(b: Backend) {
     );
     let m = s.metrics().await;
     assert_eq!(m["rotafetch_refresh_total{outcome=\"rotated\"}"], 2);
-    assert_eq!(m["rotafetch_dpop_proofs_total{outcome=\"accepted\"}"], 4);
+    assert_eq!(m["rotafetch_refresh_total{outcome=\"grace\"}"], 1);
+    assert_eq!(m["rotafetch_refresh_total{outcome=\"dpop_mismatch\"}"], 1);
+    assert_eq!(m["rotafetch_refresh_total{outcome=\"reused\"}"], 0);
+    assert_eq!(m["rotafetch_dpop_proofs_total{outcome=\"accepted\"}"], 5);
 
     // Without a proof, login stays exactly as before: an unbound Bearer session.
     let r = s.login_dpop(None).await;
