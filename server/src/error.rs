@@ -59,6 +59,33 @@ impl ApiError {
         e
     }
 
+    /// 400 `invalid_dpop_proof` at the token endpoint (RFC 9449 §5).
+    pub fn invalid_dpop_proof(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    }
+
+    /// 400 `use_dpop_nonce` at the token endpoint (RFC 9449 §8); the `DPoP-Nonce` header is
+    /// added to every response while nonces are on.
+    pub fn use_dpop_nonce() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "use_dpop_nonce",
+            "DPoP proof must carry the server nonce from the DPoP-Nonce response header",
+        )
+    }
+
+    /// 401 at a resource with a `WWW-Authenticate: DPoP error="..."` challenge (RFC 9449
+    /// §7.1): `invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce`.
+    pub fn dpop_challenge(error: &'static str, description: &str) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, error, description);
+        e.www_authenticate = Some(format!(
+            r#"DPoP error="{error}", error_description="{}", algs="{}""#,
+            description.replace(['"', '\\'], "'"),
+            crate::dpop::ALGS
+        ));
+        e
+    }
+
     /// A server-side failure; the detail is logged, never sent.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {err}");

@@ -3,11 +3,14 @@
 //! * `POST /auth/login`, `/auth/refresh`, `/auth/logout` — EdDSA JWT access tokens and opaque,
 //!   rotating, one-time refresh tokens with reuse detection and a short grace window for lost
 //!   responses.
-//! * `GET /api/me`, `/api/echo` — bearer-protected sample API.
+//! * DPoP (RFC 9449, [`dpop`]): a login or refresh with a proof binds the session family to
+//!   the client's key; its access tokens then work only with the `DPoP` scheme and a proof.
+//! * `GET /api/me`, `/api/echo` — bearer- (or DPoP-) protected sample API.
 //! * `GET /.well-known/jwks.json`, `GET /metrics`, static files, optional test faults.
 //!
 //! Run it in-process with [`serve`]; `main.rs` is only a command-line wrapper.
 
+pub mod dpop;
 pub mod error;
 pub mod faults;
 pub mod metrics;
@@ -61,6 +64,17 @@ pub struct Config {
     pub test_faults: bool,
     /// How long graceful shutdown waits for in-flight requests before giving up.
     pub shutdown_grace: Duration,
+    /// The server's URL as clients see it (scheme, host, port; e.g. `https://auth.example`),
+    /// used to reconstruct a DPoP proof's expected `htu`. `None`: `http://` + the request's
+    /// `Host` header.
+    pub public_url: Option<String>,
+    /// Require server-provided nonces in DPoP proofs (RFC 9449 §8).
+    pub dpop_nonce: bool,
+    /// Nonce rotation period in seconds; the current and the previous period's nonce are
+    /// accepted.
+    pub dpop_nonce_period_secs: u64,
+    /// Bound on the unexpired entries of the DPoP `jti` replay cache.
+    pub dpop_jti_cap: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -78,6 +92,10 @@ impl std::fmt::Debug for Config {
             .field("demo_user", &self.demo_user)
             .field("test_faults", &self.test_faults)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("public_url", &self.public_url)
+            .field("dpop_nonce", &self.dpop_nonce)
+            .field("dpop_nonce_period_secs", &self.dpop_nonce_period_secs)
+            .field("dpop_jti_cap", &self.dpop_jti_cap)
             .finish()
     }
 }
@@ -97,6 +115,10 @@ impl Default for Config {
             demo_user: true,
             test_faults: false,
             shutdown_grace: Duration::from_secs(5),
+            public_url: None,
+            dpop_nonce: false,
+            dpop_nonce_period_secs: dpop::DEFAULT_NONCE_PERIOD_SECS,
+            dpop_jti_cap: dpop::DEFAULT_JTI_CAP,
         }
     }
 }

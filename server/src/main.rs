@@ -56,6 +56,26 @@ struct Cli {
     /// Enable the /test/* fault-injection endpoints. Never use in production.
     #[arg(long)]
     test_faults: bool,
+    /// The server's URL as clients see it (e.g. https://auth.example), used to check the htu
+    /// of DPoP proofs. Default: http:// plus the request's Host header.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+    /// Require server-provided nonces in DPoP proofs (sent in the DPoP-Nonce header).
+    #[arg(long)]
+    dpop_nonce: bool,
+    /// DPoP nonce rotation period in seconds (the previous period's nonce stays valid).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    dpop_nonce_period: u64,
+    /// Maximum number of unexpired entries in the DPoP jti replay cache; proofs beyond it are
+    /// answered 503 until entries expire.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    dpop_jti_cap: u64,
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    rotafetch_server::dpop::normalize_htu(s)
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .ok_or_else(|| format!("expected an absolute http(s) URL, got {s:?}"))
 }
 
 fn parse_mount(s: &str) -> Result<(String, PathBuf), String> {
@@ -130,6 +150,10 @@ async fn main() -> Result<()> {
         cors_origins: cli.cors_origins,
         demo_user: !cli.no_demo_user,
         test_faults: cli.test_faults,
+        public_url: cli.public_url,
+        dpop_nonce: cli.dpop_nonce,
+        dpop_nonce_period_secs: cli.dpop_nonce_period,
+        dpop_jti_cap: cli.dpop_jti_cap,
         ..Config::default()
     };
     if config.test_faults {

@@ -15,6 +15,17 @@ pub struct Metrics {
     pub refresh_invalid: AtomicU64,
     pub refresh_expired: AtomicU64,
     pub families_revoked: AtomicU64,
+    /// Refresh of a DPoP-bound family without a proof by its key.
+    pub refresh_dpop_mismatch: AtomicU64,
+    pub dpop_proofs_accepted: AtomicU64,
+    pub dpop_proofs_invalid: AtomicU64,
+    pub dpop_proofs_replayed: AtomicU64,
+    pub dpop_proofs_use_nonce: AtomicU64,
+    pub dpop_proofs_cache_full: AtomicU64,
+    /// Logout of a DPoP-bound family without a proof by its key.
+    pub dpop_mismatch_logout: AtomicU64,
+    /// A bound access token at /api/* without a proof by its key (or with the Bearer scheme).
+    pub dpop_mismatch_api: AtomicU64,
     api_requests: Mutex<BTreeMap<u16, u64>>,
 }
 
@@ -52,8 +63,37 @@ impl Metrics {
             ("reused", &self.refresh_reused),
             ("invalid", &self.refresh_invalid),
             ("expired", &self.refresh_expired),
+            ("dpop_mismatch", &self.refresh_dpop_mismatch),
         ] {
             let _ = writeln!(s, "rotafetch_refresh_total{{outcome=\"{label}\"}} {}", g(c));
+        }
+        s.push_str("# HELP rotafetch_dpop_proofs_total DPoP proofs by outcome (rejected: invalid, replayed, use_nonce, cache_full).\n");
+        s.push_str("# TYPE rotafetch_dpop_proofs_total counter\n");
+        for (label, c) in [
+            ("accepted", &self.dpop_proofs_accepted),
+            ("invalid", &self.dpop_proofs_invalid),
+            ("replayed", &self.dpop_proofs_replayed),
+            ("use_nonce", &self.dpop_proofs_use_nonce),
+            ("cache_full", &self.dpop_proofs_cache_full),
+        ] {
+            let _ = writeln!(
+                s,
+                "rotafetch_dpop_proofs_total{{outcome=\"{label}\"}} {}",
+                g(c)
+            );
+        }
+        s.push_str("# HELP rotafetch_dpop_key_mismatch_total Requests refused because a DPoP-bound session or token came without a proof by its key.\n");
+        s.push_str("# TYPE rotafetch_dpop_key_mismatch_total counter\n");
+        for (label, c) in [
+            ("refresh", &self.refresh_dpop_mismatch),
+            ("logout", &self.dpop_mismatch_logout),
+            ("api", &self.dpop_mismatch_api),
+        ] {
+            let _ = writeln!(
+                s,
+                "rotafetch_dpop_key_mismatch_total{{endpoint=\"{label}\"}} {}",
+                g(c)
+            );
         }
         s.push_str("# HELP rotafetch_families_revoked_total Session families revoked (reuse detection or logout).\n");
         s.push_str("# TYPE rotafetch_families_revoked_total counter\n");
@@ -97,6 +137,10 @@ mod tests {
             "rotafetch_refresh_total{outcome=\"reused\"} 0",
             "rotafetch_refresh_total{outcome=\"invalid\"} 0",
             "rotafetch_refresh_total{outcome=\"expired\"} 0",
+            "rotafetch_refresh_total{outcome=\"dpop_mismatch\"} 0",
+            "rotafetch_dpop_proofs_total{outcome=\"accepted\"} 0",
+            "rotafetch_dpop_proofs_total{outcome=\"cache_full\"} 0",
+            "rotafetch_dpop_key_mismatch_total{endpoint=\"api\"} 0",
             "rotafetch_families_revoked_total 0",
             "rotafetch_api_requests_total{status=\"200\"} 1",
             "rotafetch_api_requests_total{status=\"401\"} 0",

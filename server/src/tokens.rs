@@ -73,6 +73,16 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub jti: String,
+    /// DPoP binding (RFC 9449 §6.1): present in tokens of a bound session family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 7638 SHA-256 thumbprint of the client's DPoP key.
+    pub jkt: String,
 }
 
 /// Why an access token was refused; the text goes into `error_description`.
@@ -187,6 +197,18 @@ impl Keys {
         now_secs: u64,
         ttl_secs: u64,
     ) -> Result<String> {
+        self.issue_access_bound(user_id, sid, None, now_secs, ttl_secs)
+    }
+
+    /// Like [`Keys::issue_access`]; with `jkt`, the token carries `"cnf": {"jkt": ...}`.
+    pub fn issue_access_bound(
+        &self,
+        user_id: i64,
+        sid: &str,
+        jkt: Option<&str>,
+        now_secs: u64,
+        ttl_secs: u64,
+    ) -> Result<String> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         let claims = Claims {
@@ -195,6 +217,9 @@ impl Keys {
             iat: now_secs,
             exp: now_secs + ttl_secs,
             jti: random_id(),
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         jsonwebtoken::encode(&header, &claims, &self.encoding).context("signing access token")
     }

@@ -1,5 +1,7 @@
 //! `/api/*` (bearer-authenticated), JWKS and metrics.
 
+use subtle::ConstantTimeEq as _;
+
 use super::*;
 
 // /api/*
@@ -25,28 +27,79 @@ impl FromRequestParts<AppState> for Authenticated {
             .to_str()
             .map_err(|_| ApiError::invalid_token("malformed authorization header"))?;
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
+        if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::missing_token());
         }
+        // Token errors are answered in the scheme the client used.
+        let token_error = |d: &str| {
+            if dpop_scheme {
+                ApiError::dpop_challenge("invalid_token", d)
+            } else {
+                ApiError::invalid_token(d)
+            }
+        };
         let token = token.trim();
         if token.is_empty() {
-            return Err(ApiError::invalid_token("access token malformed"));
+            return Err(token_error("access token malformed"));
         }
         let claims =
             st.0.keys
                 .verify_access(token)
-                .map_err(|e| ApiError::invalid_token(e.description()))?;
+                .map_err(|e| token_error(e.description()))?;
+        match (&claims.cnf, dpop_scheme) {
+            (None, false) => {}
+            (Some(_), false) => {
+                // A bound token is never accepted as a bearer token (RFC 9449 §7.2).
+                inc(&st.0.metrics.dpop_mismatch_api);
+                return Err(ApiError::dpop_challenge(
+                    "invalid_token",
+                    "DPoP-bound access token: use the DPoP authorization scheme with a proof",
+                ));
+            }
+            (None, true) => {
+                return Err(ApiError::dpop_challenge(
+                    "invalid_token",
+                    "access token is not DPoP-bound: use the Bearer scheme",
+                ));
+            }
+            (Some(cnf), true) => {
+                let uri = parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map_or(&parts.uri, |u| &u.0);
+                let proof = st
+                    .dpop_proof(&parts.headers, &parts.method, uri, Some(token))
+                    .await
+                    .map_err(ProofFailure::at_resource)?;
+                let Some(proof) = proof else {
+                    inc(&st.0.metrics.dpop_mismatch_api);
+                    return Err(ApiError::dpop_challenge(
+                        "invalid_dpop_proof",
+                        "DPoP proof required with a DPoP-bound access token",
+                    ));
+                };
+                let same_key: bool = proof.jkt.as_bytes().ct_eq(cnf.jkt.as_bytes()).into();
+                if !same_key {
+                    inc(&st.0.metrics.dpop_mismatch_api);
+                    return Err(ApiError::dpop_challenge(
+                        "invalid_dpop_proof",
+                        "DPoP proof key does not match the access token's key",
+                    ));
+                }
+            }
+        }
         let session =
             st.0.store
                 .session(&claims.sid)
                 .await
                 .map_err(ApiError::store)?
-                .ok_or_else(|| ApiError::invalid_token("session unknown"))?;
+                .ok_or_else(|| token_error("session unknown"))?;
         if session.revoked {
-            return Err(ApiError::invalid_token("session revoked"));
+            return Err(token_error("session revoked"));
         }
         if session.user_id.to_string() != claims.sub {
-            return Err(ApiError::invalid_token("access token subject mismatch"));
+            return Err(token_error("access token subject mismatch"));
         }
         Ok(Authenticated { claims, session })
     }

@@ -12,6 +12,8 @@ struct LoginRequest {
 
 pub(super) async fn login(
     State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -25,6 +27,12 @@ pub(super) async fn login(
     if username.len() > 256 || password.len() > 4096 {
         return Err(ApiError::invalid_request("username or password too long"));
     }
+    // A valid proof binds the new session family to the proof's key.
+    let proof = st
+        .dpop_proof(&headers, &method, &uri, None)
+        .await
+        .map_err(ProofFailure::at_token_endpoint)?;
+    let jkt = proof.map(|p| p.jkt);
     let user =
         st.0.store
             .user_by_name(&username)
@@ -54,13 +62,19 @@ pub(super) async fn login(
     let family_id = random_id();
     let refresh = RefreshToken::generate();
     st.0.store
-        .create_family(user.id, &family_id, &refresh.hash(), now_ms())
+        .create_family_dpop(
+            user.id,
+            &family_id,
+            &refresh.hash(),
+            jkt.as_deref(),
+            now_ms(),
+        )
         .await
         .map_err(ApiError::store)?;
-    let access = st.issue_access(user.id, &family_id)?;
+    let access = st.issue_access(user.id, &family_id, jkt.as_deref())?;
     inc(&st.0.metrics.logins_success);
-    tracing::info!(user_id = user.id, sid = %family_id, "login");
-    Ok(st.token_response(access, Some(refresh)))
+    tracing::info!(user_id = user.id, sid = %family_id, dpop = jkt.is_some(), "login");
+    Ok(st.token_response(access, Some(refresh), jkt.is_some()))
 }
 
 #[derive(Deserialize)]
@@ -96,6 +110,8 @@ fn fault_body(status: StatusCode, content_type: &'static str, body: Body) -> Res
 pub(super) async fn refresh(
     State(st): State<AppState>,
     kill: Option<Extension<ConnKill>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -154,7 +170,7 @@ pub(super) async fn refresh(
         Some(Fault::NoRefreshToken | Fault::LostResponse) | None => {}
     }
     let no_rotate = matches!(fault, Some(Fault::NoRefreshToken));
-    let resp = match do_refresh(&st, &headers, body, no_rotate).await {
+    let resp = match do_refresh(&st, &method, &uri, &headers, body, no_rotate).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -166,6 +182,8 @@ pub(super) async fn refresh(
 
 async fn do_refresh(
     st: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Body,
     no_rotate: bool,
@@ -201,16 +219,27 @@ async fn do_refresh(
             "refresh token unknown",
         )));
     }
+    // An invalid proof is refused before the store is asked: nothing is spent.
+    let proof = st
+        .dpop_proof(headers, method, uri, None)
+        .await
+        .map_err(ProofFailure::at_token_endpoint)?;
+    let proof_jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let presented = RefreshToken::from_presented(token);
     let successor = st.0.keys.successor(&presented);
     let (p_hash, s_hash) = (presented.hash(), successor.hash());
     let (store, policy) = (&st.0.store, &st.0.policy);
-    let outcome = if no_rotate {
-        store.check(&p_hash, now_ms(), policy).await
+    // The family's binding is read and enforced inside the rotation's transaction.
+    let rotation = if no_rotate {
+        store.check_dpop(&p_hash, proof_jkt, now_ms(), policy).await
     } else {
-        store.rotate(&p_hash, &s_hash, now_ms(), policy).await
+        store
+            .rotate_dpop(&p_hash, &s_hash, proof_jkt, now_ms(), policy)
+            .await
     }
     .map_err(ApiError::store)?;
+    let (outcome, jkt) = (rotation.outcome, rotation.jkt);
+    let bound = jkt.is_some();
     let m = &st.0.metrics;
     let count = |c: &std::sync::atomic::AtomicU64| {
         if !no_rotate {
@@ -219,20 +248,29 @@ async fn do_refresh(
     };
     match outcome {
         RotateOutcome::Rotated { user_id, family_id } => {
-            let access = st.issue_access(user_id, &family_id)?;
+            let access = st.issue_access(user_id, &family_id, jkt.as_deref())?;
             count(&m.refresh_rotated);
-            tracing::debug!(sid = %family_id, "refresh token rotated");
-            Ok(st.token_response(access, Some(successor)))
+            tracing::debug!(sid = %family_id, dpop = bound, "refresh token rotated");
+            Ok(st.token_response(access, Some(successor), bound))
         }
         RotateOutcome::Grace { user_id, family_id } => {
-            let access = st.issue_access(user_id, &family_id)?;
+            let access = st.issue_access(user_id, &family_id, jkt.as_deref())?;
             count(&m.refresh_grace);
             tracing::info!(sid = %family_id, "spent refresh token re-presented within the grace window; same successor returned");
-            Ok(st.token_response(access, Some(successor)))
+            Ok(st.token_response(access, Some(successor), bound))
         }
         RotateOutcome::Valid { user_id, family_id } => {
-            let access = st.issue_access(user_id, &family_id)?;
-            Ok(st.token_response(access, None))
+            let access = st.issue_access(user_id, &family_id, jkt.as_deref())?;
+            Ok(st.token_response(access, None, bound))
+        }
+        RotateOutcome::DpopMismatch { family_id } => {
+            count(&m.refresh_dpop_mismatch);
+            tracing::warn!(sid = %family_id, with_proof = proof.is_some(), "refresh of a DPoP-bound session without its key refused (token not spent, session not revoked)");
+            Err(ApiError::invalid_grant(if proof.is_some() {
+                "DPoP proof key does not match the session's key"
+            } else {
+                "this session is DPoP-bound: a DPoP proof by its key is required"
+            }))
         }
         RotateOutcome::Unknown => {
             count(&m.refresh_invalid);
@@ -272,6 +310,8 @@ struct LogoutRequest {
 
 pub(super) async fn logout(
     State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -280,16 +320,36 @@ pub(super) async fn logout(
     let Some(token) = req.refresh_token else {
         return Err(ApiError::invalid_request("refresh_token is required"));
     };
+    let proof = st
+        .dpop_proof(&headers, &method, &uri, None)
+        .await
+        .map_err(ProofFailure::at_token_endpoint)?;
     if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
         let hash = RefreshToken::from_presented(token).hash();
-        let revoked =
+        let outcome =
             st.0.store
-                .revoke_family_of(&hash, now_ms(), "logout")
+                .revoke_family_dpop(
+                    &hash,
+                    proof.as_ref().map(|p| p.jkt.as_str()),
+                    now_ms(),
+                    "logout",
+                )
                 .await
                 .map_err(ApiError::store)?;
-        if revoked {
-            inc(&st.0.metrics.families_revoked);
-            tracing::info!("logout: session family revoked");
+        match outcome {
+            RevokeOutcome::Revoked => {
+                inc(&st.0.metrics.families_revoked);
+                tracing::info!("logout: session family revoked");
+            }
+            RevokeOutcome::Unchanged => {}
+            RevokeOutcome::DpopMismatch => {
+                // A thief holding only the refresh token must not sign the user out.
+                inc(&st.0.metrics.dpop_mismatch_logout);
+                tracing::warn!("logout of a DPoP-bound session without its key refused");
+                return Err(ApiError::invalid_grant(
+                    "this session is DPoP-bound: a DPoP proof by its key is required",
+                ));
+            }
         }
     }
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, OriginalUri, Query, Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
     LOCATION, PRAGMA, WWW_AUTHENTICATE,
@@ -29,10 +29,13 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::dpop::{self, Nonces, Proof, ProofError};
 use crate::error::{json_errors, ApiError};
 use crate::faults::{Fault, FaultPlan, Faults};
 use crate::metrics::{inc, Metrics};
-use crate::store::{self, Millis, Policy, RotateOutcome, Session, Store};
+use crate::store::{
+    self, JtiOutcome, Millis, Policy, RevokeOutcome, RotateOutcome, Session, Store,
+};
 use crate::tokens::{random_bytes, random_id, Claims, Keys, RefreshToken};
 use crate::{Config, ConnKill};
 
@@ -82,6 +85,65 @@ struct Inner {
     /// Verified against when the user does not exist, so that unknown users take as long as
     /// wrong passwords.
     dummy_hash: String,
+    dpop: DpopSettings,
+}
+
+/// DPoP settings (see [`crate::dpop`]).
+#[derive(Debug)]
+struct DpopSettings {
+    /// Server nonces, if required (`--dpop-nonce`).
+    nonces: Option<Nonces>,
+    /// `--public-url` (normalized, without a trailing slash).
+    public_url: Option<String>,
+    /// `--dpop-jti-cap`.
+    jti_cap: u64,
+}
+
+/// The `DPoP-Nonce` response header.
+pub(crate) const DPOP_NONCE: &str = "dpop-nonce";
+
+/// Why a request's DPoP proof was not accepted.
+#[derive(Debug)]
+enum ProofFailure {
+    Proof(ProofError),
+    /// The replay cache is at its bound.
+    CacheFull,
+    Store(anyhow::Error),
+}
+
+impl ProofFailure {
+    /// The answer at the token endpoint: 400 `invalid_dpop_proof` / `use_dpop_nonce`.
+    fn at_token_endpoint(self) -> ApiError {
+        match self {
+            ProofFailure::Proof(ProofError::Invalid(d)) => ApiError::invalid_dpop_proof(d),
+            ProofFailure::Proof(ProofError::UseNonce) => ApiError::use_dpop_nonce(),
+            ProofFailure::CacheFull => replay_cache_full(),
+            ProofFailure::Store(e) => ApiError::store(e),
+        }
+    }
+
+    /// The answer at a resource: 401 with a `WWW-Authenticate: DPoP` challenge.
+    fn at_resource(self) -> ApiError {
+        match self {
+            ProofFailure::Proof(ProofError::Invalid(d)) => {
+                ApiError::dpop_challenge("invalid_dpop_proof", &d)
+            }
+            ProofFailure::Proof(ProofError::UseNonce) => ApiError::dpop_challenge(
+                "use_dpop_nonce",
+                "DPoP proof must carry the server nonce from the DPoP-Nonce response header",
+            ),
+            ProofFailure::CacheFull => replay_cache_full(),
+            ProofFailure::Store(e) => ApiError::store(e),
+        }
+    }
+}
+
+fn replay_cache_full() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "too many recent DPoP proofs; retry shortly",
+    )
 }
 
 impl std::fmt::Debug for AppState {
@@ -134,6 +196,27 @@ impl AppState {
                 tracing::info!("created demo user 'demo'");
             }
         }
+        let nonces = if config.dpop_nonce {
+            let key = store
+                .get_or_init_secret("dpop_nonce_key", &random_bytes::<32>(), now)
+                .await?;
+            let key: [u8; 32] = key
+                .as_slice()
+                .try_into()
+                .context("stored DPoP nonce key has the wrong length")?;
+            Some(Nonces::new(key, config.dpop_nonce_period_secs))
+        } else {
+            None
+        };
+        let public_url = match &config.public_url {
+            Some(u) => Some(
+                dpop::normalize_htu(u)
+                    .with_context(|| format!("public URL {u:?} is not an absolute http(s) URL"))?
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+            None => None,
+        };
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
@@ -147,6 +230,11 @@ impl AppState {
             },
             access_ttl_secs: config.access_ttl_secs,
             dummy_hash: hash_password(&random_id())?,
+            dpop: DpopSettings {
+                nonces,
+                public_url,
+                jti_cap: config.dpop_jti_cap.max(1),
+            },
         })))
     }
 
@@ -166,11 +254,23 @@ impl AppState {
             .is_some())
     }
 
-    /// Deletes long-dead families (and their tokens) once an hour.
+    /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
+    /// cache entries every 30 seconds.
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let mut jti_tick = tokio::time::interval(Duration::from_secs(30));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = jti_tick.tick() => {
+                    match self.0.store.prune_dpop_jti(now_ms()).await {
+                        Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned DPoP replay cache"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
+                    }
+                    continue;
+                }
+            }
             let res = self
                 .0
                 .store
@@ -184,17 +284,24 @@ impl AppState {
         }
     }
 
-    fn issue_access(&self, user_id: i64, sid: &str) -> Result<String, ApiError> {
+    /// An access token; with `jkt` (a DPoP-bound family) it carries `cnf.jkt`.
+    fn issue_access(&self, user_id: i64, sid: &str, jkt: Option<&str>) -> Result<String, ApiError> {
         self.0
             .keys
-            .issue_access(user_id, sid, now_secs(), self.0.access_ttl_secs)
+            .issue_access_bound(user_id, sid, jkt, now_secs(), self.0.access_ttl_secs)
             .map_err(ApiError::internal)
     }
 
-    fn token_response(&self, access: String, refresh: Option<RefreshToken>) -> Response {
+    /// The token endpoint's success body; `token_type` is `DPoP` for a bound family.
+    fn token_response(
+        &self,
+        access: String,
+        refresh: Option<RefreshToken>,
+        bound: bool,
+    ) -> Response {
         let mut body = serde_json::json!({
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": if bound { "DPoP" } else { "Bearer" },
             "expires_in": self.0.access_ttl_secs,
         });
         if let Some(r) = refresh {
@@ -202,6 +309,112 @@ impl AppState {
         }
         no_store(Json(body).into_response())
     }
+}
+
+impl AppState {
+    /// The request URL as the client sees it, without query: `--public-url` (or `http://` +
+    /// the `Host` header) + the path.
+    fn request_htu(&self, headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+        let path = uri.path();
+        if let Some(base) = &self.0.dpop.public_url {
+            return Some(format!("{base}{path}"));
+        }
+        let host = match headers.get(axum::http::header::HOST) {
+            Some(h) => h.to_str().ok()?.to_owned(),
+            None => uri.authority()?.as_str().to_owned(),
+        };
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return None;
+        }
+        Some(format!("http://{host}{path}"))
+    }
+
+    /// Verifies the request's `DPoP` header, if any, and records its `jti` in the replay
+    /// cache. `Ok(None)`: no proof. `access_token`: the token whose hash the proof's `ath`
+    /// must be (resource requests).
+    async fn dpop_proof(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &axum::http::Uri,
+        access_token: Option<&str>,
+    ) -> Result<Option<Proof>, ProofFailure> {
+        let m = &self.0.metrics;
+        let mut values = headers.get_all("dpop").iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        let invalid = |d: &str| {
+            inc(&m.dpop_proofs_invalid);
+            Err(ProofFailure::Proof(ProofError::Invalid(d.to_owned())))
+        };
+        if values.next().is_some() {
+            return invalid("more than one DPoP header");
+        }
+        let Ok(value) = value.to_str() else {
+            return invalid("DPoP proof malformed");
+        };
+        let Some(htu) = self.request_htu(headers, uri) else {
+            return invalid("cannot determine the request URL for htu");
+        };
+        let now = now_secs();
+        let expected = dpop::Expected {
+            htm: method.as_str(),
+            htu: &htu,
+            now_secs: now,
+            access_token,
+        };
+        let proof = match dpop::verify(value.trim(), &expected, self.0.dpop.nonces.as_ref()) {
+            Ok(p) => p,
+            Err(e) => {
+                inc(match e {
+                    ProofError::Invalid(_) => &m.dpop_proofs_invalid,
+                    ProofError::UseNonce => &m.dpop_proofs_use_nonce,
+                });
+                tracing::info!(reason = %e, "DPoP proof refused");
+                return Err(ProofFailure::Proof(e));
+            }
+        };
+        let outcome = self
+            .0
+            .store
+            .use_dpop_jti(
+                &proof.replay_key(),
+                proof.replay_expiry_ms(),
+                now_ms(),
+                self.0.dpop.jti_cap,
+            )
+            .await
+            .map_err(ProofFailure::Store)?;
+        match outcome {
+            JtiOutcome::Fresh => {
+                inc(&m.dpop_proofs_accepted);
+                Ok(Some(proof))
+            }
+            JtiOutcome::Replayed => {
+                inc(&m.dpop_proofs_replayed);
+                tracing::warn!("DPoP proof replayed (jti seen before)");
+                Err(ProofFailure::Proof(ProofError::Invalid(
+                    "DPoP proof jti was used before".into(),
+                )))
+            }
+            JtiOutcome::Full => {
+                inc(&m.dpop_proofs_cache_full);
+                tracing::warn!(cap = self.0.dpop.jti_cap, "DPoP replay cache is full");
+                Err(ProofFailure::CacheFull)
+            }
+        }
+    }
+}
+
+/// Middleware: while nonces are on, every response carries a fresh `DPoP-Nonce`.
+async fn dpop_nonce_header(State(st): State<AppState>, mut resp: Response) -> Response {
+    if let Some(n) = &st.0.dpop.nonces {
+        if let Ok(v) = HeaderValue::from_str(&n.current(now_secs())) {
+            resp.headers_mut().insert(DPOP_NONCE, v);
+        }
+    }
+    resp
 }
 
 fn no_store(mut resp: Response) -> Response {
@@ -359,6 +572,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
     Ok(app
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            dpop_nonce_header,
+        ))
         .layer(cors_layer(&config.cors_origins, config.test_faults)?)
         .layer(TraceLayer::new_for_http())
         .with_state(state))
@@ -456,6 +673,9 @@ fn cors_layer(origins: &[String], test_faults: bool) -> Result<CorsLayer> {
             Method::OPTIONS,
         ])
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([WWW_AUTHENTICATE])
+        .expose_headers([
+            WWW_AUTHENTICATE,
+            axum::http::HeaderName::from_static(DPOP_NONCE),
+        ])
         .max_age(Duration::from_secs(600)))
 }

@@ -89,6 +89,39 @@ pub enum RotateOutcome {
         family_id: String,
         newly_revoked: bool,
     },
+    /// The family is DPoP-bound and the request carried no proof, or a proof by another key:
+    /// nothing was changed (not spent, not counted as reuse, not revoked).
+    DpopMismatch { family_id: String },
+}
+
+/// What [`Store::rotate_dpop`] / [`Store::check_dpop`] report: the outcome and the family's
+/// DPoP binding (the key thumbprint) after the operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub outcome: RotateOutcome,
+    pub jkt: Option<String>,
+}
+
+/// What [`Store::revoke_family_dpop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The family was live and is now revoked.
+    Revoked,
+    /// Unknown token or a family revoked before: nothing to do.
+    Unchanged,
+    /// The family is DPoP-bound and the request did not prove possession of its key.
+    DpopMismatch,
+}
+
+/// What [`Store::use_dpop_jti`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JtiOutcome {
+    /// First use: recorded.
+    Fresh,
+    /// Seen before and not yet expired: a replay.
+    Replayed,
+    /// The cache holds `cap` live entries already: not recorded, refuse the proof.
+    Full,
 }
 
 /// Storage operations used by the server. Every method is atomic.
@@ -110,33 +143,98 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         now: Millis,
     ) -> Result<Option<i64>>;
-    /// Starts a new session family whose first refresh token hashes to `token`.
+    /// Starts a new (unbound) session family whose first refresh token hashes to `token`.
     async fn create_family(
         &self,
         user_id: i64,
         family_id: &str,
         token: &TokenHash,
         now: Millis,
+    ) -> Result<()> {
+        self.create_family_dpop(user_id, family_id, token, None, now)
+            .await
+    }
+    /// Starts a new session family, DPoP-bound to the key thumbprint `jkt` if given.
+    async fn create_family_dpop(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        token: &TokenHash,
+        jkt: Option<&str>,
+        now: Millis,
     ) -> Result<()>;
-    /// Spends `presented` and stores `successor` as its child, or applies the grace / reuse
-    /// rules if `presented` is already spent. One transaction.
+    /// [`Store::rotate_dpop`] without a proof.
     async fn rotate(
         &self,
         presented: &TokenHash,
         successor: &TokenHash,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome>;
-    /// Like [`Store::rotate`] but never changes anything: reports `Valid` for a usable unspent
-    /// token (used by the non-rotating test fault).
+    ) -> Result<RotateOutcome> {
+        Ok(self
+            .rotate_dpop(presented, successor, None, now, policy)
+            .await?
+            .outcome)
+    }
+    /// Spends `presented` and stores `successor` as its child, or applies the grace / reuse
+    /// rules if `presented` is already spent. One transaction, under the family's lock.
+    ///
+    /// `proof_jkt` is the thumbprint of a verified DPoP proof's key. The binding rule
+    /// ([`dpop_mismatch`]) is applied first: a bound family refuses a request without the
+    /// right key with `DpopMismatch` and changes nothing. A rotation with a proof binds an
+    /// unbound family (the successor is then a bound token).
+    async fn rotate_dpop(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<Rotation>;
+    /// [`Store::check_dpop`] without a proof.
     async fn check(
         &self,
         presented: &TokenHash,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome>;
+    ) -> Result<RotateOutcome> {
+        Ok(self.check_dpop(presented, None, now, policy).await?.outcome)
+    }
+    /// Like [`Store::rotate_dpop`] but never changes anything: reports `Valid` for a usable
+    /// unspent token (used by the non-rotating test fault).
+    async fn check_dpop(
+        &self,
+        presented: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<Rotation>;
     /// Revokes the family `token` belongs to. Returns true if it was not revoked before.
-    async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool>;
+    /// A DPoP-bound family is not revoked without a proof (see [`Store::revoke_family_dpop`]).
+    async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
+        Ok(self.revoke_family_dpop(token, None, now, reason).await? == RevokeOutcome::Revoked)
+    }
+    /// Revokes the family `token` belongs to, unless the binding rule ([`dpop_mismatch`])
+    /// refuses a request whose proof (`proof_jkt`) is missing or by another key.
+    async fn revoke_family_dpop(
+        &self,
+        token: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        reason: &str,
+    ) -> Result<RevokeOutcome>;
+    /// Records a DPoP proof's replay key until `expires_at` unless it is already recorded
+    /// and unexpired (`Replayed`) or `cap` unexpired entries exist (`Full`). Atomic across
+    /// instances sharing the database.
+    async fn use_dpop_jti(
+        &self,
+        key: &[u8; 32],
+        expires_at: Millis,
+        now: Millis,
+        cap: u64,
+    ) -> Result<JtiOutcome>;
+    /// Deletes expired replay-cache entries; returns how many.
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize>;
     /// Looks up a session family with its user.
     async fn session(&self, family_id: &str) -> Result<Option<Session>>;
     /// Deletes families (and their tokens) that ended more than `keep_ms` ago. Returns the
@@ -215,6 +313,8 @@ fn redact_query_password(tail: &str) -> String {
 pub(crate) struct TokenRow {
     pub family_id: String,
     pub used_at: Option<Millis>,
+    /// Issued while its family was DPoP-bound (a sender-constrained token).
+    pub bound: bool,
 }
 
 /// A family row.
@@ -223,6 +323,8 @@ pub(crate) struct FamilyRow {
     pub created_at: Millis,
     pub last_rotated_at: Millis,
     pub revoked: bool,
+    /// The DPoP key thumbprint the family is bound to.
+    pub jkt: Option<String>,
 }
 
 impl FamilyRow {
@@ -253,6 +355,24 @@ pub(crate) fn grace_applies(
     let within_window = policy.reuse_grace_ms > 0 && elapsed <= policy.reuse_grace_ms;
     let child_unused = matches!(child, Some((hash, None)) if hash == &successor[..]);
     within_window && child_unused
+}
+
+/// The DPoP binding rule, decided under the family lock before anything is spent: true if
+/// the request must be refused with `DpopMismatch` (nothing changed, no reuse, no revocation).
+///
+/// A bound family requires a proof by its key (`proof_jkt == family.jkt`). Without one, the
+/// request is refused when the presented token is unspent or was itself issued bound. The
+/// one exception is a spent token issued *before* the family was bound (the token a refresh
+/// with a proof spent to bind an unbound family): it was a plain bearer token, so presenting
+/// it again stays ordinary reuse (it revokes the family). Otherwise a thief who stole an
+/// unbound token could bind the family to their own key and so disarm reuse detection.
+pub(crate) fn dpop_mismatch(token: &TokenRow, family: &FamilyRow, proof_jkt: Option<&str>) -> bool {
+    !key_ok(family, proof_jkt) && (token.used_at.is_none() || token.bound)
+}
+
+/// Whether the grace rule may answer this request: never for a bound family without its key.
+pub(crate) fn key_ok(family: &FamilyRow, proof_jkt: Option<&str>) -> bool {
+    family.jkt.is_none() || family.jkt.as_deref() == proof_jkt
 }
 
 /// What `check` reports for a live family: `Valid` for an unspent token, `Reused` (without

@@ -23,8 +23,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use super::{
-    check_outcome, grace_applies, FamilyRow, Millis, Policy, RotateOutcome, Session, Store,
-    TokenHash, TokenRow, Unavailable, User, DEAD_FAMILY,
+    check_outcome, dpop_mismatch, grace_applies, key_ok, FamilyRow, JtiOutcome, Millis, Policy,
+    RevokeOutcome, RotateOutcome, Rotation, Session, Store, TokenHash, TokenRow, Unavailable, User,
+    DEAD_FAMILY,
 };
 
 /// Connections per server instance.
@@ -66,6 +67,14 @@ const MIGRATIONS: &[&str] = &[
         used_at     BIGINT
     );
     CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);",
+    // 2: DPoP: family binding, bound tokens, the proof replay cache
+    "ALTER TABLE families ADD COLUMN jkt TEXT;
+    ALTER TABLE refresh_tokens ADD COLUMN bound BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE TABLE dpop_jti (
+        key        BYTEA PRIMARY KEY,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX dpop_jti_expires ON dpop_jti(expires_at);",
 ];
 
 /// The PostgreSQL implementation of [`Store`]. `Debug` shows no connection details.
@@ -248,7 +257,7 @@ async fn lock_live(
     // then orders every concurrent decision about this family.
     let lock_family = tx
         .prepare_cached(
-            "SELECT user_id, created_at, last_rotated_at, revoked_at IS NOT NULL FROM families
+            "SELECT user_id, created_at, last_rotated_at, revoked_at IS NOT NULL, jkt FROM families
              WHERE id = (SELECT family_id FROM refresh_tokens WHERE hash = $1) FOR UPDATE",
         )
         .await?;
@@ -260,10 +269,11 @@ async fn lock_live(
         created_at: f.get(1),
         last_rotated_at: f.get(2),
         revoked: f.get(3),
+        jkt: f.get(4),
     };
     // Read under the lock: a new statement sees everything committed before we got it.
     let load_token = tx
-        .prepare_cached("SELECT family_id, used_at FROM refresh_tokens WHERE hash = $1")
+        .prepare_cached("SELECT family_id, used_at, bound FROM refresh_tokens WHERE hash = $1")
         .await?;
     let Some(t) = tx.query_opt(&load_token, &[&&presented[..]]).await? else {
         return Ok(Err(RotateOutcome::Unknown));
@@ -271,6 +281,7 @@ async fn lock_live(
     let token = TokenRow {
         family_id: t.get(0),
         used_at: t.get(1),
+        bound: t.get(2),
     };
     if let Some(dead) = family.dead(now, policy) {
         return Ok(Err(dead));
@@ -294,31 +305,56 @@ async fn revoke(
     Ok(n > 0)
 }
 
+/// A rotation outcome of a family that could not be used (no binding to report).
+fn unbound(outcome: RotateOutcome) -> Rotation {
+    Rotation { outcome, jkt: None }
+}
+
 async fn rotate_tx(
     client: &mut Object,
     presented: &TokenHash,
     successor: &TokenHash,
+    proof_jkt: Option<&str>,
     now: Millis,
     policy: &Policy,
-) -> Result<RotateOutcome, tokio_postgres::Error> {
+) -> Result<Rotation, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let (token, family) = match lock_live(&tx, presented, now, policy).await? {
         Ok(live) => live,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => return Ok(unbound(outcome)),
     };
+    // Decided under the family lock, before anything is spent (rolled back on return).
+    if dpop_mismatch(&token, &family, proof_jkt) {
+        return Ok(Rotation {
+            outcome: RotateOutcome::DpopMismatch {
+                family_id: token.family_id,
+            },
+            jkt: family.jkt,
+        });
+    }
+    let mut jkt = family.jkt.clone();
     let outcome = match token.used_at {
         None => {
+            // A rotation with a proof binds an unbound family from here on.
+            jkt = jkt.or_else(|| proof_jkt.map(str::to_owned));
             let spend = tx
                 .prepare_cached(
                     "WITH spent AS (UPDATE refresh_tokens SET used_at = $3 WHERE hash = $1),
-                          touched AS (UPDATE families SET last_rotated_at = $3 WHERE id = $4)
-                     INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at)
-                     VALUES ($2, $4, $1, $3)",
+                          touched AS (UPDATE families SET last_rotated_at = $3, jkt = $5
+                                      WHERE id = $4)
+                     INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+                     VALUES ($2, $4, $1, $3, $5::TEXT IS NOT NULL)",
                 )
                 .await?;
             tx.execute(
                 &spend,
-                &[&&presented[..], &&successor[..], &now, &token.family_id],
+                &[
+                    &&presented[..],
+                    &&successor[..],
+                    &now,
+                    &token.family_id,
+                    &jkt,
+                ],
             )
             .await?;
             RotateOutcome::Rotated {
@@ -334,7 +370,7 @@ async fn rotate_tx(
             let child = child
                 .as_ref()
                 .map(|r| (r.get::<_, &[u8]>(0), r.get::<_, Option<i64>>(1)));
-            if grace_applies(used_at, child, successor, now, policy) {
+            if key_ok(&family, proof_jkt) && grace_applies(used_at, child, successor, now, policy) {
                 RotateOutcome::Grace {
                     user_id: family.user_id,
                     family_id: token.family_id,
@@ -349,22 +385,88 @@ async fn rotate_tx(
         }
     };
     tx.commit().await?;
-    Ok(outcome)
+    Ok(Rotation { outcome, jkt })
 }
 
 async fn check_tx(
     client: &mut Object,
     presented: &TokenHash,
+    proof_jkt: Option<&str>,
     now: Millis,
     policy: &Policy,
-) -> Result<RotateOutcome, tokio_postgres::Error> {
+) -> Result<Rotation, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let outcome = match lock_live(&tx, presented, now, policy).await? {
-        Ok((token, family)) => check_outcome(token, &family),
-        Err(outcome) => outcome,
+    let rotation = match lock_live(&tx, presented, now, policy).await? {
+        Ok((token, family)) if dpop_mismatch(&token, &family, proof_jkt) => Rotation {
+            outcome: RotateOutcome::DpopMismatch {
+                family_id: token.family_id,
+            },
+            jkt: family.jkt,
+        },
+        Ok((token, family)) => {
+            let jkt = family.jkt.clone();
+            Rotation {
+                outcome: check_outcome(token, &family),
+                jkt,
+            }
+        }
+        Err(outcome) => unbound(outcome),
     };
     tx.rollback().await?;
-    Ok(outcome)
+    Ok(rotation)
+}
+
+async fn revoke_tx(
+    client: &mut Object,
+    token: &TokenHash,
+    proof_jkt: Option<&str>,
+    now: Millis,
+    reason: &str,
+) -> Result<RevokeOutcome, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // Same lock order as a rotation: the family row first, then the token.
+    let Some(f) = tx
+        .query_opt(
+            "SELECT id, jkt FROM families
+             WHERE id = (SELECT family_id FROM refresh_tokens WHERE hash = $1) FOR UPDATE",
+            &[&&token[..]],
+        )
+        .await?
+    else {
+        return Ok(RevokeOutcome::Unchanged);
+    };
+    let family_id: String = f.get(0);
+    let jkt: Option<String> = f.get(1);
+    if jkt.is_some() {
+        let t = tx
+            .query_one(
+                "SELECT used_at, bound FROM refresh_tokens WHERE hash = $1",
+                &[&&token[..]],
+            )
+            .await?;
+        let row = TokenRow {
+            family_id: family_id.clone(),
+            used_at: t.get(0),
+            bound: t.get(1),
+        };
+        let family = FamilyRow {
+            user_id: 0,
+            created_at: 0,
+            last_rotated_at: 0,
+            revoked: false,
+            jkt,
+        };
+        if dpop_mismatch(&row, &family, proof_jkt) {
+            return Ok(RevokeOutcome::DpopMismatch);
+        }
+    }
+    let changed = revoke(&tx, &family_id, now, reason).await?;
+    tx.commit().await?;
+    Ok(if changed {
+        RevokeOutcome::Revoked
+    } else {
+        RevokeOutcome::Unchanged
+    })
 }
 
 #[async_trait]
@@ -424,65 +526,116 @@ impl Store for PgStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn create_family(
+    async fn create_family_dpop(
         &self,
         user_id: i64,
         family_id: &str,
         token: &TokenHash,
+        jkt: Option<&str>,
         now: Millis,
     ) -> Result<()> {
         let client = self.client().await?;
         let st = client
             .prepare_cached(
                 "WITH family AS (
-                     INSERT INTO families (id, user_id, created_at, last_rotated_at)
-                     VALUES ($1, $2, $3, $3) RETURNING id)
-                 INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at)
-                 SELECT $4, id, NULL, $3 FROM family",
+                     INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
+                     VALUES ($1, $2, $3, $3, $5) RETURNING id)
+                 INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+                 SELECT $4, id, NULL, $3, $5::TEXT IS NOT NULL FROM family",
             )
             .await
             .map_err(pg_err)?;
         client
-            .execute(&st, &[&family_id, &user_id, &now, &&token[..]])
+            .execute(&st, &[&family_id, &user_id, &now, &&token[..], &jkt])
             .await
             .map_err(pg_err)?;
         Ok(())
     }
 
-    async fn rotate(
+    async fn rotate_dpop(
         &self,
         presented: &TokenHash,
         successor: &TokenHash,
+        proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome> {
+    ) -> Result<Rotation> {
         retrying!(self, |c| rotate_tx(
-            &mut c, presented, successor, now, policy
+            &mut c, presented, successor, proof_jkt, now, policy
         ))
     }
 
-    async fn check(
+    async fn check_dpop(
         &self,
         presented: &TokenHash,
+        proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome> {
-        retrying!(self, |c| check_tx(&mut c, presented, now, policy))
+    ) -> Result<Rotation> {
+        retrying!(self, |c| check_tx(
+            &mut c, presented, proof_jkt, now, policy
+        ))
     }
 
-    async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
+    async fn revoke_family_dpop(
+        &self,
+        token: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        reason: &str,
+    ) -> Result<RevokeOutcome> {
+        retrying!(self, |c| revoke_tx(&mut c, token, proof_jkt, now, reason))
+    }
+
+    async fn use_dpop_jti(
+        &self,
+        key: &[u8; 32],
+        expires_at: Millis,
+        now: Millis,
+        cap: u64,
+    ) -> Result<JtiOutcome> {
         let client = self.client().await?;
-        // One statement: it locks the family row it updates.
-        let n = client
-            .execute(
-                "UPDATE families SET revoked_at = $2, revoke_reason = $3
-                 WHERE id = (SELECT family_id FROM refresh_tokens WHERE hash = $1)
-                   AND revoked_at IS NULL",
-                &[&&token[..], &now, &reason],
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        // One statement: the primary key serializes concurrent uses of one key across
+        // instances; an expired entry (not pruned yet) is taken over.
+        let insert = client
+            .prepare_cached(
+                "INSERT INTO dpop_jti (key, expires_at)
+                 SELECT $1, $2 WHERE (SELECT count(*) FROM dpop_jti WHERE expires_at > $3) < $4
+                 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                 WHERE dpop_jti.expires_at <= $3",
             )
             .await
             .map_err(pg_err)?;
-        Ok(n > 0)
+        let n = client
+            .execute(&insert, &[&&key[..], &expires_at, &now, &cap])
+            .await
+            .map_err(pg_err)?;
+        if n > 0 {
+            return Ok(JtiOutcome::Fresh);
+        }
+        let live = client
+            .query_opt(
+                "SELECT expires_at > $2 FROM dpop_jti WHERE key = $1",
+                &[&&key[..], &now],
+            )
+            .await
+            .map_err(pg_err)?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        Ok(if live {
+            JtiOutcome::Replayed
+        } else {
+            JtiOutcome::Full
+        })
+    }
+
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM dpop_jti WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(pg_err)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn session(&self, family_id: &str) -> Result<Option<Session>> {

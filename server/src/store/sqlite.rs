@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    check_outcome, grace_applies, FamilyRow, Millis, Policy, RotateOutcome, Session, Store,
-    TokenHash, TokenRow, User, DEAD_FAMILY,
+    check_outcome, dpop_mismatch, grace_applies, key_ok, FamilyRow, JtiOutcome, Millis, Policy,
+    RevokeOutcome, RotateOutcome, Rotation, Session, Store, TokenHash, TokenRow, User, DEAD_FAMILY,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -43,6 +43,14 @@ const MIGRATIONS: &[&str] = &[
         used_at     INTEGER
     );
     CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);",
+    // 2: DPoP: family binding, bound tokens, the proof replay cache
+    "ALTER TABLE families ADD COLUMN jkt TEXT;
+    ALTER TABLE refresh_tokens ADD COLUMN bound INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE dpop_jti (
+        key        BLOB PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX dpop_jti_expires ON dpop_jti(expires_at);",
 ];
 
 /// The synchronous SQLite database behind [`SqliteStore`].
@@ -113,12 +121,13 @@ impl SqliteDb {
 
 fn load_token(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<TokenRow>> {
     conn.query_row(
-        "SELECT family_id, used_at FROM refresh_tokens WHERE hash = ?1",
+        "SELECT family_id, used_at, bound FROM refresh_tokens WHERE hash = ?1",
         params![&hash[..]],
         |r| {
             Ok(TokenRow {
                 family_id: r.get(0)?,
                 used_at: r.get(1)?,
+                bound: r.get(2)?,
             })
         },
     )
@@ -127,7 +136,7 @@ fn load_token(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<To
 
 fn load_family(conn: &Connection, id: &str) -> rusqlite::Result<Option<FamilyRow>> {
     conn.query_row(
-        "SELECT user_id, created_at, last_rotated_at, revoked_at IS NOT NULL
+        "SELECT user_id, created_at, last_rotated_at, revoked_at IS NOT NULL, jkt
          FROM families WHERE id = ?1",
         params![id],
         |r| {
@@ -136,6 +145,7 @@ fn load_family(conn: &Connection, id: &str) -> rusqlite::Result<Option<FamilyRow
                 created_at: r.get(1)?,
                 last_rotated_at: r.get(2)?,
                 revoked: r.get(3)?,
+                jkt: r.get(4)?,
             })
         },
     )
@@ -223,17 +233,20 @@ impl SqliteDb {
         user_id: i64,
         family_id: &str,
         token: &TokenHash,
+        jkt: Option<&str>,
         now: Millis,
     ) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO families (id, user_id, created_at, last_rotated_at) VALUES (?1, ?2, ?3, ?3)",
-            params![family_id, user_id, now],
+            "INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
+             VALUES (?1, ?2, ?3, ?3, ?4)",
+            params![family_id, user_id, now, jkt],
         )?;
         tx.execute(
-            "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at) VALUES (?1, ?2, NULL, ?3)",
-            params![&token[..], family_id, now],
+            "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+             VALUES (?1, ?2, NULL, ?3, ?4)",
+            params![&token[..], family_id, now, jkt.is_some()],
         )?;
         tx.commit()?;
         Ok(())
@@ -243,29 +256,47 @@ impl SqliteDb {
         &self,
         presented: &TokenHash,
         successor: &TokenHash,
+        proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome> {
+    ) -> Result<Rotation> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (token, family) = match load_live(&tx, presented, now, policy)? {
             Ok(live) => live,
-            Err(outcome) => return Ok(outcome),
+            Err(outcome) => return Ok(unbound(outcome)),
         };
+        if dpop_mismatch(&token, &family, proof_jkt) {
+            return Ok(Rotation {
+                outcome: RotateOutcome::DpopMismatch {
+                    family_id: token.family_id,
+                },
+                jkt: family.jkt,
+            });
+        }
+        let mut jkt = family.jkt.clone();
         let outcome = match token.used_at {
             None => {
+                // A rotation with a proof binds an unbound family from here on.
+                jkt = jkt.or_else(|| proof_jkt.map(str::to_owned));
                 tx.execute(
                     "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1",
                     params![&presented[..], now],
                 )?;
                 tx.execute(
-                    "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![&successor[..], token.family_id, &presented[..], now],
+                    "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        &successor[..],
+                        token.family_id,
+                        &presented[..],
+                        now,
+                        jkt.is_some()
+                    ],
                 )?;
                 tx.execute(
-                    "UPDATE families SET last_rotated_at = ?2 WHERE id = ?1",
-                    params![token.family_id, now],
+                    "UPDATE families SET last_rotated_at = ?2, jkt = ?3 WHERE id = ?1",
+                    params![token.family_id, now, jkt],
                 )?;
                 RotateOutcome::Rotated {
                     user_id: family.user_id,
@@ -281,7 +312,9 @@ impl SqliteDb {
                     )
                     .optional()?;
                 let child = child.as_ref().map(|(hash, used)| (hash.as_slice(), *used));
-                if grace_applies(used_at, child, successor, now, policy) {
+                if key_ok(&family, proof_jkt)
+                    && grace_applies(used_at, child, successor, now, policy)
+                {
                     RotateOutcome::Grace {
                         user_id: family.user_id,
                         family_id: token.family_id,
@@ -296,32 +329,101 @@ impl SqliteDb {
             }
         };
         tx.commit()?;
-        Ok(outcome)
+        Ok(Rotation { outcome, jkt })
     }
 
     pub fn check(
         &self,
         presented: &TokenHash,
+        proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome> {
+    ) -> Result<Rotation> {
         let conn = self.lock();
         let (token, family) = match load_live(&conn, presented, now, policy)? {
             Ok(live) => live,
-            Err(outcome) => return Ok(outcome),
+            Err(outcome) => return Ok(unbound(outcome)),
         };
-        Ok(check_outcome(token, &family))
+        if dpop_mismatch(&token, &family, proof_jkt) {
+            return Ok(Rotation {
+                outcome: RotateOutcome::DpopMismatch {
+                    family_id: token.family_id,
+                },
+                jkt: family.jkt,
+            });
+        }
+        let outcome = check_outcome(token, &family);
+        Ok(Rotation {
+            outcome,
+            jkt: family.jkt,
+        })
     }
 
-    pub fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
+    pub fn revoke_family_of(
+        &self,
+        token: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        reason: &str,
+    ) -> Result<RevokeOutcome> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let Some(row) = load_token(&tx, token)? else {
-            return Ok(false);
+            return Ok(RevokeOutcome::Unchanged);
         };
+        if let Some(family) = load_family(&tx, &row.family_id)? {
+            if dpop_mismatch(&row, &family, proof_jkt) {
+                return Ok(RevokeOutcome::DpopMismatch);
+            }
+        }
         let changed = revoke(&tx, &row.family_id, now, reason)?;
         tx.commit()?;
-        Ok(changed)
+        Ok(if changed {
+            RevokeOutcome::Revoked
+        } else {
+            RevokeOutcome::Unchanged
+        })
+    }
+
+    pub fn use_dpop_jti(
+        &self,
+        key: &[u8; 32],
+        expires_at: Millis,
+        now: Millis,
+        cap: u64,
+    ) -> Result<JtiOutcome> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let live: Option<bool> = tx
+            .query_row(
+                "SELECT expires_at > ?2 FROM dpop_jti WHERE key = ?1",
+                params![&key[..], now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if live == Some(true) {
+            return Ok(JtiOutcome::Replayed);
+        }
+        let count: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM dpop_jti WHERE expires_at > ?1",
+            params![now],
+            |r| r.get(0),
+        )?;
+        if u64::try_from(count).unwrap_or(0) >= cap {
+            return Ok(JtiOutcome::Full);
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO dpop_jti (key, expires_at) VALUES (?1, ?2)",
+            params![&key[..], expires_at],
+        )?;
+        tx.commit()?;
+        Ok(JtiOutcome::Fresh)
+    }
+
+    pub fn prune_dpop_jti(&self, now: Millis) -> Result<usize> {
+        Ok(self
+            .lock()
+            .execute("DELETE FROM dpop_jti WHERE expires_at <= ?1", params![now])?)
     }
 
     pub fn session(&self, family_id: &str) -> Result<Option<Session>> {
@@ -362,6 +464,11 @@ impl SqliteDb {
         tx.commit()?;
         Ok(n)
     }
+}
+
+/// A rotation outcome of a family that could not be used (no binding to report).
+fn unbound(outcome: RotateOutcome) -> Rotation {
+    Rotation { outcome, jkt: None }
 }
 
 /// The SQLite implementation of [`Store`]: a [`SqliteDb`] used from tokio's blocking pool.
@@ -421,43 +528,74 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_family(
+    async fn create_family_dpop(
         &self,
         user_id: i64,
         family_id: &str,
         token: &TokenHash,
+        jkt: Option<&str>,
         now: Millis,
     ) -> Result<()> {
         let (family_id, token) = (family_id.to_owned(), *token);
-        self.run(move |db| db.create_family(user_id, &family_id, &token, now))
+        let jkt = jkt.map(str::to_owned);
+        self.run(move |db| db.create_family(user_id, &family_id, &token, jkt.as_deref(), now))
             .await
     }
 
-    async fn rotate(
+    async fn rotate_dpop(
         &self,
         presented: &TokenHash,
         successor: &TokenHash,
+        proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome> {
+    ) -> Result<Rotation> {
         let (p, s, policy) = (*presented, *successor, *policy);
-        self.run(move |db| db.rotate(&p, &s, now, &policy)).await
+        let jkt = proof_jkt.map(str::to_owned);
+        self.run(move |db| db.rotate(&p, &s, jkt.as_deref(), now, &policy))
+            .await
     }
 
-    async fn check(
+    async fn check_dpop(
         &self,
         presented: &TokenHash,
+        proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
-    ) -> Result<RotateOutcome> {
+    ) -> Result<Rotation> {
         let (p, policy) = (*presented, *policy);
-        self.run(move |db| db.check(&p, now, &policy)).await
+        let jkt = proof_jkt.map(str::to_owned);
+        self.run(move |db| db.check(&p, jkt.as_deref(), now, &policy))
+            .await
     }
 
-    async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
+    async fn revoke_family_dpop(
+        &self,
+        token: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        reason: &str,
+    ) -> Result<RevokeOutcome> {
         let (token, reason) = (*token, reason.to_owned());
-        self.run(move |db| db.revoke_family_of(&token, now, &reason))
+        let jkt = proof_jkt.map(str::to_owned);
+        self.run(move |db| db.revoke_family_of(&token, jkt.as_deref(), now, &reason))
             .await
+    }
+
+    async fn use_dpop_jti(
+        &self,
+        key: &[u8; 32],
+        expires_at: Millis,
+        now: Millis,
+        cap: u64,
+    ) -> Result<JtiOutcome> {
+        let key = *key;
+        self.run(move |db| db.use_dpop_jti(&key, expires_at, now, cap))
+            .await
+    }
+
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize> {
+        self.run(move |db| db.prune_dpop_jti(now)).await
     }
 
     async fn session(&self, family_id: &str) -> Result<Option<Session>> {
