@@ -105,7 +105,7 @@ async function sizes() {
     define: { "process.env.NODE_ENV": '"production"' }, logLevel: "warning", legalComments: "none" };
   const rows = [];
   // rotafetch as shipped in pkg/ (web target; scripts/package.mjs already minified the glue
-  // with esbuild, names kept): the .wasm, the glue and wasm-bindgen's snippets (the small ES
+  // with esbuild, exported class names kept): the .wasm, the glue and wasm-bindgen's snippets (the small ES
   // modules the glue imports), each gzipped on its own as a server sends them.
   const part = (file) => ({ raw: statSync(file).size, gzip: gzip9(file) });
   const wasm = part(join(PKG, "rotafetch_bg.wasm"));
