@@ -590,8 +590,14 @@ mod tests {
     fn a_refresh_is_still_needed_for_the_failed_token_or_a_due_one() {
         assert!(still_needed(true, None, 0.0));
         assert!(still_needed(true, Some(100.0), 0.0));
-        assert!(!still_needed(false, Some(100.0), 50.0), "rotated meanwhile, not due");
-        assert!(still_needed(false, Some(100.0), 100.0), "rotated meanwhile but due");
+        assert!(
+            !still_needed(false, Some(100.0), 50.0),
+            "rotated meanwhile, not due"
+        );
+        assert!(
+            still_needed(false, Some(100.0), 100.0),
+            "rotated meanwhile but due"
+        );
         assert!(!still_needed(false, None, 1e12), "no refresh moment known");
     }
 
@@ -601,21 +607,54 @@ mod tests {
             adopt_before_lock(signed_in, mine, shared, rat, failed, 1_000.0)
         };
         assert!(adopt(true, Some(10.0), Some(20.0), Some(5_000.0), false));
-        assert!(adopt(true, None, Some(20.0), None, false), "ours had no known expiry");
-        assert!(!adopt(false, Some(10.0), Some(20.0), Some(5_000.0), false), "signed out");
-        assert!(!adopt(true, Some(20.0), Some(20.0), Some(5_000.0), false), "not newer");
-        assert!(!adopt(true, Some(30.0), Some(20.0), Some(5_000.0), false), "older");
-        assert!(!adopt(true, Some(10.0), Some(20.0), Some(500.0), false), "due itself");
-        assert!(!adopt(true, Some(10.0), Some(20.0), Some(5_000.0), true), "the failed token");
-        assert!(!adopt(true, Some(10.0), None, None, false), "no expiry: not newer");
+        assert!(
+            adopt(true, None, Some(20.0), None, false),
+            "ours had no known expiry"
+        );
+        assert!(
+            !adopt(false, Some(10.0), Some(20.0), Some(5_000.0), false),
+            "signed out"
+        );
+        assert!(
+            !adopt(true, Some(20.0), Some(20.0), Some(5_000.0), false),
+            "not newer"
+        );
+        assert!(
+            !adopt(true, Some(30.0), Some(20.0), Some(5_000.0), false),
+            "older"
+        );
+        assert!(
+            !adopt(true, Some(10.0), Some(20.0), Some(500.0), false),
+            "due itself"
+        );
+        assert!(
+            !adopt(true, Some(10.0), Some(20.0), Some(5_000.0), true),
+            "the failed token"
+        );
+        assert!(
+            !adopt(true, Some(10.0), None, None, false),
+            "no expiry: not newer"
+        );
     }
 
     #[test]
     fn a_failed_refresh_before_sending_sends_only_a_still_valid_token_after_a_transient_failure() {
         assert!(send_despite_failure(true, true, Some(2_000.0), 1_000.0));
-        assert!(send_despite_failure(true, true, None, 1_000.0), "unknown expiry");
-        assert!(!send_despite_failure(true, true, Some(1_000.0), 1_000.0), "expired");
-        assert!(!send_despite_failure(false, true, Some(2_000.0), 1_000.0), "rejected/aborted");
-        assert!(!send_despite_failure(true, false, Some(2_000.0), 1_000.0), "signed out");
+        assert!(
+            send_despite_failure(true, true, None, 1_000.0),
+            "unknown expiry"
+        );
+        assert!(
+            !send_despite_failure(true, true, Some(1_000.0), 1_000.0),
+            "expired"
+        );
+        assert!(
+            !send_despite_failure(false, true, Some(2_000.0), 1_000.0),
+            "rejected/aborted"
+        );
+        assert!(
+            !send_despite_failure(true, false, Some(2_000.0), 1_000.0),
+            "signed out"
+        );
     }
 }
