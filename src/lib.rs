@@ -31,6 +31,7 @@ compile_error!("`panic-trap` needs `std` off (a program that links std has std's
 ))]
 compile_error!("`panic-trap` builds a whole program: it needs `small-alloc` as its allocator");
 
+pub mod dpop;
 pub mod error;
 pub mod json;
 pub mod jwt;

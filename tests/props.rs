@@ -543,3 +543,21 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(cfg(20_000))]
+
+    /// The `WWW-Authenticate` reader behind the DPoP nonce challenge takes any header value
+    /// (any Unicode, quotes and commas anywhere) without panicking; and after any other
+    /// well-formed challenge, whatever its quoted parameter holds, a DPoP one is found, and
+    /// only when it is there.
+    #[test]
+    fn dpop_www_authenticate_never_panics(s in "\\PC{0,120}", scheme in "(Bearer|Basic|Foo)",
+                                          value in "[A-Za-z ,=]{0,30}") {
+        let _ = rotafetch::dpop::resource_wants_nonce(401, Some(&s));
+        let other = format!("{scheme} realm=\"{value}\", error=\"use_dpop_nonce\"");
+        prop_assert!(!rotafetch::dpop::resource_wants_nonce(401, Some(&other)));
+        let both = format!("{other}, DPoP algs=\"ES256\", error=\"use_dpop_nonce\"");
+        prop_assert!(rotafetch::dpop::resource_wants_nonce(401, Some(&both)));
+    }
+}

@@ -1,0 +1,238 @@
+//! DPoP (RFC 9449) decisions, pure: which URL a proof names, when a response is a nonce
+//! challenge rather than a token failure, which nonce to send to an origin. The browser layer
+//! (still to come, issue #16) signs the proofs; these decide what goes in them and what an
+//! answer means, and are tested natively here.
+
+use alloc::{string::String, vec::Vec};
+
+/// A proof's `htu`: the request URL without its query and fragment (RFC 9449 §4.2, §4.3).
+pub fn htu(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
+}
+
+/// A token endpoint's answer is a nonce challenge (RFC 9449 §8): `400` with the error
+/// `use_dpop_nonce`. Not a token failure: the request is sent again with the nonce, nothing
+/// is refreshed or signed out.
+pub fn token_endpoint_wants_nonce(status: u16, error: Option<&str>) -> bool {
+    status == 400 && error == Some("use_dpop_nonce")
+}
+
+/// A resource server's answer is a nonce challenge (RFC 9449 §9): `401` whose
+/// `WWW-Authenticate` has a `DPoP` challenge with `error="use_dpop_nonce"`.
+pub fn resource_wants_nonce(status: u16, www_authenticate: Option<&str>) -> bool {
+    status == 401
+        && www_authenticate.is_some_and(|h| {
+            challenges(h).any(|(scheme, params)| {
+                scheme.eq_ignore_ascii_case("DPoP")
+                    && auth_params(params)
+                        .any(|(k, v)| k.eq_ignore_ascii_case("error") && v == "use_dpop_nonce")
+            })
+        })
+}
+
+/// The challenges of a `WWW-Authenticate` value (RFC 9110 §11.6.1): `(scheme, its params)`.
+/// A new challenge starts at a token that is followed by a space and is not a parameter name
+/// (not followed by `=`).
+fn challenges(h: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut starts: Vec<usize> = Vec::new();
+    let bytes = h.as_bytes();
+    let mut quoted = false;
+    let mut at_item = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'\\' {
+                i += 1;
+            } else if b == b'"' {
+                quoted = false;
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if b == b',' {
+            at_item = true;
+        } else if at_item && !b.is_ascii_whitespace() {
+            at_item = false;
+            // A token here is a scheme when what follows it is not `=`.
+            let end = h[i..]
+                .find(|c: char| c == '=' || c == ',' || c.is_ascii_whitespace())
+                .map_or(h.len(), |e| i + e);
+            let rest = h[end..].trim_start();
+            if !rest.starts_with('=') || rest.starts_with("==") {
+                starts.push(i);
+            }
+        }
+        i += 1;
+    }
+    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([h.len()]).collect();
+    starts.into_iter().zip(ends).map(move |(s, e)| {
+        let c = h[s..e].trim().trim_end_matches(',').trim();
+        match c.find(|c: char| c.is_ascii_whitespace()) {
+            Some(sp) => (&c[..sp], c[sp..].trim_start()),
+            None => (c, ""),
+        }
+    })
+}
+
+/// `name=value` pairs of a challenge's parameters; a quoted value without its quotes (escapes
+/// left as they are: the values compared here have none).
+fn auth_params(params: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    let mut rest = params.trim_start_matches([',', ' ', '\t']);
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let mut end = None;
+            let mut escaped = false;
+            for (i, c) in q.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            match end {
+                Some(e) => (&q[..e], &q[e + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            let e = after.find(',').unwrap_or(after.len());
+            (after[..e].trim(), &after[e..])
+        };
+        out.push((name, value));
+        rest = next.trim_start_matches([',', ' ', '\t']);
+    }
+    out.into_iter()
+}
+
+/// With DPoP on, a token response must say `token_type: "DPoP"` (case-insensitive, RFC 6749
+/// §7.1): a bearer answer is a silent downgrade (RFC 9449 §5) and is refused.
+pub fn token_type_accepted(dpop: bool, token_type: Option<&str>) -> bool {
+    match token_type {
+        None => !dpop,
+        Some(t) if dpop => t.eq_ignore_ascii_case("DPoP"),
+        Some(t) => t.eq_ignore_ascii_case("Bearer"),
+    }
+}
+
+/// The latest nonce each origin gave (RFC 9449 §8.2: a server may send a fresh one with any
+/// response, 200s included).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Nonces(Vec<(String, String)>);
+
+impl Nonces {
+    /// The nonce to put in the next proof for `origin`.
+    pub fn get(&self, origin: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(o, _)| o == origin)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// Keeps `nonce` (a response's `DPoP-Nonce`) as `origin`'s latest. An empty value or one
+    /// that is not a visible-ASCII token (RFC 9449 §8.1: `1*NQCHAR`) is ignored.
+    pub fn take(&mut self, origin: &str, nonce: &str) {
+        if nonce.is_empty()
+            || !nonce
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return;
+        }
+        match self.0.iter_mut().find(|(o, _)| o == origin) {
+            Some((_, n)) => {
+                n.clear();
+                n.push_str(nonce);
+            }
+            None => self.0.push((origin.into(), nonce.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htu_drops_the_query_and_the_fragment() {
+        assert_eq!(
+            htu("https://a.example/api/me?x=1#f"),
+            "https://a.example/api/me"
+        );
+        assert_eq!(
+            htu("https://a.example/api/me#f?x"),
+            "https://a.example/api/me"
+        );
+        assert_eq!(htu("https://a.example/"), "https://a.example/");
+    }
+
+    #[test]
+    fn a_token_endpoint_nonce_challenge_is_a_400_use_dpop_nonce() {
+        assert!(token_endpoint_wants_nonce(400, Some("use_dpop_nonce")));
+        assert!(!token_endpoint_wants_nonce(400, Some("invalid_grant")));
+        assert!(!token_endpoint_wants_nonce(401, Some("use_dpop_nonce")));
+        assert!(!token_endpoint_wants_nonce(400, None));
+    }
+
+    #[test]
+    fn a_resource_nonce_challenge_is_a_dpop_challenge_with_that_error() {
+        let yes = [
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#,
+            r#"dpop algs="ES256 EdDSA", error="use_dpop_nonce""#,
+            r#"Bearer realm="api", DPoP error="use_dpop_nonce""#,
+            r#"DPoP error=use_dpop_nonce"#,
+            r#"Bearer error="invalid_token", DPoP algs="ES256", error="use_dpop_nonce""#,
+        ];
+        for h in yes {
+            assert!(resource_wants_nonce(401, Some(h)), "{h}");
+        }
+        let no = [
+            r#"DPoP error="invalid_token""#,
+            r#"Bearer error="use_dpop_nonce""#,
+            r#"DPoP error_description="use_dpop_nonce""#,
+            r#"DPoP error="invalid_dpop_proof", error_description="not error=\"use_dpop_nonce\"""#,
+            r#"Bearer realm="DPoP error=use_dpop_nonce""#,
+            "",
+        ];
+        for h in no {
+            assert!(!resource_wants_nonce(401, Some(h)), "{h}");
+        }
+        assert!(!resource_wants_nonce(403, Some(yes[0])));
+        assert!(!resource_wants_nonce(401, None));
+    }
+
+    #[test]
+    fn with_dpop_on_only_a_dpop_token_type_is_accepted() {
+        assert!(token_type_accepted(true, Some("DPoP")));
+        assert!(token_type_accepted(true, Some("dpop")));
+        assert!(!token_type_accepted(true, Some("Bearer")), "a downgrade");
+        assert!(!token_type_accepted(true, None), "a downgrade");
+        assert!(token_type_accepted(false, Some("bearer")));
+        assert!(token_type_accepted(false, None));
+        assert!(
+            !token_type_accepted(false, Some("DPoP")),
+            "bound tokens need the key"
+        );
+    }
+
+    #[test]
+    fn the_latest_nonce_per_origin_is_kept() {
+        let mut n = Nonces::default();
+        assert_eq!(n.get("https://a"), None);
+        n.take("https://a", "n1");
+        n.take("https://b", "m1");
+        n.take("https://a", "n2");
+        assert_eq!(n.get("https://a"), Some("n2"));
+        assert_eq!(n.get("https://b"), Some("m1"));
+        n.take("https://a", "");
+        n.take("https://a", "bad nonce");
+        n.take("https://a", "bad\"nonce");
+        assert_eq!(n.get("https://a"), Some("n2"), "invalid values are ignored");
+    }
+}
