@@ -26,13 +26,15 @@ const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && 
 
 export class Driver {
   /**
-   * @param {Core} c the Rust core @param {Store} s the session's persistent home
+   * @param {Core} core the Rust core @param {Store} s the session's persistent home
    * @param {boolean} x one refresh per browser (the hand-over store and the lock)
    * @param {string} url refreshUrl @param {string | undefined} out logoutUrl
    * @param {string} key the hand-over record's key @param {string} n the lock's name
    * @param {number} ms bound on a refresh and on waiting for the lock
    */
-  constructor(c, s, x, url, out, key, n, ms) {
+  constructor(core, s, x, url, out, key, n, ms) {
+    // `c.start(…)` and the rest: the core's questions, all through its one export `ask`.
+    const c = new Proxy({}, { get: (_, name) => (...args) => core.ask(name, args) });
     Object.assign(this, { c, s, x, url, out, key, n, ms, f: null });
     // Another tab's write (or clearing) of the session in this storage area.
     this.close = x ? s.listen((v) => c.adopt(v)) : () => {};

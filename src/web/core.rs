@@ -66,6 +66,50 @@ impl Core {
 
 #[wasm_bindgen(js_class = Core)]
 impl Core {
+    /// The driver's one way in: the question `name` (a method below) with its `args`. One
+    /// export instead of one per question: each export costs the `.wasm` a shim and the glue a
+    /// method (measured: 0.6 KB gzip for the eighteen).
+    pub fn ask(&self, name: &str, args: &js_sys::Array) -> Js<JsValue> {
+        let arg = |i| args.get(i);
+        let text = |i| arg(i).as_string();
+        let num = |i| arg(i).as_f64().unwrap_or(0.0);
+        let flag = |i| arg(i).is_truthy();
+        let str = |i: u32| text(i).unwrap_or_default();
+        Ok(match name {
+            "start" => self.start(&str(0), flag(1), &str(2)).into(),
+            "access" => self.access().into(),
+            "on401" => self
+                .on_401(&str(0), &str(1), &str(2), flag(3), flag(4))
+                .into(),
+            "tolerate" => self.tolerate(text(0)).into(),
+            "fail" => self.fail(num(0) as u8),
+            "fast" => self.fast(&arg(0), text(1)).into(),
+            "generation" => self.generation().into(),
+            "sync" => self
+                .sync(&arg(0), num(1) as u32)
+                .map(|()| JsValue::UNDEFINED)?,
+            "request" => self.request(text(0))?,
+            "tooBig" => self.too_big(text(0)).into(),
+            "answer" => self.answer(num(0) as u16, text(1))?,
+            "commit" => self.commit().map(|()| JsValue::UNDEFINED)?,
+            "flush" => {
+                self.flush();
+                JsValue::UNDEFINED
+            }
+            "adopt" => {
+                self.adopt(&arg(0));
+                JsValue::UNDEFINED
+            }
+            "login" => self.login(&str(0))?.into(),
+            "loggedIn" => self.logged_in(num(0) as u16, text(1))?.into(),
+            "signOut" => self.sign_out().into(),
+            "handOver" => self.hand_over(&arg(0)).into(),
+            _ => JsValue::UNDEFINED,
+        })
+    }
+}
+
+impl Core {
     // The request path.
 
     /// A request to `url` (with an `Authorization` of its own or not, of `redirect` mode
@@ -74,7 +118,7 @@ impl Core {
     /// `policy::refresh_before_send`). Plus 4 when the request (and its replay, built from the
     /// same input) must be made `redirect: "error"` before it carries the token (option
     /// `redirect: "error"`; a call's own mode is kept).
-    pub fn start(&self, url: &str, has_authorization: bool, mode: &str) -> u8 {
+    fn start(&self, url: &str, has_authorization: bool, mode: &str) -> u8 {
         let st = self.state();
         if has_authorization || !policy::origin_of_href(url).is_some_and(|o| st.cfg.allow.allows(o))
         {
@@ -85,14 +129,13 @@ impl Core {
     }
 
     /// The access token to send, `undefined` when signed out.
-    pub fn access(&self) -> Option<String> {
+    fn access(&self) -> Option<String> {
         self.state().access()
     }
 
     /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
     /// token, 2 refresh (once per browser) then replay.
-    #[wasm_bindgen(js_name = on401)]
-    pub fn on_401(
+    fn on_401(
         &self,
         carried: &str,
         sent_url: &str,
@@ -122,7 +165,7 @@ impl Core {
 
     /// After the refresh before sending failed with `code`: send with the old token anyway?
     /// Only after a transient failure, while the token (refreshed early) has not expired.
-    pub fn tolerate(&self, code: Option<String>) -> bool {
+    fn tolerate(&self, code: Option<String>) -> bool {
         let session = self.state().session.borrow();
         policy::send_despite_failure(
             code.as_deref() == Some(ErrorCode::RefreshFailed.as_str()),
@@ -133,7 +176,7 @@ impl Core {
     }
 
     /// An error of the driver's own (see `driver_error`).
-    pub fn fail(&self, kind: u8) -> JsValue {
+    fn fail(&self, kind: u8) -> JsValue {
         glue::js_error(&driver_error(kind))
     }
 
@@ -144,7 +187,7 @@ impl Core {
     /// token this refresh was meant to replace, is adopted (true: nothing left to do). Under
     /// load, eight tabs queueing for the lock one after another could otherwise take longer
     /// than the new token's refresh window.
-    pub fn fast(&self, shared: &JsValue, failed: Option<String>) -> bool {
+    fn fast(&self, shared: &JsValue, failed: Option<String>) -> bool {
         let st = self.state();
         let Some(s) = parse_record(shared) else {
             return false;
@@ -168,14 +211,14 @@ impl Core {
     }
 
     /// The session's generation (see `sync`).
-    pub fn generation(&self) -> u32 {
+    fn generation(&self) -> u32 {
         self.state().generation.get()
     }
 
     /// Under the lock: takes over what the last lock holder left in the hand-over store
     /// (`shared`: a record, `null` signed out, `undefined` nothing read). Fails when this tab
     /// signed in or out since `generation`.
-    pub fn sync(&self, shared: &JsValue, generation: u32) -> Js<()> {
+    fn sync(&self, shared: &JsValue, generation: u32) -> Js<()> {
         let st = self.state();
         if shared.is_undefined() {
             return Ok(());
@@ -195,7 +238,7 @@ impl Core {
     /// nothing to do: another tab rotated already (learnt from the hand-over store or its
     /// `storage` event), the token this refresh was meant to replace (`failed`) is gone and
     /// the current one is not due.
-    pub fn request(&self, failed: Option<String>) -> Js<JsValue> {
+    fn request(&self, failed: Option<String>) -> Js<JsValue> {
         let st = self.state();
         let Some(cur) = st.session.borrow().clone() else {
             return js(Err(not_authenticated()));
@@ -218,8 +261,7 @@ impl Core {
     }
 
     /// Should a response declaring this `Content-Length` be left unread (over the limit)?
-    #[wasm_bindgen(js_name = tooBig)]
-    pub fn too_big(&self, content_length: Option<String>) -> bool {
+    fn too_big(&self, content_length: Option<String>) -> bool {
         content_length.is_some_and(|l| token::declares_more_than(&l, token::MAX_RESPONSE_BYTES))
     }
 
@@ -227,7 +269,7 @@ impl Core {
     /// `undefined`: unreadable or over the limit). Returns what to write to the hand-over
     /// store (the new record, or `null` after a rejection), then `commit` finishes; fails for
     /// a transient failure (the refresh token is kept) or when the session changed meanwhile.
-    pub fn answer(&self, status: u16, text: Option<String>) -> Js<JsValue> {
+    fn answer(&self, status: u16, text: Option<String>) -> Js<JsValue> {
         let st = self.state();
         let Some((generation, cur)) = st.refreshing.borrow_mut().take() else {
             return js(Err(not_authenticated()));
@@ -292,7 +334,7 @@ impl Core {
 
     /// Once the hand-over store has the answer: the persistent store (its `storage` event
     /// wakes the other tabs), then this tab's session. Fails after a rejection.
-    pub fn commit(&self) -> Js<()> {
+    fn commit(&self) -> Js<()> {
         let st = self.state();
         match st.outcome.borrow_mut().take() {
             Some(Outcome::Rotated(stored)) => {
@@ -313,7 +355,7 @@ impl Core {
     }
 
     /// Emits the event the refresh (or sign-out) left, once the lock is released.
-    pub fn flush(&self) {
+    fn flush(&self) {
         let event = self.state().pending.borrow_mut().take();
         if let Some(e) = event {
             self.state().emit(&e);
@@ -321,21 +363,20 @@ impl Core {
     }
 
     /// Another tab wrote (`string`) or cleared (`null`) the session in the shared storage.
-    pub fn adopt(&self, value: &JsValue) {
+    fn adopt(&self, value: &JsValue) {
         self.state().adopt(parse_record(value));
     }
 
     // Sign-in and sign-out.
 
     /// `login(url, …)`: the URL to POST the credentials to, or `invalid_config`.
-    pub fn login(&self, url: &str) -> Js<String> {
+    fn login(&self, url: &str) -> Js<String> {
         js(super::config::resolve_http(url, "url"))
     }
 
     /// The login endpoint's answer (`status` 0: network error or timeout): the session it
     /// starts (returns the record for the hand-over store), or `login_failed`.
-    #[wasm_bindgen(js_name = loggedIn)]
-    pub fn logged_in(&self, status: u16, text: Option<String>) -> Js<String> {
+    fn logged_in(&self, status: u16, text: Option<String>) -> Js<String> {
         let failed = |m: &str| glue::js_error(&AuthError::new(ErrorCode::LoginFailed, m));
         if status == 0 {
             return Err(failed("login request failed (network error or timeout)"));
@@ -360,8 +401,7 @@ impl Core {
     /// `logout()` begins: the session is cleared here and in the persistent store; returns
     /// the body of the logout request (`undefined`: nothing to spend). The `signout` event
     /// waits for `flush`.
-    #[wasm_bindgen(js_name = signOut)]
-    pub fn sign_out(&self) -> Option<String> {
+    fn sign_out(&self) -> Option<String> {
         let st = self.state();
         let mine = st.session.borrow_mut().take();
         st.bump();
@@ -376,8 +416,7 @@ impl Core {
     /// Under the lock at `logout()`: clears the persistent store again (a refresh in flight
     /// in another tab may have written it) and returns the logout body for the refresh token
     /// the hand-over store held (`shared`), which is the latest.
-    #[wasm_bindgen(js_name = handOver)]
-    pub fn hand_over(&self, shared: &JsValue) -> Option<String> {
+    fn hand_over(&self, shared: &JsValue) -> Option<String> {
         self.state().store.write(None);
         parse_record(shared).map(|s| json_body(&s.refresh_token))
     }
