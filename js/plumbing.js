@@ -10,7 +10,7 @@ const now = Date.now;
  * The `new AuthClient(options)` object read and type-checked, in Rust's order: `[refreshUrl,
  * logoutUrl, refreshFormat (0 json, 1 oauth2), clientId, storage (0 local, 1 session,
  * 2 memory), storageKey, allowedOrigins, leewaySeconds, refreshTimeoutMs,
- * minRefreshIntervalMs, redirect (0 follow, 1 error), crossTab]`, `undefined` where absent;
+ * minRefreshIntervalMs, redirect (0 follow, 1 error), crossTab, dpop]`, `undefined` where absent;
  * or the first error's message (an `invalid_config` error). Rust checks the values.
  * @param {unknown} o
  * @returns {unknown[] | string}
@@ -32,7 +32,7 @@ export function readOptions(o) {
       : bad(k, `must be a ${min ? "positive" : "non-negative"} integer`);
   };
   const known = ["refreshUrl", "logoutUrl", "refreshFormat", "clientId", "storage", "storageKey", "allowedOrigins",
-    "leewaySeconds", "refreshTimeoutMs", "minRefreshIntervalMs", "crossTab", "redirect"];
+    "leewaySeconds", "refreshTimeoutMs", "minRefreshIntervalMs", "crossTab", "redirect", "dpop"];
   try {
     for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, "is not a known option");
     const url = str("refreshUrl") ?? bad("refreshUrl", "is required");
@@ -43,8 +43,8 @@ export function readOptions(o) {
     const leeway = get("leewaySeconds");
     out.push(list && [...list], leeway === undefined ? leeway : typeof leeway == "number" ? leeway : NaN,
       int("refreshTimeoutMs", 1), int("minRefreshIntervalMs", 0), choice("redirect", ["follow", "error"]));
-    const crossTab = get("crossTab");
-    out.push(crossTab === undefined || typeof crossTab == "boolean" ? crossTab : bad("crossTab", "must be a boolean"));
+    const flag = (k) => { const v = get(k); return v === undefined || typeof v == "boolean" ? v : bad(k, "must be a boolean"); };
+    out.push(flag("crossTab"), flag("dpop"));
     return out;
   } catch (e) {
     if (typeof e == "string") return e;
@@ -84,13 +84,15 @@ export class Events {
 }
 
 /**
- * POSTs `body` as `type` (JSON accepted, never cached), aborted after `ms`. Resolves
+ * POSTs `body` as `type` (JSON accepted, never cached; with `proof`, its `DPoP` header), aborted
+ * after `ms`. Resolves
  * `[status, content-length header or null, response]`; rejects on a network error or timeout.
  * @returns {Promise<[number, string | null, Response]>}
  */
-export async function post(url, type, body, ms) {
-  const r = await g.fetch(url, { method: "POST", headers: { "Content-Type": type, Accept: "application/json" },
-    body, cache: "no-store", signal: AbortSignal.timeout(ms) });
+export async function post(url, type, body, ms, proof) {
+  const headers = { "Content-Type": type, Accept: "application/json" };
+  if (proof) headers.DPoP = proof;
+  const r = await g.fetch(url, { method: "POST", headers, body, cache: "no-store", signal: AbortSignal.timeout(ms) });
   return [r.status, r.headers.get("content-length"), r];
 }
 
@@ -107,11 +109,11 @@ export function bodyText(r, skip) {
 // IndexedDB: one database, one object store, a string value per key. The store that is
 // consistent between tabs at lock hand-over (see the README).
 
-const tx = (db, mode) => {
+export const tx = (db, mode) => {
   const t = db.transaction("kv", mode);
   return [t, t.objectStore("kv")];
 };
-const committed = (t, resolve, reject) => {
+export const committed = (t, resolve, reject) => {
   t.oncomplete = resolve;
   t.onerror = t.onabort = reject;
 };
@@ -252,12 +254,14 @@ export const pageOrigin = () => g.location?.origin;
 /**
  * `request` readied for the access token: with `strict` (Rust decided: `redirect: "error"`
  * configured and the request has the default mode) a `new Request(request, {redirect:
- * "error"})` takes its place; then `Authorization: Bearer <access>`. Throws what those throw.
- * @param {Request} request @param {string} access @param {boolean} strict @returns {Request}
+ * "error"})` takes its place; then `Authorization: Bearer <access>` (`DPoP <access>` with
+ * `dpop`). Throws what those throw.
+ * @param {Request} request @param {string} access @param {boolean} strict @param {boolean} dpop
+ * @returns {Request}
  */
-export function authorize(request, access, strict) {
+export function authorize(request, access, strict, dpop) {
   if (strict) request = new Request(request, { redirect: "error" });
-  request.headers.set("Authorization", "Bearer " + access);
+  request.headers.set("Authorization", (dpop ? "DPoP " : "Bearer ") + access);
   return request;
 }
 
@@ -283,3 +287,6 @@ export function formBody(rt, clientId) {
   if (clientId !== undefined) p.append("client_id", clientId);
   return String(p);
 }
+
+/** Can this page keep a DPoP key (IndexedDB, and `crypto.subtle`: a secure context)? */
+export const dpopCapable = () => !!(g.indexedDB && g.crypto?.subtle);

@@ -7,8 +7,9 @@ use alloc::{string::String, vec::Vec};
 
 /// A proof's `htu`: the request URL without its query and fragment (RFC 9449 §4.2, §4.3).
 pub fn htu(url: &str) -> &str {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    &url[..end]
+    // Bytes, not a char pattern: `?` and `#` are ASCII, so the cut is on a char boundary.
+    let end = url.bytes().position(|b| b == b'?' || b == b'#');
+    &url[..end.unwrap_or(url.len())]
 }
 
 /// A token endpoint's answer is a nonce challenge (RFC 9449 §8): `400` with the error
@@ -21,94 +22,64 @@ pub fn token_endpoint_wants_nonce(status: u16, error: Option<&str>) -> bool {
 /// A resource server's answer is a nonce challenge (RFC 9449 §9): `401` whose
 /// `WWW-Authenticate` has a `DPoP` challenge with `error="use_dpop_nonce"`.
 pub fn resource_wants_nonce(status: u16, www_authenticate: Option<&str>) -> bool {
-    status == 401
-        && www_authenticate.is_some_and(|h| {
-            challenges(h).any(|(scheme, params)| {
-                scheme.eq_ignore_ascii_case("DPoP")
-                    && auth_params(params)
-                        .any(|(k, v)| k.eq_ignore_ascii_case("error") && v == "use_dpop_nonce")
-            })
-        })
+    status == 401 && www_authenticate.is_some_and(|h| dpop_nonce_error(h.as_bytes()))
 }
 
-/// The challenges of a `WWW-Authenticate` value (RFC 9110 §11.6.1): `(scheme, its params)`.
-/// A new challenge starts at a token that is followed by a space and is not a parameter name
-/// (not followed by `=`).
-fn challenges(h: &str) -> impl Iterator<Item = (&str, &str)> {
-    let mut starts: Vec<usize> = Vec::new();
-    let bytes = h.as_bytes();
-    let mut quoted = false;
-    let mut at_item = true;
+/// RFC 9110 §5.6.2 `tchar`.
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Reads a `WWW-Authenticate` value (RFC 9110 §11.6.1): comma-separated items, where
+/// `scheme [name=value]` starts a challenge and `name=value` continues it (values plain
+/// tokens or quoted strings, whose commas and escapes are skipped). True when a `DPoP`
+/// challenge has `error=use_dpop_nonce`. Bytes only, one pass, no allocation.
+fn dpop_nonce_error(h: &[u8]) -> bool {
+    let ws = |i: &mut usize| {
+        while *i < h.len() && (h[*i] == b' ' || h[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    let mut in_dpop = false;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if quoted {
-            if b == b'\\' {
-                i += 1;
-            } else if b == b'"' {
-                quoted = false;
-            }
-        } else if b == b'"' {
-            quoted = true;
-        } else if b == b',' {
-            at_item = true;
-        } else if at_item && !b.is_ascii_whitespace() {
-            at_item = false;
-            // A token here is a scheme when what follows it is not `=`.
-            let end = h[i..]
-                .find(|c: char| c == '=' || c == ',' || c.is_ascii_whitespace())
-                .map_or(h.len(), |e| i + e);
-            let rest = h[end..].trim_start();
-            if !rest.starts_with('=') || rest.starts_with("==") {
-                starts.push(i);
-            }
+    while i < h.len() {
+        let start = i;
+        while i < h.len() && tchar(h[i]) {
+            i += 1;
+        }
+        let token = &h[start..i];
+        if token.is_empty() {
+            i += 1; // a separator (or a stray byte)
+            continue;
+        }
+        ws(&mut i);
+        if h.get(i) != Some(&b'=') {
+            in_dpop = token.eq_ignore_ascii_case(b"DPoP"); // a new challenge's scheme
+            continue;
         }
         i += 1;
-    }
-    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([h.len()]).collect();
-    starts.into_iter().zip(ends).map(move |(s, e)| {
-        let c = h[s..e].trim().trim_end_matches(',').trim();
-        match c.find(|c: char| c.is_ascii_whitespace()) {
-            Some(sp) => (&c[..sp], c[sp..].trim_start()),
-            None => (c, ""),
-        }
-    })
-}
-
-/// `name=value` pairs of a challenge's parameters; a quoted value without its quotes (escapes
-/// left as they are: the values compared here have none).
-fn auth_params(params: &str) -> impl Iterator<Item = (&str, &str)> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
-    let mut rest = params.trim_start_matches([',', ' ', '\t']);
-    while let Some(eq) = rest.find('=') {
-        let name = rest[..eq].trim();
-        let after = rest[eq + 1..].trim_start();
-        let (value, next) = if let Some(q) = after.strip_prefix('"') {
-            let mut end = None;
-            let mut escaped = false;
-            for (i, c) in q.char_indices() {
-                match c {
-                    _ if escaped => escaped = false,
-                    '\\' => escaped = true,
-                    '"' => {
-                        end = Some(i);
-                        break;
-                    }
-                    _ => {}
-                }
+        ws(&mut i);
+        let value = if h.get(i) == Some(&b'"') {
+            i += 1;
+            let from = i;
+            while i < h.len() && h[i] != b'"' {
+                i += if h[i] == b'\\' { 2 } else { 1 };
             }
-            match end {
-                Some(e) => (&q[..e], &q[e + 1..]),
-                None => (q, ""),
-            }
+            let v = &h[from..i.min(h.len())];
+            i += 1;
+            v
         } else {
-            let e = after.find(',').unwrap_or(after.len());
-            (after[..e].trim(), &after[e..])
+            let from = i;
+            while i < h.len() && tchar(h[i]) {
+                i += 1;
+            }
+            &h[from..i]
         };
-        out.push((name, value));
-        rest = next.trim_start_matches([',', ' ', '\t']);
+        if in_dpop && token.eq_ignore_ascii_case(b"error") && value == b"use_dpop_nonce" {
+            return true;
+        }
     }
-    out.into_iter()
+    false
 }
 
 /// With DPoP on, a token response must say `token_type: "DPoP"` (case-insensitive, RFC 6749

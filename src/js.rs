@@ -58,6 +58,14 @@ export interface AuthClientOptions {
    * calls at any redirect instead, so the token never follows one, whatever the engine.
    */
   redirect?: "follow" | "error";
+  /**
+   * DPoP (RFC 9449), default false: a non-extractable ES256 key, kept in IndexedDB and shared
+   * by the tabs, signs a proof for every token request and every call `fetch` authenticates
+   * (`Authorization: DPoP …` plus `DPoP: <proof>`), so a copied refresh or access token is
+   * useless elsewhere. Needs IndexedDB and `crypto.subtle` (a secure context), else
+   * `invalid_config`. Server nonces are handled; a bearer token response is refused.
+   */
+  dpop?: boolean;
 }
 
 /** Tokens for `setTokens`: RFC 6749 names or camelCase. */
@@ -87,6 +95,12 @@ export interface AuthEventMap {
 }
 
 export interface AuthClient {
+  /**
+   * With `dpop: true`, a DPoP proof by this client's key for a request of your own (e.g. your
+   * authorization-code exchange): send it as the `DPoP` header, then hand the tokens to
+   * `setTokens`. Rejects `invalid_config` when DPoP is off.
+   */
+  dpopProof(method: string, url: string): Promise<string>;
   /** Listens to an event; returns a function that removes the listener. */
   on<K extends keyof AuthEventMap>(event: K, listener: (detail: AuthEventMap[K]) => void): () => void;
 }
@@ -138,6 +152,7 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
     if let Some(b) = read.get(11).as_bool() {
         options.cross_tab = b;
     }
+    options.dpop = read.get(12).is_truthy();
     Ok(options)
 }
 
@@ -201,6 +216,12 @@ impl JsAuthClient {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn logout(&self) -> Promise {
         self.client.driver().logout()
+    }
+
+    /// A DPoP proof for a request of the app's own (typed in the `.d.ts` section above).
+    #[wasm_bindgen(js_name = dpopProof, skip_typescript)]
+    pub fn dpop_proof(&self, method: JsValue, url: JsValue) -> Promise {
+        self.client.driver().dpop_proof(&method, &url)
     }
 
     /// True while tokens are held.

@@ -16,6 +16,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// `expires_in`, in seconds.
     pub expires_in: Option<f64>,
+    /// `token_type`, as the server wrote it (`Bearer`, `DPoP`; see [`check_type`]).
+    pub token_type: Option<String>,
 }
 
 impl core::fmt::Debug for TokenResponse {
@@ -27,6 +29,7 @@ impl core::fmt::Debug for TokenResponse {
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
             )
             .field("expires_in", &self.expires_in)
+            .field("token_type", &self.token_type)
             .finish()
     }
 }
@@ -46,8 +49,10 @@ pub enum TokenError {
     BadRefreshToken,
     /// `expires_in` is present but not a non-negative number.
     BadExpiresIn,
-    /// `token_type` is present and not `Bearer`.
+    /// `token_type` is present and not `Bearer` (DPoP off).
     NotBearer,
+    /// `token_type` is not `DPoP` while DPoP is on: a downgrade to bearer, refused.
+    NotDpop,
     /// Larger than [`MAX_RESPONSE_BYTES`].
     TooLarge,
 }
@@ -63,6 +68,7 @@ impl TokenError {
             TokenError::BadRefreshToken => "refresh_token is not a valid token string",
             TokenError::BadExpiresIn => "expires_in is not a non-negative number",
             TokenError::NotBearer => "token_type is not Bearer",
+            TokenError::NotDpop => "token_type is not DPoP (a bearer token while DPoP is on)",
             TokenError::TooLarge => "token response is too large",
         }
     }
@@ -120,11 +126,7 @@ pub fn from_json<J: JsonValue>(j: &J) -> Result<TokenResponse, TokenError> {
     if !j.is_object() {
         return Err(TokenError::NotObject);
     }
-    if let Some(tt) = field(j, "token_type", "tokenType") {
-        if !tt.eq_ignore_ascii_case("bearer") {
-            return Err(TokenError::NotBearer);
-        }
-    }
+    let token_type = field(j, "token_type", "tokenType");
     let access_token = match field(j, "access_token", "accessToken") {
         Some(a) if is_token_string(&a) => a,
         Some(_) => return Err(TokenError::BadAccessToken),
@@ -164,7 +166,20 @@ pub fn from_json<J: JsonValue>(j: &J) -> Result<TokenResponse, TokenError> {
         access_token,
         refresh_token,
         expires_in,
+        token_type,
     })
+}
+
+/// Is the response's `token_type` the one this client works with: `Bearer` (or none) with
+/// DPoP off, `DPoP` with it on (see [`crate::dpop::token_type_accepted`])?
+pub fn check_type(t: &TokenResponse, dpop: bool) -> Result<(), TokenError> {
+    if crate::dpop::token_type_accepted(dpop, t.token_type.as_deref()) {
+        Ok(())
+    } else if dpop {
+        Err(TokenError::NotDpop)
+    } else {
+        Err(TokenError::NotBearer)
+    }
 }
 
 /// Reads a token response from its body text.
@@ -311,11 +326,17 @@ mod tests {
             ),
             (r#"{"access_token":"x","expires_in":-1}"#, BadExpiresIn),
             (r#"{"access_token":"x","expires_in":"soon"}"#, BadExpiresIn),
-            (r#"{"access_token":"x","token_type":"DPoP"}"#, NotBearer),
         ];
         for (body, want) in cases {
             assert_eq!(parse::<Value>(body).unwrap_err(), want, "{body}");
         }
+        // The token type is read, and checked against the client's DPoP setting.
+        let dpop = parse::<Value>(r#"{"access_token":"x","token_type":"DPoP"}"#).unwrap();
+        assert_eq!(check_type(&dpop, false), Err(NotBearer));
+        assert_eq!(check_type(&dpop, true), Ok(()));
+        let bearer = parse::<Value>(r#"{"access_token":"x","token_type":"bearer"}"#).unwrap();
+        assert_eq!(check_type(&bearer, false), Ok(()));
+        assert_eq!(check_type(&bearer, true), Err(NotDpop), "a downgrade");
         let huge = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(MAX_RESPONSE_BYTES));
         assert_eq!(parse::<Value>(&huge).unwrap_err(), TooLarge);
     }

@@ -300,6 +300,8 @@ proptest! {
         if let Some(e) = exp { m.insert(k("expires_in", "expiresIn").into(), json!(e)); }
         if let Some(t) = tt { m.insert(k("token_type", "tokenType").into(), json!(t)); }
         let r = token::parse::<Value>(&Value::Object(m).to_string()).unwrap();
+        prop_assert!(token::check_type(&r, false).is_ok());
+        prop_assert!(token::check_type(&r, true).is_err(), "a bearer answer with DPoP on");
         prop_assert_eq!(r.access_token, at);
         prop_assert_eq!(r.refresh_token, rt);
         prop_assert_eq!(r.expires_in, exp.map(f64::from));

@@ -34,6 +34,7 @@ extern "C" {
         key: &str,
         lock_name: &str,
         timeout_ms: u32,
+        dpop: &JsValue,
     ) -> Driver;
     /// `fetch(input, init)` with authentication.
     #[wasm_bindgen(method)]
@@ -45,6 +46,9 @@ extern "C" {
     pub(crate) fn refresh(this: &Driver) -> Promise;
     #[wasm_bindgen(method)]
     pub(crate) fn logout(this: &Driver) -> Promise;
+    /// A DPoP proof for a request of the app's own.
+    #[wasm_bindgen(method, js_name = dpopProof)]
+    pub(crate) fn dpop_proof(this: &Driver, method: &JsValue, url: &JsValue) -> Promise;
     /// Writes a record to the hand-over store (in the background).
     #[wasm_bindgen(method)]
     fn share(this: &Driver, record: &str) -> Promise;
@@ -55,6 +59,23 @@ extern "C" {
 
 /// A Rust listener, as the JS function the client's `Events` calls, and what removes it.
 type Listener = (u32, Closure<dyn Fn(JsValue, JsValue)>, Function);
+
+#[cfg(feature = "dpop")]
+#[wasm_bindgen(module = "/js/dpop.js")]
+extern "C" {
+    /// The DPoP key and proof functions (`{key, sign, forget}`).
+    fn dpop() -> JsValue;
+}
+
+/// What the driver signs DPoP proofs with: `undefined` when DPoP is off (or not built).
+fn dpop_module(on: bool) -> JsValue {
+    #[cfg(feature = "dpop")]
+    if on {
+        return dpop();
+    }
+    let _ = on;
+    JsValue::UNDEFINED
+}
 
 pub(super) struct Inner {
     pub(super) state: Rc<State>,
@@ -143,6 +164,7 @@ impl AuthClient {
             &fx.key,
             &fx.lock_name,
             fx.timeout_ms,
+            &dpop_module(fx.dpop),
         );
         Ok(AuthClient {
             inner: Rc::new(Inner {
@@ -217,6 +239,17 @@ impl AuthClient {
     /// Signs out: clears the session here and in every tab, and tells the server (best effort).
     pub async fn logout(&self) {
         let _ = settle(self.inner.driver.logout()).await;
+    }
+
+    /// With [`Options::dpop`], a DPoP proof by this client's key for a request of the app's
+    /// own (e.g. its authorization-code exchange); `invalid_config` when DPoP is off.
+    pub async fn dpop_proof(&self, method: &str, url: &str) -> Result<String, AuthError> {
+        let p = self.inner.driver.dpop_proof(&method.into(), &url.into());
+        let proof = settle(p).await.map_err(|e| match e {
+            FetchError::Auth(a) => a,
+            FetchError::Js(_) => AuthError::new(ErrorCode::RefreshFailed, "unexpected failure"),
+        })?;
+        Ok(proof.as_string().unwrap_or_default())
     }
 
     /// `fetch(input, init)` with authentication: the JS `fetch` signature.

@@ -15,6 +15,15 @@ pub(super) struct Config {
     pub(super) leeway_ms: f64,
     pub(super) min_interval_ms: f64,
     pub(super) redirects: Redirects,
+    dpop: bool,
+}
+
+impl Config {
+    /// DPoP on (a constant `false` in builds without the `dpop` feature, so none of its code
+    /// ships there).
+    pub(super) fn dpop(&self) -> bool {
+        cfg!(feature = "dpop") && self.dpop
+    }
 }
 
 /// What the driver needs: where to send, how long to wait, what to lock and share.
@@ -25,6 +34,7 @@ pub(super) struct Effects {
     pub(super) lock_name: String,
     pub(super) timeout_ms: u32,
     pub(super) cross_tab: bool,
+    pub(super) dpop: bool,
 }
 
 pub(super) fn resolve_http(url: &str, name: &str) -> Result<String, AuthError> {
@@ -76,6 +86,17 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         Some(("refreshTimeoutMs", "must be a positive integer"))
     } else if o.client_id.as_deref() == Some("") {
         Some(("clientId", "must be a non-empty string"))
+    } else if o.dpop && !cfg!(feature = "dpop") {
+        Some((
+            "dpop",
+            "is not in this build (the crate's `dpop` feature; the npm package has none yet)",
+        ))
+    } else if o.dpop && !glue::dpop_capable() {
+        // Never a silent fallback to bearer tokens.
+        Some((
+            "dpop",
+            "needs IndexedDB and crypto.subtle (a secure context: https or localhost)",
+        ))
     } else {
         None
     };
@@ -92,6 +113,7 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         leeway_ms: o.leeway_seconds * 1000.0,
         min_interval_ms: f64::from(o.min_refresh_interval_ms),
         redirects: o.redirects,
+        dpop: o.dpop,
     };
     let effects = Effects {
         refresh_url,
@@ -100,6 +122,7 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         lock_name,
         timeout_ms: o.refresh_timeout_ms,
         cross_tab: o.cross_tab && o.storage == StorageKind::Local,
+        dpop: o.dpop,
     };
     Ok((config, effects))
 }

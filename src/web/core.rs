@@ -6,6 +6,7 @@
 use super::glue::{self, now};
 use super::session::{other_tab_event, parse_record, stored_json, Outcome, State};
 use super::types::*;
+use crate::dpop;
 use crate::error::{push_decimal, AuthError, ErrorCode};
 use crate::policy::{self, On401, RefreshOutcome, Seen401};
 use crate::token;
@@ -27,6 +28,10 @@ fn driver_error(kind: u8) -> AuthError {
             "the request needs a replay after a refresh, but its body is a stream",
         ),
         4 => AuthError::invalid_option("credentials", "must be JSON-serialisable"),
+        5 => AuthError::invalid_option("dpop", "is off: no proof to make"),
+        6 => {
+            refresh_failed("no DPoP key could be read or made (IndexedDB or crypto.subtle failed)")
+        }
         _ => not_authenticated(),
     }
 }
@@ -79,8 +84,17 @@ impl Core {
             "start" => self.start(&str(0), flag(1), &str(2)).into(),
             "access" => self.access().into(),
             "on401" => self
-                .on_401(&str(0), &str(1), &str(2), flag(3), flag(4))
+                .on_401(&str(0), &str(1), &str(2), flag(3), flag(4), text(5))
                 .into(),
+            #[cfg(feature = "dpop")]
+            "proofFor" => self.proof_for(&str(0))?,
+            #[cfg(feature = "dpop")]
+            "took" => {
+                self.took(&str(0), text(1));
+                JsValue::UNDEFINED
+            }
+            #[cfg(feature = "dpop")]
+            "tokenNonce" => self.token_nonce(num(0) as u16, text(1), flag(2)).into(),
             "tolerate" => self.tolerate(text(0)).into(),
             "fail" => self.fail(num(0) as u8),
             "fast" => self.fast(&arg(0), text(1)).into(),
@@ -134,7 +148,8 @@ impl Core {
     }
 
     /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
-    /// token, 2 refresh (once per browser) then replay.
+    /// token, 2 refresh (once per browser) then replay, 3 (DPoP) a nonce challenge: replay
+    /// with the current token and the new nonce.
     fn on_401(
         &self,
         carried: &str,
@@ -142,8 +157,14 @@ impl Core {
         answered_url: &str,
         redirected: bool,
         refresh_in_flight: bool,
+        www_authenticate: Option<String>,
     ) -> u8 {
         let st = self.state();
+        // DPoP: a nonce challenge (only offered once per call: `www_authenticate` is absent
+        // for a replay) is not a token failure: replay with the current token and the nonce.
+        if st.cfg.dpop() && dpop::resource_wants_nonce(401, www_authenticate.as_deref()) {
+            return 3;
+        }
         let session = st.session.borrow();
         let seen = Seen401 {
             was_replay: false,
@@ -290,6 +311,7 @@ impl Core {
                     .as_deref()
                     .ok_or(token::TokenError::TooLarge)
                     .and_then(token::parse::<JsValue>);
+                let parsed = parsed.and_then(|t| token::check_type(&t, st.cfg.dpop()).map(|()| t));
                 let tokens = match parsed {
                     Ok(t) => t,
                     Err(e) => {
@@ -392,6 +414,7 @@ impl Core {
             .as_deref()
             .ok_or(token::TokenError::TooLarge)
             .and_then(token::parse::<JsValue>)
+            .and_then(|t| token::check_type(&t, self.state().cfg.dpop()).map(|()| t))
             .map_err(|e| failed(e.message()))?;
         self.state()
             .sign_in(tokens)
@@ -419,5 +442,37 @@ impl Core {
     fn hand_over(&self, shared: &JsValue) -> Option<String> {
         self.state().store.write(None);
         parse_record(shared).map(|s| json_body(&s.refresh_token))
+    }
+
+    // DPoP (the driver signs; what goes in a proof and what an answer means is decided here).
+}
+
+#[cfg(feature = "dpop")]
+impl Core {
+    /// What a proof for a request to `url` names: `[htu, nonce]` (the nonce that origin gave
+    /// last, if any); `invalid_config` for a URL that is not http(s).
+    fn proof_for(&self, url: &str) -> Js<JsValue> {
+        let href = js(super::config::resolve_http(url, "url"))?;
+        let nonces = self.state().nonces.borrow();
+        let nonce = policy::origin_of_href(&href).and_then(|o| nonces.get(o));
+        let nonce = nonce.map_or(JsValue::UNDEFINED, JsValue::from_str);
+        Ok(js_sys::Array::of2(&dpop::htu(&href).into(), &nonce).into())
+    }
+
+    /// A response from `url` carried `DPoP-Nonce: nonce`: the one to use with that origin.
+    fn took(&self, url: &str, nonce: Option<String>) {
+        if let (Some(origin), Some(n)) = (policy::origin_of_href(url), nonce) {
+            self.state().nonces.borrow_mut().take(origin, &n);
+        }
+    }
+
+    /// Is a token endpoint's answer (`status`, body `text`) a nonce challenge to answer by
+    /// sending again (once: not when `retried`)?
+    fn token_nonce(&self, status: u16, text: Option<String>, retried: bool) -> bool {
+        let error = text
+            .as_deref()
+            .and_then(<JsValue as crate::json::JsonValue>::parse)
+            .and_then(|j| crate::json::JsonValue::str_field(&j, "error"));
+        !retried && dpop::token_endpoint_wants_nonce(status, error.as_deref())
     }
 }

@@ -36,6 +36,9 @@ extern "C" {
     /// source) or `signout` (`a` the reason; `b` the server's error code, if any).
     #[wasm_bindgen(method)]
     fn emit(this: &Events, kind: &str, a: &JsValue, b: &JsValue);
+    /// Can this page keep a DPoP key: IndexedDB and `crypto.subtle` (a secure context)?
+    #[wasm_bindgen(js_name = dpopCapable)]
+    pub fn dpop_capable() -> bool;
     /// The page's (or worker's) own origin.
     #[wasm_bindgen(js_name = pageOrigin)]
     pub fn page_origin() -> Option<String>;

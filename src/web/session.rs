@@ -38,6 +38,9 @@ pub(super) struct State {
     pub(super) pending: RefCell<Option<AuthEvent>>,
     /// The listeners (JS functions; the Rust API's closures are wrapped, see `client.rs`).
     pub(super) events: glue::Events,
+    /// DPoP: the latest nonce each origin gave.
+    #[cfg(feature = "dpop")]
+    pub(super) nonces: RefCell<crate::dpop::Nonces>,
 }
 
 /// The persisted record's JSON.
@@ -90,6 +93,8 @@ impl State {
             outcome: RefCell::new(None),
             pending: RefCell::new(None),
             events: glue::Events::new(),
+            #[cfg(feature = "dpop")]
+            nonces: RefCell::new(crate::dpop::Nonces::default()),
         }
     }
 
@@ -130,6 +135,8 @@ impl State {
         if tokens.refresh_token.is_none() {
             return Err(AuthError::invalid_option("refresh_token", "is required"));
         }
+        token::check_type(&tokens, self.cfg.dpop())
+            .map_err(|e| AuthError::new(crate::error::ErrorCode::InvalidConfig, e.message()))?;
         let stored = self.stored_from(tokens, None);
         let json = stored_json(&stored);
         self.bump();

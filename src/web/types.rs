@@ -147,6 +147,10 @@ pub struct Options {
     pub cross_tab: bool,
     /// What authenticated calls do at a redirect. Default [`Redirects::Follow`].
     pub redirects: Redirects,
+    /// DPoP (RFC 9449): sender-constrained tokens. A non-extractable ES256 key, shared by the
+    /// tabs through IndexedDB, signs a proof for every token request and every authenticated
+    /// call. Default false.
+    pub dpop: bool,
 }
 
 impl Options {
@@ -165,6 +169,7 @@ impl Options {
             min_refresh_interval_ms: policy::DEFAULT_MIN_REFRESH_INTERVAL_MS as u32,
             cross_tab: true,
             redirects: Redirects::Follow,
+            dpop: false,
         }
     }
 }

@@ -214,6 +214,7 @@ pub fn tokens(access: &str, refresh: &str) -> rotafetch::token::TokenResponse {
         access_token: access.into(),
         refresh_token: Some(refresh.into()),
         expires_in: None,
+        token_type: None,
     }
 }
 
