@@ -62,7 +62,7 @@ test-native:
 # one server. xvfb-run wraps the whole command (WebKit needs a display), so no Xvfb or driver
 # process outlives it.
 test-browser: server
-	xvfb-run -a scripts/with-server.sh --access-ttl 2 --reuse-grace 5 --test-faults -- \
+	xvfb-run -a scripts/with-server.sh --access-ttl 2 --reuse-grace 5 --test-faults --dpop-nonce --dpop-nonce-period 5 -- \
 	  scripts/browser-tests.sh
 
 # Every e2e/*.test.mjs, one file at a time (they start their own servers and browsers).

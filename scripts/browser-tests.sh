@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the wasm-bindgen-test browser suites (tests/browser.rs, tests/faults.rs) in each engine
+# Runs the wasm-bindgen-test browser suites (tests/browser.rs, faults.rs, dpop.rs) in each engine
 # named in $ENGINES (default: chromium firefox webkit), one after another, against the server
 # that scripts/with-server.sh started (ROTAFETCH_SERVER). Every engine runs even when one
 # fails; the exit status says whether all passed.
@@ -22,7 +22,7 @@ for engine in $engines; do
   echo "=== browser suites in $engine"
   start=$(date +%s)
   if env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER "${driver[@]}" \
-      cargo test --target wasm32-unknown-unknown --no-fail-fast --test browser --test faults; then
+      cargo test --target wasm32-unknown-unknown --no-fail-fast --test browser --test faults --test dpop; then
     echo "=== $engine: passed in $(( $(date +%s) - start )) s"
   else
     echo "=== $engine: FAILED after $(( $(date +%s) - start )) s"
