@@ -1,9 +1,9 @@
 //! Persistence behind a small async [`Store`] trait, with two implementations:
 //!
-//! * [`SqliteStore`] (`sqlite.rs`): one file, one connection behind a mutex, every
+//! * [`SqliteStore`] (`sqlite/`): one file, one connection behind a mutex, every
 //!   multi-statement change in a `BEGIN IMMEDIATE` transaction, run on the blocking pool. The
 //!   embedded default: one server process.
-//! * [`PgStore`] (`pg.rs`): PostgreSQL through a connection pool; every rotation, grace answer,
+//! * [`PgStore`] (`pg/`): PostgreSQL through a connection pool; every rotation, grace answer,
 //!   reuse detection and revocation is one transaction that first locks the family row
 //!   (`SELECT ... FOR UPDATE`), so any number of server processes can share one database.
 //!

@@ -1,0 +1,214 @@
+//! The [`Store`] implementation of [`PgStore`]: single statements inline, the family
+//! transactions (from `families`) retried on serialization failures and deadlocks.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use async_trait::async_trait;
+
+use super::families::{check_tx, revoke_tx, rotate_tx};
+use super::{is_retryable, pg_err, PgStore, ATTEMPTS};
+use crate::store::{
+    JtiOutcome, Millis, Policy, RevokeOutcome, Rotation, Session, Store, TokenHash, User,
+    DEAD_FAMILY,
+};
+
+#[async_trait]
+impl Store for PgStore {
+    async fn get_or_init_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now: Millis,
+    ) -> Result<Vec<u8>> {
+        let client = self.client().await?;
+        // The first instance to insert wins; everyone reads back the winner's value.
+        client
+            .execute(
+                "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &candidate, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one("SELECT value FROM server_secrets WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.get(0))
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached("SELECT id, username, password_hash FROM users WHERE username = $1")
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_opt(&st, &[&username]).await.map_err(pg_err)?;
+        Ok(row.map(|r| User {
+            id: r.get(0),
+            username: r.get(1),
+            password_hash: r.get(2),
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<Option<i64>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (username) DO NOTHING RETURNING id",
+                &[&username, &password_hash, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn create_family_dpop(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        token: &TokenHash,
+        jkt: Option<&str>,
+        now: Millis,
+    ) -> Result<()> {
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(
+                "WITH family AS (
+                     INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
+                     VALUES ($1, $2, $3, $3, $5) RETURNING id)
+                 INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+                 SELECT $4, id, NULL, $3, $5::TEXT IS NOT NULL FROM family",
+            )
+            .await
+            .map_err(pg_err)?;
+        client
+            .execute(&st, &[&family_id, &user_id, &now, &&token[..], &jkt])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn rotate_dpop(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<Rotation> {
+        retrying!(self, |c| rotate_tx(
+            &mut c, presented, successor, proof_jkt, now, policy
+        ))
+    }
+
+    async fn check_dpop(
+        &self,
+        presented: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        policy: &Policy,
+    ) -> Result<Rotation> {
+        retrying!(self, |c| check_tx(
+            &mut c, presented, proof_jkt, now, policy
+        ))
+    }
+
+    async fn revoke_family_dpop(
+        &self,
+        token: &TokenHash,
+        proof_jkt: Option<&str>,
+        now: Millis,
+        reason: &str,
+    ) -> Result<RevokeOutcome> {
+        retrying!(self, |c| revoke_tx(&mut c, token, proof_jkt, now, reason))
+    }
+
+    async fn use_dpop_jti(
+        &self,
+        key: &[u8; 32],
+        expires_at: Millis,
+        now: Millis,
+        cap: u64,
+    ) -> Result<JtiOutcome> {
+        let client = self.client().await?;
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        // One statement: the primary key serializes concurrent uses of one key across
+        // instances; an expired entry (not pruned yet) is taken over.
+        let insert = client
+            .prepare_cached(
+                "INSERT INTO dpop_jti (key, expires_at)
+                 SELECT $1, $2 WHERE (SELECT count(*) FROM dpop_jti WHERE expires_at > $3) < $4
+                 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                 WHERE dpop_jti.expires_at <= $3",
+            )
+            .await
+            .map_err(pg_err)?;
+        let n = client
+            .execute(&insert, &[&&key[..], &expires_at, &now, &cap])
+            .await
+            .map_err(pg_err)?;
+        if n > 0 {
+            return Ok(JtiOutcome::Fresh);
+        }
+        let live = client
+            .query_opt(
+                "SELECT expires_at > $2 FROM dpop_jti WHERE key = $1",
+                &[&&key[..], &now],
+            )
+            .await
+            .map_err(pg_err)?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        Ok(if live {
+            JtiOutcome::Replayed
+        } else {
+            JtiOutcome::Full
+        })
+    }
+
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM dpop_jti WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(pg_err)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn session(&self, family_id: &str) -> Result<Option<Session>> {
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(
+                "SELECT f.id, f.user_id, u.username, f.revoked_at IS NOT NULL
+                 FROM families f JOIN users u ON u.id = f.user_id WHERE f.id = $1",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_opt(&st, &[&family_id]).await.map_err(pg_err)?;
+        Ok(row.map(|r| Session {
+            family_id: r.get(0),
+            user_id: r.get(1),
+            username: r.get(2),
+            revoked: r.get(3),
+        }))
+    }
+
+    async fn prune(&self, now: Millis, policy: &Policy, keep_ms: i64) -> Result<usize> {
+        let cutoff = now.saturating_sub(keep_ms);
+        let sql = format!("DELETE FROM families WHERE {DEAD_FAMILY}");
+        // Deleting a family locks it first, then cascades to its tokens: the same lock order
+        // as a rotation.
+        let n = retrying!(self, |c| c.execute(
+            sql.as_str(),
+            &[&cutoff, &policy.session_ttl_ms, &policy.idle_ttl_ms]
+        ))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}

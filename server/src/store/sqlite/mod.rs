@@ -1,0 +1,112 @@
+//! The SQLite store: [`SqliteDb`] does the (synchronous) work on one connection behind a
+//! mutex; [`SqliteStore`] runs it on tokio's blocking pool behind the async [`Store`] trait.
+//!
+//! This module opens the database and holds users and server secrets; the schema is in
+//! `schema`, the session families (login, rotation, grace, revocation, pruning) in
+//! `families`, the DPoP replay cache in `dpop` and [`SqliteStore`] in `store_impl`.
+//!
+//! [`Store`]: super::Store
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Millis, User};
+
+mod dpop;
+mod families;
+mod schema;
+mod store_impl;
+
+pub use store_impl::SqliteStore;
+
+/// The synchronous SQLite database behind [`SqliteStore`].
+pub struct SqliteDb {
+    conn: Mutex<Connection>,
+}
+
+impl fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteDb").finish_non_exhaustive()
+    }
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database at `path` (`":memory:"` for a private in-memory
+    /// database) and applies pending migrations.
+    pub fn open(path: &str) -> Result<Self> {
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()?
+        } else {
+            Connection::open(Path::new(path)).with_context(|| format!("opening database {path}"))?
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // journal_mode returns a row; in-memory databases answer "memory".
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        let store = SqliteDb {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-applied transaction behind
+        // (rusqlite rolls back on drop), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+// Users and server secrets (signing and DPoP nonce keys).
+impl SqliteDb {
+    pub fn get_or_init_secret(&self, name: &str, candidate: &[u8], now: Millis) -> Result<Vec<u8>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO server_secrets (name, value, created_at) VALUES (?1, ?2, ?3)",
+            params![name, candidate, now],
+        )?;
+        let value: Vec<u8> = tx.query_row(
+            "SELECT value FROM server_secrets WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    pub fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, username, password_hash FROM users WHERE username = ?1",
+                params![username],
+                |r| {
+                    Ok(User {
+                        id: r.get(0)?,
+                        username: r.get(1)?,
+                        password_hash: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<Option<i64>> {
+        let conn = self.lock();
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
+            params![username, password_hash, now],
+        )?;
+        Ok((n > 0).then(|| conn.last_insert_rowid()))
+    }
+}
