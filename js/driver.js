@@ -33,7 +33,7 @@ export class Driver {
    * @param {string} url refreshUrl @param {string | undefined} out logoutUrl
    * @param {string} key the hand-over record's key @param {string} n the lock's name
    * @param {number} ms bound on a refresh and on waiting for the lock
-   * @param {{key, sign, forget} | undefined} dp with DPoP on, js/dpop.js's functions
+   * @param {{key, sign, forget} | undefined} dp with DPoP on, plumbing.js's key and proof functions
    */
   constructor(core, s, x, url, out, key, n, ms, dp) {
     // `c.start(…)` and the rest: the core's questions, all through its one export `ask`.
@@ -230,7 +230,7 @@ export class Driver {
 
   // DPoP: the key (read or made once, forgotten at sign-out) and the proofs.
 
-  /** The key pair: IndexedDB's, else a new one stored first-writer-wins (js/dpop.js). */
+  /** The key pair: IndexedDB's, else a new one stored first-writer-wins (plumbing.js's dpopKey). */
   pair() {
     return (this.k ??= (this.kdb ??= idbOpen()).then((db) => this.dp.key(db, this.key))
       .catch(() => { this.k = null; throw this.c.fail(NO_KEY); }));

@@ -66,8 +66,16 @@ export async function nonceRotatedTwice(url) {
     if (seen.size < 3) await new Promise((r) => setTimeout(r, 200));
   }
 }
+// Hides `window.indexedDB` (a page without it); returns the function that puts it back.
+export function hideIndexedDb() {
+  const had = Object.getOwnPropertyDescriptor(window, "indexedDB");
+  Object.defineProperty(window, "indexedDB", { value: undefined, configurable: true });
+  return () => { delete window.indexedDB; if (had) Object.defineProperty(window, "indexedDB", had); };
+}
 "#)]
 extern "C" {
+    #[wasm_bindgen(js_name = hideIndexedDb)]
+    fn hide_indexed_db() -> js_sys::Function;
     #[wasm_bindgen(js_name = storedKey)]
     async fn stored_key(key: &str) -> JsValue;
     #[wasm_bindgen(js_name = newPair)]
@@ -78,7 +86,7 @@ extern "C" {
     async fn nonce_rotated_twice(url: &str) -> Result<JsValue, JsValue>;
 }
 
-#[wasm_bindgen(module = "/js/dpop.js")]
+#[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
     /// The crate's own signer, for a thief's key.
     #[wasm_bindgen(js_name = dpopSign)]
@@ -289,4 +297,20 @@ async fn with_dpop_a_bearer_token_is_refused_and_without_it_no_proof_is_made_for
     let plain = AuthClient::new(options("t-dpop-off")).unwrap();
     let e = plain.dpop_proof("GET", &url("/api/me")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidConfig);
+}
+
+#[wasm_bindgen_test]
+async fn dpop_without_indexeddb_is_a_clear_error_at_construction_never_a_bearer_fallback() {
+    let _s = serial().await;
+    let restore = hide_indexed_db();
+    let made = AuthClient::new(dpop_options("t-dpop-noidb"));
+    restore.call0(&JsValue::NULL).unwrap();
+    let e = made.err().expect("refused");
+    assert_eq!(e.code(), ErrorCode::InvalidConfig);
+    assert!(e.message().contains("dpop"), "{}", e.message());
+    // Without the option, the same page works as before.
+    let restore = hide_indexed_db();
+    let plain = AuthClient::new(options("t-dpop-noidb"));
+    restore.call0(&JsValue::NULL).unwrap();
+    assert!(plain.is_ok());
 }

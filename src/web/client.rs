@@ -61,7 +61,7 @@ extern "C" {
 type Listener = (u32, Closure<dyn Fn(JsValue, JsValue)>, Function);
 
 #[cfg(feature = "dpop")]
-#[wasm_bindgen(module = "/js/dpop.js")]
+#[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
     /// The DPoP key and proof functions (`{key, sign, forget}`).
     fn dpop() -> JsValue;
