@@ -370,6 +370,21 @@ pub(crate) fn dpop_mismatch(token: &TokenRow, family: &FamilyRow, proof_jkt: Opt
     !key_ok(family, proof_jkt) && (token.used_at.is_none() || token.bound)
 }
 
+/// The answer to a rotation or check of a bound family without its key: refused, nothing
+/// spent (see [`dpop_mismatch`]); `None` when the key is right.
+pub(crate) fn mismatch_rotation(
+    token: &TokenRow,
+    family: &FamilyRow,
+    proof_jkt: Option<&str>,
+) -> Option<Rotation> {
+    dpop_mismatch(token, family, proof_jkt).then(|| Rotation {
+        outcome: RotateOutcome::DpopMismatch {
+            family_id: token.family_id.clone(),
+        },
+        jkt: family.jkt.clone(),
+    })
+}
+
 /// Whether the grace rule may answer this request: never for a bound family without its key.
 pub(crate) fn key_ok(family: &FamilyRow, proof_jkt: Option<&str>) -> bool {
     family.jkt.is_none() || family.jkt.as_deref() == proof_jkt

@@ -5,8 +5,8 @@
 use deadpool_postgres::Object;
 
 use crate::store::{
-    check_outcome, dpop_mismatch, grace_applies, key_ok, FamilyRow, Millis, Policy, RevokeOutcome,
-    RotateOutcome, Rotation, TokenHash, TokenRow,
+    check_outcome, dpop_mismatch, grace_applies, key_ok, mismatch_rotation, FamilyRow, Millis,
+    Policy, RevokeOutcome, RotateOutcome, Rotation, TokenHash, TokenRow,
 };
 
 /// Locks the family of `presented` and returns the token and the family, if the family is
@@ -88,13 +88,8 @@ pub(super) async fn rotate_tx(
         Err(outcome) => return Ok(unbound(outcome)),
     };
     // Decided under the family lock, before anything is spent (rolled back on return).
-    if dpop_mismatch(&token, &family, proof_jkt) {
-        return Ok(Rotation {
-            outcome: RotateOutcome::DpopMismatch {
-                family_id: token.family_id,
-            },
-            jkt: family.jkt,
-        });
+    if let Some(refused) = mismatch_rotation(&token, &family, proof_jkt) {
+        return Ok(refused);
     }
     let mut jkt = family.jkt.clone();
     let outcome = match token.used_at {
@@ -161,19 +156,16 @@ pub(super) async fn check_tx(
 ) -> Result<Rotation, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let rotation = match lock_live(&tx, presented, now, policy).await? {
-        Ok((token, family)) if dpop_mismatch(&token, &family, proof_jkt) => Rotation {
-            outcome: RotateOutcome::DpopMismatch {
-                family_id: token.family_id,
-            },
-            jkt: family.jkt,
-        },
-        Ok((token, family)) => {
-            let jkt = family.jkt.clone();
-            Rotation {
-                outcome: check_outcome(token, &family),
-                jkt,
+        Ok((token, family)) => match mismatch_rotation(&token, &family, proof_jkt) {
+            Some(refused) => refused,
+            None => {
+                let jkt = family.jkt.clone();
+                Rotation {
+                    outcome: check_outcome(token, &family),
+                    jkt,
+                }
             }
-        }
+        },
         Err(outcome) => unbound(outcome),
     };
     tx.rollback().await?;

@@ -7,8 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::SqliteDb;
 use crate::store::{
-    check_outcome, dpop_mismatch, grace_applies, key_ok, FamilyRow, Millis, Policy, RevokeOutcome,
-    RotateOutcome, Rotation, Session, TokenHash, TokenRow, DEAD_FAMILY,
+    check_outcome, dpop_mismatch, grace_applies, key_ok, mismatch_rotation, FamilyRow, Millis,
+    Policy, RevokeOutcome, RotateOutcome, Rotation, Session, TokenHash, TokenRow, DEAD_FAMILY,
 };
 
 fn load_token(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<TokenRow>> {
@@ -116,13 +116,8 @@ impl SqliteDb {
             Ok(live) => live,
             Err(outcome) => return Ok(unbound(outcome)),
         };
-        if dpop_mismatch(&token, &family, proof_jkt) {
-            return Ok(Rotation {
-                outcome: RotateOutcome::DpopMismatch {
-                    family_id: token.family_id,
-                },
-                jkt: family.jkt,
-            });
+        if let Some(refused) = mismatch_rotation(&token, &family, proof_jkt) {
+            return Ok(refused);
         }
         let mut jkt = family.jkt.clone();
         let outcome = match token.used_at {
@@ -194,13 +189,8 @@ impl SqliteDb {
             Ok(live) => live,
             Err(outcome) => return Ok(unbound(outcome)),
         };
-        if dpop_mismatch(&token, &family, proof_jkt) {
-            return Ok(Rotation {
-                outcome: RotateOutcome::DpopMismatch {
-                    family_id: token.family_id,
-                },
-                jkt: family.jkt,
-            });
+        if let Some(refused) = mismatch_rotation(&token, &family, proof_jkt) {
+            return Ok(refused);
         }
         let outcome = check_outcome(token, &family);
         Ok(Rotation {
