@@ -109,11 +109,11 @@ export function bodyText(r, skip) {
 // IndexedDB: one database, one object store, a string value per key. The store that is
 // consistent between tabs at lock hand-over (see the README).
 
-export const tx = (db, mode) => {
+const tx = (db, mode) => {
   const t = db.transaction("kv", mode);
   return [t, t.objectStore("kv")];
 };
-export const committed = (t, resolve, reject) => {
+const committed = (t, resolve, reject) => {
   t.oncomplete = resolve;
   t.onerror = t.onabort = reject;
 };

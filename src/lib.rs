@@ -6,7 +6,7 @@
 //! background timers.
 //!
 //! The crate has two layers:
-//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`error`]) that never touch the
+//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`error`]) that never touch the
 //!   browser and are tested natively;
 //! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
 //!   façade exported to the npm package.

@@ -140,8 +140,8 @@ async fn settle(p: Promise) -> Result<JsValue, FetchError> {
         })
 }
 
-async fn settle_auth(p: Promise) -> Result<(), AuthError> {
-    settle(p).await.map(drop).map_err(|e| match e {
+async fn settle_auth(p: Promise) -> Result<JsValue, AuthError> {
+    settle(p).await.map_err(|e| match e {
         FetchError::Auth(a) => a,
         FetchError::Js(_) => AuthError::new(ErrorCode::RefreshFailed, "unexpected failure"),
     })
@@ -228,12 +228,14 @@ impl AuthClient {
 
     /// POSTs `credentials` as JSON to `url`, expects a token response, stores it.
     pub async fn login(&self, url: &str, credentials: &JsValue) -> Result<(), AuthError> {
-        settle_auth(self.inner.driver.login(url, credentials)).await
+        settle_auth(self.inner.driver.login(url, credentials))
+            .await
+            .map(drop)
     }
 
     /// One serialized refresh, on demand (joins one in flight).
     pub async fn refresh(&self) -> Result<(), AuthError> {
-        settle_auth(self.inner.driver.refresh()).await
+        settle_auth(self.inner.driver.refresh()).await.map(drop)
     }
 
     /// Signs out: clears the session here and in every tab, and tells the server (best effort).
@@ -245,10 +247,7 @@ impl AuthClient {
     /// own (e.g. its authorization-code exchange); `invalid_config` when DPoP is off.
     pub async fn dpop_proof(&self, method: &str, url: &str) -> Result<String, AuthError> {
         let p = self.inner.driver.dpop_proof(&method.into(), &url.into());
-        let proof = settle(p).await.map_err(|e| match e {
-            FetchError::Auth(a) => a,
-            FetchError::Js(_) => AuthError::new(ErrorCode::RefreshFailed, "unexpected failure"),
-        })?;
+        let proof = settle_auth(p).await?;
         Ok(proof.as_string().unwrap_or_default())
     }
 

@@ -322,8 +322,9 @@ impl Core {
                 };
                 let stored = st.stored_from(tokens, Some(cur.refresh_token));
                 let json = stored_json(&stored);
-                *st.outcome.borrow_mut() = Some(Outcome::Rotated(stored));
-                Ok(json.into())
+                let answer = JsValue::from_str(&json);
+                *st.outcome.borrow_mut() = Some(Outcome::Rotated(stored, json));
+                Ok(answer)
             }
             RefreshOutcome::Rejected => {
                 let error = text
@@ -359,8 +360,8 @@ impl Core {
     fn commit(&self) -> Js<()> {
         let st = self.state();
         match st.outcome.borrow_mut().take() {
-            Some(Outcome::Rotated(stored)) => {
-                st.store.write(Some(&stored_json(&stored)));
+            Some(Outcome::Rotated(stored, json)) => {
+                st.store.write(Some(&json));
                 *st.pending.borrow_mut() = Some(AuthEvent::Refresh {
                     expires_at: stored.expires_at,
                     source: Source::ThisTab,

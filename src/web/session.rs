@@ -16,8 +16,8 @@ use wasm_bindgen::JsValue;
 /// What a refresh, once its response is in, has left to do after the hand-over store is
 /// written (see `Core::answer` and `Core::commit`).
 pub(super) enum Outcome {
-    /// New tokens to keep.
-    Rotated(Stored),
+    /// New tokens to keep, and their record (built once, for both stores).
+    Rotated(Stored, String),
     /// The refresh token was refused: the session is over.
     Rejected(AuthError),
 }
