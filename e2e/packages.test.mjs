@@ -48,32 +48,39 @@ test("npm pack ships the .wasm, the JS, the .d.ts, package.json and README, noth
   assert.equal(code, 0, stderr);
   const [report] = JSON.parse(stdout);
   const files = report.files.map((f) => f.path).sort();
-  for (const f of ["rotafetch_bg.wasm", "rotafetch.js", "rotafetch.d.ts", "package.json", "README.md"]) {
+  for (const f of ["rotafetch_bg.wasm", "rotafetch.js", "rotafetch.d.ts", "package.json", "README.md",
+    "dpop/rotafetch_bg.wasm", "dpop/rotafetch.js", "dpop/rotafetch.d.ts"]) {
     assert.ok(files.includes(f), `npm pack lists ${f}: ${files}`);
   }
   for (const f of files) {
     assert.doesNotMatch(f, /(^|\/)(target|node_modules|src|e2e|examples)\//, `npm pack must not list ${f}`);
-    assert.match(f, /^(README\.md|LICENSE[\w.-]*|package\.json|rotafetch(_bg)?\.(js|d\.ts|wasm|wasm\.d\.ts)|snippets\/.+)$/, `unexpected file ${f}`);
+    assert.match(f, /^(README\.md|LICENSE[\w.-]*|package\.json|(dpop\/)?(rotafetch(_bg)?\.(js|d\.ts|wasm|wasm\.d\.ts)|snippets\/.+))$/, `unexpected file ${f}`);
   }
   assert.equal(report.name, "rotafetch");
   assert.equal(report.version, cargoVersion());
-  const wasm = report.files.find((f) => f.path === "rotafetch_bg.wasm");
-  assert.ok(wasm.size > 10_000, `rotafetch_bg.wasm is ${wasm.size} bytes`);
+  for (const path of ["rotafetch_bg.wasm", "dpop/rotafetch_bg.wasm"]) {
+    const wasm = report.files.find((f) => f.path === path);
+    assert.ok(wasm.size > 10_000, `${path} is ${wasm.size} bytes`);
+  }
+  for (const entry of ["", "dpop/"]) {
+    assert.equal(report.files.filter((f) => f.path.startsWith(`${entry}snippets/`)).length, 1, `${entry}: one snippet file`);
+  }
 });
 
-test("the shipped glue is minified, keeps its class names and the wasm URL bundlers look for", async () => {
-  const glue = readFileSync(join(PKG, "rotafetch.js"), "utf8");
+for (const entry of ["", "dpop"]) test(`the shipped glue of rotafetch${entry && "/"}${entry} is minified, keeps its class names and the wasm URL bundlers look for`, async () => {
+  const dir = join(PKG, entry);
+  const glue = readFileSync(join(dir, "rotafetch.js"), "utf8");
   assert.ok(glue.split("\n").length < 10, "pkg/rotafetch.js is minified");
   assert.ok(glue.includes('new URL("rotafetch_bg.wasm",import.meta.url)'), "the wasm URL pattern survives");
   // Importing the glue runs nothing (init() does); Node can load it to look at the exports.
-  const m = await import(pathToFileURL(join(PKG, "rotafetch.js")).href);
+  const m = await import(pathToFileURL(join(dir, "rotafetch.js")).href);
   assert.equal(m.AuthClient.name, "AuthClient");
   assert.equal(m.AuthError.name, "AuthError");
   assert.equal(typeof m.default, "function", "the init() default export");
   assert.equal(typeof m.initSync, "function");
   // Import and export names were shortened (no wasm-bindgen hashes), and the glue still
   // satisfies every import: instantiating is the check.
-  const bytes = readFileSync(join(PKG, "rotafetch_bg.wasm"));
+  const bytes = readFileSync(join(dir, "rotafetch_bg.wasm"));
   const mod = new WebAssembly.Module(bytes);
   for (const i of WebAssembly.Module.imports(mod)) assert.ok(i.module.length + i.name.length <= 4, `long import name ${i.module}.${i.name}`);
   for (const e of WebAssembly.Module.exports(mod)) assert.ok(e.name.length <= 3, `long export name ${e.name}`);
@@ -97,7 +104,9 @@ test("package.json has the metadata a registry user expects", () => {
   assert.deepEqual(pkg.exports["."], { types: "./rotafetch.d.ts", default: "./rotafetch.js" });
   assert.equal(Object.keys(pkg.exports["."])[0], "types", "the types condition must come first");
   assert.equal(pkg.exports["./rotafetch_bg.wasm"], "./rotafetch_bg.wasm");
-  assert.deepEqual(pkg.sideEffects, ["./snippets/*"]);
+  assert.deepEqual(pkg.exports["./dpop"], { types: "./dpop/rotafetch.d.ts", default: "./dpop/rotafetch.js" });
+  assert.equal(pkg.exports["./dpop/rotafetch_bg.wasm"], "./dpop/rotafetch_bg.wasm");
+  assert.deepEqual(pkg.sideEffects, ["./snippets/*", "./dpop/snippets/*"]);
   for (const f of ["rotafetch.js", "rotafetch.d.ts", "rotafetch_bg.wasm"]) assert.ok(pkg.files.includes(f), f);
   assert.ok(!("dependencies" in pkg), "the package has no dependencies");
 

@@ -15,7 +15,11 @@
 //   binaryen's --minify-imports-and-exports-and-modules, and the glue and the .d.ts files
 //   rewritten to match. Checked here: Node instantiates the result with the glue's imports.
 //
-// Usage: node scripts/package.mjs [pkgDir]   (default: pkg)
+// A second entry (`rotafetch/dpop`, built by scripts/pkg.sh into pkg/dpop/) goes through the
+// same steps with `--entry`: no package.json or README of its own (wasm-pack's are removed),
+// the package's `exports` and `files` name it.
+//
+// Usage: node scripts/package.mjs [pkgDir] [--entry]   (default: pkg)
 import { readFileSync, writeFileSync, existsSync, copyFileSync, readdirSync, rmSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join, resolve, dirname } from "node:path";
@@ -23,7 +27,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync, transformSync } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const pkgDir = resolve(root, process.argv[2] ?? "pkg");
+const args = process.argv.slice(2);
+const entryOnly = args.includes("--entry");
+const pkgDir = resolve(root, args.find((a) => !a.startsWith("--")) ?? "pkg");
 
 /** The `[package]` table's simple `key = "string"` / `key = [..]` entries of a Cargo.toml. */
 function cargoPackage(file) {
@@ -201,6 +207,18 @@ for (const name of ["AuthClient", "AuthError"]) {
   if (glueModule[name]?.name !== name) throw new Error(`the glue's ${name} is named ${glueModule[name]?.name}`);
 }
 
+if (entryOnly) {
+  for (const f of ["package.json", "README.md", "LICENSE-APACHE", "LICENSE-MIT", ".gitignore"]) {
+    rmSync(join(pkgDir, f), { force: true });
+  }
+  console.log(`package.mjs: entry ${pkgDir} (${files.join(", ")})`);
+  process.exit(0);
+}
+
+// The DPoP entry (pkg/dpop/, same file names), when scripts/pkg.sh built it.
+const dpopEntry = existsSync(join(pkgDir, "dpop", "rotafetch.js"));
+if (dpopEntry) files.push("dpop/");
+
 const pkg = {
   name: "rotafetch",
   version: cargo.version,
@@ -220,10 +238,15 @@ const pkg = {
     ".": { types: "./rotafetch.d.ts", default: "./rotafetch.js" },
     // For bundlers that need the wasm URL handed to init(), e.g. Vite's `?url`.
     "./rotafetch_bg.wasm": "./rotafetch_bg.wasm",
+    // The same API with the `dpop` option (RFC 9449): its own .wasm, 1.5 KB gzip more.
+    ...(dpopEntry ? {
+      "./dpop": { types: "./dpop/rotafetch.d.ts", default: "./dpop/rotafetch.js" },
+      "./dpop/rotafetch_bg.wasm": "./dpop/rotafetch_bg.wasm",
+    } : {}),
     "./package.json": "./package.json",
   },
   // Importing the module does nothing until init() is called; only snippets (if any) run code.
-  sideEffects: ["./snippets/*"],
+  sideEffects: ["./snippets/*", ...(dpopEntry ? ["./dpop/snippets/*"] : [])],
   files,
 };
 writeFileSync(join(pkgDir, "package.json"), JSON.stringify(pkg, null, 2) + "\n");

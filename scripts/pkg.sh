@@ -13,6 +13,10 @@
 # Which of the two ran is written to pkg/.build.json (not in the package's `files`: never
 # shipped), where `make bench` reads it.
 #
+# Two entries, two builds of the crate: `rotafetch` (pkg/, PKG_FEATURES: bearer tokens only,
+# within the 24 KB budget of issue #15) and `rotafetch/dpop` (pkg/dpop/, PKG_FEATURES plus
+# `dpop`: the same API with the `dpop` option, issue #16). A page loads one of them.
+#
 # Env (from the Makefile): PKG_FEATURES, PKG_RUSTFLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +39,11 @@ else
 fi
 echo "pkg: $build build ($what)"
 # wasm-pack leaves snippets of earlier builds (a renamed or removed module) in place.
-rm -rf pkg/snippets
+rm -rf pkg/snippets pkg/dpop
 # shellcheck disable=SC2086
 wasm-pack build --release --target web --out-dir pkg --out-name rotafetch -- $PKG_FEATURES "${extra[@]}"
+# shellcheck disable=SC2086
+wasm-pack build --release --target web --out-dir pkg/dpop --out-name rotafetch -- $PKG_FEATURES,dpop "${extra[@]}"
+node scripts/package.mjs pkg/dpop --entry
 node scripts/package.mjs pkg
 printf '{ "build": "%s", "what": "%s", "rustc": "%s" }\n' "$build" "$what" "$(rustc --version)" > pkg/.build.json

@@ -1,6 +1,7 @@
 // Must type-check with `tsc --noEmit --strict` (e2e/packages.test.mjs runs it): the package's
 // types are precise, and a correct program uses them without casts.
 import init, { AuthClient, AuthError } from "rotafetch";
+import initDpop, { AuthClient as DpopClient, AuthError as DpopError } from "rotafetch/dpop";
 import type {
   AuthClientOptions, AuthErrorCode, AuthEventMap, RefreshDetail, SignoutDetail, Tokens,
 } from "rotafetch";
@@ -89,5 +90,18 @@ export async function main(): Promise<void> {
     } else {
       throw e;
     }
+  }
+}
+
+// The `rotafetch/dpop` entry: the same API, with the `dpop` option (RFC 9449).
+export async function withDpop(): Promise<void> {
+  await initDpop();
+  const auth: DpopClient = new DpopClient({ refreshUrl: "/auth/refresh", dpop: true });
+  const proof: string = await auth.dpopProof("POST", "https://auth.example.com/token");
+  auth.setTokens({ access_token: "a.b.c", refresh_token: "r", token_type: "DPoP" });
+  try {
+    await auth.fetch("/api/me");
+  } catch (e) {
+    if (e instanceof DpopError) console.log(proof.length, message(e.code));
   }
 }

@@ -89,7 +89,7 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
     } else if o.dpop && !cfg!(feature = "dpop") {
         Some((
             "dpop",
-            "is not in this build (the crate's `dpop` feature; the npm package has none yet)",
+            "is not in this build: import `rotafetch/dpop` (npm) or enable the crate's `dpop` feature",
         ))
     } else if o.dpop && !glue::dpop_capable() {
         // Never a silent fallback to bearer tokens.
