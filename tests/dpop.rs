@@ -4,7 +4,8 @@
 //! waited for. Issue #16's proofs: the session binds to the browser's key and API calls carry
 //! proofs; a stolen refresh token is useless without the key (and the browser session carries
 //! on); a replayed proof is refused; the API's nonce challenge is answered with the body
-//! replayed; sign-out deletes the key; a bearer answer is refused.
+//! replayed; the standard form refresh (`refresh_format: OAuth2`) with proofs and the token
+//! endpoint's challenge; sign-out deletes the key; a bearer answer is refused.
 #![cfg(target_arch = "wasm32")]
 
 use rotafetch::{AuthClient, ErrorCode, Options};
@@ -204,6 +205,54 @@ async fn a_stolen_refresh_token_is_useless_without_the_key_and_the_session_carri
     assert!(c.authenticated());
     c.refresh().await.unwrap();
     assert_eq!(get_me(&c).await, 200);
+    c.logout().await;
+}
+
+/// Any RFC 9449 server, not only rotafetch's JSON form: the standard form-encoded refresh
+/// (`refresh_format: OAuth2`, with `client_id`) carries the proof, and the token endpoint's
+/// nonce challenge is answered with the form body sent again.
+#[wasm_bindgen_test]
+async fn the_standard_form_refresh_carries_proofs_and_answers_the_token_endpoints_nonce() {
+    let _s = serial().await;
+    let mut o = dpop_options("t-dpop-oauth2");
+    o.refresh_format = rotafetch::RefreshFormat::OAuth2;
+    o.client_id = Some("demo-app".into());
+    let c = AuthClient::new(o).unwrap();
+    c.login(
+        &url("/auth/login"),
+        &obj(r#"{"username":"demo","password":"demo"}"#),
+    )
+    .await
+    .unwrap();
+    let key = stored_key("t-dpop-oauth2").await;
+    let jkt = |at: &str| {
+        let claims = obj(&String::from_utf8(base64url(at.split('.').nth(1).unwrap())).unwrap());
+        get_str(&get(&claims, "cnf"), "jkt")
+    };
+    let (rt0, at0) = stored_tokens("t-dpop-oauth2");
+    for round in 0..2 {
+        // The nonce the client holds goes stale: the refresh meets the challenge.
+        nonce_rotated_twice(&url("/metrics")).await.unwrap();
+        let (challenges, mismatches) = (metric(USE_NONCE).await, metric(MISMATCH).await);
+        c.refresh().await.unwrap();
+        assert!(
+            metric(USE_NONCE).await > challenges,
+            "round {round}: a challenge was met"
+        );
+        assert_eq!(
+            metric(MISMATCH).await,
+            mismatches,
+            "round {round}: the proof matched"
+        );
+        assert_eq!(get_me(&c).await, 200, "round {round}");
+    }
+    let (rt2, at2) = stored_tokens("t-dpop-oauth2");
+    assert_ne!(rt2, rt0, "rotated");
+    assert_eq!(jkt(&at2), jkt(&at0), "still bound to the same key");
+    assert_eq!(
+        get_str(&stored_key("t-dpop-oauth2").await, "x"),
+        get_str(&key, "x")
+    );
     c.logout().await;
 }
 
