@@ -112,18 +112,19 @@ export class Driver {
 
   /** A 401 to an authenticated request: returned, or replayed (after one refresh per
    * browser, if the core says so) with the current token. With DPoP, a nonce challenge is
-   * replayed once with the nonce, and the replay's own 401 handled as any. */
-  async after(r, sent, carried, again, strict, nonced) {
+   * replayed with the nonce. `done` (bits: 1 a token replay, 2 a nonce one) is what the
+   * call already did: each once, the replay's own 401 goes to the core again. */
+  async after(r, sent, carried, again, strict, done = 0) {
     const c = this.c;
-    const www = this.dp && !nonced ? r.headers.get("www-authenticate") : undefined;
-    const d = c.on401(carried, sent.url, r.url, r.redirected, !!this.f, www);
+    const www = this.dp ? r.headers.get("www-authenticate") : undefined;
+    const d = c.on401(carried, sent.url, r.url, r.redirected, !!this.f, www, done);
     if (!d) return r;
     if (d == 2) await this.refresh(carried, sent.signal);
     if (!again) throw c.fail(NOT_REPLAYABLE);
     const cur = c.access();
     if (cur === undefined) return r;
     const req = authorize(again(), cur, strict, this.dp), res = await this.go(req, cur);
-    return d == 3 && res.status == 401 ? this.after(res, req, cur, again, strict, 1) : res;
+    return res.status == 401 ? this.after(res, req, cur, again, strict, done | (d == 3 ? 2 : 1)) : res;
   }
 
   /** `refresh()`: one serialized refresh, on demand. */

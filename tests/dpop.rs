@@ -314,6 +314,32 @@ async fn the_apis_nonce_challenge_is_answered_with_the_body_replayed() {
     c.logout().await;
 }
 
+/// A call answers one nonce challenge. A second one (a nonce gone stale again while the replay
+/// waited, under load, for a connection) goes back to the caller as it is: a nonce challenge
+/// is never a token failure, so no refresh and no sign-out.
+#[wasm_bindgen_test]
+async fn a_second_nonce_challenge_is_returned_not_taken_for_a_token_failure() {
+    let _s = serial().await;
+    let c = dpop_signed_in("t-dpop-twice").await;
+    assert_eq!(get_me(&c).await, 200);
+    let (rotated, api_401) = (metric(ROTATED).await, metric(API_401).await);
+    faults(r#"{"api_nonce_challenges":2}"#).await;
+    assert_eq!(
+        get_me(&c).await,
+        401,
+        "the second challenge is the caller's"
+    );
+    assert_eq!(metric(API_401).await - api_401, 2.0, "one replay, no more");
+    assert_eq!(metric(ROTATED).await, rotated, "no refresh");
+    assert!(c.authenticated(), "no sign-out");
+    faults(r#"{"api_nonce_challenges":1}"#).await;
+    assert_eq!(get_me(&c).await, 200, "one challenge is answered");
+    assert_eq!(metric(API_401).await - api_401, 3.0);
+    assert_eq!(metric(ROTATED).await, rotated);
+    clear_faults().await;
+    c.logout().await;
+}
+
 #[wasm_bindgen_test]
 async fn sign_out_deletes_the_key_and_the_next_session_gets_a_new_one() {
     let _s = serial().await;

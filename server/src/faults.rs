@@ -55,12 +55,17 @@ pub struct FaultPlan {
     pub refresh: Vec<Fault>,
     #[serde(default)]
     pub api_always_401: bool,
+    /// Answer this many of the next `/api/*` calls with a DPoP nonce challenge (`401`,
+    /// `WWW-Authenticate: DPoP error="use_dpop_nonce"`), whatever nonce their proof names.
+    #[serde(default)]
+    pub api_nonce_challenges: u32,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Fault>,
     api_always_401: bool,
+    api_nonce_challenges: u32,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +82,7 @@ impl Faults {
         let mut g = self.lock();
         g.queue = plan.refresh.into();
         g.api_always_401 = plan.api_always_401;
+        g.api_nonce_challenges = plan.api_nonce_challenges;
     }
 
     pub fn clear(&self) {
@@ -91,12 +97,21 @@ impl Faults {
         self.lock().api_always_401
     }
 
+    /// Takes one of the scripted nonce challenges, if any is left.
+    pub fn take_api_nonce_challenge(&self) -> bool {
+        let mut g = self.lock();
+        let left = g.api_nonce_challenges > 0;
+        g.api_nonce_challenges = g.api_nonce_challenges.saturating_sub(1);
+        left
+    }
+
     pub fn state(&self) -> serde_json::Value {
         let g = self.lock();
         serde_json::json!({
             "remaining": g.queue.len(),
             "refresh": g.queue,
             "api_always_401": g.api_always_401,
+            "api_nonce_challenges": g.api_nonce_challenges,
         })
     }
 }
@@ -111,9 +126,14 @@ mod tests {
             r#"{"refresh":[{"kind":"status","status":503},{"kind":"drop"},{"kind":"hang","ms":5},
             {"kind":"malformed_json"},{"kind":"non_json"},{"kind":"no_access_token"},
             {"kind":"huge_body"},{"kind":"no_refresh_token"},{"kind":"lost_response"},
-            {"kind":"delay","ms":1},{"kind":"hang"}],"api_always_401":true}"#,
+            {"kind":"delay","ms":1},{"kind":"hang"}],"api_always_401":true,
+            "api_nonce_challenges":2}"#,
         )
         .unwrap();
+        let faults = Faults::default();
+        faults.replace(plan.clone());
+        assert!(faults.take_api_nonce_challenge() && faults.take_api_nonce_challenge());
+        assert!(!faults.take_api_nonce_challenge(), "two, then none");
         assert_eq!(plan.refresh.len(), 11);
         assert_eq!(plan.refresh[10], Fault::Hang { ms: 30_000 });
         assert!(serde_json::from_str::<FaultPlan>(r#"{"refresh":[{"kind":"nope"}]}"#).is_err());

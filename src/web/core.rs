@@ -84,7 +84,15 @@ impl Core {
             "start" => self.start(&str(0), flag(1), &str(2)).into(),
             "access" => self.access().into(),
             "on401" => self
-                .on_401(&str(0), &str(1), &str(2), flag(3), flag(4), text(5))
+                .on_401(
+                    &str(0),
+                    &str(1),
+                    &str(2),
+                    flag(3),
+                    flag(4),
+                    text(5),
+                    num(6) as u8,
+                )
                 .into(),
             #[cfg(feature = "dpop")]
             "proofFor" => self.proof_for(&str(0))?,
@@ -149,7 +157,11 @@ impl Core {
 
     /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
     /// token, 2 refresh (once per browser) then replay, 3 (DPoP) a nonce challenge: replay
-    /// with the current token and the new nonce.
+    /// with the current token and the new nonce. `replays` says what this call already did:
+    /// bit 0 replayed after a token 401, bit 1 answered a nonce challenge. Each happens at
+    /// most once per call, and a second nonce challenge is returned, never taken for a token
+    /// failure (no refresh).
+    #[allow(clippy::too_many_arguments)]
     fn on_401(
         &self,
         carried: &str,
@@ -158,16 +170,15 @@ impl Core {
         redirected: bool,
         refresh_in_flight: bool,
         www_authenticate: Option<String>,
+        replays: u8,
     ) -> u8 {
         let st = self.state();
-        // DPoP: a nonce challenge (only offered once per call: `www_authenticate` is absent
-        // for a replay) is not a token failure: replay with the current token and the nonce.
         if st.cfg.dpop() && dpop::resource_wants_nonce(401, www_authenticate.as_deref()) {
-            return 3;
+            return if replays & 2 == 0 { 3 } else { 0 };
         }
         let session = st.session.borrow();
         let seen = Seen401 {
-            was_replay: false,
+            was_replay: replays & 1 != 0,
             carried_token: policy::token_reached(sent_url, answered_url, redirected),
             carried_is_current: session.as_ref().map(|s| s.access_token.as_str()) == Some(carried),
             have_access: session.is_some(),
