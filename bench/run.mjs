@@ -108,17 +108,23 @@ async function sizes() {
   // with esbuild, exported class names kept): the .wasm, the glue and wasm-bindgen's snippets (the small ES
   // modules the glue imports), each gzipped on its own as a server sends them.
   const part = (file) => ({ raw: statSync(file).size, gzip: gzip9(file) });
-  const wasm = part(join(PKG, "rotafetch_bg.wasm"));
-  const glue = part(join(PKG, "rotafetch.js"));
-  const snippetFiles = existsSync(join(PKG, "snippets"))
-    ? readdirSync(join(PKG, "snippets"), { recursive: true }).map((f) => join(PKG, "snippets", String(f))).filter((f) => f.endsWith(".js"))
-    : [];
-  const snippets = snippetFiles.map(part).reduce((a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip }), { raw: 0, gzip: 0 });
+  const entry = (dir) => {
+    const wasm = part(join(dir, "rotafetch_bg.wasm"));
+    const glue = part(join(dir, "rotafetch.js"));
+    const snippetFiles = existsSync(join(dir, "snippets"))
+      ? readdirSync(join(dir, "snippets"), { recursive: true }).map((f) => join(dir, "snippets", String(f))).filter((f) => f.endsWith(".js"))
+      : [];
+    const snippets = snippetFiles.map(part).reduce((a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip }), { raw: 0, gzip: 0 });
+    return { parts: `.wasm ${kb(wasm.raw)} / ${kb(wasm.gzip)} + minified glue ${kb(glue.raw)} / ${kb(glue.gzip)} + ${snippetFiles.length} snippet${snippetFiles.length === 1 ? "" : "s"} ${kb(snippets.raw)} / ${kb(snippets.gzip)}`,
+      raw: wasm.raw + glue.raw + snippets.raw, gzip: wasm.gzip + glue.gzip + snippets.gzip, wasm, glue, snippets, snippetFiles: snippetFiles.length };
+  };
   const build = pkgBuild();
-  rows.push({ name: "rotafetch (pkg/ as shipped)", version: pkgVersion(),
-    parts: `.wasm ${kb(wasm.raw)} / ${kb(wasm.gzip)} + minified glue ${kb(glue.raw)} / ${kb(glue.gzip)} + ${snippetFiles.length} snippet${snippetFiles.length === 1 ? "" : "s"} ${kb(snippets.raw)} / ${kb(snippets.gzip)}`,
-    raw: wasm.raw + glue.raw + snippets.raw, gzip: wasm.gzip + glue.gzip + snippets.gzip, self: true,
-    wasm, glue, snippets, snippetFiles: snippetFiles.length, build });
+  rows.push({ name: "rotafetch (pkg/ as shipped)", version: pkgVersion(), ...entry(PKG), self: true, build });
+  // The `rotafetch/dpop` entry (the same API with the `dpop` option), which a page loads
+  // instead: its own .wasm, glue and snippet.
+  if (existsSync(join(PKG, "dpop", "rotafetch.js"))) {
+    rows.push({ name: "rotafetch/dpop (pkg/dpop/, with DPoP)", version: pkgVersion(), ...entry(join(PKG, "dpop")), self: true, dpop: true, build });
+  }
   for (const p of PEERS) {
     const outfile = join(DIST, `${p.entry}.js`);
     await esbuild.build({ ...common, entryPoints: [join(BENCH, "entries", `${p.entry}.js`)], outfile });
@@ -194,8 +200,10 @@ async function overhead(browser) {
   try {
     const page = await openBench(context, srv);
     const isolated = await page.evaluate(() => crossOriginIsolated);
-    const variants = ["raw", "rotafetch", "ky-hook", "axios"];
+    const variants = ["raw", "rotafetch", "rotafetch-dpop", "ky-hook", "axios"];
     for (const v of variants) {
+      // A DPoP session is bound at login, by the client's key: the client signs in itself.
+      if (v === "rotafetch-dpop") { await page.evaluate(() => loginDpop()); continue; }
       const tokens = await page.evaluate(() => loginTokens());
       if (v === "raw") await page.evaluate((t) => setRawToken(t), tokens.access_token);
       else await page.evaluate(([n, t]) => setup(n, t), [v, tokens]);
@@ -229,11 +237,12 @@ async function overhead(browser) {
         }
       }
       const rawMed = median(acc.raw.lat), rawP95 = pct(acc.raw.lat, 95), rawMean = acc.raw.wall / acc.raw.n;
+      const rfMed = median(acc.rotafetch.lat);
       res[mode] = variants.map((v) => {
         const med = median(acc[v].lat), p95 = pct(acc[v].lat, 95), mean = acc[v].wall / acc[v].n;
         return { variant: v, n: acc[v].n, medianMs: round(med, 3), p95Ms: round(p95, 3), meanMs: round(mean, 3),
           ratioMedian: round(med / rawMed, 3), ratioP95: round(p95 / rawP95, 3), ratioMean: round(mean / rawMean, 3),
-          reqPerSec: round(1000 / mean, 0) };
+          ratioBearer: round(med / rfMed, 3), reqPerSec: round(1000 / mean, 0) };
       });
     }
     const d = delta(m0, await metrics(srv));
@@ -421,6 +430,8 @@ async function referenceServer() {
 // report and then fails.
 const BUDGET = 24_000;
 const STRETCH = 19_000;
+// bytes gzip the `rotafetch/dpop` entry may add to `rotafetch` (issue #16).
+const DPOP_ALLOWANCE = 3_000;
 
 function markdown(r) {
   const L = [];
@@ -431,6 +442,7 @@ function markdown(r) {
   L.push("");
   // 1
   const self = r.sizes[0];
+  const withDpop = r.sizes.find((s) => s.dpop);
   const fullPeers = r.sizes.filter((s) => !s.self && !s.name.startsWith("ky"));
   const minPeer = Math.min(...fullPeers.map((s) => s.gzip));
   L.push("### 1. Shipped size");
@@ -445,16 +457,24 @@ function markdown(r) {
     `stretch goal ≤ ${kb(STRETCH)} KB — **${self.gzip <= STRETCH ? "met" : "missed"}**; ` +
     `smaller than every full-featured peer (smallest: ${kb(minPeer)} KB) — **${self.gzip < minPeer ? "met" : "missed"}**.`);
   L.push("");
+  if (withDpop) {
+    const added = withDpop.gzip - self.gzip;
+    L.push(`DPoP (issue #16): the \`rotafetch/dpop\` entry is ${kb(withDpop.gzip)} KB gzip, ${kb(added)} KB more than \`rotafetch\` ` +
+      `(.wasm ${kb(withDpop.wasm.gzip - self.wasm.gzip)}, glue ${kb(withDpop.glue.gzip - self.glue.gzip)}, snippets ${kb(withDpop.snippets.gzip - self.snippets.gzip)}); ` +
+      `allowance ≤ ${kb(DPOP_ALLOWANCE)} KB — **${added <= DPOP_ALLOWANCE ? "met" : "FAILED"}**. A page loads one entry, never both.`);
+    L.push("");
+  }
   // 2
   const o = r.overhead;
   L.push(`### 2. Per-request overhead (GET /api/me, valid token, ${o.results.sequential[0].n} calls per variant and mode, interleaved)`);
   L.push("");
-  L.push("| variant | mode | median ms | p95 ms | mean ms | ×raw (median) | ×raw (p95) | ×raw (mean) |");
-  L.push("|---|---|--:|--:|--:|--:|--:|--:|");
-  const names = { raw: "raw fetch + hand-set header", rotafetch: "**rotafetch** `auth.fetch`", "ky-hook": "ky + beforeRequest hook", axios: "axios + axios-auth-refresh" };
+  L.push("| variant | mode | median ms | p95 ms | mean ms | ×raw (median) | ×raw (p95) | ×raw (mean) | ×rotafetch bearer (median) |");
+  L.push("|---|---|--:|--:|--:|--:|--:|--:|--:|");
+  const names = { raw: "raw fetch + hand-set header", rotafetch: "**rotafetch** `auth.fetch`", "rotafetch-dpop": "**rotafetch/dpop** `auth.fetch`, `dpop: true`",
+    "ky-hook": "ky + beforeRequest hook", axios: "axios + axios-auth-refresh" };
   for (const mode of ["sequential", "concurrent"]) {
     for (const x of o.results[mode]) {
-      L.push(`| ${names[x.variant]} | ${mode === "sequential" ? "sequential" : `concurrency ${o.concurrency}`} | ${x.medianMs} | ${x.p95Ms} | ${x.meanMs} | ${x.ratioMedian} | ${x.ratioP95} | ${x.ratioMean} |`);
+      L.push(`| ${names[x.variant]} | ${mode === "sequential" ? "sequential" : `concurrency ${o.concurrency}`} | ${x.medianMs} | ${x.p95Ms} | ${x.meanMs} | ${x.ratioMedian} | ${x.ratioP95} | ${x.ratioMean} | ${x.ratioBearer} |`);
     }
   }
   const rs = o.results.sequential.find((x) => x.variant === "rotafetch");
@@ -463,6 +483,14 @@ function markdown(r) {
   L.push(`Timer resolution: ${o.isolated ? "5 µs (page cross-origin isolated)" : "100 µs (page not isolated)"}. Latency per call includes reading the JSON body; at concurrency ${o.concurrency} Chromium queues on its 6 connections per host, so those latencies are mostly queueing. ` +
     `Target rotafetch ≤ 1.05× raw fetch (median): sequential ${rs.ratioMedian}× — **${rs.ratioMedian <= 1.05 ? "met" : "missed"}**; concurrent ${rc.ratioMedian}× — **${rc.ratioMedian <= 1.05 ? "met" : "missed"}**.`);
   L.push("");
+  const ds = o.results.sequential.find((x) => x.variant === "rotafetch-dpop");
+  const dc = o.results.concurrent.find((x) => x.variant === "rotafetch-dpop");
+  if (ds && dc) {
+    L.push(`DPoP: every call signs a fresh proof (ES256, with \`ath\`) in the browser, and the server verifies it and records its \`jti\` (a write to its SQLite replay cache): ` +
+      `sequential ${ds.ratioMedian}× raw fetch, ${ds.ratioBearer}× rotafetch bearer; concurrent ${dc.ratioMedian}× raw, ${dc.ratioBearer}× bearer (medians). ` +
+      `The server ran without nonces (\`--dpop-nonce\` off), so no call met a challenge.`);
+    L.push("");
+  }
   // 3
   const sv = { rotafetch: "**rotafetch**", axios: "axios + axios-auth-refresh (defaults)", "axios-nd": "axios + axios-auth-refresh, `deduplicateRefresh: false`", ky: "ky, README recipe", "ky-sf": "ky, recipe + shared refresh promise" };
   L.push(`### 3. Refresh storm (access token expired, ${STORM_CALLS} concurrent calls in one tab; ${STORM_REPS} runs each: one value when they agree, else every run's)`);
@@ -567,6 +595,11 @@ async function main() {
   const self = report.sizes[0];
   if (self.gzip > BUDGET) {
     log(`FAILED: the package is ${kb(self.gzip)} KB gzip, over the ${kb(BUDGET)} KB ceiling`);
+    process.exitCode = 1;
+  }
+  const withDpop = report.sizes.find((s) => s.dpop);
+  if (withDpop && withDpop.gzip - self.gzip > DPOP_ALLOWANCE) {
+    log(`FAILED: rotafetch/dpop adds ${kb(withDpop.gzip - self.gzip)} KB gzip, over the ${kb(DPOP_ALLOWANCE)} KB allowance`);
     process.exitCode = 1;
   }
 }
