@@ -11,6 +11,8 @@ import { startServer, openBrowser, waitFor, ENGINES, DEMO_FLAGS, ROOT, ROTATED, 
 const TTL = 6;
 const SHOTS = join(ROOT, "target/e2e");
 const FAMILIES_REVOKED = "rotafetch_families_revoked_total";
+const DPOP_TTL = 300;
+const DPOP_MISMATCH = 'rotafetch_refresh_total{outcome="dpop_mismatch"}';
 
 /** DEMO_FLAGS with `name`'s value replaced (clap rejects a repeated flag). */
 function withFlag(flags, name, value) {
@@ -119,6 +121,18 @@ for (const engine of ENGINES) {
         await context.close();
       }
     });
+    test(`[${engine}] demo page with DPoP: the stolen refresh token is refused, the user stays signed in`, { timeout: 120_000 }, async () => {
+      // Its own server, whose access tokens outlive the test: every refresh here is one the
+      // test asks for, so the rotation counts are exact whatever the machine's speed.
+      const dpopServer = await startServer(withFlag(DEMO_FLAGS, "--access-ttl", DPOP_TTL));
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      try {
+        await dpopFlow(context, dpopServer);
+      } finally {
+        await context.close();
+        await dpopServer.stop();
+      }
+    });
   });
 }
 
@@ -225,6 +239,138 @@ async function demoFlow(context, server) {
   const tokens = await page.evaluate(() => document.documentElement.outerHTML);
   assert.doesNotMatch(tokens, /eyJ[\w-]{10,}\.[\w-]{10,}/, "an access token is in the DOM");
   assert.doesNotMatch(tokens, /[\w-]{43}/, "something refresh-token-shaped is in the DOM");
+
+  g1.check();
+  g2.check();
+}
+
+/**
+ * Waits until the page has (re)loaded with DPoP `mode` ("on" | "off"). The DPoP switch reloads
+ * the page, so an evaluate may meet a document on its way out: that is retried.
+ */
+async function loaded(page, mode, what) {
+  await waitFor(what, async () => {
+    try {
+      return await page.evaluate((m) => document.body.dataset.ready === "true" && document.body.dataset.dpop === m, mode);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Flips the DPoP switch (a checkbox of the sign-in form; the page reloads). */
+function flipDpop(page) {
+  return page.raw.locator("#dpop").click();
+}
+
+async function dpopFlow(context, server) {
+  const page = await context.newPage();
+  const g1 = guard(page, "tab 1");
+  await page.goto(`${server.url}/`);
+  await loaded(page, "off", "tab 1 loaded without DPoP");
+  const tab2 = await context.newPage();
+  const g2 = guard(tab2, "tab 2");
+  await tab2.goto(`${server.url}/`);
+  await loaded(tab2, "off", "tab 2 loaded without DPoP");
+  assert.match(await page.text("#dpop-state"), /^DPoP: off/);
+
+  // 1. The switch, before sign-in: this tab reloads with the dpop entry, the other tab follows.
+  await flipDpop(page);
+  await loaded(page, "on", "tab 1 reloaded with DPoP");
+  await loaded(tab2, "on", "tab 2 reloaded with DPoP by tab 1's switch");
+  for (const p of [page, tab2]) {
+    assert.equal(await p.evaluate(() => document.getElementById("dpop").checked), true);
+    assert.match(await p.text("#dpop-state"), /^DPoP: on/);
+    assert.ok((await entries(p, "info")).some((e) => e.event === "ready" && e.text.includes("/pkg/dpop/rotafetch.js")));
+  }
+
+  const rotated = await server.metric(ROTATED);
+  const mismatch = await server.metric(DPOP_MISMATCH);
+  const reused = await server.metric(REUSED);
+  const grace = await server.metric(GRACE);
+  const api401 = await server.metric(API_401);
+  const revoked = await server.metric(FAMILIES_REVOKED);
+
+  // 2. Sign in: the session is bound to this browser's key; the second tab follows.
+  await signIn(page);
+  await until("tab 1 signed in", page, (s) => s.auth === "in");
+  await until("tab 2 signed in by tab 1", tab2, (s) => s.auth === "in");
+  assert.match(await page.text("#dpop-state"), /^DPoP: on — tokens bound to this browser's key \(jkt [\w-]{8}…\)$/);
+  const jkt = await page.text("#jkt");
+  assert.match(jkt, /^[\w-]{8}…$/);
+  assert.equal(await tab2.text("#jkt"), jkt);
+  await page.clickButton("Call API");
+  await waitFor("the first call", async () => (await entries(page, "call")).length === 1);
+  assert.equal((await entries(page, "call"))[0].status, "200");
+  const fp = await page.text("#rt-fp");
+
+  // 3. The thief presents the stored refresh token without a proof: refused, nothing spent,
+  //    nothing revoked, and both tabs say why.
+  g1.expectRejectedRefresh();
+  await page.clickButton("Steal and spend the refresh token");
+  const [attack] = await waitFor("the refused theft in the log", async () => {
+    const a = (await entries(page, "attack")).filter((e) => e.event === "theft-refused");
+    return a.length ? a : null;
+  });
+  assert.equal(attack.status, "400");
+  assert.equal(attack.error, "invalid_grant");
+  assert.equal(await server.metric(DPOP_MISMATCH), mismatch + 1);
+  assert.equal(await server.metric(ROTATED), rotated);
+  assert.equal(await server.metric(REUSED), reused);
+  assert.equal(await server.metric(FAMILIES_REVOKED), revoked);
+  for (const p of [page, tab2]) {
+    await waitFor("the explanation", async () => /Refused\./.test(await p.text("#steal-status")));
+    const text = await p.text("#steal-status");
+    assert.match(text, /DPoP-bound/);
+    assert.ok(text.includes(`cnf.jkt ${jkt}`), "the explanation names the key thumbprint");
+    assert.match(text, /non-extractable/);
+    assert.match(text, /Nothing was spent and nothing was revoked/);
+    assert.equal((await state(p)).auth, "in");
+    assert.equal((await state(p)).grace, "none", "no grace hold: nothing was spent");
+  }
+  assert.equal(await page.text("#rt-fp"), fp, "the refresh token was not spent");
+  await shoot(page, "demo-dpop-refused");
+
+  // 4. The user carries on: a call, a refresh (rotated once), a call with the new tokens.
+  await page.clickButton("Call API");
+  await waitFor("the call after the theft", async () => (await entries(page, "call")).length === 2);
+  assert.equal((await entries(page, "call"))[1].status, "200");
+  await page.clickButton("Refresh now");
+  await until("tab 1 to count the rotation", page, (s) => s.rotations === 1);
+  await until("tab 2 to count the rotation", tab2, (s) => s.rotations === 1);
+  assert.equal(await server.metric(ROTATED), rotated + 1);
+  assert.notEqual(await page.text("#rt-fp"), fp);
+  await waitFor("tab 2 to show the new fingerprint", async () => (await tab2.text("#rt-fp")) === (await page.text("#rt-fp")));
+  assert.equal(await tab2.text("#jkt"), jkt, "a rotation keeps the key");
+  await tab2.clickButton("Call API");
+  await waitFor("tab 2's call", async () => (await entries(tab2, "call")).length === 1);
+  assert.equal((await entries(tab2, "call"))[0].status, "200");
+  assert.equal((await entries(tab2, "call"))[0].refreshed, "false", "tab 2 adopted the rotation");
+  for (const p of [page, tab2]) {
+    assert.ok(!(await entries(p, "event")).some((e) => e.event === "signout"), "no signout");
+  }
+  assert.equal(await server.metric(DPOP_MISMATCH), mismatch + 1);
+  assert.equal(await server.metric(REUSED), reused);
+  assert.equal(await server.metric(GRACE), grace);
+  assert.equal(await server.metric(API_401), api401);
+  assert.equal(await server.metric(FAMILIES_REVOKED), revoked);
+
+  // No token, nor a whole key thumbprint, ever reached the DOM (of either tab).
+  for (const p of [page, tab2]) {
+    const html = await p.evaluate(() => document.documentElement.outerHTML);
+    assert.doesNotMatch(html, /eyJ[\w-]{10,}\.[\w-]{10,}/, "an access token is in the DOM");
+    assert.doesNotMatch(html, /[\w-]{43}/, "something token- or thumbprint-shaped is in the DOM");
+  }
+
+  // 5. Sign out (with a proof: the family is revoked once), then the switch back off: both tabs follow.
+  await page.clickButton("Sign out");
+  await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
+  await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
+  await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === revoked + 1);
+  assert.match(await page.text("#dpop-state"), /^DPoP: on — the next session/);
+  await flipDpop(page);
+  await loaded(page, "off", "tab 1 reloaded without DPoP");
+  await loaded(tab2, "off", "tab 2 reloaded without DPoP");
 
   g1.check();
   g2.check();

@@ -1,7 +1,8 @@
 // The rotafetch demo: plain ES module, no bundler. Everything the SDK does goes through
 // `auth`; everything else here is UI. Tokens never reach the DOM or the console: only
-// fingerprints (the first 8 hex digits of a SHA-256) do.
-import init, { AuthClient, AuthError } from "/pkg/rotafetch.js";
+// fingerprints (the first 8 hex digits of a SHA-256) do. The DPoP switch (which package entry
+// loads, and what the page says about it) is in dpop.js.
+import { dpopWanted, loadEntry, setDpop, followSwitch, dpopStateText, shortJkt, refusedExplanation } from "./dpop.js";
 
 /** The server's --reuse-grace (scripts/demo.flags). Keep the two in sync. */
 const GRACE_SECONDS = 3;
@@ -84,12 +85,21 @@ function log(kind, text, { tone = "", data = {} } = {}) {
 
 // ---------------------------------------------------------------- the SDK
 
+/** DPoP on: the `rotafetch/dpop` entry, with `dpop: true`. Fixed for the page's life. */
+const DPOP = dpopWanted(claims(session()?.at ?? ""));
+document.body.dataset.dpop = DPOP ? "on" : "off";
 let auth;
+let AuthError;
 try {
-  await init();
-  auth = new AuthClient({ refreshUrl: "/auth/refresh", logoutUrl: "/auth/logout" });
+  const sdk = await loadEntry(DPOP);
+  await sdk.default();
+  AuthError = sdk.AuthError;
+  auth = new sdk.AuthClient({ refreshUrl: "/auth/refresh", logoutUrl: "/auth/logout", dpop: DPOP });
 } catch (e) {
-  $("status").textContent = `The SDK did not load: ${e.message}. Run \`make demo\` (it builds pkg/).`;
+  // DPoP needs IndexedDB and crypto.subtle: without them, offer the bearer entry at the next load.
+  if (DPOP) setDpop(false, { reload: false });
+  $("status").textContent = `The SDK did not load: ${e.message}. `
+    + (DPOP ? "DPoP is switched off again: reload the page to use the bearer entry." : "Run `make demo` (it builds pkg/).");
   $("status").dataset.state = "error";
   throw e;
 }
@@ -165,6 +175,10 @@ function render() {
     status.dataset.state = "out";
   }
 
+  const jkt = c?.cnf?.jkt;
+  setText($("dpop-state"), dpopStateText(DPOP, jkt));
+  setText($("jkt"), jkt ? shortJkt(jkt) : "–");
+
   show($("signin"), !signedIn);
   for (const id of ["account", "tokens", "steal"]) show($(id), signedIn);
   setText($("who"), d.user ?? "demo");
@@ -228,6 +242,8 @@ function render() {
         : "(a refresh is due, so the call refreshes first).</p>";
     }
   }
+  // DPoP: the attacker's refresh was refused, and the user is still signed in.
+  if (signedIn && d.refused) steal = refusedExplanation(d.refused, jkt);
   if (steal !== lastSteal) $("steal-status").innerHTML = lastSteal = steal;
   for (const el of $("steal-status").querySelectorAll(".cd")) setText(el, secs(el.dataset.cd === "grace" ? grace : dueIn));
 
@@ -260,7 +276,8 @@ function explanation(d) {
 <li>A spent refresh token coming back means two parties hold the session, and the server cannot tell which one is you. It revoked the whole session family: your token, the attacker's <code>${d.theft.attackerFp}…</code>, and every access token of the session, at once (the API checks revocation on every call).</li>
 <li>The refresh was rejected with ${err}. The SDK cleared the session in every tab and emitted <code>signout</code>, with reason <code>"rejected"</code> in the tab that refreshed and <code>"other-tab"</code> in the others. This page listens for that event and shows the sign-in form.</li>
 </ol>
-<p>Had the attacker been the second to refresh, their refresh would have been the rejected one. Either way a stolen refresh token works only until the next rotation, and the theft ends the session for everyone. Sign in again to start a new session.</p>`;
+<p>Had the attacker been the second to refresh, their refresh would have been the rejected one. Either way a stolen refresh token works only until the next rotation, and the theft ends the session for everyone. Sign in again to start a new session.</p>
+<p>With the <strong>DPoP</strong> switch of the sign-in form on, the stolen token would have been useless: it is bound to a key that never leaves this browser.</p>`;
 }
 
 // ---------------------------------------------------------------- actions
@@ -303,7 +320,7 @@ $("login-form").addEventListener("submit", (ev) => {
     try {
       await auth.login("/auth/login", { username, password });
       show(err, false);
-      setDemo({ user: username, rotations: 0, theft: null, revoked: null });
+      setDemo({ user: username, rotations: 0, theft: null, revoked: null, refused: null });
       log("info", `signed in as ${username}`, { tone: "good", data: { event: "login" } });
       render();
       $("call").focus();
@@ -321,7 +338,7 @@ $("login-form").addEventListener("submit", (ev) => {
 
 $("logout").addEventListener("click", () => withBusy(async () => {
   await auth.logout();
-  setDemo({ theft: null, revoked: null });
+  setDemo({ theft: null, revoked: null, refused: null });
   $("username").focus();
 }));
 
@@ -355,6 +372,14 @@ $("steal-btn").addEventListener("click", () => withBusy(async () => {
     body: JSON.stringify({ refresh_token: rec.rt }),
     cache: "no-store",
   });
+  if (DPOP && r.status === 400) {
+    // The session is bound to this browser's key, and the thief has no proof to show.
+    const body = await r.json().catch(() => ({}));
+    setDemo({ refused: { at: Date.now(), fp: spentFp, status: r.status, error: body.error ?? null, description: body.error_description ?? null } });
+    log("attack", `the attacker's refresh with ${spentFp}… was refused (${r.status} ${body.error ?? ""}): the token is bound to this browser's key; nothing spent, still signed in`,
+      { tone: "good", data: { event: "theft-refused", status: r.status, error: body.error ?? "" } });
+    return;
+  }
   if (!r.ok) {
     await r.body?.cancel();
     log("attack", `the attacker's refresh failed (${r.status}); nothing was stolen`, { tone: "bad" });
@@ -372,10 +397,16 @@ addEventListener("storage", (e) => {
   if (e.key === SESSION_KEY || e.key === DEMO_KEY || e.key === null) render();
 });
 
+// The DPoP switch: offered while signed out; flipping it reloads every tab with the other entry.
+$("dpop").checked = DPOP;
+$("dpop").addEventListener("change", (e) => setDpop(e.target.checked));
+followSwitch(DPOP);
+for (const el of document.querySelectorAll("[data-mode]")) el.hidden = el.dataset.mode !== (DPOP ? "dpop" : "bearer");
+
 $("grace-s").textContent = String(GRACE_SECONDS);
 document.body.dataset.grace = String(GRACE_SECONDS);
 setInterval(render, 250);
 render();
-log("info", auth.authenticated ? "SDK loaded; restored the session from localStorage" : "SDK loaded; signed out",
-  { data: { event: "ready" } });
+log("info", `SDK loaded (${DPOP ? "/pkg/dpop/rotafetch.js, DPoP on" : "/pkg/rotafetch.js, DPoP off"}); `
+  + (auth.authenticated ? "restored the session from localStorage" : "signed out"), { data: { event: "ready" } });
 document.body.dataset.ready = "true";
