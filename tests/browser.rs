@@ -471,18 +471,8 @@ async fn other_origins_never_get_the_token() {
     let _serial = serial().await;
     let (c, _) = signed_in("t-origin").await;
     let rot0 = metric(ROTATED).await;
-    // Same server, another origin (localhost vs 127.0.0.1): not in the allow-list.
-    let other = server().replace("127.0.0.1", "localhost");
-    let r = c
-        .fetch_with(&format!("{other}/api/me").into(), &JsValue::UNDEFINED)
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "sent without a token");
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .unwrap()
-        .unwrap_or_default();
+    let (status, challenge) = me_at_another_origin(&c).await;
+    assert_eq!(status, 401, "sent without a token");
     assert!(
         !challenge.contains("invalid_token"),
         "no token was presented: {challenge}"

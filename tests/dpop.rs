@@ -2,9 +2,10 @@
 //! starts with `--dpop-nonce --dpop-nonce-period 5`: every DPoP token request meets a nonce
 //! challenge first, and a nonce goes stale within seconds, so the API's challenge can be
 //! waited for. Issue #16's proofs: the session binds to the browser's key and API calls carry
-//! proofs; a stolen refresh token is useless without the key (and the browser session carries
-//! on); a replayed proof is refused; the API's nonce challenge is answered with the body
-//! replayed; the standard form refresh (`refresh_format: OAuth2`) with proofs and the token
+//! proofs (other origins get neither token nor proof); a stolen refresh token is useless
+//! without the key (and the browser session carries on); a replayed proof is refused; the
+//! API's nonce challenge is answered with the body replayed, a second one returned without a
+//! refresh; the standard form refresh (`refresh_format: OAuth2`) with proofs and the token
 //! endpoint's challenge; sign-out deletes the key; a bearer answer is refused.
 #![cfg(target_arch = "wasm32")]
 
@@ -159,6 +160,36 @@ async fn a_dpop_session_is_bound_to_the_browsers_key_and_its_calls_carry_proofs(
     assert_eq!(get_me(&c).await, 200);
     let again = stored_key("t-dpop-bound").await;
     assert_eq!(get_str(&again, "x"), get_str(&key, "x"));
+    c.logout().await;
+}
+
+/// Every `rotafetch_dpop_proofs_total` series, summed: how many proofs the server checked.
+async fn proofs_checked() -> f64 {
+    let mut n = 0.0;
+    for outcome in ["accepted", "invalid", "replayed", "use_nonce", "cache_full"] {
+        n += metric(&format!(
+            r#"rotafetch_dpop_proofs_total{{outcome="{outcome}"}}"#
+        ))
+        .await;
+    }
+    n
+}
+
+#[wasm_bindgen_test]
+async fn other_origins_get_neither_the_token_nor_a_proof() {
+    let _s = serial().await;
+    let c = dpop_signed_in("t-dpop-origin").await;
+    let checked = proofs_checked().await;
+    let (status, challenge) = me_at_another_origin(&c).await;
+    assert_eq!(status, 401, "sent without a token");
+    assert!(
+        !challenge.contains("error="),
+        "nothing was presented: {challenge}"
+    );
+    assert_eq!(proofs_checked().await, checked, "and no proof");
+    // The allowed origin gets both.
+    assert_eq!(get_me(&c).await, 200);
+    assert!(proofs_checked().await > checked);
     c.logout().await;
 }
 

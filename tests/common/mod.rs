@@ -78,6 +78,18 @@ pub async fn serial() -> Serial {
     Serial(release)
 }
 
+/// `GET /api/me` through `c` at another origin of the same server (localhost vs 127.0.0.1,
+/// not in the default allow-list): its status and `WWW-Authenticate` challenge.
+pub async fn me_at_another_origin(c: &AuthClient) -> (u16, String) {
+    let other = server().replace("127.0.0.1", "localhost");
+    let r = c
+        .fetch_with(&format!("{other}/api/me").into(), &JsValue::UNDEFINED)
+        .await
+        .unwrap();
+    let challenge = r.headers().get("www-authenticate").unwrap();
+    (r.status(), challenge.unwrap_or_default())
+}
+
 pub fn server() -> &'static str {
     // Not `env!`: clippy and `cargo doc` build these files without a server.
     match option_env!("ROTAFETCH_SERVER") {
