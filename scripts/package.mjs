@@ -22,7 +22,7 @@
 // Usage: node scripts/package.mjs [pkgDir] [--entry]   (default: pkg)
 import { readFileSync, writeFileSync, existsSync, copyFileSync, readdirSync, rmSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { join, resolve, dirname } from "node:path";
+import { join, resolve, dirname, basename } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync, transformSync } from "esbuild";
 
@@ -160,12 +160,31 @@ if (min.includes('"./rotafetch_bg.js":')) {
 }
 
 // One snippet file instead of two: js/driver.js re-exports js/plumbing.js, so the bundle of
-// driver.js serves every import the glue makes (0.2 KB gzip less than two files).
+// driver.js serves every import the glue makes (0.2 KB gzip less than two files). The bundle
+// exports only what the glue reads (its named imports from either module, and what it reads
+// of their namespaces), so the functions no import reaches are dropped: in the `rotafetch`
+// entry, built without the `dpop` feature, the DPoP key and proof functions.
 const driver = snippetFiles().find((f) => f.endsWith("/js/driver.js"));
 const plumbing = snippetFiles().find((f) => f.endsWith("/js/plumbing.js"));
 if (driver && plumbing) {
-  const out = buildSync({ entryPoints: [join(pkgDir, "snippets", driver)], bundle: true, minify: true,
-    format: "esm", target: "es2020", write: false }).outputFiles[0].text;
+  const glueNow = readFileSync(gluePath, "utf8");
+  const used = new Set(["AuthError"]);
+  for (const f of [driver, plumbing]) {
+    const spec = JSON.stringify(`./snippets/${f.split("\\").join("/")}`).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    for (const [, list] of glueNow.matchAll(new RegExp(`import\\{([^}]*)\\}from${spec}`, "g"))) {
+      for (const item of list.split(",")) used.add(item.trim().split(/\s+as\s+/)[0]);
+    }
+    for (const [, ns] of glueNow.matchAll(new RegExp(`import\\*as ([\\w$]+) from${spec}`, "g"))) {
+      const esc = ns.replace(/\$/g, "\\$");
+      for (const [, name] of glueNow.matchAll(new RegExp(`(?<![\\w$])${esc}\\.([A-Za-z_$][\\w$]*)`, "g"))) used.add(name);
+      if (new RegExp(`(?<![\\w$])${esc}(?![\\w$.])`).test(glueNow.replace(`import*as ${ns} from`, ""))) {
+        throw new Error(`the glue uses the namespace ${ns} of ${f} as a whole: cannot tell which exports it needs`);
+      }
+    }
+  }
+  const out = buildSync({
+    stdin: { contents: `export{${[...used].sort().join(",")}}from"./${basename(driver)}";`, resolveDir: dirname(join(pkgDir, "snippets", driver)) },
+    bundle: true, minify: true, format: "esm", target: "es2020", write: false }).outputFiles[0].text;
   writeFileSync(join(pkgDir, "snippets", driver), out);
   rmSync(join(pkgDir, "snippets", plumbing));
   const from = `"./snippets/${plumbing.split("\\").join("/")}"`, to = `"./snippets/${driver.split("\\").join("/")}"`;
