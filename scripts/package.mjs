@@ -257,7 +257,7 @@ const pkg = {
     ".": { types: "./rotafetch.d.ts", default: "./rotafetch.js" },
     // For bundlers that need the wasm URL handed to init(), e.g. Vite's `?url`.
     "./rotafetch_bg.wasm": "./rotafetch_bg.wasm",
-    // The same API with the `dpop` option (RFC 9449): its own .wasm, 1.5 KB gzip more.
+    // The same API with the `dpop` option (RFC 9449): its own .wasm and snippet, 2 KB gzip more.
     ...(dpopEntry ? {
       "./dpop": { types: "./dpop/rotafetch.d.ts", default: "./dpop/rotafetch.js" },
       "./dpop/rotafetch_bg.wasm": "./dpop/rotafetch_bg.wasm",

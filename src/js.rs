@@ -64,7 +64,7 @@ export interface AuthClientOptions {
    * (`Authorization: DPoP …` plus `DPoP: <proof>`), so a copied refresh or access token is
    * useless elsewhere. Needs IndexedDB and `crypto.subtle` (a secure context), else
    * `invalid_config`. Server nonces are handled; a bearer token response is refused.
-   * Only in the `rotafetch/dpop` entry (1.5 KB gzip more, so apps without DPoP don't pay
+   * Only in the `rotafetch/dpop` entry (2 KB gzip more, so apps without DPoP don't pay
    * for it); the `rotafetch` entry answers `dpop: true` with `invalid_config`. Rust apps get
    * it with the crate's `dpop` feature (README, DPoP).
    */
