@@ -324,6 +324,17 @@ export async function dpopKey(db, key) {
   });
 }
 
+const headers = new WeakMap();
+/** A proof's header for `pair` (its public JWK exported once per key, not once per proof). */
+async function header(pair) {
+  let h = headers.get(pair);
+  if (!h) {
+    const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
+    headers.set(pair, (h = part({ typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } })));
+  }
+  return h;
+}
+
 /**
  * A DPoP proof: `typ: dpop+jwt`, ES256, the public JWK; claims `jti` (128 random bits), `htm`,
  * `htu`, `iat`, `nonce` when given, and `ath` (SHA-256 of `access`) when given.
@@ -331,10 +342,9 @@ export async function dpopKey(db, key) {
  * @param {string | undefined} nonce @param {string | undefined} access @returns {Promise<string>}
  */
 export async function dpopSign(pair, htm, htu, nonce, access) {
-  const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
   const claims = { jti: b64u(crypto.getRandomValues(new Uint8Array(16))), htm, htu, iat: Math.floor(Date.now() / 1000), nonce };
   if (access) claims.ath = b64u(await crypto.subtle.digest("SHA-256", utf8(access)));
-  const input = part({ typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } }) + "." + part(claims);
+  const input = (await header(pair)) + "." + part(claims);
   return input + "." + b64u(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, utf8(input)));
 }
 

@@ -1,6 +1,6 @@
 //! DPoP (RFC 9449) decisions, pure: which URL a proof names, when a response is a nonce
 //! challenge rather than a token failure, which nonce to send to an origin. The browser layer
-//! (still to come, issue #16) signs the proofs; these decide what goes in them and what an
+//! (`web`, `js/plumbing.js`) signs the proofs; these decide what goes in them and what an
 //! answer means, and are tested natively here.
 
 use alloc::{string::String, vec::Vec};
@@ -23,6 +23,18 @@ pub fn token_endpoint_wants_nonce(status: u16, error: Option<&str>) -> bool {
 /// `WWW-Authenticate` has a `DPoP` challenge with `error="use_dpop_nonce"`.
 pub fn resource_wants_nonce(status: u16, www_authenticate: Option<&str>) -> bool {
     status == 401 && www_authenticate.is_some_and(|h| dpop_nonce_error(h.as_bytes()))
+}
+
+/// What a call does with a resource server's answer, given whether it already answered a
+/// nonce challenge: `Some(true)` a challenge to answer (replay with the nonce), `Some(false)` a
+/// second challenge, given back to the caller as the 401 it is (never a token failure: no
+/// refresh, no sign-out), `None` no nonce challenge (the usual 401 rules decide).
+pub fn resource_challenge(
+    status: u16,
+    www_authenticate: Option<&str>,
+    answered: bool,
+) -> Option<bool> {
+    resource_wants_nonce(status, www_authenticate).then_some(!answered)
 }
 
 /// RFC 9110 §5.6.2 `tchar`.
@@ -176,6 +188,11 @@ mod tests {
         }
         assert!(!resource_wants_nonce(403, Some(yes[0])));
         assert!(!resource_wants_nonce(401, None));
+        // Each call answers one challenge; a second goes back to the caller.
+        assert_eq!(resource_challenge(401, Some(yes[0]), false), Some(true));
+        assert_eq!(resource_challenge(401, Some(yes[0]), true), Some(false));
+        assert_eq!(resource_challenge(401, Some(no[0]), false), None);
+        assert_eq!(resource_challenge(401, None, true), None);
     }
 
     #[test]

@@ -173,8 +173,12 @@ impl Core {
         replays: u8,
     ) -> u8 {
         let st = self.state();
-        if st.cfg.dpop() && dpop::resource_wants_nonce(401, www_authenticate.as_deref()) {
-            return if replays & 2 == 0 { 3 } else { 0 };
+        if st.cfg.dpop() {
+            if let Some(answer) =
+                dpop::resource_challenge(401, www_authenticate.as_deref(), replays & 2 != 0)
+            {
+                return if answer { 3 } else { 0 };
+            }
         }
         let session = st.session.borrow();
         let seen = Seen401 {
