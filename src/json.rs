@@ -2,7 +2,7 @@
 //! the browser's own `JSON.parse` in wasm (no JSON parser shipped in the `.wasm`) and on
 //! `serde_json` natively (where the unit tests and fuzzers run).
 
-use alloc::string::String;
+use alloc::{string::String, vec, vec::Vec};
 
 /// A parsed JSON value that can be asked for top-level fields.
 pub trait JsonValue: Sized {
@@ -16,6 +16,11 @@ pub trait JsonValue: Sized {
     fn num_field(&self, key: &str) -> Option<f64>;
     /// True when the field is present and not `null`.
     fn has_field(&self, key: &str) -> bool;
+    /// The field, when it is present and a boolean.
+    fn bool_field(&self, key: &str) -> Option<bool>;
+    /// The field as a list of strings, when it is a string (a list of one) or an array of
+    /// strings (OpenID Connect's `aud`, RFC 8414's `…_supported` lists).
+    fn strs_field(&self, key: &str) -> Option<Vec<String>>;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -35,6 +40,18 @@ impl JsonValue for serde_json::Value {
     fn has_field(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| !v.is_null())
     }
+    fn bool_field(&self, key: &str) -> Option<bool> {
+        self.get(key)?.as_bool()
+    }
+    fn strs_field(&self, key: &str) -> Option<Vec<String>> {
+        match self.get(key)? {
+            serde_json::Value::String(s) => Some(vec![s.clone()]),
+            serde_json::Value::Array(a) => {
+                a.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -53,5 +70,21 @@ impl JsonValue for wasm_bindgen::JsValue {
     }
     fn has_field(&self, key: &str) -> bool {
         js_sys::Reflect::get(self, &key.into()).is_ok_and(|v| !v.is_null() && !v.is_undefined())
+    }
+    fn bool_field(&self, key: &str) -> Option<bool> {
+        js_sys::Reflect::get(self, &key.into()).ok()?.as_bool()
+    }
+    fn strs_field(&self, key: &str) -> Option<Vec<String>> {
+        let v = js_sys::Reflect::get(self, &key.into()).ok()?;
+        if let Some(s) = v.as_string() {
+            return Some(vec![s]);
+        }
+        if !js_sys::Array::is_array(&v) {
+            return None;
+        }
+        js_sys::Array::from(&v)
+            .iter()
+            .map(|s| s.as_string())
+            .collect()
     }
 }

@@ -6,8 +6,8 @@
 //! background timers.
 //!
 //! The crate has two layers:
-//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`error`]) that never touch the
-//!   browser and are tested natively;
+//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`signin`], [`error`]) that
+//!   never touch the browser and are tested natively;
 //! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
 //!   façade exported to the npm package.
 #![warn(missing_docs)]
@@ -36,6 +36,7 @@ pub mod error;
 pub mod json;
 pub mod jwt;
 pub mod policy;
+pub mod signin;
 pub mod token;
 
 pub use error::{AuthError, ErrorCode};

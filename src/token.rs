@@ -76,7 +76,7 @@ impl TokenError {
 
 /// A plain decimal (ASCII digits, ASCII whitespace around them): `Some(Err(()))` when it
 /// overflows a `u64`. Bytes only: no `str::trim`/`parse` machinery in the `.wasm`.
-fn decimal(text: &str) -> Option<Result<u64, ()>> {
+pub(crate) fn decimal(text: &str) -> Option<Result<u64, ()>> {
     let digits = text.trim_ascii().as_bytes();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;

@@ -1,0 +1,292 @@
+//! The provider's metadata (OpenID Connect Discovery 1.0 §3 and §4, RFC 8414 §2): read from
+//! `<issuer>/.well-known/openid-configuration`, trusted only when its `issuer` is the
+//! configured one exactly (Discovery §4.3, RFC 8414 §3.3: otherwise it may describe another
+//! provider, the mix-up of RFC 9700 §4.4), and kept in storage for [`MAX_AGE_SECS`] so that a
+//! page load sends no discovery request.
+
+use super::is_secure_url;
+use crate::error::push_decimal;
+use crate::json::JsonValue;
+use alloc::string::String;
+
+/// How long a discovery document is used before it is fetched again (when next needed; a
+/// failed refetch keeps using the one in storage).
+pub const MAX_AGE_SECS: u32 = 3600;
+
+/// What rotafetch uses of the provider's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// `authorization_endpoint` (required).
+    pub authorization: String,
+    /// `token_endpoint` (required): the code exchange, and refreshes when no `refreshUrl` is set.
+    pub token: String,
+    /// `pushed_authorization_request_endpoint` (RFC 9126 §5): when present, every sign-in
+    /// pushes its parameters there first.
+    pub par: Option<String>,
+    /// `revocation_endpoint` (RFC 7009, RFC 8414 §2): `logout()` revokes the refresh token there.
+    pub revocation: Option<String>,
+    /// `end_session_endpoint` (OpenID Connect RP-Initiated Logout 1.0 §2.1).
+    pub end_session: Option<String>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207 §3): the provider puts `iss`
+    /// in every authorization response, so a response without one is refused.
+    pub iss_parameter: bool,
+}
+
+/// Why a discovery document is not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscoveryError {
+    /// Not a JSON object.
+    NotJson,
+    /// Its `issuer` is not the configured issuer exactly.
+    IssuerMismatch,
+    /// A required endpoint is missing (its metadata name).
+    Missing(&'static str),
+    /// An endpoint is neither https nor on a loopback host (its metadata name).
+    Insecure(&'static str),
+    /// `code_challenge_methods_supported` is listed without `S256` (RFC 8414 §2).
+    NoS256,
+}
+
+impl DiscoveryError {
+    /// What went wrong, for the error message (never anything the provider wrote).
+    pub fn message(self) -> String {
+        let mut m = String::from("the provider's discovery document ");
+        match self {
+            DiscoveryError::NotJson => m.push_str("is not a JSON object"),
+            DiscoveryError::IssuerMismatch => m.push_str(
+                "names another issuer than the `issuer` option (they must match exactly)",
+            ),
+            DiscoveryError::Missing(name) => {
+                m.push_str("has no ");
+                m.push_str(name);
+            }
+            DiscoveryError::Insecure(name) => {
+                m.push_str("has a ");
+                m.push_str(name);
+                m.push_str(" that is not https");
+            }
+            DiscoveryError::NoS256 => m.push_str("does not list PKCE's S256"),
+        }
+        m
+    }
+}
+
+/// Where the document of `issuer` is: `/.well-known/openid-configuration` appended to it, a
+/// trailing `/` removed first (Discovery §4).
+pub fn url(issuer: &str) -> String {
+    let mut u = String::from(issuer.strip_suffix('/').unwrap_or(issuer));
+    u.push_str("/.well-known/openid-configuration");
+    u
+}
+
+/// Reads the document `text` of the provider configured as `issuer`.
+pub fn parse<J: JsonValue>(text: &str, issuer: &str) -> Result<Metadata, DiscoveryError> {
+    let j = J::parse(text)
+        .filter(|j| j.is_object())
+        .ok_or(DiscoveryError::NotJson)?;
+    if j.str_field("issuer").as_deref() != Some(issuer) {
+        return Err(DiscoveryError::IssuerMismatch);
+    }
+    let endpoint = |name: &'static str| match j.str_field(name) {
+        Some(u) if is_secure_url(&u) => Ok(Some(u)),
+        Some(_) => Err(DiscoveryError::Insecure(name)),
+        None => Ok(None),
+    };
+    let required = |name: &'static str| endpoint(name)?.ok_or(DiscoveryError::Missing(name));
+    if j.strs_field("code_challenge_methods_supported")
+        .is_some_and(|m| !m.iter().any(|m| m == "S256"))
+    {
+        return Err(DiscoveryError::NoS256);
+    }
+    Ok(Metadata {
+        authorization: required("authorization_endpoint")?,
+        token: required("token_endpoint")?,
+        par: endpoint("pushed_authorization_request_endpoint")?,
+        revocation: endpoint("revocation_endpoint")?,
+        end_session: endpoint("end_session_endpoint")?,
+        iss_parameter: j.bool_field("authorization_response_iss_parameter_supported") == Some(true),
+    })
+}
+
+/// What storage keeps of a document fetched at `now_secs`: the time, a newline, the text.
+pub fn cache_entry(now_secs: u32, text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 12);
+    push_decimal(&mut s, now_secs);
+    s.push('\n');
+    s.push_str(text);
+    s
+}
+
+/// The document kept in storage (`entry`, see [`cache_entry`]), if it is readable and
+/// describes `issuer`; with whether it is still fresh at `now_secs` (younger than
+/// [`MAX_AGE_SECS`], and not from the future).
+pub fn cached<J: JsonValue>(entry: &str, issuer: &str, now_secs: u32) -> Option<(Metadata, bool)> {
+    let nl = entry.bytes().position(|b| b == b'\n')?;
+    let at = crate::token::decimal(&entry[..nl])?.ok()?;
+    let metadata = parse::<J>(&entry[nl + 1..], issuer).ok()?;
+    let age = u64::from(now_secs).checked_sub(at);
+    Some((metadata, age.is_some_and(|a| a < u64::from(MAX_AGE_SECS))))
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const ISSUER: &str = "https://id.example.com";
+
+    fn doc() -> Value {
+        json!({
+            "issuer": ISSUER,
+            "authorization_endpoint": "https://id.example.com/authorize",
+            "token_endpoint": "https://id.example.com/token",
+            "jwks_uri": "https://id.example.com/jwks",
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+        })
+    }
+
+    fn read(v: &Value) -> Result<Metadata, DiscoveryError> {
+        parse::<Value>(&v.to_string(), ISSUER)
+    }
+
+    #[test]
+    fn the_document_url_follows_discovery_section_4() {
+        assert_eq!(
+            url("https://id.example.com"),
+            "https://id.example.com/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            url("https://id.example.com/realms/a/"),
+            "https://id.example.com/realms/a/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn a_minimal_document() {
+        let m = read(&doc()).unwrap();
+        assert_eq!(m.authorization, "https://id.example.com/authorize");
+        assert_eq!(m.token, "https://id.example.com/token");
+        assert_eq!((m.par, m.revocation, m.end_session), (None, None, None));
+        assert!(!m.iss_parameter);
+    }
+
+    #[test]
+    fn the_optional_endpoints_and_rfc9207() {
+        let mut d = doc();
+        d["pushed_authorization_request_endpoint"] = json!("https://id.example.com/par");
+        d["revocation_endpoint"] = json!("https://id.example.com/revoke");
+        d["end_session_endpoint"] = json!("https://id.example.com/logout");
+        d["authorization_response_iss_parameter_supported"] = json!(true);
+        let m = read(&d).unwrap();
+        assert_eq!(m.par.as_deref(), Some("https://id.example.com/par"));
+        assert_eq!(
+            m.revocation.as_deref(),
+            Some("https://id.example.com/revoke")
+        );
+        assert_eq!(
+            m.end_session.as_deref(),
+            Some("https://id.example.com/logout")
+        );
+        assert!(m.iss_parameter);
+        d["authorization_response_iss_parameter_supported"] = json!("true");
+        assert!(!read(&d).unwrap().iss_parameter, "only the JSON true");
+    }
+
+    #[test]
+    fn the_issuer_must_match_exactly() {
+        for other in [
+            json!("https://id.example.com/"),
+            json!("https://ID.example.com"),
+            json!("https://evil.example"),
+            json!(null),
+            json!(["https://id.example.com"]),
+        ] {
+            let mut d = doc();
+            d["issuer"] = other.clone();
+            assert_eq!(read(&d), Err(DiscoveryError::IssuerMismatch), "{other}");
+        }
+        let mut d = doc();
+        d.as_object_mut().unwrap().remove("issuer");
+        assert_eq!(read(&d), Err(DiscoveryError::IssuerMismatch));
+    }
+
+    #[test]
+    fn endpoints_are_required_and_secure() {
+        for name in ["authorization_endpoint", "token_endpoint"] {
+            let mut d = doc();
+            d.as_object_mut().unwrap().remove(name);
+            assert_eq!(read(&d), Err(DiscoveryError::Missing(name)));
+            d[name] = json!(42);
+            assert_eq!(read(&d), Err(DiscoveryError::Missing(name)));
+        }
+        for name in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "pushed_authorization_request_endpoint",
+            "revocation_endpoint",
+            "end_session_endpoint",
+        ] {
+            let mut d = doc();
+            d[name] = json!("http://id.example.com/x");
+            assert_eq!(read(&d), Err(DiscoveryError::Insecure(name)));
+        }
+        let mut d = doc();
+        d["issuer"] = json!("http://127.0.0.1:8080");
+        d["authorization_endpoint"] = json!("http://127.0.0.1:8080/authorize");
+        d["token_endpoint"] = json!("http://127.0.0.1:8080/token");
+        assert!(parse::<Value>(&d.to_string(), "http://127.0.0.1:8080").is_ok());
+    }
+
+    #[test]
+    fn pkce_s256_must_be_supported_when_methods_are_listed() {
+        let mut d = doc();
+        d["code_challenge_methods_supported"] = json!(["plain"]);
+        assert_eq!(read(&d), Err(DiscoveryError::NoS256));
+        d["code_challenge_methods_supported"] = json!("S256");
+        assert!(read(&d).is_ok());
+        d.as_object_mut()
+            .unwrap()
+            .remove("code_challenge_methods_supported");
+        assert!(read(&d).is_ok(), "absent: PKCE is still used");
+    }
+
+    #[test]
+    fn not_json() {
+        for text in ["", "<html>", "[]", "null", "\"issuer\""] {
+            assert_eq!(
+                parse::<Value>(text, ISSUER),
+                Err(DiscoveryError::NotJson),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        assert_eq!(
+            DiscoveryError::Missing("token_endpoint").message(),
+            "the provider's discovery document has no token_endpoint"
+        );
+        assert!(DiscoveryError::Insecure("revocation_endpoint")
+            .message()
+            .contains("revocation_endpoint that is not https"));
+    }
+
+    #[test]
+    fn the_cache_keeps_a_document_for_an_hour() {
+        let text = doc().to_string();
+        let entry = cache_entry(1_000_000, &text);
+        let (m, fresh) = cached::<Value>(&entry, ISSUER, 1_000_000 + 3599).unwrap();
+        assert_eq!(m, read(&doc()).unwrap());
+        assert!(fresh);
+        let (_, fresh) = cached::<Value>(&entry, ISSUER, 1_000_000 + 3600).unwrap();
+        assert!(!fresh, "stale, still usable when a refetch fails");
+        let (_, fresh) = cached::<Value>(&entry, ISSUER, 999_999).unwrap();
+        assert!(!fresh, "from the future");
+        assert!(cached::<Value>(&entry, "https://other.example", 1_000_000).is_none());
+        for bad in ["", "x\n{}", "12", "12\n<html>", "-1\n{}"] {
+            assert!(cached::<Value>(bad, ISSUER, 0).is_none(), "{bad}");
+        }
+    }
+}
