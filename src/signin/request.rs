@@ -160,7 +160,8 @@ pub fn end_session<'a>(
     p
 }
 
-#[cfg(test)]
+// Natively only: the PKCE vector needs `sha2`, a native dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -16,6 +16,16 @@ pub(super) struct Config {
     pub(super) min_interval_ms: f64,
     pub(super) redirects: Redirects,
     dpop: bool,
+    /// Sign-in by redirect: the provider and this client's registration with it.
+    pub(super) oidc: Option<Oidc>,
+}
+
+/// What sign-in by redirect needs (the `issuer`, `clientId`, `redirectUri` and `scope` options).
+pub(super) struct Oidc {
+    pub(super) issuer: String,
+    pub(super) client_id: String,
+    pub(super) redirect_uri: String,
+    pub(super) scope: String,
 }
 
 impl Config {
@@ -44,9 +54,57 @@ pub(super) fn resolve_http(url: &str, name: &str) -> Result<String, AuthError> {
     }
 }
 
+/// The `issuer`, `redirectUri` and `scope` options checked (with `clientId`, which they need).
+fn oidc(o: &Options) -> Result<Option<Oidc>, AuthError> {
+    let Some(issuer) = o.issuer.clone() else {
+        return Ok(None);
+    };
+    // Compared with the discovery document's `issuer` exactly: used as written.
+    if !crate::signin::is_secure_url(&issuer) || issuer.bytes().any(|b| b == b'?' || b == b'#') {
+        return Err(AuthError::invalid_option(
+            "issuer",
+            "must be an https URL (http only on localhost) without query or fragment",
+        ));
+    }
+    let Some(client_id) = o.client_id.clone() else {
+        return Err(AuthError::invalid_option(
+            "clientId",
+            "is required with `issuer`",
+        ));
+    };
+    let page = glue::page_origin();
+    let redirect_uri = o.redirect_uri.as_deref().unwrap_or_default();
+    let resolved = resolve_http(redirect_uri, "redirectUri").ok();
+    let Some(resolved) = resolved.filter(|r| policy::origin_of_href(r) == page.as_deref()) else {
+        return Err(AuthError::invalid_option(
+            "redirectUri",
+            "must be a URL on the page's origin, as registered with the provider",
+        ));
+    };
+    // Sent exactly as registered: as written when absolute, else resolved against the page.
+    let absolute = redirect_uri.starts_with("https://") || redirect_uri.starts_with("http://");
+    if o.scope.is_empty() {
+        return Err(AuthError::invalid_option(
+            "scope",
+            "must be a non-empty string",
+        ));
+    }
+    Ok(Some(Oidc {
+        issuer,
+        client_id,
+        redirect_uri: if absolute {
+            redirect_uri.into()
+        } else {
+            resolved
+        },
+        scope: o.scope.clone(),
+    }))
+}
+
 fn origins(list: Option<Vec<String>>, refresh_url: &str) -> Result<Vec<String>, AuthError> {
     let Some(list) = list else {
-        // Default: the refresh endpoint's origin and the page's.
+        // Default: the refresh endpoint's origin (unless it is the provider's token endpoint)
+        // and the page's.
         let mut out: Vec<String> = policy::origin_of_href(refresh_url)
             .map(str::to_owned)
             .into_iter()
@@ -73,7 +131,12 @@ fn origins(list: Option<Vec<String>>, refresh_url: &str) -> Result<Vec<String>, 
 
 /// Checks every option; the first bad one is an `invalid_config` error naming it.
 pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
-    let refresh_url = resolve_http(&o.refresh_url, "refreshUrl")?;
+    // With an issuer, no refreshUrl means the discovered token endpoint ("" to the driver).
+    let refresh_url = if o.issuer.is_some() && o.refresh_url.is_empty() {
+        String::new()
+    } else {
+        resolve_http(&o.refresh_url, "refreshUrl")?
+    };
     let logout_url = match &o.logout_url {
         Some(u) => Some(resolve_http(u, "logoutUrl")?),
         None => None,
@@ -103,17 +166,25 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
     if let Some((name, must)) = bad {
         return Err(AuthError::invalid_option(name, must));
     }
+    let oidc = oidc(&o)?;
+    // The token endpoint takes the RFC 6749 §6 form only.
+    let format = if refresh_url.is_empty() {
+        RefreshFormat::OAuth2
+    } else {
+        o.refresh_format
+    };
     let allow = AllowList::new(origins(o.allowed_origins, &refresh_url)?);
     let mut lock_name = String::from("rotafetch:");
     lock_name.push_str(&o.storage_key);
     let config = Config {
-        format: o.refresh_format,
+        format,
         client_id: o.client_id,
         allow,
         leeway_ms: o.leeway_seconds * 1000.0,
         min_interval_ms: f64::from(o.min_refresh_interval_ms),
         redirects: o.redirects,
         dpop: o.dpop,
+        oidc,
     };
     let effects = Effects {
         refresh_url,

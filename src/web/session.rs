@@ -126,6 +126,7 @@ impl State {
             access_token: t.access_token,
             expires_at: s.expires_at,
             refresh_at: s.refresh_at,
+            id_token: None,
         }
     }
 

@@ -122,13 +122,26 @@ pub struct ListenerId(pub(super) u32);
 /// what differs.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The refresh endpoint (required). Relative URLs resolve against the page.
+    /// The refresh endpoint. Relative URLs resolve against the page. Required without
+    /// [`Options::issuer`]; with it, empty means the provider's discovered `token_endpoint`
+    /// (refreshes then use the RFC 6749 §6 form).
     pub refresh_url: String,
+    /// The OpenID provider (sign-in by redirect): its discovery document
+    /// (`<issuer>/.well-known/openid-configuration`) gives the endpoints, and must name this
+    /// issuer exactly. `https`, or `http` on localhost. Needs `client_id` and `redirect_uri`.
+    pub issuer: Option<String>,
+    /// Where the provider sends the browser back after sign-in, exactly as registered with it;
+    /// on the page's own origin (the page there calls `handle_redirect`).
+    pub redirect_uri: Option<String>,
+    /// The scope a sign-in asks for. Default `"openid offline_access"` (an ID token, and a
+    /// refresh token).
+    pub scope: String,
     /// POSTed `{"refresh_token"}` by [`AuthClient::logout`](crate::AuthClient::logout), best effort.
     pub logout_url: Option<String>,
     /// How the refresh token is sent.
     pub refresh_format: RefreshFormat,
-    /// `client_id` added to OAuth2-format refreshes.
+    /// The client id: sent by sign-in (required with [`Options::issuer`]), revocation and
+    /// OAuth2-format refreshes.
     pub client_id: Option<String>,
     /// Where the session is kept.
     pub storage: StorageKind,
@@ -154,10 +167,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for everything but the refresh endpoint.
+    /// Defaults for everything but the refresh endpoint (a first-party backend without an
+    /// OpenID provider: tokens come from `login` or `set_tokens`).
     pub fn new(refresh_url: impl Into<String>) -> Options {
         Options {
             refresh_url: refresh_url.into(),
+            issuer: None,
+            redirect_uri: None,
+            scope: DEFAULT_SCOPE.into(),
             logout_url: None,
             refresh_format: RefreshFormat::Json,
             client_id: None,
@@ -172,4 +189,22 @@ impl Options {
             dpop: false,
         }
     }
+
+    /// Sign-in by redirect with an OpenID provider: the endpoints come from its discovery
+    /// document; defaults for the rest.
+    pub fn issuer(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        redirect_uri: impl Into<String>,
+    ) -> Options {
+        Options {
+            issuer: Some(issuer.into()),
+            client_id: Some(client_id.into()),
+            redirect_uri: Some(redirect_uri.into()),
+            ..Options::new("")
+        }
+    }
 }
+
+/// The scope a sign-in asks for by default.
+pub const DEFAULT_SCOPE: &str = "openid offline_access";
