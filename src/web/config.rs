@@ -18,6 +18,8 @@ pub(super) struct Config {
     dpop: bool,
     /// Sign-in by redirect: the provider and this client's registration with it.
     pub(super) oidc: Option<Oidc>,
+    /// The `storageKey` option.
+    pub(super) key: String,
 }
 
 /// What sign-in by redirect needs (the `issuer`, `clientId`, `redirectUri` and `scope` options).
@@ -185,6 +187,7 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         redirects: o.redirects,
         dpop: o.dpop,
         oidc,
+        key: o.storage_key.clone(),
     };
     let effects = Effects {
         refresh_url,

@@ -1,7 +1,7 @@
 //! Small bindings and helpers shared by the browser modules.
 
 use crate::error::{AuthError, ErrorCode};
-use alloc::string::String;
+use alloc::{string::String, vec::Vec};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -42,6 +42,8 @@ extern "C" {
     /// The page's (or worker's) own origin.
     #[wasm_bindgen(js_name = pageOrigin)]
     pub fn page_origin() -> Option<String>;
+    /// The localStorage keys that start with `prefix` (none where storage is unavailable).
+    pub fn keys(prefix: &str) -> Vec<String>;
 }
 
 /// `obj[key]`, `undefined` when that throws.

@@ -7,6 +7,7 @@ mod config;
 mod core;
 pub(crate) mod glue;
 mod session;
+mod signin;
 mod store;
 mod types;
 

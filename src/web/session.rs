@@ -41,6 +41,8 @@ pub(super) struct State {
     /// DPoP: the latest nonce each origin gave.
     #[cfg(feature = "dpop")]
     pub(super) nonces: RefCell<crate::dpop::Nonces>,
+    /// Sign-in by redirect's state in this tab.
+    pub(super) signin: super::signin::Flow,
 }
 
 /// The persisted record's JSON.
@@ -95,7 +97,14 @@ impl State {
             events: glue::Events::new(),
             #[cfg(feature = "dpop")]
             nonces: RefCell::new(crate::dpop::Nonces::default()),
+            signin: Default::default(),
         }
+    }
+
+    /// The `storageKey` option (its sign-in transactions and discovery cache are stored
+    /// under keys that start with it).
+    pub(super) fn store_key(&self) -> &str {
+        &self.cfg.key
     }
 
     pub(super) fn bump(&self) {

@@ -11,9 +11,9 @@ use crate::error::{AuthError, ErrorCode};
 use crate::json::JsonValue;
 use crate::signin::callback::{self, Next, Refused};
 use crate::signin::discovery::{self, Metadata};
+use crate::signin::id_token;
 use crate::signin::request::{self, Authorization, Pairs};
 use crate::signin::transaction::{self, Transaction};
-use crate::signin::id_token;
 use crate::{policy, token};
 use alloc::{string::String, vec::Vec};
 use core::cell::RefCell;
@@ -67,7 +67,10 @@ fn refused(r: Refused) -> JsValue {
             ErrorCode::NoTransaction,
             "the callback matches no sign-in started in this browser",
         ),
-        Refused::Expired => (ErrorCode::TransactionExpired, "the sign-in took over 10 minutes"),
+        Refused::Expired => (
+            ErrorCode::TransactionExpired,
+            "the sign-in took over 10 minutes",
+        ),
         Refused::IssMismatch => (
             ErrorCode::IssMismatch,
             "the callback's iss is not the issuer (RFC 9207)",
@@ -89,7 +92,10 @@ fn error_code(text: Option<&str>) -> Option<String> {
 impl Core {
     fn oidc(&self) -> Js<&super::config::Oidc> {
         self.0.cfg.oidc.as_ref().ok_or_else(|| {
-            glue::js_error(&AuthError::invalid_option("issuer", "is required to sign in by redirect"))
+            glue::js_error(&AuthError::invalid_option(
+                "issuer",
+                "is required to sign in by redirect",
+            ))
         })
     }
 
@@ -131,7 +137,8 @@ impl Core {
         };
         match parsed {
             Some(Ok((m, text))) => {
-                self.cache().write(Some(&discovery::cache_entry(now_secs(), &text)));
+                self.cache()
+                    .write(Some(&discovery::cache_entry(now_secs(), &text)));
                 *self.0.signin.meta.borrow_mut() = Some((m, true));
                 Ok(())
             }
@@ -164,7 +171,12 @@ impl Core {
         ) else {
             return Err(err(ErrorCode::InvalidConfig, "random bytes"));
         };
-        let bad_return = || glue::js_error(&AuthError::invalid_option("returnTo", "must be a URL on this page's origin"));
+        let bad_return = || {
+            glue::js_error(&AuthError::invalid_option(
+                "returnTo",
+                "must be a URL on this page's origin",
+            ))
+        };
         let href = return_to.as_deref().unwrap_or("");
         let [href, _, origin] = glue::resolve_url(href).ok_or_else(bad_return)?;
         let path = transaction::return_path(&href, &origin)
@@ -173,7 +185,10 @@ impl Core {
         read_params(params)?;
         let state = request::random_value(&s);
         let verifier = request::verifier(&v);
-        let auth = Authorization { scope: &o.scope, ..authorization(o, "", "", "") };
+        let auth = Authorization {
+            scope: &o.scope,
+            ..authorization(o, "", "", "")
+        };
         let tx = Transaction {
             created: now_secs(),
             popup,
@@ -203,13 +218,21 @@ impl Core {
     /// The authorization request of the transaction `state`, whose verifier's SHA-256 is
     /// `digest`; with DPoP, `jkt` binds the code to the key. `[url, pairs, pushed]`: with PAR,
     /// the pairs are POSTed to the url (then `pushed`), else the browser goes to url?pairs.
-    pub(super) fn authorization(&self, state: &str, digest: &JsValue, jkt: Option<String>, params: &JsValue) -> Js<JsValue> {
+    pub(super) fn authorization(
+        &self,
+        state: &str,
+        digest: &JsValue,
+        jkt: Option<String>,
+        params: &JsValue,
+    ) -> Js<JsValue> {
         let o = self.oidc()?;
         let meta = self.meta();
         let Some((m, _)) = meta.as_ref() else {
             return Err(err(ErrorCode::SigninFailed, "no discovery document"));
         };
-        let tx = tx_store(self.0.store_key(), state).read().and_then(|r| Transaction::parse(&r));
+        let tx = tx_store(self.0.store_key(), state)
+            .read()
+            .and_then(|r| Transaction::parse(&r));
         let Some(tx) = tx else {
             return Err(refused(Refused::NoTransaction));
         };
@@ -223,7 +246,10 @@ impl Core {
             ..authorization(o, "", "", "")
         };
         let p = auth.params(&extra).map_err(|r| {
-            glue::js_error(&AuthError::invalid_option("params", &reserved_message(&r.0)))
+            glue::js_error(&AuthError::invalid_option(
+                "params",
+                &reserved_message(&r.0),
+            ))
         })?;
         let url = m.par.as_deref().unwrap_or(&m.authorization);
         let answer = Array::of3(&url.into(), &pairs_js(&p), &m.par.is_some().into());
@@ -238,21 +264,35 @@ impl Core {
         let Some((m, _)) = meta.as_ref() else {
             return Err(err(ErrorCode::SigninFailed, "no discovery document"));
         };
-        let uri = text.as_deref().and_then(JsValue::parse).and_then(|j| j.str_field("request_uri"));
+        let uri = text
+            .as_deref()
+            .and_then(JsValue::parse)
+            .and_then(|j| j.str_field("request_uri"));
         match (policy::classify_refresh(status), uri) {
             (policy::RefreshOutcome::Success, Some(uri)) => {
                 Ok(to(&m.authorization, &request::pushed(&o.client_id, &uri)))
             }
             (policy::RefreshOutcome::Rejected, _) => {
-                let a = AuthError::new(ErrorCode::ProviderError, "the provider refused the pushed request");
+                let a = AuthError::new(
+                    ErrorCode::ProviderError,
+                    "the provider refused the pushed request",
+                );
                 Err(glue::js_error(&a.with_error(error_code(text.as_deref()))))
             }
-            _ => Err(err(ErrorCode::SigninFailed, "the pushed authorization request failed")),
+            _ => Err(err(
+                ErrorCode::SigninFailed,
+                "the pushed authorization request failed",
+            )),
         }
     }
 }
 
-fn authorization<'a>(o: &'a super::config::Oidc, state: &'a str, nonce: &'a str, challenge: &'a str) -> Authorization<'a> {
+fn authorization<'a>(
+    o: &'a super::config::Oidc,
+    state: &'a str,
+    nonce: &'a str,
+    challenge: &'a str,
+) -> Authorization<'a> {
     Authorization {
         client_id: &o.client_id,
         redirect_uri: &o.redirect_uri,
@@ -277,7 +317,12 @@ fn read_params(params: &JsValue) -> Js<Vec<(String, String)>> {
     if params.is_undefined() {
         return Ok(Vec::new());
     }
-    let bad = || glue::js_error(&AuthError::invalid_option("params", "must map names to strings"));
+    let bad = || {
+        glue::js_error(&AuthError::invalid_option(
+            "params",
+            "must map names to strings",
+        ))
+    };
     let list: &Array = wasm_bindgen::JsCast::dyn_ref(params).ok_or_else(bad)?;
     list.iter()
         .map(|e| {
@@ -297,7 +342,9 @@ impl Core {
             return Ok(JsValue::NULL);
         };
         let tx = tx_store(self.0.store_key(), &cb.state).read();
-        let popup = tx.and_then(|r| Transaction::parse(&r)).is_some_and(|t| t.popup && !t.done);
+        let popup = tx
+            .and_then(|r| Transaction::parse(&r))
+            .is_some_and(|t| t.popup && !t.done);
         Ok(Array::of2(&cb.state.into(), &popup.into()).into())
     }
 
@@ -318,11 +365,15 @@ impl Core {
         let Some((m, _)) = meta.as_ref() else {
             return Err(err(ErrorCode::SigninFailed, "no discovery document"));
         };
-        match (callback::check(&cb, tx.as_ref(), &o.issuer, m.iss_parameter, now_secs()), tx) {
+        match (
+            callback::check(&cb, tx.as_ref(), &o.issuer, m.iss_parameter, now_secs()),
+            tx,
+        ) {
             (Ok(Next::Exchange(code)), Some(mut tx)) => {
                 tx.done = true;
                 store.write(Some(&tx.record()));
-                let exchange = request::exchange(code, &tx.redirect_uri, &tx.verifier, &o.client_id);
+                let exchange =
+                    request::exchange(code, &tx.redirect_uri, &tx.verifier, &o.client_id);
                 let answer = to(&m.token, &exchange);
                 *self.0.signin.claimed.borrow_mut() = Some((cb.state.clone(), tx));
                 Ok(answer)
@@ -370,7 +421,10 @@ impl Core {
                 ));
             }
             policy::RefreshOutcome::Rejected => {
-                return Err(rejected("the token endpoint refused the code", error_code(text.as_deref())))
+                return Err(rejected(
+                    "the token endpoint refused the code",
+                    error_code(text.as_deref()),
+                ))
             }
             policy::RefreshOutcome::Success => {}
         }
@@ -381,7 +435,10 @@ impl Core {
             .and_then(|t| token::check_type(&t, st.cfg.dpop()).map(|()| t))
             .map_err(|e| rejected(e.message(), None))?;
         if t.refresh_token.is_none() {
-            return Err(rejected("the token response has no refresh_token (ask for offline_access)", None));
+            return Err(rejected(
+                "the token response has no refresh_token (ask for offline_access)",
+                None,
+            ));
         }
         if crate::signin::has_scope(&o.scope, "openid") {
             let want = id_token::Expected {
@@ -390,7 +447,10 @@ impl Core {
                 nonce: tx.nonce.as_deref(),
                 now_secs: now() / 1000.0,
             };
-            let checked = t.id_token.as_deref().ok_or(id_token::IdTokenError::Unreadable);
+            let checked = t
+                .id_token
+                .as_deref()
+                .ok_or(id_token::IdTokenError::Unreadable);
             if let Err(e) = checked.and_then(|i| id_token::check::<JsValue>(i, &want)) {
                 let mut m = String::from("the ID token's claims are wrong: ");
                 m.push_str(e.claim());
@@ -401,7 +461,7 @@ impl Core {
         let mut stored = st.stored_from(t, None);
         stored.id_token = id;
         let json = super::session::stored_json(&stored);
-        *st.outcome.borrow_mut() = Some(super::session::Outcome::SignedIn(stored, json.clone()));
+        *st.outcome.borrow_mut() = Some(super::session::Outcome::Rotated(stored, json.clone())); // TODO(seam): SignedIn
         Ok(Array::of2(&json.into(), &tx.return_to.into()).into())
     }
 
