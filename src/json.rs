@@ -2,7 +2,7 @@
 //! the browser's own `JSON.parse` in wasm (no JSON parser shipped in the `.wasm`) and on
 //! `serde_json` natively (where the unit tests and fuzzers run).
 
-use alloc::{string::String, vec, vec::Vec};
+use alloc::string::String;
 
 /// A parsed JSON value that can be asked for top-level fields.
 pub trait JsonValue: Sized {
@@ -18,9 +18,9 @@ pub trait JsonValue: Sized {
     fn has_field(&self, key: &str) -> bool;
     /// The field, when it is present and a boolean.
     fn bool_field(&self, key: &str) -> Option<bool>;
-    /// The field as a list of strings, when it is a string (a list of one) or an array of
-    /// strings (OpenID Connect's `aud`, RFC 8414's `…_supported` lists).
-    fn strs_field(&self, key: &str) -> Option<Vec<String>>;
+    /// When the field is a string (a list of one) or an array (OpenID Connect's `aud`, RFC
+    /// 8414's `…_supported` lists): whether it holds `value`, and how many entries it has.
+    fn list_has(&self, key: &str, value: &str) -> Option<(bool, u32)>;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -43,12 +43,10 @@ impl JsonValue for serde_json::Value {
     fn bool_field(&self, key: &str) -> Option<bool> {
         self.get(key)?.as_bool()
     }
-    fn strs_field(&self, key: &str) -> Option<Vec<String>> {
+    fn list_has(&self, key: &str, value: &str) -> Option<(bool, u32)> {
         match self.get(key)? {
-            serde_json::Value::String(s) => Some(vec![s.clone()]),
-            serde_json::Value::Array(a) => {
-                a.iter().map(|v| v.as_str().map(str::to_owned)).collect()
-            }
+            serde_json::Value::String(s) => Some((s == value, 1)),
+            serde_json::Value::Array(a) => Some((a.iter().any(|v| v == value), a.len() as u32)),
             _ => None,
         }
     }
@@ -74,17 +72,13 @@ impl JsonValue for wasm_bindgen::JsValue {
     fn bool_field(&self, key: &str) -> Option<bool> {
         js_sys::Reflect::get(self, &key.into()).ok()?.as_bool()
     }
-    fn strs_field(&self, key: &str) -> Option<Vec<String>> {
+    fn list_has(&self, key: &str, value: &str) -> Option<(bool, u32)> {
         let v = js_sys::Reflect::get(self, &key.into()).ok()?;
-        if let Some(s) = v.as_string() {
-            return Some(vec![s]);
+        let value = wasm_bindgen::JsValue::from_str(value);
+        if v.is_string() {
+            return Some((v == value, 1));
         }
-        if !js_sys::Array::is_array(&v) {
-            return None;
-        }
-        js_sys::Array::from(&v)
-            .iter()
-            .map(|s| s.as_string())
-            .collect()
+        let a: &js_sys::Array = wasm_bindgen::JsCast::dyn_ref(&v)?;
+        Some((a.includes(&value, 0), a.length()))
     }
 }

@@ -5,7 +5,6 @@
 //! page load sends no discovery request.
 
 use super::is_secure_url;
-use crate::error::push_decimal;
 use crate::json::JsonValue;
 use alloc::string::String;
 
@@ -93,8 +92,8 @@ pub fn parse<J: JsonValue>(text: &str, issuer: &str) -> Result<Metadata, Discove
         None => Ok(None),
     };
     let required = |name: &'static str| endpoint(name)?.ok_or(DiscoveryError::Missing(name));
-    if j.strs_field("code_challenge_methods_supported")
-        .is_some_and(|m| !m.iter().any(|m| m == "S256"))
+    if j.list_has("code_challenge_methods_supported", "S256")
+        .is_some_and(|(has, _)| !has)
     {
         return Err(DiscoveryError::NoS256);
     }
@@ -108,24 +107,10 @@ pub fn parse<J: JsonValue>(text: &str, issuer: &str) -> Result<Metadata, Discove
     })
 }
 
-/// What storage keeps of a document fetched at `now_secs`: the time, a newline, the text.
-pub fn cache_entry(now_secs: u32, text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 12);
-    push_decimal(&mut s, now_secs);
-    s.push('\n');
-    s.push_str(text);
-    s
-}
-
-/// The document kept in storage (`entry`, see [`cache_entry`]), if it is readable and
-/// describes `issuer`; with whether it is still fresh at `now_secs` (younger than
-/// [`MAX_AGE_SECS`], and not from the future).
-pub fn cached<J: JsonValue>(entry: &str, issuer: &str, now_secs: u32) -> Option<(Metadata, bool)> {
-    let nl = entry.bytes().position(|b| b == b'\n')?;
-    let at = crate::token::decimal(&entry[..nl])?.ok()?;
-    let metadata = parse::<J>(&entry[nl + 1..], issuer).ok()?;
-    let age = u64::from(now_secs).checked_sub(at);
-    Some((metadata, age.is_some_and(|a| a < u64::from(MAX_AGE_SECS))))
+/// Is a document fetched at `at` (seconds) still fresh at `now`: younger than
+/// [`MAX_AGE_SECS`], and not from the future?
+pub fn fresh(at: u32, now: u32) -> bool {
+    now.checked_sub(at).is_some_and(|age| age < MAX_AGE_SECS)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -245,6 +230,8 @@ mod tests {
         assert_eq!(read(&d), Err(DiscoveryError::NoS256));
         d["code_challenge_methods_supported"] = json!("S256");
         assert!(read(&d).is_ok());
+        d["code_challenge_methods_supported"] = json!(7);
+        assert!(read(&d).is_ok(), "not a list: not read");
         d.as_object_mut()
             .unwrap()
             .remove("code_challenge_methods_supported");
@@ -274,19 +261,10 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_keeps_a_document_for_an_hour() {
-        let text = doc().to_string();
-        let entry = cache_entry(1_000_000, &text);
-        let (m, fresh) = cached::<Value>(&entry, ISSUER, 1_000_000 + 3599).unwrap();
-        assert_eq!(m, read(&doc()).unwrap());
-        assert!(fresh);
-        let (_, fresh) = cached::<Value>(&entry, ISSUER, 1_000_000 + 3600).unwrap();
-        assert!(!fresh, "stale, still usable when a refetch fails");
-        let (_, fresh) = cached::<Value>(&entry, ISSUER, 999_999).unwrap();
-        assert!(!fresh, "from the future");
-        assert!(cached::<Value>(&entry, "https://other.example", 1_000_000).is_none());
-        for bad in ["", "x\n{}", "12", "12\n<html>", "-1\n{}"] {
-            assert!(cached::<Value>(bad, ISSUER, 0).is_none(), "{bad}");
-        }
+    fn a_document_is_fresh_for_an_hour() {
+        assert!(fresh(1_000_000, 1_000_000));
+        assert!(fresh(1_000_000, 1_003_599));
+        assert!(!fresh(1_000_000, 1_003_600), "stale, still usable when a refetch fails");
+        assert!(!fresh(1_000_000, 999_999), "from the future");
     }
 }

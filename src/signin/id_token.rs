@@ -73,15 +73,12 @@ pub fn check<J: JsonValue>(id_token: &str, want: &Expected<'_>) -> Result<(), Id
     if !c.str_field("sub").is_some_and(|s| !s.is_empty()) {
         return Err(Subject);
     }
-    let aud = c.strs_field("aud").unwrap_or_default();
-    if !aud.iter().any(|a| a == want.client_id) {
+    let (in_aud, audiences) = c.list_has("aud", want.client_id).unwrap_or_default();
+    if !in_aud {
         return Err(Audience);
     }
     let azp: Option<String> = c.str_field("azp");
-    if azp
-        .as_deref()
-        .map_or(aud.len() > 1, |a| a != want.client_id)
-    {
+    if azp.as_deref().map_or(audiences > 1, |a| a != want.client_id) {
         return Err(AuthorizedParty);
     }
     if let Some(n) = want.nonce {
@@ -184,6 +181,7 @@ mod tests {
             (Audience, Box::new(|c| c["aud"] = json!("other"))),
             (Audience, Box::new(|c| c["aud"] = json!(["other", "api"]))),
             (Audience, Box::new(|c| c["aud"] = json!([7]))),
+            (Audience, Box::new(|c| c["aud"] = json!({"spa": 1}))),
             (
                 AuthorizedParty,
                 Box::new(|c| c["aud"] = json!(["spa", "api"])),

@@ -6,35 +6,18 @@
 //! claims are the ones this sign-in asked for ([`id_token`]), and how a session ends at the
 //! provider ([`request::end_session`], [`request::revocation`]).
 //!
-//! No browser here: time, random bytes and SHA-256 digests are passed in (the browser layer
-//! takes them from `Date.now`, `crypto.getRandomValues` and `crypto.subtle`), and the forms are
-//! lists of name/value pairs that the browser's `URLSearchParams` encodes. Everything below is
+//! No browser here: time and values are passed in, and the forms are lists of name/value pairs.
+//! What the browser does for free stays in the driver (`js/driver.js`): random values from
+//! `crypto.getRandomValues`, the PKCE challenge from `crypto.subtle.digest` (both base64url by
+//! `btoa`), query strings read and written by `URLSearchParams`, records by `JSON` (measured:
+//! the same parsing and encoding in Rust cost the `.wasm` several KB). Everything below is
 //! tested natively.
-
-use alloc::string::String;
 
 pub mod callback;
 pub mod discovery;
 pub mod id_token;
 pub mod request;
 pub mod transaction;
-
-/// base64url without padding (RFC 4648 §5), as PKCE (RFC 7636 §4.1, §4.2) and random
-/// `state`/`nonce` values use it.
-pub fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut s = String::with_capacity(bytes.len() / 3 * 4 + 3);
-    for chunk in bytes.chunks(3) {
-        let mut n = 0u32;
-        for (i, b) in chunk.iter().enumerate() {
-            n |= u32::from(*b) << (16 - 8 * i);
-        }
-        for i in 0..=chunk.len() {
-            s.push(char::from(A[(n >> (18 - 6 * i)) as usize & 63]));
-        }
-    }
-    s
-}
 
 /// Is `url` fit for a provider's endpoint: `https`, or `http` on a loopback host (a provider
 /// on this machine, as in development and tests)? RFC 8414 §2 and RFC 9700 §4.5 want TLS
@@ -60,89 +43,9 @@ pub fn has_scope(scope: &str, name: &str) -> bool {
         .any(|s| s == name.as_bytes())
 }
 
-/// The query's pieces (`&`-separated, empty ones skipped), as written.
-/// Bytes, not `str::split`: no char-pattern searcher in the `.wasm`.
-pub(crate) fn pieces(query: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(query);
-    core::iter::from_fn(move || loop {
-        let q = rest?;
-        let (piece, next) = match q.bytes().position(|b| b == b'&') {
-            Some(i) => (&q[..i], Some(&q[i + 1..])),
-            None => (q, None),
-        };
-        rest = next;
-        if !piece.is_empty() {
-            return Some(piece);
-        }
-    })
-}
-
-/// A query piece's name and value (neither decoded).
-pub(crate) fn name_value(piece: &str) -> (&str, &str) {
-    match piece.bytes().position(|b| b == b'=') {
-        Some(i) => (&piece[..i], &piece[i + 1..]),
-        None => (piece, ""),
-    }
-}
-
-/// `(before '?', the query or None, the '#' fragment or "")` of a URL.
-pub(crate) fn split_url(href: &str) -> (&str, Option<&str>, &str) {
-    let hash_at = href.bytes().position(|b| b == b'#').unwrap_or(href.len());
-    let (rest, hash) = href.split_at(hash_at);
-    match rest.bytes().position(|b| b == b'?') {
-        Some(q) => (&rest[..q], Some(&rest[q + 1..]), hash),
-        None => (rest, None, hash),
-    }
-}
-
-/// A query value decoded as `application/x-www-form-urlencoded` (`+` a space, `%XX` a byte),
-/// then read as UTF-8: `None` when it is not UTF-8. A `%` not followed by two hex digits
-/// stays as it is (the URL standard's rule).
-pub(crate) fn form_decode(value: &str) -> Option<String> {
-    let b = value.as_bytes();
-    let mut out = alloc::vec::Vec::with_capacity(b.len());
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let pair = (c == b'%')
-            .then(|| Some(hex(*b.get(i + 1)?)? * 16 + hex(*b.get(i + 2)?)?))
-            .flatten();
-        match pair {
-            Some(v) => {
-                out.push(v as u8);
-                i += 3;
-            }
-            None => {
-                out.push(if c == b'+' { b' ' } else { c });
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn b64url_matches_rfc4648_vectors() {
-        // RFC 4648 §10, in the URL-safe alphabet without padding.
-        let cases = [
-            ("", ""),
-            ("f", "Zg"),
-            ("fo", "Zm8"),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg"),
-            ("fooba", "Zm9vYmE"),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(b64url(input.as_bytes()), want);
-        }
-        assert_eq!(b64url(&[0xfb, 0xff, 0xbf]), "-_-_", "the URL-safe alphabet");
-    }
 
     #[test]
     fn secure_urls() {
@@ -175,29 +78,5 @@ mod tests {
         assert!(has_scope("offline_access openid", "openid"));
         assert!(!has_scope("openidx offline_access", "openid"));
         assert!(!has_scope("", "openid"));
-    }
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(form_decode("a+b%20c").as_deref(), Some("a b c"));
-        assert_eq!(
-            form_decode("https%3A%2F%2Fid.example").as_deref(),
-            Some("https://id.example")
-        );
-        assert_eq!(form_decode("100%").as_deref(), Some("100%"));
-        assert_eq!(form_decode("%zz%4").as_deref(), Some("%zz%4"));
-        assert_eq!(form_decode("%C3%A9").as_deref(), Some("é"));
-        assert_eq!(form_decode("%FF"), None, "not UTF-8");
-    }
-
-    #[test]
-    fn urls_split() {
-        assert_eq!(
-            split_url("https://a/cb?code=1&x#h?y"),
-            ("https://a/cb", Some("code=1&x"), "#h?y")
-        );
-        assert_eq!(split_url("https://a/#h"), ("https://a/", None, "#h"));
-        let pairs: Vec<_> = pieces("a=1&&b&c=d=e&").map(name_value).collect();
-        assert_eq!(pairs, [("a", "1"), ("b", ""), ("c", "d=e")]);
     }
 }

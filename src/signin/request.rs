@@ -3,7 +3,7 @@
 //! form (RFC 9126), the code exchange (RFC 6749 §4.1.3), the revocation (RFC 7009 §2.1) and the
 //! end-session request (OpenID Connect RP-Initiated Logout 1.0 §2).
 
-use super::{b64url, has_scope};
+use super::has_scope;
 use alloc::{string::String, vec::Vec};
 
 /// Name/value pairs, in order.
@@ -27,24 +27,9 @@ pub const RESERVED: [&str; 12] = [
     "dpop_jkt",
 ];
 
-/// The PKCE `code_verifier` (RFC 7636 §4.1) made of 32 random bytes: 43 characters of
-/// base64url, 256 bits of entropy, as §4.1 recommends.
-pub fn verifier(random: &[u8; 32]) -> String {
-    b64url(random)
-}
-
-/// The S256 `code_challenge` (RFC 7636 §4.2): base64url of the verifier's SHA-256 `digest`.
-pub fn challenge(digest: &[u8]) -> String {
-    b64url(digest)
-}
-
-/// A random `state` or `nonce`: 16 random bytes as base64url (22 characters, 128 bits).
-pub fn random_value(random: &[u8; 16]) -> String {
-    b64url(random)
-}
-
-/// Is `s` a `state` this SDK could have made (22 base64url characters)? Anything else in a
-/// callback is refused before storage is searched for it.
+/// Is `s` a `state` this SDK could have made (22 base64url characters: 16 random bytes, as
+/// the driver makes them)? Anything else in a callback is refused before storage is searched
+/// for it.
 pub fn is_state(s: &str) -> bool {
     s.len() == 22
         && s.bytes()
@@ -71,21 +56,16 @@ pub struct Authorization<'a> {
     pub dpop_jkt: Option<&'a str>,
 }
 
-/// `params` tried to set one of [`RESERVED`] (its name).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReservedParam(pub String);
-
 impl<'a> Authorization<'a> {
     /// Does the request carry a `nonce` (is `openid` in the scope)?
     pub fn wants_nonce(&self) -> bool {
         has_scope(self.scope, "openid")
     }
 
-    /// The request's parameters, the app's `extra` ones (prompt, login_hint, audience, …)
-    /// after rotafetch's own; an `extra` that names one of [`RESERVED`] is refused.
-    pub fn params(&self, extra: &'a [(String, String)]) -> Result<Pairs<'a>, ReservedParam> {
-        let mut p: Pairs<'a> = Vec::with_capacity(9 + extra.len());
-        p.extend([
+    /// The request's own parameters; the app's extra ones (prompt, login_hint, audience, …)
+    /// follow them, none of them [`reserved`].
+    pub fn params(&self) -> Pairs<'a> {
+        let mut p: Pairs<'a> = Vec::from([
             ("response_type", "code"),
             ("client_id", self.client_id),
             ("redirect_uri", self.redirect_uri),
@@ -100,14 +80,13 @@ impl<'a> Authorization<'a> {
         if let Some(jkt) = self.dpop_jkt {
             p.push(("dpop_jkt", jkt));
         }
-        for (name, value) in extra {
-            if RESERVED.contains(&name.as_str()) {
-                return Err(ReservedParam(name.clone()));
-            }
-            p.push((name, value));
-        }
-        Ok(p)
+        p
     }
+}
+
+/// Is `name` one of [`RESERVED`], which an app's `params` may not set?
+pub fn reserved(name: &str) -> bool {
+    RESERVED.contains(&name)
 }
 
 /// The front channel after a pushed authorization request: only `client_id` and the
@@ -160,45 +139,14 @@ pub fn end_session<'a>(
     p
 }
 
-// Natively only: the PKCE vector needs `sha2`, a native dev-dependency.
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    /// RFC 7636 Appendix B: the verifier's octets.
-    const APPENDIX_B: [u8; 32] = [
-        116, 24, 223, 180, 151, 153, 224, 37, 79, 250, 96, 125, 216, 173, 187, 186, 22, 212, 37,
-        77, 105, 214, 191, 240, 91, 88, 5, 88, 83, 132, 141, 121,
-    ];
-
     #[test]
-    fn pkce_matches_rfc7636_appendix_b() {
-        use sha2::Digest;
-        let v = verifier(&APPENDIX_B);
-        assert_eq!(v, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
-        let digest = sha2::Sha256::digest(v.as_bytes());
-        assert_eq!(
-            challenge(&digest),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn verifiers_and_states_have_the_rfc_shapes() {
-        let v = verifier(&[0xff; 32]);
-        assert_eq!(v.len(), 43, "RFC 7636 §4.1: 43 to 128 characters");
-        assert!(v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
-        let s = random_value(&[7; 16]);
-        assert!(is_state(&s));
-        for bad in [
-            "",
-            "short",
-            &"a".repeat(23),
-            "aaaaaaaaaaaaaaaaaaaa+/",
-            "aaaaaaaaaaaaaaaaaaaaa=",
-        ] {
+    fn states_have_the_sdks_shape() {
+        assert!(is_state("AAAAAAAAAAAAAAAAAAAA-_"));
+        for bad in ["", "short", &"a".repeat(23), "aaaaaaaaaaaaaaaaaaaa+/", "aaaaaaaaaaaaaaaaaaaaa="] {
             assert!(!is_state(bad), "{bad}");
         }
     }
@@ -217,10 +165,7 @@ mod tests {
 
     #[test]
     fn the_authorization_request() {
-        let extra = [("prompt".to_string(), "consent".to_string())];
-        let p = request("openid offline_access", None)
-            .params(&extra)
-            .unwrap();
+        let p = request("openid offline_access", None).params();
         assert_eq!(
             p,
             [
@@ -232,44 +177,28 @@ mod tests {
                 ("code_challenge", "C"),
                 ("code_challenge_method", "S256"),
                 ("nonce", "N"),
-                ("prompt", "consent"),
             ]
         );
     }
 
     #[test]
     fn nonce_only_with_openid_and_dpop_jkt_when_bound() {
-        let p = request("offline_access api", Some("JKT"))
-            .params(&[])
-            .unwrap();
+        let p = request("offline_access api", Some("JKT")).params();
         assert!(!p.iter().any(|(k, _)| *k == "nonce"));
         assert_eq!(p.last(), Some(&("dpop_jkt", "JKT")));
     }
 
     #[test]
     fn params_cannot_override_the_sdks_own() {
-        for name in RESERVED {
-            let extra = [(name.to_string(), "x".to_string())];
-            assert_eq!(
-                request("openid", None).params(&extra),
-                Err(ReservedParam(name.to_string()))
-            );
+        let own = request("openid", Some("J")).params();
+        for (name, _) in &own {
+            assert!(reserved(name), "{name}");
         }
-        let passed = [
-            "prompt",
-            "login_hint",
-            "audience",
-            "organization",
-            "ui_locales",
-            "max_age",
-        ];
-        let extra: Vec<_> = passed
-            .iter()
-            .map(|n| (n.to_string(), "v".to_string()))
-            .collect();
-        let p = request("openid", None).params(&extra).unwrap();
-        for n in passed {
-            assert!(p.contains(&(n, "v")), "{n}");
+        for name in ["prompt", "login_hint", "audience", "organization", "ui_locales", "max_age"] {
+            assert!(!reserved(name), "{name}");
+        }
+        for name in ["response_mode", "request", "request_uri"] {
+            assert!(reserved(name), "{name}");
         }
     }
 
