@@ -12,24 +12,29 @@ use alloc::string::String;
 /// failed refetch keeps using the one in storage).
 pub const MAX_AGE_SECS: u32 = 3600;
 
-/// What rotafetch uses of the provider's metadata.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Metadata {
-    /// `authorization_endpoint` (required).
-    pub authorization: String,
-    /// `token_endpoint` (required): the code exchange, and refreshes when no `refreshUrl` is set.
-    pub token: String,
-    /// `pushed_authorization_request_endpoint` (RFC 9126 §5): when present, every sign-in
-    /// pushes its parameters there first.
-    pub par: Option<String>,
-    /// `revocation_endpoint` (RFC 7009, RFC 8414 §2): `logout()` revokes the refresh token there.
-    pub revocation: Option<String>,
-    /// `end_session_endpoint` (OpenID Connect RP-Initiated Logout 1.0 §2.1).
-    pub end_session: Option<String>,
-    /// `authorization_response_iss_parameter_supported` (RFC 9207 §3): the provider puts `iss`
-    /// in every authorization response, so a response without one is refused.
-    pub iss_parameter: bool,
-}
+/// The metadata rotafetch reads (RFC 8414 §2, Discovery §3, RFC 9126 §5, RFC 9207 §3,
+/// RP-Initiated Logout §2.1): the endpoints, the first two required.
+pub const ENDPOINTS: [&str; 5] = [
+    AUTHORIZATION,
+    TOKEN,
+    "pushed_authorization_request_endpoint",
+    "revocation_endpoint",
+    "end_session_endpoint",
+];
+/// `authorization_endpoint`.
+pub const AUTHORIZATION: &str = "authorization_endpoint";
+/// `token_endpoint`: the code exchange, and refreshes when no `refreshUrl` is set.
+pub const TOKEN: &str = "token_endpoint";
+/// `pushed_authorization_request_endpoint`: when present, every sign-in pushes its
+/// parameters there first (RFC 9126).
+pub const PAR: &str = ENDPOINTS[2];
+/// `revocation_endpoint`: `logout()` revokes the refresh token there (RFC 7009).
+pub const REVOCATION: &str = ENDPOINTS[3];
+/// `end_session_endpoint`: `logout({endSession: true})` goes there.
+pub const END_SESSION: &str = ENDPOINTS[4];
+/// `authorization_response_iss_parameter_supported`: when `true`, the provider puts `iss` in
+/// every authorization response, so a response without one is refused (RFC 9207 §2.4).
+pub const ISS_PARAMETER: &str = "authorization_response_iss_parameter_supported";
 
 /// Why a discovery document is not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,35 +43,26 @@ pub enum DiscoveryError {
     NotJson,
     /// Its `issuer` is not the configured issuer exactly.
     IssuerMismatch,
-    /// A required endpoint is missing (its metadata name).
-    Missing(&'static str),
-    /// An endpoint is neither https nor on a loopback host (its metadata name).
-    Insecure(&'static str),
+    /// `authorization_endpoint` or `token_endpoint` is missing.
+    Missing,
+    /// An endpoint is neither https nor on a loopback host.
+    Insecure,
     /// `code_challenge_methods_supported` is listed without `S256` (RFC 8414 §2).
     NoS256,
 }
 
 impl DiscoveryError {
     /// What went wrong, for the error message (never anything the provider wrote).
-    pub fn message(self) -> String {
-        let mut m = String::from("the provider's discovery document ");
+    pub const fn message(self) -> &'static str {
         match self {
-            DiscoveryError::NotJson => m.push_str("is not a JSON object"),
-            DiscoveryError::IssuerMismatch => m.push_str(
-                "names another issuer than the `issuer` option (they must match exactly)",
-            ),
-            DiscoveryError::Missing(name) => {
-                m.push_str("has no ");
-                m.push_str(name);
+            DiscoveryError::NotJson => "the discovery document is not JSON",
+            DiscoveryError::IssuerMismatch => {
+                "the discovery document's issuer is not `issuer` exactly"
             }
-            DiscoveryError::Insecure(name) => {
-                m.push_str("has a ");
-                m.push_str(name);
-                m.push_str(" that is not https");
-            }
-            DiscoveryError::NoS256 => m.push_str("does not list PKCE's S256"),
+            DiscoveryError::Missing => "the discovery document lacks a required endpoint",
+            DiscoveryError::Insecure => "the discovery document has an endpoint that is not https",
+            DiscoveryError::NoS256 => "the provider does not support PKCE S256",
         }
-        m
     }
 }
 
@@ -78,33 +74,36 @@ pub fn url(issuer: &str) -> String {
     u
 }
 
-/// Reads the document `text` of the provider configured as `issuer`.
-pub fn parse<J: JsonValue>(text: &str, issuer: &str) -> Result<Metadata, DiscoveryError> {
-    let j = J::parse(text)
-        .filter(|j| j.is_object())
-        .ok_or(DiscoveryError::NotJson)?;
+/// Reads the document `text` of the provider configured as `issuer` (see [`check`]).
+pub fn parse<J: JsonValue>(text: &str, issuer: &str) -> Result<J, DiscoveryError> {
+    let j = J::parse(text).ok_or(DiscoveryError::NotJson)?;
+    check(&j, issuer).map(|()| j)
+}
+
+/// Checks a parsed document `j` of the provider configured as `issuer`: an object naming that
+/// issuer exactly, with an authorization and a token endpoint, every endpoint ([`ENDPOINTS`])
+/// https (or on loopback), and PKCE's S256 when it lists methods. Its endpoints and
+/// [`ISS_PARAMETER`] are then read as they are.
+pub fn check<J: JsonValue>(j: &J, issuer: &str) -> Result<(), DiscoveryError> {
+    if !j.is_object() {
+        return Err(DiscoveryError::NotJson);
+    }
     if j.str_field("issuer").as_deref() != Some(issuer) {
         return Err(DiscoveryError::IssuerMismatch);
     }
-    let endpoint = |name: &'static str| match j.str_field(name) {
-        Some(u) if is_secure_url(&u) => Ok(Some(u)),
-        Some(_) => Err(DiscoveryError::Insecure(name)),
-        None => Ok(None),
-    };
-    let required = |name: &'static str| endpoint(name)?.ok_or(DiscoveryError::Missing(name));
+    for (i, name) in ENDPOINTS.iter().enumerate() {
+        match j.str_field(name) {
+            Some(u) if !is_secure_url(&u) => return Err(DiscoveryError::Insecure),
+            None if i < 2 => return Err(DiscoveryError::Missing),
+            _ => {}
+        }
+    }
     if j.list_has("code_challenge_methods_supported", "S256")
         .is_some_and(|(has, _)| !has)
     {
         return Err(DiscoveryError::NoS256);
     }
-    Ok(Metadata {
-        authorization: required("authorization_endpoint")?,
-        token: required("token_endpoint")?,
-        par: endpoint("pushed_authorization_request_endpoint")?,
-        revocation: endpoint("revocation_endpoint")?,
-        end_session: endpoint("end_session_endpoint")?,
-        iss_parameter: j.bool_field("authorization_response_iss_parameter_supported") == Some(true),
-    })
+    Ok(())
 }
 
 /// Is a document fetched at `at` (seconds) still fresh at `now`: younger than
@@ -116,6 +115,7 @@ pub fn fresh(at: u32, now: u32) -> bool {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::json::JsonValue;
     use serde_json::{json, Value};
 
     const ISSUER: &str = "https://id.example.com";
@@ -131,7 +131,7 @@ mod tests {
         })
     }
 
-    fn read(v: &Value) -> Result<Metadata, DiscoveryError> {
+    fn read(v: &Value) -> Result<Value, DiscoveryError> {
         parse::<Value>(&v.to_string(), ISSUER)
     }
 
@@ -150,10 +150,15 @@ mod tests {
     #[test]
     fn a_minimal_document() {
         let m = read(&doc()).unwrap();
-        assert_eq!(m.authorization, "https://id.example.com/authorize");
-        assert_eq!(m.token, "https://id.example.com/token");
-        assert_eq!((m.par, m.revocation, m.end_session), (None, None, None));
-        assert!(!m.iss_parameter);
+        assert_eq!(
+            m.str_field(AUTHORIZATION).as_deref(),
+            Some("https://id.example.com/authorize")
+        );
+        assert_eq!(
+            m.str_field(TOKEN).as_deref(),
+            Some("https://id.example.com/token")
+        );
+        assert_eq!(m.str_field(PAR), None);
     }
 
     #[test]
@@ -164,18 +169,19 @@ mod tests {
         d["end_session_endpoint"] = json!("https://id.example.com/logout");
         d["authorization_response_iss_parameter_supported"] = json!(true);
         let m = read(&d).unwrap();
-        assert_eq!(m.par.as_deref(), Some("https://id.example.com/par"));
         assert_eq!(
-            m.revocation.as_deref(),
+            m.str_field(PAR).as_deref(),
+            Some("https://id.example.com/par")
+        );
+        assert_eq!(
+            m.str_field(REVOCATION).as_deref(),
             Some("https://id.example.com/revoke")
         );
         assert_eq!(
-            m.end_session.as_deref(),
+            m.str_field(END_SESSION).as_deref(),
             Some("https://id.example.com/logout")
         );
-        assert!(m.iss_parameter);
-        d["authorization_response_iss_parameter_supported"] = json!("true");
-        assert!(!read(&d).unwrap().iss_parameter, "only the JSON true");
+        assert_eq!(m.bool_field(ISS_PARAMETER), Some(true));
     }
 
     #[test]
@@ -201,9 +207,9 @@ mod tests {
         for name in ["authorization_endpoint", "token_endpoint"] {
             let mut d = doc();
             d.as_object_mut().unwrap().remove(name);
-            assert_eq!(read(&d), Err(DiscoveryError::Missing(name)));
+            assert_eq!(read(&d), Err(DiscoveryError::Missing));
             d[name] = json!(42);
-            assert_eq!(read(&d), Err(DiscoveryError::Missing(name)));
+            assert_eq!(read(&d), Err(DiscoveryError::Missing));
         }
         for name in [
             "authorization_endpoint",
@@ -214,7 +220,7 @@ mod tests {
         ] {
             let mut d = doc();
             d[name] = json!("http://id.example.com/x");
-            assert_eq!(read(&d), Err(DiscoveryError::Insecure(name)));
+            assert_eq!(read(&d), Err(DiscoveryError::Insecure));
         }
         let mut d = doc();
         d["issuer"] = json!("http://127.0.0.1:8080");
@@ -250,21 +256,13 @@ mod tests {
     }
 
     #[test]
-    fn messages_name_the_problem() {
-        assert_eq!(
-            DiscoveryError::Missing("token_endpoint").message(),
-            "the provider's discovery document has no token_endpoint"
-        );
-        assert!(DiscoveryError::Insecure("revocation_endpoint")
-            .message()
-            .contains("revocation_endpoint that is not https"));
-    }
-
-    #[test]
     fn a_document_is_fresh_for_an_hour() {
         assert!(fresh(1_000_000, 1_000_000));
         assert!(fresh(1_000_000, 1_003_599));
-        assert!(!fresh(1_000_000, 1_003_600), "stale, still usable when a refetch fails");
+        assert!(
+            !fresh(1_000_000, 1_003_600),
+            "stale, still usable when a refetch fails"
+        );
         assert!(!fresh(1_000_000, 999_999), "from the future");
     }
 }

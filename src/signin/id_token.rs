@@ -78,7 +78,10 @@ pub fn check<J: JsonValue>(id_token: &str, want: &Expected<'_>) -> Result<(), Id
         return Err(Audience);
     }
     let azp: Option<String> = c.str_field("azp");
-    if azp.as_deref().map_or(audiences > 1, |a| a != want.client_id) {
+    if azp
+        .as_deref()
+        .map_or(audiences > 1, |a| a != want.client_id)
+    {
         return Err(AuthorizedParty);
     }
     if let Some(n) = want.nonce {

@@ -93,14 +93,16 @@ impl Drop for Inner {
 /// An event as the JS listeners get it (`detail`, `kind`), back as an [`AuthEvent`].
 fn event_of(detail: &JsValue, kind: &JsValue) -> AuthEvent {
     let field = |k| glue::get(detail, k).as_string();
-    if kind.as_string().as_deref() == Some("refresh") {
-        AuthEvent::Refresh {
-            expires_at: glue::get(detail, "expiresAt").as_f64(),
-            source: match field("source").as_deref() {
-                Some("this-tab") => Source::ThisTab,
-                _ => Source::OtherTab,
-            },
-        }
+    let kind = kind.as_string();
+    let expires_at = glue::get(detail, "expiresAt").as_f64();
+    let source = match field("source").as_deref() {
+        Some("this-tab") => Source::ThisTab,
+        _ => Source::OtherTab,
+    };
+    if kind.as_deref() == Some("refresh") {
+        AuthEvent::Refresh { expires_at, source }
+    } else if kind.as_deref() == Some("signin") {
+        AuthEvent::Signin { expires_at, source }
     } else {
         AuthEvent::Signout {
             reason: match field("reason").as_deref() {

@@ -57,48 +57,38 @@ pub(super) fn resolve_http(url: &str, name: &str) -> Result<String, AuthError> {
 }
 
 /// The `issuer`, `redirectUri` and `scope` options checked (with `clientId`, which they need).
+/// The issuer and the redirect URI are used as written: the first is compared with the
+/// discovery document's exactly, the second must be exactly as registered.
 fn oidc(o: &Options) -> Result<Option<Oidc>, AuthError> {
     let Some(issuer) = o.issuer.clone() else {
         return Ok(None);
     };
-    // Compared with the discovery document's `issuer` exactly: used as written.
-    if !crate::signin::is_secure_url(&issuer) || issuer.bytes().any(|b| b == b'?' || b == b'#') {
-        return Err(AuthError::invalid_option(
+    let page = glue::page_origin();
+    let redirect_uri = o.redirect_uri.clone().unwrap_or_default();
+    let bad = if !crate::signin::is_secure_url(&issuer)
+        || issuer.bytes().any(|b| b == b'?' || b == b'#')
+    {
+        Some((
             "issuer",
             "must be an https URL (http only on localhost) without query or fragment",
-        ));
-    }
-    let Some(client_id) = o.client_id.clone() else {
-        return Err(AuthError::invalid_option(
-            "clientId",
-            "is required with `issuer`",
-        ));
-    };
-    let page = glue::page_origin();
-    let redirect_uri = o.redirect_uri.as_deref().unwrap_or_default();
-    let resolved = resolve_http(redirect_uri, "redirectUri").ok();
-    let Some(resolved) = resolved.filter(|r| policy::origin_of_href(r) == page.as_deref()) else {
-        return Err(AuthError::invalid_option(
+        ))
+    } else if o.client_id.is_none() {
+        Some(("clientId", "is required with `issuer`"))
+    } else if policy::origin_of_href(&redirect_uri) != page.as_deref() {
+        Some((
             "redirectUri",
-            "must be a URL on the page's origin, as registered with the provider",
-        ));
+            "must be an absolute URL on the page's origin, as registered",
+        ))
+    } else {
+        None
     };
-    // Sent exactly as registered: as written when absolute, else resolved against the page.
-    let absolute = redirect_uri.starts_with("https://") || redirect_uri.starts_with("http://");
-    if o.scope.is_empty() {
-        return Err(AuthError::invalid_option(
-            "scope",
-            "must be a non-empty string",
-        ));
+    if let Some((name, must)) = bad {
+        return Err(AuthError::invalid_option(name, must));
     }
     Ok(Some(Oidc {
         issuer,
-        client_id,
-        redirect_uri: if absolute {
-            redirect_uri.into()
-        } else {
-            resolved
-        },
+        client_id: o.client_id.clone().unwrap_or_default(),
+        redirect_uri,
         scope: o.scope.clone(),
     }))
 }

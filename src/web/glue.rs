@@ -96,6 +96,11 @@ impl Events {
                 &expires_at.unwrap_or(f64::NAN).into(),
                 &source.as_str().into(),
             ),
+            AuthEvent::Signin { expires_at, source } => self.emit(
+                "signin",
+                &expires_at.unwrap_or(f64::NAN).into(),
+                &source.as_str().into(),
+            ),
             AuthEvent::Signout { reason, error } => {
                 let error = error
                     .as_deref()

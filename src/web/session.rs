@@ -41,8 +41,6 @@ pub(super) struct State {
     /// DPoP: the latest nonce each origin gave.
     #[cfg(feature = "dpop")]
     pub(super) nonces: RefCell<crate::dpop::Nonces>,
-    /// Sign-in by redirect's state in this tab.
-    pub(super) signin: super::signin::Flow,
 }
 
 /// The persisted record's JSON.
@@ -97,7 +95,6 @@ impl State {
             events: glue::Events::new(),
             #[cfg(feature = "dpop")]
             nonces: RefCell::new(crate::dpop::Nonces::default()),
-            signin: Default::default(),
         }
     }
 
@@ -135,7 +132,7 @@ impl State {
             access_token: t.access_token,
             expires_at: s.expires_at,
             refresh_at: s.refresh_at,
-            id_token: None,
+            id_token: t.id_token,
         }
     }
 

@@ -83,6 +83,14 @@ impl SignoutReason {
 /// What listeners registered with [`AuthClient::on`](crate::AuthClient::on) receive.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AuthEvent {
+    /// A session started: a sign-in completed here (`handle_redirect`, a popup, `login`), or
+    /// another tab's sign-in was adopted (no reload needed).
+    Signin {
+        /// The access token's expiry (ms since the epoch), if known.
+        expires_at: Option<f64>,
+        /// Where the sign-in happened.
+        source: Source,
+    },
     /// New tokens are in place.
     Refresh {
         /// The new access token's expiry (ms since the epoch), if known.
