@@ -69,7 +69,10 @@ test-browser: server
 test-e2e: pkg server examples
 	node --test --test-concurrency=1 e2e/
 
-lint:
+# Rust: rustfmt and clippy on both targets. JS: tsc --checkJs of the driver and the plumbing
+# against the core's declared interface (js/tsconfig.json, js/core.d.ts).
+lint: node_modules/.package-lock.json
+	tsc -p js
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --tests -- -D warnings
@@ -79,6 +82,11 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# The pinned npm tools (package-lock.json): tsc for lint, esbuild and binaryen for pkg, the
+# browser drivers for the e2e suites.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 
 bench: pkg server
 	node bench/run.mjs

@@ -7,7 +7,8 @@
 //!
 //! The crate has two layers:
 //! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`signin`], [`error`]) that
-//!   never touch the browser and are tested natively;
+//!   never touch the browser and are tested natively, and [`seam`], the names the browser
+//!   layer's Rust core and its JS driver share;
 //! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
 //!   façade exported to the npm package.
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod error;
 pub mod json;
 pub mod jwt;
 pub mod policy;
+pub mod seam;
 pub mod signin;
 pub mod token;
 

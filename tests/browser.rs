@@ -773,6 +773,39 @@ async fn the_cross_tab_hand_over_store_holds_the_rotated_session() {
     );
 }
 
+// ---- The seam between the Rust core and the JS driver ----
+
+/// A question the core does not have (a typo in the driver, or an old name) is a thrown
+/// `Error` that names it, never an answer: the driver once read the `undefined` of an unknown
+/// question as "return the 401". Asked through the driver's own typed handle on the core.
+#[wasm_bindgen_test]
+fn a_misspelt_question_to_the_core_throws_an_error_naming_it() {
+    let c = AuthClient::new(options("t-seam")).unwrap();
+    let core = get(c.driver_object(), "core_");
+    let ask = |name: &str, args: Array| {
+        let f: Function = get(&core, name).unchecked_into();
+        f.apply(&core, &args)
+    };
+    assert!(ask("generation", Array::new()).unwrap().as_f64().is_some());
+    assert_eq!(ask("access", Array::new()).unwrap(), JsValue::UNDEFINED);
+    // `request` was `beginRefresh`'s name; `fast` was `adoptBeforeLock`'s.
+    for typo in ["strat", "beginRefersh", "request", "fast", "Start", ""] {
+        let e = ask(typo, Array::of1(&url("/api/me").into())).expect_err(typo);
+        let info = error_info(&e);
+        assert_eq!(get(&info, "isError"), JsValue::TRUE, "{typo}");
+        let message = get_str(&info, "message");
+        assert!(
+            message.ends_with(&format!("has no question {typo}")),
+            "{message}"
+        );
+    }
+    // A failure kind that is no `DriverError` throws too (kind 3 once reached a catch-all).
+    let e = ask("fail", Array::of1(&JsValue::from(7))).expect_err("kind 7");
+    assert!(get_str(&error_info(&e), "message").contains("no such driver error"));
+    let e = ask("fail", Array::of1(&JsValue::from(3))).unwrap();
+    assert_eq!(get_str(&error_info(&e), "code"), "not_authenticated");
+}
+
 // ---- The JS façade, as JS calls it ----
 
 fn js_client(options: &str) -> Result<JsAuthClient, JsValue> {

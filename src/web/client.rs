@@ -268,6 +268,13 @@ impl AuthClient {
         self.fetch_with(&request, &JsValue::UNDEFINED).await
     }
 
+    /// The driver (`js/driver.js`) as a JS object, for the browser tests that ask the core
+    /// through it. Not part of the API (and not in the npm package: nothing exports it).
+    #[doc(hidden)]
+    pub fn driver_object(&self) -> &JsValue {
+        self.inner.driver.as_ref()
+    }
+
     /// The driver, for the JS façade.
     #[cfg(feature = "js")]
     pub(crate) fn driver(&self) -> &Driver {

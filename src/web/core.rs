@@ -2,13 +2,50 @@
 //! (`js/driver.js`) makes between the effects it carries out (fetch, IndexedDB, the lock).
 //! The driver sequences; what each answer means, what to store and what to tell the app are
 //! decided here, on the pure modules.
+//!
+//! The driver asks through one export, `ask(name, args)`; `js/core.d.ts` types each question
+//! as a method (`core_.start(…)`), `crate::seam` names them and their numeric answers (a
+//! misspelt question fails `tsc` in `make lint`, and throws here). A question, the Rust fn
+//! that answers it and the pure decision it asks share one name.
+//!
+//! | question (args) → answer | asked by the driver | decides with |
+//! |---|---|---|
+//! | **Queries**: the session as it is | | |
+//! | `start(url, hasAuthorization, mode)` → `Start` | `fetch`, before anything | the allow-list, `policy::refresh_before_send` |
+//! | `access()` → token or `undefined` | before each send and replay | |
+//! | `on401(carried, sentUrl, answeredUrl, redirected, refreshInFlight, wwwAuthenticate, replayed)` → `On401` | each 401 to an authenticated call | `policy::on_401` |
+//! | `sendAnyway(code)` → bool | the refresh before sending failed: send the old token? | `policy::send_anyway` |
+//! | `generation()` → number | before taking the lock | |
+//! | `tooBig(contentLength)` → bool | a token endpoint's headers are in | `token::declares_more_than` |
+//! | `login(url)` → href | `login()` begins | |
+//! | `fail(kind)` → `AuthError` | the driver's own failures (`DriverError`) | |
+//! | `proofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `dpop::htu` |
+//! | `tokenChallenge(status, text, retried)` → bool (send again) | DPoP: a token endpoint answered | `dpop::token_challenge` |
+//! | **Inputs**: what the driver saw | | |
+//! | `adopt(value)` | another tab's `storage` event | |
+//! | `adoptBeforeLock(shared, failed)` → bool (adopted) | a refresh, before queueing for the lock | `policy::adopt_before_lock` |
+//! | `sync(shared, generation)` | under the lock: the hand-over store read | |
+//! | `answer(status, text)` → record or `null` | the refresh endpoint answered | `policy::classify_refresh` |
+//! | `loggedIn(status, text)` → record | the login endpoint answered | |
+//! | `took(url, nonce)` | DPoP: any response with `DPoP-Nonce` | `dpop::Nonces` |
+//! | **Commands**: the session moves on | | |
+//! | `beginRefresh(failed)` → `[type, body]` or `null` | under the lock, after `sync`: marks the refresh under way | `policy::still_needed` |
+//! | `commit()` | the hand-over store holds `answer`'s record | |
+//! | `flush()` | the lock is released: tells the listeners | |
+//! | `signOut()` → logout body | `logout()` begins | |
+//! | `handOver(shared)` → logout body | `logout()`, under the lock | |
+//!
+//! A refresh, in the driver's order: `adoptBeforeLock` (done if true) → the lock →
+//! `generation` + `sync` → `beginRefresh` (done if `null`) → POST → `answer` → the hand-over
+//! store written → `commit` → the lock released → `flush`.
 
 use super::glue::{self, now};
 use super::session::{other_tab_event, parse_record, stored_json, Outcome, State};
 use super::types::*;
 use crate::dpop;
 use crate::error::{push_decimal, AuthError, ErrorCode};
-use crate::policy::{self, On401, RefreshOutcome, Seen401};
+use crate::policy::{self, RefreshOutcome, Seen401};
+use crate::seam::{DriverError, Question, Replayed, Start};
 use crate::token;
 use alloc::rc::Rc;
 use alloc::{borrow::ToOwned, string::String};
@@ -18,22 +55,32 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(skip_typescript)]
 pub struct Core(pub(super) Rc<State>);
 
-/// The errors the driver itself meets (`Core::fail`), in `js/driver.js`'s numbering.
-fn driver_error(kind: u8) -> AuthError {
+/// The errors the driver itself meets (`Core::fail`).
+fn driver_error(kind: DriverError) -> AuthError {
     match kind {
-        0 => refresh_failed("timed out waiting for another tab's refresh"),
-        1 => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
-        2 => AuthError::new(
+        DriverError::LockTimeout => refresh_failed("timed out waiting for another tab's refresh"),
+        DriverError::Aborted => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
+        DriverError::NotReplayable => AuthError::new(
             ErrorCode::BodyNotReplayable,
             "the request needs a replay after a refresh, but its body is a stream",
         ),
-        4 => AuthError::invalid_option("credentials", "must be JSON-serialisable"),
-        5 => AuthError::invalid_option("dpop", "is off: no proof to make"),
-        6 => {
+        DriverError::NotSignedIn => not_authenticated(),
+        DriverError::BadCredentials => {
+            AuthError::invalid_option("credentials", "must be JSON-serialisable")
+        }
+        DriverError::DpopOff => AuthError::invalid_option("dpop", "is off: no proof to make"),
+        DriverError::NoKey => {
             refresh_failed("no DPoP key could be read or made (IndexedDB or crypto.subtle failed)")
         }
-        _ => not_authenticated(),
     }
+}
+
+/// A question this core does not have (`name`), or a `fail` kind: a bug in the driver,
+/// thrown as an `Error` that names it, never read as an answer.
+fn unknown(what: &str, name: &str) -> ! {
+    let mut m = String::from(what);
+    m.push_str(name);
+    wasm_bindgen::throw_str(&m)
 }
 
 fn refresh_failed(msg: &str) -> AuthError {
@@ -71,19 +118,23 @@ impl Core {
 
 #[wasm_bindgen(js_class = Core)]
 impl Core {
-    /// The driver's one way in: the question `name` (a method below) with its `args`. One
-    /// export instead of one per question: each export costs the `.wasm` a shim and the glue a
-    /// method (measured: 0.6 KB gzip for the eighteen).
+    /// The driver's one way in: the question `name` (see the table above) with its `args`.
+    /// One export instead of one per question: each export costs the `.wasm` a shim and the
+    /// glue a method (measured: 0.6 KB gzip for the eighteen). A name that is no question
+    /// throws.
     pub fn ask(&self, name: &str, args: &js_sys::Array) -> Js<JsValue> {
+        let Some(question) = Question::of(name) else {
+            unknown("rotafetch: the core has no question ", name)
+        };
         let arg = |i| args.get(i);
         let text = |i| arg(i).as_string();
         let num = |i| arg(i).as_f64().unwrap_or(0.0);
         let flag = |i| arg(i).is_truthy();
         let str = |i: u32| text(i).unwrap_or_default();
-        Ok(match name {
-            "start" => self.start(&str(0), flag(1), &str(2)).into(),
-            "access" => self.access().into(),
-            "on401" => self
+        Ok(match question {
+            Question::Start => self.start(&str(0), flag(1), &str(2)).into(),
+            Question::Access => self.access().into(),
+            Question::On401 => self
                 .on_401(
                     &str(0),
                     &str(1),
@@ -94,39 +145,40 @@ impl Core {
                     num(6) as u8,
                 )
                 .into(),
+            Question::SendAnyway => self.send_anyway(text(0)).into(),
+            Question::Generation => self.generation().into(),
+            Question::TooBig => self.too_big(text(0)).into(),
+            Question::Login => self.login(&str(0))?.into(),
+            Question::Fail => self.fail(num(0) as u8),
             #[cfg(feature = "dpop")]
-            "proofFor" => self.proof_for(&str(0))?,
+            Question::ProofFor => self.proof_for(&str(0))?,
             #[cfg(feature = "dpop")]
-            "took" => {
-                self.took(&str(0), text(1));
-                JsValue::UNDEFINED
+            Question::TokenChallenge => {
+                self.token_challenge(num(0) as u16, text(1), flag(2)).into()
             }
-            #[cfg(feature = "dpop")]
-            "tokenNonce" => self.token_nonce(num(0) as u16, text(1), flag(2)).into(),
-            "tolerate" => self.tolerate(text(0)).into(),
-            "fail" => self.fail(num(0) as u8),
-            "fast" => self.fast(&arg(0), text(1)).into(),
-            "generation" => self.generation().into(),
-            "sync" => self
-                .sync(&arg(0), num(1) as u32)
-                .map(|()| JsValue::UNDEFINED)?,
-            "request" => self.request(text(0))?,
-            "tooBig" => self.too_big(text(0)).into(),
-            "answer" => self.answer(num(0) as u16, text(1))?,
-            "commit" => self.commit().map(|()| JsValue::UNDEFINED)?,
-            "flush" => {
-                self.flush();
-                JsValue::UNDEFINED
-            }
-            "adopt" => {
+            Question::Adopt => {
                 self.adopt(&arg(0));
                 JsValue::UNDEFINED
             }
-            "login" => self.login(&str(0))?.into(),
-            "loggedIn" => self.logged_in(num(0) as u16, text(1))?.into(),
-            "signOut" => self.sign_out().into(),
-            "handOver" => self.hand_over(&arg(0)).into(),
-            _ => JsValue::UNDEFINED,
+            Question::AdoptBeforeLock => self.adopt_before_lock(&arg(0), text(1)).into(),
+            Question::Sync => self
+                .sync(&arg(0), num(1) as u32)
+                .map(|()| JsValue::UNDEFINED)?,
+            Question::Answer => self.answer(num(0) as u16, text(1))?,
+            Question::LoggedIn => self.logged_in(num(0) as u16, text(1))?.into(),
+            #[cfg(feature = "dpop")]
+            Question::Took => {
+                self.took(&str(0), text(1));
+                JsValue::UNDEFINED
+            }
+            Question::BeginRefresh => self.begin_refresh(text(0))?,
+            Question::Commit => self.commit().map(|()| JsValue::UNDEFINED)?,
+            Question::Flush => {
+                self.flush();
+                JsValue::UNDEFINED
+            }
+            Question::SignOut => self.sign_out().into(),
+            Question::HandOver => self.hand_over(&arg(0)).into(),
         })
     }
 }
@@ -135,19 +187,21 @@ impl Core {
     // The request path.
 
     /// A request to `url` (with an `Authorization` of its own or not, of `redirect` mode
-    /// `mode`): 0 not ours to authenticate (another origin, or its own credentials), sent as
-    /// is; 1 send it with the access token; 2 refresh the access token first (see
-    /// `policy::refresh_before_send`). Plus 4 when the request (and its replay, built from the
-    /// same input) must be made `redirect: "error"` before it carries the token (option
-    /// `redirect: "error"`; a call's own mode is kept).
+    /// `mode`): how to send it, a [`Start`] (`Pass`, `Send` or `RefreshFirst`, plus the flag
+    /// `Strict`).
     fn start(&self, url: &str, has_authorization: bool, mode: &str) -> u8 {
         let st = self.state();
         if has_authorization || !policy::origin_of_href(url).is_some_and(|o| st.cfg.allow.allows(o))
         {
-            return 0;
+            return Start::Pass as u8;
         }
         let strict = st.cfg.redirects == Redirects::Error && mode == "follow";
-        (if st.due() { 2 } else { 1 }) | if strict { 4 } else { 0 }
+        let how = if st.due() {
+            Start::RefreshFirst
+        } else {
+            Start::Send
+        };
+        how as u8 | if strict { Start::Strict as u8 } else { 0 }
     }
 
     /// The access token to send, `undefined` when signed out.
@@ -155,12 +209,9 @@ impl Core {
         self.state().access()
     }
 
-    /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
-    /// token, 2 refresh (once per browser) then replay, 3 (DPoP) a nonce challenge: replay
-    /// with the current token and the new nonce. `replays` says what this call already did:
-    /// bit 0 replayed after a token 401, bit 1 answered a nonce challenge. Each happens at
-    /// most once per call, and a second nonce challenge is returned, never taken for a token
-    /// failure (no refresh).
+    /// A 401 to a request that carried `carried`: an [`On401`](policy::On401). `replayed` is
+    /// what this call already did, a bit set of [`Replayed`]: each happens at most once per
+    /// call.
     #[allow(clippy::too_many_arguments)]
     fn on_401(
         &self,
@@ -170,19 +221,21 @@ impl Core {
         redirected: bool,
         refresh_in_flight: bool,
         www_authenticate: Option<String>,
-        replays: u8,
+        replayed: u8,
     ) -> u8 {
         let st = self.state();
-        if st.cfg.dpop() {
-            if let Some(answer) =
-                dpop::resource_challenge(401, www_authenticate.as_deref(), replays & 2 != 0)
-            {
-                return if answer { 3 } else { 0 };
-            }
-        }
+        let done = |r: Replayed| replayed & r as u8 != 0;
         let session = st.session.borrow();
         let seen = Seen401 {
-            was_replay: replays & 1 != 0,
+            nonce_challenge: st
+                .cfg
+                .dpop()
+                .then(|| {
+                    let www = www_authenticate.as_deref();
+                    dpop::resource_challenge(401, www, done(Replayed::Nonce))
+                })
+                .flatten(),
+            was_replay: done(Replayed::Token),
             carried_token: policy::token_reached(sent_url, answered_url, redirected),
             carried_is_current: session.as_ref().map(|s| s.access_token.as_str()) == Some(carried),
             have_access: session.is_some(),
@@ -192,18 +245,14 @@ impl Core {
             refreshed_at: session.as_ref().and_then(|s| s.refreshed_at),
             min_interval_ms: st.cfg.min_interval_ms,
         };
-        match policy::on_401(seen) {
-            On401::Return => 0,
-            On401::ReplayWithCurrent => 1,
-            On401::RefreshThenReplay => 2,
-        }
+        policy::on_401(seen) as u8
     }
 
     /// After the refresh before sending failed with `code`: send with the old token anyway?
     /// Only after a transient failure, while the token (refreshed early) has not expired.
-    fn tolerate(&self, code: Option<String>) -> bool {
+    fn send_anyway(&self, code: Option<String>) -> bool {
         let session = self.state().session.borrow();
-        policy::send_despite_failure(
+        policy::send_anyway(
             code.as_deref() == Some(ErrorCode::RefreshFailed.as_str()),
             session.is_some(),
             session.as_ref().and_then(|s| s.expires_at),
@@ -211,19 +260,22 @@ impl Core {
         )
     }
 
-    /// An error of the driver's own (see `driver_error`).
+    /// An error of the driver's own, a [`DriverError`].
     fn fail(&self, kind: u8) -> JsValue {
+        let Some(kind) = DriverError::of(kind) else {
+            unknown("rotafetch: the core has no such driver error", "")
+        };
         glue::js_error(&driver_error(kind))
     }
 
-    // The refresh (`js/driver.js`'s `refresh`, `locked`, `underLock`).
+    // The refresh (`js/driver.js`'s `refresh_` and `runRefresh_`).
 
     /// The fast path before queueing for the lock: another tab's rotation that has already
     /// committed to the hand-over store (`shared`), newer than ours and not due, and not the
     /// token this refresh was meant to replace, is adopted (true: nothing left to do). Under
     /// load, eight tabs queueing for the lock one after another could otherwise take longer
     /// than the new token's refresh window.
-    fn fast(&self, shared: &JsValue, failed: Option<String>) -> bool {
+    fn adopt_before_lock(&self, shared: &JsValue, failed: Option<String>) -> bool {
         let st = self.state();
         let Some(s) = parse_record(shared) else {
             return false;
@@ -270,11 +322,12 @@ impl Core {
         Ok(())
     }
 
-    /// The refresh request to send (`[content type, body]`), or `null` when there is
+    /// Begins the refresh: the request to send (`[content type, body]`), the session it
+    /// replaces kept as the refresh under way (`answer` takes it); or `null` when there is
     /// nothing to do: another tab rotated already (learnt from the hand-over store or its
     /// `storage` event), the token this refresh was meant to replace (`failed`) is gone and
     /// the current one is not due.
-    fn request(&self, failed: Option<String>) -> Js<JsValue> {
+    fn begin_refresh(&self, failed: Option<String>) -> Js<JsValue> {
         let st = self.state();
         let Some(cur) = st.session.borrow().clone() else {
             return js(Err(not_authenticated()));
@@ -301,7 +354,7 @@ impl Core {
         content_length.is_some_and(|l| token::declares_more_than(&l, token::MAX_RESPONSE_BYTES))
     }
 
-    /// The refresh endpoint's answer (`status` 0: a network error or timeout; `text`
+    /// The refresh endpoint's answer (`status` 0 or `undefined`: a network error or timeout; `text`
     /// `undefined`: unreadable or over the limit). Returns what to write to the hand-over
     /// store (the new record, or `null` after a rejection), then `commit` finishes; fails for
     /// a transient failure (the refresh token is kept) or when the session changed meanwhile.
@@ -412,7 +465,7 @@ impl Core {
         js(super::config::resolve_http(url, "url"))
     }
 
-    /// The login endpoint's answer (`status` 0: network error or timeout): the session it
+    /// The login endpoint's answer (`status` 0 or `undefined`: network error or timeout): the session it
     /// starts (returns the record for the hand-over store), or `login_failed`.
     fn logged_in(&self, status: u16, text: Option<String>) -> Js<String> {
         let failed = |m: &str| glue::js_error(&AuthError::new(ErrorCode::LoginFailed, m));
@@ -484,11 +537,11 @@ impl Core {
 
     /// Is a token endpoint's answer (`status`, body `text`) a nonce challenge to answer by
     /// sending again (once: not when `retried`)?
-    fn token_nonce(&self, status: u16, text: Option<String>, retried: bool) -> bool {
+    fn token_challenge(&self, status: u16, text: Option<String>, retried: bool) -> bool {
         let error = text
             .as_deref()
             .and_then(<JsValue as crate::json::JsonValue>::parse)
             .and_then(|j| crate::json::JsonValue::str_field(&j, "error"));
-        !retried && dpop::token_endpoint_wants_nonce(status, error.as_deref())
+        dpop::token_challenge(status, error.as_deref(), retried)
     }
 }
