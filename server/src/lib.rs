@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod error;
 pub mod faults;
 pub mod metrics;
+pub mod oidc;
 mod routes;
 pub mod store;
 pub mod tokens;
