@@ -44,13 +44,13 @@ pub struct CodeRow {
 }
 
 /// What the token request presents with the code.
-#[derive(Debug, Clone, Copy)]
-pub struct Presented<'a> {
-    pub client_id: &'a str,
-    pub redirect_uri: &'a str,
-    pub code_verifier: &'a str,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_verifier: String,
     /// The thumbprint of a verified DPoP proof's key.
-    pub proof_jkt: Option<&'a str>,
+    pub proof_jkt: Option<String>,
 }
 
 /// What to do with a presented code.
@@ -93,7 +93,7 @@ pub fn s256(verifier: &str) -> String {
 
 /// The redemption rules, in order: reuse first (whatever else is presented), then expiry,
 /// the client, the redirect URI, the PKCE verifier and the DPoP key.
-pub fn decide(row: &CodeRow, p: &Presented<'_>, now: Millis) -> Decision {
+pub fn decide(row: &CodeRow, p: &Presented, now: Millis) -> Decision {
     let g = &row.grant;
     if row.used {
         return Decision::Reuse;
@@ -107,14 +107,14 @@ pub fn decide(row: &CodeRow, p: &Presented<'_>, now: Millis) -> Decision {
     if g.redirect_uri != p.redirect_uri {
         return Decision::Refuse("redirect_uri does not match the authorization request");
     }
-    let pkce_ok: bool = s256(p.code_verifier)
+    let pkce_ok: bool = s256(&p.code_verifier)
         .as_bytes()
         .ct_eq(g.code_challenge.as_bytes())
         .into();
     if !pkce_ok {
         return Decision::Refuse("code_verifier does not match the code_challenge");
     }
-    match (&g.dpop_jkt, p.proof_jkt) {
+    match (&g.dpop_jkt, p.proof_jkt.as_deref()) {
         (Some(_), None) => {
             Decision::Refuse("this code is DPoP-bound: a DPoP proof by its key is required")
         }
@@ -123,6 +123,15 @@ pub fn decide(row: &CodeRow, p: &Presented<'_>, now: Millis) -> Decision {
         }
         _ => Decision::Redeem,
     }
+}
+
+/// The key the session a redemption starts is bound to: the code's, else the proof's (a
+/// proof at the token endpoint binds like one at `/auth/login`).
+pub fn session_binding(grant: &CodeGrant, proof_jkt: Option<&str>) -> Option<String> {
+    grant
+        .dpop_jkt
+        .clone()
+        .or_else(|| proof_jkt.map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -152,11 +161,11 @@ mod tests {
         }
     }
 
-    fn presented() -> Presented<'static> {
+    fn presented() -> Presented {
         Presented {
-            client_id: "app",
-            redirect_uri: "https://app.example/cb",
-            code_verifier: VERIFIER,
+            client_id: "app".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            code_verifier: VERIFIER.into(),
             proof_jkt: None,
         }
     }
@@ -187,7 +196,7 @@ mod tests {
         let mut used = row();
         used.used = true;
         let wrong = Presented {
-            client_id: "other",
+            client_id: "other".into(),
             ..presented()
         };
         assert_eq!(
@@ -195,19 +204,19 @@ mod tests {
             Decision::Reuse,
             "reuse whatever else"
         );
-        let refused = |p: Presented<'_>, now| match decide(&row(), &p, now) {
+        let refused = |p: Presented, now| match decide(&row(), &p, now) {
             Decision::Refuse(d) => d,
             other => panic!("{other:?}"),
         };
         assert!(refused(presented(), 1_000 + CODE_TTL_MS).contains("expired"));
         assert!(refused(wrong, now).contains("another client"));
         let off_by_one = Presented {
-            redirect_uri: "https://app.example/cb/",
+            redirect_uri: "https://app.example/cb/".into(),
             ..presented()
         };
         assert!(refused(off_by_one, now).contains("redirect_uri"));
         let bad_verifier = Presented {
-            code_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl",
+            code_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl".into(),
             ..presented()
         };
         assert!(refused(bad_verifier, now).contains("code_verifier"));
@@ -218,8 +227,8 @@ mod tests {
         let mut bound = row();
         bound.grant.dpop_jkt = Some("jkt-a".into());
         let now = 2_000;
-        let with = |k| Presented {
-            proof_jkt: k,
+        let with = |k: Option<&str>| Presented {
+            proof_jkt: k.map(str::to_owned),
             ..presented()
         };
         assert!(
@@ -229,7 +238,16 @@ mod tests {
             matches!(decide(&bound, &with(Some("jkt-b")), now), Decision::Refuse(d) if d.contains("match"))
         );
         assert_eq!(decide(&bound, &with(Some("jkt-a")), now), Decision::Redeem);
-        // An unbound code redeemed with a proof: allowed (the session gets bound).
+        // An unbound code redeemed with a proof: allowed, and the session gets bound.
         assert_eq!(decide(&row(), &with(Some("jkt-b")), now), Decision::Redeem);
+        assert_eq!(
+            session_binding(&row().grant, Some("jkt-b")).as_deref(),
+            Some("jkt-b")
+        );
+        assert_eq!(session_binding(&row().grant, None), None);
+        assert_eq!(
+            session_binding(&bound.grant, Some("jkt-a")).as_deref(),
+            Some("jkt-a")
+        );
     }
 }

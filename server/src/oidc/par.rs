@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::authorize::{is_b64url_sha256, AuthRequest};
+use super::authorize::is_b64url_sha256;
 use crate::store::Millis;
 use crate::tokens::random_bytes;
 
@@ -29,11 +29,10 @@ pub fn handle_hash(uri: &str) -> Option<[u8; 32]> {
     is_b64url_sha256(handle).then(|| Sha256::digest(uri.as_bytes()).into())
 }
 
-/// A stored pushed request.
+/// The state of a stored pushed request (its parameters aside).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParRow {
     pub client_id: String,
-    pub request: AuthRequest,
     pub expires_at: Millis,
     pub used: bool,
 }
@@ -71,22 +70,10 @@ pub fn binding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oidc::authorize::Prompt;
 
     fn row(used: bool) -> ParRow {
         ParRow {
             client_id: "app".into(),
-            request: AuthRequest {
-                client_id: "app".into(),
-                redirect_uri: "https://app.example/cb".into(),
-                state: None,
-                scope: "openid".into(),
-                code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-                nonce: None,
-                prompt: Prompt::Default,
-                max_age: None,
-                dpop_jkt: None,
-            },
             expires_at: 1_060_000,
             used,
         }
