@@ -52,7 +52,7 @@ pub fn parse_spec(s: &str) -> Result<ClientSpec, String> {
     let uris: Vec<String> = uris.split(',').map(str::to_owned).collect();
     for u in &uris {
         if !u.starts_with('/') || u.starts_with("//") {
-            check_absolute(u)?;
+            check_absolute(u, false)?;
         }
     }
     Ok(ClientSpec {
@@ -71,8 +71,9 @@ pub fn valid_client_id(id: &str) -> bool {
 }
 
 /// A registrable absolute redirect URI: `https`, or `http` on a loopback host (RFC 9700
-/// §2.6 / RFC 8252 §8.3), no fragment (RFC 6749 §3.1.2), no user info.
-fn check_absolute(u: &str) -> Result<(), String> {
+/// §2.6 / RFC 8252 §8.3) or on the issuer's own origin (`on_issuer`: as safe as the issuer
+/// itself), no fragment (RFC 6749 §3.1.2), no user info.
+fn check_absolute(u: &str, on_issuer: bool) -> Result<(), String> {
     if u.len() > MAX_URI_LEN {
         return Err(format!("redirect URI longer than {MAX_URI_LEN} bytes"));
     }
@@ -80,7 +81,7 @@ fn check_absolute(u: &str) -> Result<(), String> {
     let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
     match parsed.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if loopback || on_issuer => {}
         _ => {
             return Err(format!(
                 "redirect URI {u:?}: https, or http on 127.0.0.1, [::1] or localhost"
@@ -100,7 +101,7 @@ fn check_absolute(u: &str) -> Result<(), String> {
 fn resolve(uri: &str, issuer: &str) -> Result<String, String> {
     if uri.starts_with('/') {
         let abs = format!("{issuer}{uri}");
-        check_absolute(&abs)?;
+        check_absolute(&abs, true)?;
         Ok(abs)
     } else {
         Ok(uri.to_owned())
@@ -189,7 +190,7 @@ impl Clients {
             .iter()
             .chain(&client.post_logout_redirect_uris)
         {
-            check_absolute(u)?;
+            check_absolute(u, false)?;
         }
         Ok(client)
     }
@@ -225,6 +226,14 @@ mod tests {
         let demo = reg.get(DEMO_CLIENT_ID).unwrap();
         assert!(demo.allows_redirect("http://127.0.0.1:8080/"));
         assert!(demo.allows_post_logout("http://127.0.0.1:8080/"));
+        // Paths live on the issuer, whatever its scheme; absolute http URIs must be loopback.
+        let behind_proxy = Clients::build(&[], &[], "http://auth.internal:8443").unwrap();
+        assert!(behind_proxy
+            .get(DEMO_CLIENT_ID)
+            .unwrap()
+            .allows_redirect("http://auth.internal:8443/"));
+        let abs = [parse_spec("a=https://auth.internal/cb").unwrap()];
+        assert!(Clients::build(&abs, &[], "http://auth.internal:8443").is_ok());
     }
 
     #[test]
