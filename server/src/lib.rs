@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod error;
 pub mod faults;
 pub mod metrics;
+pub mod oidc;
 mod routes;
 pub mod store;
 pub mod tokens;
@@ -75,6 +76,15 @@ pub struct Config {
     pub dpop_nonce_period_secs: u64,
     /// Bound on the unexpired entries of the DPoP `jti` replay cache.
     pub dpop_jti_cap: u64,
+    /// Registered OpenID clients (`--client`); none = the demo client.
+    pub clients: Vec<oidc::clients::ClientSpec>,
+    /// Their post-logout redirect URIs (`--post-logout`).
+    pub post_logout: Vec<oidc::clients::ClientSpec>,
+    /// Lifetime of a provider session (the sign-in cookie) in seconds.
+    pub provider_session_ttl_secs: u64,
+    /// The URL of the bound listener, set by [`serve`] (and `main`): the issuer when
+    /// `public_url` is unset.
+    pub bound_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +106,10 @@ impl std::fmt::Debug for Config {
             .field("dpop_nonce", &self.dpop_nonce)
             .field("dpop_nonce_period_secs", &self.dpop_nonce_period_secs)
             .field("dpop_jti_cap", &self.dpop_jti_cap)
+            .field("clients", &self.clients)
+            .field("post_logout", &self.post_logout)
+            .field("provider_session_ttl_secs", &self.provider_session_ttl_secs)
+            .field("bound_url", &self.bound_url)
             .finish()
     }
 }
@@ -119,6 +133,10 @@ impl Default for Config {
             dpop_nonce: false,
             dpop_nonce_period_secs: dpop::DEFAULT_NONCE_PERIOD_SECS,
             dpop_jti_cap: dpop::DEFAULT_JTI_CAP,
+            clients: Vec::new(),
+            post_logout: Vec::new(),
+            provider_session_ttl_secs: routes::DEFAULT_PROVIDER_SESSION_TTL_SECS,
+            bound_url: None,
         }
     }
 }
@@ -131,10 +149,13 @@ pub(crate) struct ConnKill(pub(crate) Arc<Notify>);
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains in-flight requests
 /// for at most [`Config::shutdown_grace`].
 pub async fn serve(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    if config.bound_url.is_none() {
+        config.bound_url = Some(display_url(listener.local_addr()?));
+    }
     let state = AppState::new(&config).await?;
     serve_with_state(state, &config, listener, shutdown).await
 }

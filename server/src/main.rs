@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use rotafetch_server::oidc::clients::ClientSpec;
 use rotafetch_server::{display_url, serve_with_state, AppState, Config};
 
 /// Reference auth server for rotafetch: EdDSA JWT access tokens, rotating one-time refresh
@@ -70,6 +71,20 @@ struct Cli {
     /// answered 503 until entries expire.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     dpop_jti_cap: u64,
+    /// Register an OpenID client: ID=URI[,URI...] with its exact redirect URIs (repeatable; a
+    /// URI starting with / is on the issuer). Without any, the demo client rotafetch-demo=/.
+    #[arg(long = "client", value_name = "ID=URI[,URI...]", value_parser = parse_client)]
+    clients: Vec<ClientSpec>,
+    /// A registered client's post-logout redirect URIs: ID=URI[,URI...] (repeatable).
+    #[arg(long = "post-logout", value_name = "ID=URI[,URI...]", value_parser = parse_client)]
+    post_logout: Vec<ClientSpec>,
+    /// Lifetime of a provider session (the sign-in cookie) in seconds.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    provider_session_ttl: u64,
+}
+
+fn parse_client(s: &str) -> Result<ClientSpec, String> {
+    rotafetch_server::oidc::clients::parse_spec(s)
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -154,6 +169,9 @@ async fn main() -> Result<()> {
         dpop_nonce: cli.dpop_nonce,
         dpop_nonce_period_secs: cli.dpop_nonce_period,
         dpop_jti_cap: cli.dpop_jti_cap,
+        clients: cli.clients,
+        post_logout: cli.post_logout,
+        provider_session_ttl_secs: cli.provider_session_ttl,
         ..Config::default()
     };
     if config.test_faults {
@@ -166,6 +184,10 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr()?;
+    let config = Config {
+        bound_url: Some(display_url(addr)),
+        ..config
+    };
     // Open the database and keys before announcing readiness.
     let state = AppState::new(&config).await?;
     if let Some(path) = &cli.port_file {

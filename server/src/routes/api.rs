@@ -163,7 +163,11 @@ pub(super) async fn echo(
 // misc
 
 pub(super) async fn jwks(State(st): State<AppState>) -> Response {
-    let mut resp = Json(st.0.keys.jwks()).into_response();
+    let mut jwks = st.0.keys.jwks();
+    if let Some(keys) = jwks["keys"].as_array_mut() {
+        keys.push(st.0.provider.id_jwk());
+    }
+    let mut resp = Json(jwks).into_response();
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
     resp

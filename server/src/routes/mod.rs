@@ -38,6 +38,7 @@ mod auth;
 mod body;
 mod cors;
 mod dpop;
+mod provider;
 mod statics;
 mod testing;
 
@@ -47,6 +48,7 @@ use body::{parse_body, parse_json, read_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
+pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
 pub use statics::normalize_mount;
 use statics::static_files;
 use testing::{faults_delete, faults_get, faults_post, test_redirect, test_unauthorized};
@@ -87,6 +89,7 @@ struct Inner {
     /// wrong passwords.
     dummy_hash: String,
     dpop: DpopSettings,
+    provider: provider::Provider,
 }
 
 impl std::fmt::Debug for AppState {
@@ -140,6 +143,7 @@ impl AppState {
             }
         }
         let dpop = DpopSettings::load(config, store.as_ref(), now).await?;
+        let provider = provider::Provider::load(config, store.as_ref(), now).await?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
@@ -154,6 +158,7 @@ impl AppState {
             access_ttl_secs: config.access_ttl_secs,
             dummy_hash: hash_password(&random_id())?,
             dpop,
+            provider,
         })))
     }
 
@@ -174,7 +179,7 @@ impl AppState {
     }
 
     /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
-    /// cache entries every 30 seconds.
+    /// cache entries, pushed requests, codes and provider sessions every 30 seconds.
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         let mut jti_tick = tokio::time::interval(Duration::from_secs(30));
@@ -186,6 +191,11 @@ impl AppState {
                         Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned DPoP replay cache"),
                         Ok(_) => {}
                         Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
+                    }
+                    match self.0.store.prune_provider(now_ms()).await {
+                        Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned codes, pushed requests and provider sessions"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("pruning the provider's rows failed: {e:#}"),
                     }
                     continue;
                 }
@@ -212,12 +222,12 @@ impl AppState {
     }
 
     /// The token endpoint's success body; `token_type` is `DPoP` for a bound family.
-    fn token_response(
+    fn token_body(
         &self,
         access: String,
         refresh: Option<RefreshToken>,
         bound: bool,
-    ) -> Response {
+    ) -> serde_json::Value {
         let mut body = serde_json::json!({
             "access_token": access,
             "token_type": if bound { "DPoP" } else { "Bearer" },
@@ -226,7 +236,17 @@ impl AppState {
         if let Some(r) = refresh {
             body["refresh_token"] = serde_json::Value::String(r.into_string());
         }
-        no_store(Json(body).into_response())
+        body
+    }
+
+    /// [`AppState::token_body`] as a `no-store` response.
+    fn token_response(
+        &self,
+        access: String,
+        refresh: Option<RefreshToken>,
+        bound: bool,
+    ) -> Response {
+        no_store(Json(self.token_body(access, refresh, bound)).into_response())
     }
 }
 
@@ -262,7 +282,8 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))
-        .merge(api);
+        .merge(api)
+        .merge(provider::api_routes(config.test_faults));
     if config.test_faults {
         app = app
             .route(
@@ -292,14 +313,18 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         app = app.fallback_service(static_files(&dir));
     }
 
-    Ok(app
+    let app = app
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::map_response_with_state(
             state.clone(),
             dpop_nonce_header,
         ))
-        .layer(cors_layer(&config.cors_origins, config.test_faults)?)
+        .layer(cors_layer(&config.cors_origins, config.test_faults)?);
+    // The provider's pages are navigations: no CORS, HTML errors.
+    let pages = provider::page_routes().layer(tower_http::catch_panic::CatchPanicLayer::new());
+    Ok(app
+        .merge(pages)
         .layer(TraceLayer::new_for_http())
         .with_state(state))
 }

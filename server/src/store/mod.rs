@@ -11,6 +11,7 @@
 //! plaintext: only SHA-256 hashes.
 
 mod pg;
+pub mod provider;
 mod sqlite;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 
 pub use pg::PgStore;
+pub use provider::ProviderStore;
 pub use sqlite::{SqliteDb, SqliteStore};
 
 /// Milliseconds since the Unix epoch.
@@ -126,7 +128,7 @@ pub enum JtiOutcome {
 
 /// Storage operations used by the server. Every method is atomic.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ProviderStore + Send + Sync + 'static {
     /// Returns the persisted secret called `name`, storing `candidate` first if there is none.
     /// Whichever server instance stores first wins; every instance reads back the same value.
     async fn get_or_init_secret(

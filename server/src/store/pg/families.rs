@@ -53,7 +53,7 @@ async fn lock_live(
     Ok(Ok((token, family)))
 }
 
-async fn revoke(
+pub(super) async fn revoke(
     client: &deadpool_postgres::Transaction<'_>,
     family_id: &str,
     now: Millis,
@@ -68,6 +68,14 @@ async fn revoke(
         .await?;
     Ok(n > 0)
 }
+
+/// Creates a family and its first refresh token: `$1` family id, `$2` user id, `$3` now,
+/// `$4` token hash, `$5` the DPoP key thumbprint (or NULL).
+pub(super) const CREATE_FAMILY: &str = "WITH family AS (
+         INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
+         VALUES ($1, $2, $3, $3, $5) RETURNING id)
+     INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+     SELECT $4, id, NULL, $3, $5::TEXT IS NOT NULL FROM family";
 
 /// A rotation outcome of a family that could not be used (no binding to report).
 fn unbound(outcome: RotateOutcome) -> Rotation {

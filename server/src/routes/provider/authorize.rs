@@ -1,0 +1,300 @@
+//! `GET|POST /authorize` (the authorization endpoint) and `POST /authorize/login` (its
+//! sign-in form): the request is validated, a provider session answers it at once, or the
+//! form is shown; a signed-in user is sent back to the client with a code.
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+
+use super::{
+    cookie_headers, error_page, html, read_form, see_other, set_cookie, with_query, Provider,
+};
+use crate::metrics::inc;
+use crate::oidc::authorize::{
+    front_channel, AuthRequest, AuthorizeError, FrontChannel, Params, Prompt,
+};
+use crate::oidc::code::{self, CodeGrant};
+use crate::oidc::form::{FormKey, FORM_TTL_SECS};
+use crate::oidc::pages::{self, LoginForm};
+use crate::oidc::session::{self, ProviderSession};
+use crate::routes::{blocking, now_ms, now_secs, verify_password, AppState};
+use crate::store::User;
+
+/// Longest accepted username and password (as at `/auth/login`).
+const MAX_USERNAME: usize = 256;
+const MAX_PASSWORD: usize = 4096;
+
+/// A store failure on a page: 503 while the database is unreachable, else 500; no detail.
+fn store_failure(e: anyhow::Error) -> Response {
+    let e = crate::error::ApiError::store(e);
+    error_page(
+        e.status,
+        "The sign-in service is temporarily unavailable. Try again shortly.",
+    )
+}
+
+/// The answer to an authorization error: an error page, or a redirect to the client.
+fn refuse(p: &Provider, e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Page { description, .. } => {
+            error_page(StatusCode::BAD_REQUEST, &description)
+        }
+        AuthorizeError::Redirect {
+            redirect_uri,
+            state,
+            error,
+            description,
+        } => {
+            let mut q = vec![
+                ("error", error),
+                ("error_description", description.as_str()),
+            ];
+            if let Some(s) = &state {
+                q.push(("state", s));
+            }
+            q.push(("iss", &p.issuer));
+            see_other(&with_query(&redirect_uri, &q))
+        }
+    }
+}
+
+pub(super) async fn authorize(
+    State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let params = if method == Method::POST {
+        match read_form(&headers, body).await {
+            Ok(p) => p,
+            Err(e) => return error_page(e.status, &e.description),
+        }
+    } else {
+        Params::new(url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned())
+    };
+    let p = &st.0.provider;
+    let front = front_channel(&params, &p.clients());
+    let req = match front {
+        Ok(FrontChannel::Direct(req)) => req,
+        Ok(FrontChannel::Pushed { client_id, handle }) => {
+            match st.0.store.take_par(&handle, &client_id, now_ms()).await {
+                Ok(Ok(req)) => req,
+                Ok(Err(why)) => return error_page(StatusCode::BAD_REQUEST, why),
+                Err(e) => return store_failure(e),
+            }
+        }
+        Err(e) => return refuse(p, e),
+    };
+    // A usable provider session answers at once.
+    let sessions = &p.cookies;
+    if let Some(secret) = session::read(cookie_headers(&headers), sessions.session()) {
+        let hash = session::secret_hash(&secret);
+        match st.0.store.provider_session(&hash, now_ms()).await {
+            Ok(Some(s)) if session::usable(&s, &req, now_ms()) => {
+                return issue_code(&st, &req, &s).await;
+            }
+            Ok(_) => {}
+            Err(e) => return store_failure(e),
+        }
+    }
+    if req.prompt == Prompt::None {
+        return refuse(
+            p,
+            AuthorizeError::Redirect {
+                redirect_uri: req.redirect_uri.clone(),
+                state: req.state.clone(),
+                error: "login_required",
+                description: "the user is not signed in".into(),
+            },
+        );
+    }
+    login_form(&st, &headers, &req, "", None, StatusCode::OK)
+}
+
+/// Shows the sign-in form for `req`, setting the CSRF cookie if the browser has none.
+fn login_form(
+    st: &AppState,
+    headers: &HeaderMap,
+    req: &AuthRequest,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let p = &st.0.provider;
+    let existing = session::read(cookie_headers(headers), p.cookies.csrf());
+    let cookie = existing.clone().unwrap_or_else(FormKey::new_cookie);
+    let body = pages::login(&LoginForm {
+        client_id: &req.client_id,
+        request: &p.form.seal(req, now_secs()),
+        csrf_token: &p.form.csrf_token(&cookie),
+        username,
+        error,
+    });
+    let origin = url::Url::parse(&req.redirect_uri)
+        .map(|u| u.origin().ascii_serialization())
+        .ok();
+    let mut resp = html(status, body, origin.as_deref());
+    if existing.is_none() {
+        let max_age = i64::try_from(FORM_TTL_SECS * 6).unwrap_or(3600);
+        set_cookie(
+            &mut resp,
+            &p.cookies.set(p.cookies.csrf(), &cookie, max_age),
+        );
+    }
+    resp
+}
+
+/// Issues a code for `req` to the signed-in `session` and redirects to the client.
+async fn issue_code(st: &AppState, req: &AuthRequest, session: &ProviderSession) -> Response {
+    let p = &st.0.provider;
+    let (code, hash) = code::new_code();
+    let grant = CodeGrant {
+        client_id: req.client_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        code_challenge: req.code_challenge.clone(),
+        dpop_jkt: req.dpop_jkt.clone(),
+        nonce: req.nonce.clone(),
+        scope: req.scope.clone(),
+        user_id: session.user_id,
+        session_id: session.id.clone(),
+        auth_time: session.auth_time,
+    };
+    let now = now_ms();
+    if let Err(e) =
+        st.0.store
+            .put_code(&hash, &grant, now + code::CODE_TTL_MS)
+            .await
+    {
+        return store_failure(e);
+    }
+    inc(&st.0.metrics.codes_issued);
+    tracing::info!(client_id = %req.client_id, sid = %session.id, dpop = req.dpop_jkt.is_some(), "authorization code issued");
+    let mut q = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        q.push(("state", s));
+    }
+    q.push(("iss", &p.issuer));
+    see_other(&with_query(&req.redirect_uri, &q))
+}
+
+/// The user behind `username` / `password`, or `None` (unknown user and wrong password
+/// take the same time and get the same answer).
+async fn check_password(
+    st: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, crate::error::ApiError> {
+    let user =
+        st.0.store
+            .user_by_name(username)
+            .await
+            .map_err(crate::error::ApiError::store)?;
+    let (st2, password) = (st.clone(), password.to_owned());
+    blocking(move || {
+        let ok = match &user {
+            Some(u) => verify_password(&password, &u.password_hash),
+            None => {
+                verify_password(&password, &st2.0.dummy_hash);
+                false
+            }
+        };
+        Ok(user.filter(|_| ok))
+    })
+    .await
+}
+
+pub(super) async fn login(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let p = &st.0.provider;
+    let form = match read_form(&headers, body).await {
+        Ok(f) => f,
+        Err(e) => return error_page(e.status, &e.description),
+    };
+    let stale = "This sign-in form has expired or did not come from this server. \
+                 Go back to the application and sign in again.";
+    if form.first_repeated().is_some() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "a form field was sent more than once",
+        );
+    }
+    let cookie = session::read(cookie_headers(&headers), p.cookies.csrf());
+    if !p.form.csrf_ok(cookie.as_deref(), form.get("csrf_token")) {
+        tracing::info!("sign-in form refused: CSRF token missing or not this browser's");
+        return error_page(StatusCode::FORBIDDEN, stale);
+    }
+    let Some(req) = form.get("request").and_then(|r| p.form.open(r, now_secs())) else {
+        return error_page(StatusCode::BAD_REQUEST, stale);
+    };
+    // The client may have changed since the form was shown (run-time registration).
+    let still_registered = p
+        .clients()
+        .get(&req.client_id)
+        .is_some_and(|c| c.allows_redirect(&req.redirect_uri));
+    if !still_registered {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri is not registered for this client",
+        );
+    }
+    let username = form.get("username").unwrap_or("");
+    let password = form.get("password").unwrap_or("");
+    if username.is_empty() || password.is_empty() {
+        let msg = "Enter your username and password.";
+        return login_form(
+            &st,
+            &headers,
+            &req,
+            username,
+            Some(msg),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+        let msg = "Invalid username or password.";
+        return login_form(&st, &headers, &req, "", Some(msg), StatusCode::UNAUTHORIZED);
+    }
+    let user = match check_password(&st, username, password).await {
+        Ok(u) => u,
+        Err(e) => return error_page(e.status, "The sign-in service is temporarily unavailable."),
+    };
+    let Some(user) = user else {
+        inc(&st.0.metrics.logins_invalid_credentials);
+        tracing::info!("sign-in form: invalid credentials");
+        let msg = "Invalid username or password.";
+        return login_form(
+            &st,
+            &headers,
+            &req,
+            username,
+            Some(msg),
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    inc(&st.0.metrics.logins_success);
+    let now = now_ms();
+    let (id, secret, hash) = session::new_session();
+    let s = ProviderSession {
+        id,
+        user_id: user.id,
+        auth_time: now,
+    };
+    if let Err(e) =
+        st.0.store
+            .create_provider_session(&s, &hash, now.saturating_add(p.session_ttl_ms))
+            .await
+    {
+        return store_failure(e);
+    }
+    tracing::info!(user_id = user.id, sid = %s.id, "signed in with the form");
+    let mut resp = issue_code(&st, &req, &s).await;
+    if resp.status() == StatusCode::SEE_OTHER {
+        let max_age = p.session_ttl_ms / 1000;
+        set_cookie(
+            &mut resp,
+            &p.cookies.set(p.cookies.session(), &secret, max_age),
+        );
+    }
+    resp
+}

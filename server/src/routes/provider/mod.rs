@@ -1,0 +1,260 @@
+//! The OpenID provider's endpoints: `/authorize` and its sign-in form (`authorize`), `/token`
+//! (`token`), `/par`, `/revoke`, discovery (`meta`) and `/logout` (`logout`). Handlers parse
+//! and answer; the rules are in [`crate::oidc`].
+//!
+//! Two routers: [`api_routes`] (JSON, behind the CORS layer: the SDK calls them from a
+//! page) and [`page_routes`] (HTML navigations: no CORS, a strict CSP, never rewritten into
+//! JSON errors).
+
+use std::sync::RwLock;
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::body::read_body;
+use super::{AppState, AUTH_BODY_LIMIT};
+use crate::error::ApiError;
+use crate::oidc::authorize::Params;
+use crate::oidc::clients::Clients;
+use crate::oidc::discovery::{
+    AUTHORIZE, AUTHORIZE_LOGIN, END_SESSION, OAUTH_METADATA, OPENID_CONFIGURATION, PAR, REVOKE,
+    TOKEN,
+};
+use crate::oidc::form::FormKey;
+use crate::oidc::id_token::IdTokenKey;
+use crate::oidc::pages;
+use crate::oidc::session::CookieNames;
+use crate::store::{Millis, Store};
+use crate::tokens::random_bytes;
+use crate::Config;
+
+mod authorize;
+mod logout;
+mod meta;
+mod token;
+
+/// Default lifetime of a provider session (the sign-in cookie): one day.
+pub const DEFAULT_PROVIDER_SESSION_TTL_SECS: u64 = 24 * 3600;
+
+/// The provider's settings and keys.
+pub(super) struct Provider {
+    issuer: String,
+    clients: RwLock<Clients>,
+    form: FormKey,
+    id_key: IdTokenKey,
+    cookies: CookieNames,
+    session_ttl_ms: Millis,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.issuer)
+            .field("id_key", &self.id_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The issuer: `--public-url`, else the URL the server is bound to.
+pub fn issuer(config: &Config) -> String {
+    config
+        .public_url
+        .clone()
+        .or_else(|| config.bound_url.clone())
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+impl Provider {
+    /// Registers the clients and loads (or creates) the ID-token key and the form key.
+    pub(super) async fn load(config: &Config, store: &dyn Store, now: Millis) -> Result<Self> {
+        let issuer = issuer(config);
+        let clients = Clients::build(&config.clients, &config.post_logout, &issuer)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let form = store
+            .get_or_init_secret("form_key", &random_bytes::<32>(), now)
+            .await?;
+        let form: [u8; 32] = form
+            .as_slice()
+            .try_into()
+            .context("stored form key has the wrong length")?;
+        let der = store
+            .get_or_init_secret("rsa_id_token_key", &IdTokenKey::generate_pkcs8()?, now)
+            .await?;
+        Ok(Provider {
+            cookies: CookieNames::for_issuer(&issuer),
+            issuer,
+            clients: RwLock::new(clients),
+            form: FormKey::new(&form),
+            id_key: IdTokenKey::from_pkcs8(&der)?,
+            session_ttl_ms: i64::try_from(config.provider_session_ttl_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        })
+    }
+
+    /// The registered clients (read-locked).
+    fn clients(&self) -> std::sync::RwLockReadGuard<'_, Clients> {
+        self.clients.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ID-token key's JWK (for the JWKS).
+    pub(super) fn id_jwk(&self) -> serde_json::Value {
+        self.id_key.jwk()
+    }
+}
+
+/// The provider's JSON endpoints (CORS applies).
+pub(super) fn api_routes(test_faults: bool) -> Router<AppState> {
+    let r = Router::new()
+        .route(OPENID_CONFIGURATION, get(meta::discovery))
+        .route(OAUTH_METADATA, get(meta::discovery))
+        .route(TOKEN, post(token::token))
+        .route(PAR, post(meta::par))
+        .route(REVOKE, post(meta::revoke));
+    if test_faults {
+        r.route("/test/clients", post(meta::register_client))
+    } else {
+        r
+    }
+}
+
+/// The provider's pages (no CORS).
+pub(super) fn page_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(AUTHORIZE_LOGIN, post(authorize::login))
+        .route(
+            END_SESSION,
+            get(logout::end_session).post(logout::confirmed),
+        )
+}
+
+/// Reads an `application/x-www-form-urlencoded` body (RFC 6749 §3.2, RFC 9126 §2.1,
+/// RFC 7009 §2.1) into [`Params`].
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {
+    let bytes = read_body(headers, body, AUTH_BODY_LIMIT).await?;
+    if !is_form(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "expected an application/x-www-form-urlencoded body",
+        ));
+    }
+    Ok(Params::new(
+        url::form_urlencoded::parse(&bytes).into_owned(),
+    ))
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// An HTML page with the pages' security headers; `form_origin` widens `form-action`.
+fn html(status: StatusCode, body: String, form_origin: Option<&str>) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(csp) = HeaderValue::from_str(&pages::csp(form_origin)) {
+        h.insert(HeaderName::from_static("content-security-policy"), csp);
+    }
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    resp
+}
+
+/// The error page: a request that must not be redirected.
+fn error_page(status: StatusCode, description: &str) -> Response {
+    html(status, pages::error(description), None)
+}
+
+/// 303 to `location` (a URL the rules allowed).
+fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(LOCATION, v);
+    }
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// `uri` (a registered redirect URI) with `params` added to its query.
+fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            u.into()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}
+
+/// Adds a `Set-Cookie` header.
+fn set_cookie(resp: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// The request's `Cookie` header values.
+fn cookie_headers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+}
+
+/// `client_id` errors: 401 `invalid_client` for an unknown client (RFC 6749 §5.2).
+fn invalid_client() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "unknown client_id",
+    )
+}
+
+/// Test-only: the run-time client registration body.
+#[derive(serde::Deserialize)]
+struct ClientRegistration {
+    client_id: String,
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+}

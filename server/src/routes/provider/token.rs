@@ -1,0 +1,183 @@
+//! `POST /token` (RFC 6749 §3.2): `grant_type=authorization_code` (§4.1.3 with PKCE, RFC
+//! 7636 §4.5, and DPoP-bound codes, RFC 9449 §10) here; `grant_type=refresh_token` is
+//! exactly `/auth/refresh`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::{invalid_client, is_form};
+use crate::error::ApiError;
+use crate::metrics::inc;
+use crate::oidc::authorize::Params;
+use crate::oidc::code::{self, Presented, MAX_CODE_LEN};
+use crate::oidc::id_token;
+use crate::routes::body::read_body;
+use crate::routes::dpop::ProofFailure;
+use crate::routes::{auth, no_store, now_ms, now_secs, AppState, AUTH_BODY_LIMIT};
+use crate::store::provider::{NewFamily, Redemption};
+use crate::tokens::{random_id, RefreshToken};
+
+pub(super) async fn token(
+    State(st): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match read_body(&headers, body, AUTH_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let params =
+        is_form(&headers).then(|| Params::new(url::form_urlencoded::parse(&bytes).into_owned()));
+    match params.as_ref().and_then(|p| p.get("grant_type")) {
+        Some("authorization_code") => {
+            let params = params.expect("a form was parsed");
+            match exchange(&st, &method, &uri, &headers, &params).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+        None if params.is_some() => {
+            ApiError::invalid_request("grant_type is required").into_response()
+        }
+        // The refresh grant (form or JSON, as /auth/refresh takes it) is /auth/refresh's,
+        // which also answers unsupported grant types.
+        _ => {
+            let mut headers = headers;
+            if !headers.contains_key(CONTENT_TYPE) {
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+            }
+            refresh(st, method, uri, headers, bytes).await
+        }
+    }
+}
+
+async fn refresh(
+    st: AppState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    auth::refresh(
+        State(st),
+        None,
+        method,
+        OriginalUri(uri),
+        headers,
+        Body::from(bytes),
+    )
+    .await
+}
+
+async fn exchange(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Response, ApiError> {
+    if let Some(name) = p.first_repeated() {
+        return Err(ApiError::invalid_request(format!(
+            "parameter {name} given more than once"
+        )));
+    }
+    let client_id = p
+        .get("client_id")
+        .ok_or_else(|| ApiError::invalid_request("client_id is required"))?;
+    if st.0.provider.clients().get(client_id).is_none() {
+        return Err(invalid_client());
+    }
+    let (Some(code), Some(redirect_uri), Some(verifier)) =
+        (p.get("code"), p.get("redirect_uri"), p.get("code_verifier"))
+    else {
+        return Err(ApiError::invalid_request(
+            "code, redirect_uri and code_verifier are required",
+        ));
+    };
+    if !code::valid_verifier(verifier) {
+        return Err(ApiError::invalid_request(
+            "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+        ));
+    }
+    if code.len() > MAX_CODE_LEN {
+        inc(&st.0.metrics.codes_unknown);
+        return Err(ApiError::invalid_grant("authorization code unknown"));
+    }
+    let proof = st
+        .dpop_proof(headers, method, uri, None)
+        .await
+        .map_err(ProofFailure::at_token_endpoint)?;
+    let presented = Presented {
+        client_id: client_id.to_owned(),
+        redirect_uri: redirect_uri.to_owned(),
+        code_verifier: verifier.to_owned(),
+        proof_jkt: proof.map(|p| p.jkt),
+    };
+    let family_id = random_id();
+    let refresh = RefreshToken::generate();
+    let family = NewFamily {
+        family_id: &family_id,
+        token: &refresh.hash(),
+    };
+    let m = &st.0.metrics;
+    let redemption =
+        st.0.store
+            .redeem_code(&code::hash(code), &presented, family, now_ms())
+            .await
+            .map_err(ApiError::store)?;
+    let (grant, jkt) = match redemption {
+        Redemption::Redeemed { grant, jkt } => (grant, jkt),
+        Redemption::Refused(why) => {
+            inc(&m.codes_refused);
+            tracing::info!(
+                client_id,
+                reason = why,
+                "authorization code refused (not spent)"
+            );
+            return Err(ApiError::invalid_grant(why));
+        }
+        Redemption::Reused {
+            family_id,
+            newly_revoked,
+        } => {
+            inc(&m.codes_reused);
+            if newly_revoked {
+                inc(&m.families_revoked);
+            }
+            tracing::warn!(client_id, sid = ?family_id, "authorization code used twice; the session it started is revoked");
+            return Err(ApiError::invalid_grant(
+                "authorization code already used; the session it started is revoked",
+            ));
+        }
+        Redemption::Unknown => {
+            inc(&m.codes_unknown);
+            return Err(ApiError::invalid_grant("authorization code unknown"));
+        }
+    };
+    inc(&m.codes_redeemed);
+    let access = st.issue_access(grant.user_id, &family_id, jkt.as_deref())?;
+    let mut body = st.token_body(access, Some(refresh), jkt.is_some());
+    body["scope"] = grant.scope.clone().into();
+    if grant.scope.split(' ').any(|s| s == "openid") {
+        let claims = id_token::claims(&st.0.provider.issuer, &grant, now_secs());
+        let signed =
+            st.0.provider
+                .id_key
+                .sign(&claims)
+                .map_err(ApiError::internal)?;
+        body["id_token"] = signed.into();
+    }
+    tracing::info!(client_id, user_id = grant.user_id, sid = %family_id, dpop = jkt.is_some(), "authorization code redeemed");
+    let mut resp = (StatusCode::OK, Json(body)).into_response();
+    resp = no_store(resp);
+    Ok(resp)
+}
