@@ -39,6 +39,8 @@ export interface Core {
   tooBig(contentLength: string | null): boolean;
   /** `login(url, …)`: the URL to POST the credentials to; throws `invalid_config`. */
   login(url: string): string;
+  /** The session's ID token (a sign-in by redirect's): the end-session request's hint. */
+  idToken(): string | undefined;
   /** The `AuthError` for one of the driver's own failures (throw or reject with it). */
   fail(kind: Of<typeof DriverError>): AuthError;
   /** DPoP: what a proof for a request to `url` names: `[htu, nonce]`. */
@@ -61,8 +63,10 @@ export interface Core {
    * unreadable): the record for the hand-over store (`null` after a rejection); throws for
    * a transient failure. */
   answer(status: number | undefined, text: string | undefined): SessionRecord | null;
-  /** The login endpoint's answer: the new session's record; throws `login_failed`. */
-  loggedIn(status: number | undefined, text: string | undefined): SessionRecord;
+  /** The login endpoint's answer, or (`signin`) the token endpoint's to a sign-in's code
+   * exchange: the new session's record (the `signin` event waits for `flush`); throws
+   * `login_failed`, or for a sign-in `signin_failed` (transient) / `signin_rejected`. */
+  loggedIn(status: number | undefined, text: string | undefined, signin: boolean): SessionRecord;
   /** DPoP: a response from `url` carried `DPoP-Nonce: nonce`. */
   took(url: string, nonce: string | null): void;
 
@@ -76,10 +80,10 @@ export interface Core {
   commit(): void;
   /** The lock is released: tells the listeners what the refresh or sign-out left. */
   flush(): void;
-  /** `logout()` begins: signed out here and in the persistent store; the logout request's
-   * body, if there is a refresh token to spend. */
+  /** `logout()` begins: signed out here and in the persistent store; the refresh token to
+   * spend at the logout or revocation endpoint, if any. */
   signOut(): string | undefined;
-  /** `logout()` under the lock: clears the persistent store again; the logout body for the
-   * refresh token the hand-over store held (the latest). */
+  /** `logout()` under the lock: clears the persistent store again; the refresh token the
+   * hand-over store held (the latest). */
   handOver(shared: SessionRecord | null | undefined): string | undefined;
 }

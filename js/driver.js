@@ -13,7 +13,10 @@
 
 /** @import { Core } from "./core" */
 /** @import { Store } from "./plumbing.js" */
-import { authorize, bodyText, idbGet, idbOpen, idbPut, lock, post } from "./plumbing.js";
+import {
+  AuthError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, fresh, idbGet, idbOpen, idbPut,
+  idTokenProblem, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
+} from "./plumbing.js";
 
 // The core's named answers: the values of the Rust enums of the same names (src/seam.rs,
 // src/policy.rs; a native test compares them, and the package build inlines them).
@@ -26,9 +29,49 @@ export const On401 = Object.freeze({ Return: 0, ReplayWithCurrent: 1, RefreshThe
 export const Replayed = Object.freeze({ Token: 1, Nonce: 2 });
 /** `fail`: the driver's own failures. */
 export const DriverError = Object.freeze({
-  LockTimeout: 0, Aborted: 1, NotReplayable: 2, NotSignedIn: 3, BadCredentials: 4, DpopOff: 5, NoKey: 6 });
+  LockTimeout: 0, Aborted: 1, NotReplayable: 2, NotSignedIn: 3, BadCredentials: 4, DpopOff: 5, NoKey: 6, NoDiscovery: 7 });
 
 const g = globalThis;
+const FORM = "application/x-www-form-urlencoded";
+const now = Date.now;
+const secs = () => Math.floor(now() / 1000);
+/** A form body of the defined entries of `o`. @param {Record<string, unknown>} o */
+const form = (o) => String(new URLSearchParams(/** @type {Record<string, string>} */ (Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)))));
+/** `url` with the defined entries of `o` added to its query (RFC 6749 §3.1: its own are kept).
+ * @param {string} url @param {Record<string, unknown>} o */
+const withQuery = (url, o) => {
+  const u = new URL(url);
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) u.searchParams.append(k, String(v));
+  return u.href;
+};
+/** `JSON.parse(text)`, `undefined` for anything that is not JSON. @param {unknown} text @returns {any} */
+const jsonOf = (text) => { try { return JSON.parse(/** @type {string} */ (text)); } catch { /* not JSON */ } };
+// localStorage, where the transactions and the discovery document live (and a new tab finds them).
+/** @param {string} k */
+const lsGet = (k) => { try { return localStorage.getItem(k); } catch { return null; } };
+/** (`v` undefined: removes) @param {string} k @param {string} [v] */
+const lsSet = (k, v) => { try { v === undefined ? localStorage.removeItem(k) : localStorage.setItem(k, v); } catch { /* storage off */ } };
+/** @param {string} prefix */
+const lsKeys = (prefix) => { try { return Object.keys(localStorage).filter((k) => k.startsWith(prefix)); } catch { return []; } };
+/** An OAuth `error` code when it is a plain one (RFC 6749 §4.1.2.1; never a description).
+ * @param {unknown} e */
+const plainCode = (e) => (typeof e == "string" && /^[\w.-]{1,64}$/.test(e) ? e : e == null ? undefined : "error");
+/** What a refused callback says, by code. @type {Record<string, string>} */
+const REFUSED = {
+  state_mismatch: "the callback is malformed, or its state is not this sign-in's",
+  no_transaction: "the callback matches no sign-in started in this browser (nothing was exchanged)",
+  transaction_expired: "the sign-in took over 10 minutes",
+  iss_mismatch: "the callback's iss is not the issuer (RFC 9207)",
+  provider_error: "the provider refused the sign-in",
+};
+/** A provider endpoint's failure (`a`: `[status, text]`, `undefined` no answer): `code` with its
+ * `error` when it refused (4xx), else `signin_failed`.
+ * @param {[number, string | undefined] | undefined} a @param {string} code @param {string} message */
+const refusal = (a, code, message) => (a && a[0] >= 400 && a[0] < 500
+  ? new AuthError(message, code, plainCode(jsonOf(a[1])?.error))
+  : new AuthError("the provider could not be reached, or failed", "signin_failed"));
+/** The options of `signIn` and `signInPopup`. @typedef {{returnTo?: string, params?: Record<string, string>}} SignInOptions */
+
 
 /** What a replay sends: 0, none in `init` (the request's own, if any); 1, rebuilt from input
  * and init (a string, Blob, ArrayBuffer, FormData or URLSearchParams reads again in every
@@ -57,8 +100,10 @@ export class Driver {
    * @param {string} key the hand-over record's key (and the DPoP key's)
    * @param {string} lockName @param {number} timeoutMs bound on a refresh and on waiting for the lock
    * @param {Dpop | undefined} dpop with DPoP on, the key and proof functions
+   * @param {[issuer: string, clientId: string, redirectUri: string, scope: string] | undefined} oidc
+   * sign-in by redirect's options (the core checked them)
    */
-  constructor(core, store, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, dpop) {
+  constructor(core, store, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, dpop, oidc) {
     /** `core_.start(…)` and the rest: the core's questions, all through its one export `ask`.
      * @type {Core} */
     this.core_ = /** @type {any} */ (new Proxy({}, { get: (_, name) => (/** @type {unknown[]} */ ...args) => core.ask(name, args) }));
@@ -70,6 +115,14 @@ export class Driver {
     this.lockName_ = lockName;
     this.timeoutMs_ = timeoutMs;
     this.dpop_ = dpop;
+    this.oidc_ = oidc;
+    /** The provider's discovery document (checked), once read, and when it was fetched (s).
+     * @type {Record<string, any> | undefined} */
+    this.meta_ = undefined;
+    /** @type {number | undefined} */
+    this.metaAt_ = undefined;
+    /** `handleRedirect()`'s promise: one per page. @type {Promise<{returnTo: string} | null> | undefined} */
+    this.redirect_ = undefined;
     /** This tab's refresh in flight, which callers join. @type {Promise<void> | null} */
     this.inFlight_ = null;
     /** The hand-over store, opened on first need. @type {Promise<IDBDatabase | null> | undefined} */
@@ -203,6 +256,8 @@ export class Driver {
    * @param {string | undefined} failed */
   async runRefresh_(failed) {
     const core = this.core_;
+    // With an issuer and no refreshUrl: its discovered token endpoint (fetched before the lock).
+    const url = this.refreshUrl_ || (await this.discover_().catch(() => { throw core.fail(DriverError.NoDiscovery); })).token_endpoint;
     if (this.crossTab_ && core.adoptBeforeLock(await this.shared_(), failed)) return;
     let release;
     if (this.crossTab_) {
@@ -216,7 +271,7 @@ export class Driver {
       }
       const request = core.beginRefresh(failed);
       if (!request) return;
-      const a = await this.post_(this.refreshUrl_, request[0], request[1]);
+      const a = await this.post_(url, request[0], request[1]);
       const v = core.answer(a?.[0], a?.[1]);
       // Persist before anyone replays: the hand-over store first (the next lock holder reads
       // it), then the persistent home (its `storage` event wakes the other tabs).
@@ -261,27 +316,229 @@ export class Driver {
     } catch { /* below */ }
     if (typeof body != "string") throw core.fail(DriverError.BadCredentials);
     const a = await this.post_(u, "application/json", body);
-    this.share(core.loggedIn(a?.[0], a?.[1]));
+    this.share(core.loggedIn(a?.[0], a?.[1], false));
+    core.flush();
   }
 
-  /** `logout()`: signs out here, in every tab (under the lock, so no tab's refresh in flight
-   * writes the session back), and at the server (best effort; with DPoP, with a proof: a
-   * bound session's logout needs one), then forgets the DPoP key. */
-  async logout() {
-    const core = this.core_;
-    let body = core.signOut();
+  /** `logout(options)`: signs out here, in every tab (under the lock, so no tab's refresh in
+   * flight writes the session back), and at the server (best effort: `logoutUrl`, else the
+   * provider's revocation endpoint, RFC 7009 §2.1; with DPoP, with a proof: a bound session's
+   * revocation needs one), then forgets the DPoP key. With `endSession`, then goes to the
+   * provider's end-session endpoint (RP-Initiated Logout §2: `client_id`, the session's ID
+   * token as `id_token_hint`, `returnTo` as `post_logout_redirect_uri`).
+   * @param {{endSession?: boolean, returnTo?: string} | undefined} o */
+  async logout(o) {
+    const core = this.core_, hint = core.idToken();
+    let rt = core.signOut();
     if (this.crossTab_) {
       const db = await this.openDb_(), release = await lock(this.lockName_, this.timeoutMs_, db);
       try {
-        body = core.handOver(db && (await idbGet(db, this.key_).catch(() => {}))) ?? body;
+        rt = core.handOver(db && (await idbGet(db, this.key_).catch(() => {}))) ?? rt;
         if (db) await idbPut(db, this.key_).catch(() => {});
       } finally {
         release?.();
       }
     }
-    if (this.logoutUrl_ && body) await this.post_(this.logoutUrl_, "application/json", body);
+    const meta = this.oidc_ && (await this.discover_().catch(() => {}));
+    if (rt && this.logoutUrl_) await this.post_(this.logoutUrl_, "application/json", JSON.stringify({ refresh_token: rt }));
+    else if (rt && meta?.revocation_endpoint) {
+      await this.post_(meta.revocation_endpoint, FORM, form({ token: rt, token_type_hint: "refresh_token", client_id: this.oidc_?.[1] }));
+    }
     if (this.dpop_) await this.forgetKey_();
     core.flush();
+    if (o?.endSession && meta?.end_session_endpoint) {
+      location.assign(withQuery(meta.end_session_endpoint,
+        { client_id: this.oidc_?.[1], id_token_hint: hint, post_logout_redirect_uri: o.returnTo }));
+    }
+  }
+
+  // Sign-in by redirect: PKCE, PAR, DPoP-bound codes, the callback claimed under the lock. The
+  // rules are plumbing.js's (callbackVerdict, idTokenProblem, discoveryProblem, …); the core
+  // makes the session of the token response (`loggedIn`), as for `login`.
+
+  /** The sign-in options: `[issuer, clientId, redirectUri, scope]`; `invalid_config` without
+   * an issuer. */
+  oidcOrFail_() {
+    if (!this.oidc_) throw new AuthError("option `issuer` is required to sign in by redirect", "invalid_config");
+    return this.oidc_;
+  }
+
+  /** The provider's metadata: in memory, else in storage (`<storageKey>:oidc`: `[fetched at
+   * (s), document]`) while fresh (an hour), else fetched and checked (a failed fetch keeps a
+   * stale one). Throws `invalid_config` for a document of another issuer, `signin_failed` when
+   * none could be had. @returns {Promise<Record<string, any>>} */
+  async discover_() {
+    const [issuer] = this.oidcOrFail_(), k = this.key_ + ":oidc", now = secs();
+    if (!this.meta_) {
+      const [at, doc] = jsonOf(lsGet(k)) ?? [];
+      if (!discoveryProblem(doc, issuer)) [this.meta_, this.metaAt_] = [doc, at];
+    }
+    if (this.meta_ && fresh(this.metaAt_, now)) return this.meta_;
+    let got;
+    try {
+      const r = await g.fetch(issuer.replace(/\/$/, "") + "/.well-known/openid-configuration", { signal: AbortSignal.timeout(this.timeoutMs_) });
+      got = r.ok ? await r.json() : undefined;
+    } catch { /* not fetched */ }
+    const problem = got && discoveryProblem(got, issuer);
+    if (got && !problem) {
+      [this.meta_, this.metaAt_] = [got, now];
+      lsSet(k, JSON.stringify([now, got]));
+    } else if (!this.meta_) {
+      throw problem ? new AuthError("the provider's discovery document " + problem, "invalid_config")
+        : new AuthError("the provider's discovery document could not be fetched", "signin_failed");
+    }
+    return /** @type {Record<string, any>} */ (this.meta_);
+  }
+
+  /** A sign-in's transaction (stored under its state in localStorage, which the redirect and
+   * a new tab can read; expired ones are removed) and its authorization request, pushed first
+   * with PAR (RFC 9126; with DPoP, with a proof: that binds the code to the key, as `dpop_jkt`
+   * does, RFC 9449 §10): `[URL to go to, state]`.
+   * @param {SignInOptions | undefined} o @param {boolean} popup @returns {Promise<[string, string]>} */
+  async authorize_(o, popup) {
+    const [, clientId, redirectUri, scope] = this.oidcOrFail_(), params = o?.params ?? {};
+    const r = returnPath(o?.returnTo ?? location.href, location.href);
+    if (r === undefined) throw new AuthError("option `returnTo` must be on this page's origin", "invalid_config");
+    for (const [k, v] of Object.entries(params)) {
+      if (RESERVED.includes(k) || typeof v != "string") {
+        throw new AuthError(`option \`params\` may only set other parameters than rotafetch's own (\`${k}\`), to strings`, "invalid_config");
+      }
+    }
+    const meta = await this.discover_(), now = secs(), prefix = this.key_ + ":signin:";
+    for (const k of lsKeys(prefix)) if (!(now < (jsonOf(lsGet(k))?.t ?? 0) + SIGNIN_TTL)) lsSet(k);
+    const rand = (/** @type {number} */ n) => b64u(crypto.getRandomValues(new Uint8Array(n)));
+    const state = rand(16), v = rand(32), nonce = scope.split(" ").includes("openid") ? rand(16) : undefined;
+    lsSet(prefix + state, JSON.stringify({ t: now, v, n: nonce, r, p: popup }));
+    /** @type {Record<string, string | undefined>} */
+    let q = {
+      response_type: "code", client_id: clientId, redirect_uri: redirectUri, scope, state,
+      code_challenge: b64u(await crypto.subtle.digest("SHA-256", utf8(v))), code_challenge_method: "S256", nonce,
+      dpop_jkt: this.dpop_ && (await this.dpop_.thumbprint_(await this.loadKeyPair_())), ...params,
+    };
+    const par = meta.pushed_authorization_request_endpoint;
+    if (par) {
+      const a = await this.post_(par, FORM, form(q)), uri = a && a[0] < 300 && jsonOf(a[1])?.request_uri;
+      if (typeof uri != "string") throw refusal(a, "provider_error", "the provider refused the pushed request");
+      q = { client_id: clientId, request_uri: uri };
+    }
+    return [withQuery(meta.authorization_endpoint, q), state];
+  }
+
+  /** `signIn(options)`: to the provider. @param {SignInOptions | undefined} o */
+  async signIn(o) {
+    location.assign((await this.authorize_(o, false))[0]);
+  }
+
+  /** `handleRedirect()`: completes the sign-in whose callback this page is; one promise per
+   * page (a second call, e.g. React StrictMode's, gets the same). */
+  handleRedirect() {
+    return (this.redirect_ ??= this.complete_(location.href));
+  }
+
+  /** The callback at `href`: `{returnTo}`, or `null` when `href` is no callback. In a popup, the
+   * callback page hands `href` to the window that opened it (`expected`: there, the popup's
+   * state) and closes. The address bar loses the response's parameters, except after a
+   * transient failure (calling again retries).
+   * @param {string} href @param {string} [expected] @returns {Promise<{returnTo: string} | null>} */
+  async complete_(href, expected) {
+    const q = new URL(href).searchParams, state = q.get("state");
+    if (!q.has("state") && !q.has("code") && !q.has("error")) return null;
+    if (!expected && jsonOf(lsGet(this.key_ + ":signin:" + state))?.p) {
+      const message = { rotafetch: href };
+      if (opener) opener.postMessage(message, location.origin);
+      else new BroadcastChannel(this.lockName_).postMessage(message);
+      close();
+      return null;
+    }
+    try {
+      const returnTo = await this.exchange_(q, expected);
+      if (!expected) history.replaceState(history.state, "", cleanedUrl(href));
+      return { returnTo };
+    } catch (e) {
+      if (!expected && /** @type {any} */ (e)?.code != "signin_failed") history.replaceState(history.state, "", cleanedUrl(href));
+      throw e;
+    }
+  }
+
+  /** Under the browser-wide lock (refreshes take it too): the callback `q` decided; its code
+   * exchanged once (the transaction is marked done first: a second callback, a reload or Back
+   * exchanges nothing; a transient failure gives it back); the ID token's claims checked; the
+   * session kept and handed to every tab. The return path.
+   * @param {URLSearchParams} q @param {string} [expected] @returns {Promise<string>} */
+  async exchange_(q, expected) {
+    const core = this.core_, [issuer, clientId, redirectUri] = this.oidcOrFail_(), meta = await this.discover_();
+    const k = this.key_ + ":signin:" + q.get("state");
+    const release = await lock(this.lockName_, this.timeoutMs_, await this.openDb_());
+    if (!release) throw core.fail(DriverError.LockTimeout);
+    try {
+      const tx = jsonOf(lsGet(k)), error = q.get("error");
+      const verdict = callbackVerdict(q, tx, issuer, meta.authorization_response_iss_parameter_supported === true, secs(), expected);
+      if (verdict == "done" && core.access() !== undefined) return tx.r;
+      if (verdict != "exchange") {
+        if (tx && !tx.d) lsSet(k);
+        throw new AuthError(REFUSED[verdict] ?? REFUSED.no_transaction, verdict == "done" ? "no_transaction" : verdict,
+          verdict == "provider_error" ? plainCode(error) : undefined);
+      }
+      lsSet(k, JSON.stringify({ ...tx, d: 1 }));
+      const a = await this.post_(meta.token_endpoint, FORM,
+        form({ grant_type: "authorization_code", code: q.get("code"), redirect_uri: redirectUri, code_verifier: tx.v, client_id: clientId }));
+      if (a && a[0] < 300 && tx.n) {
+        const claim = idTokenProblem(jsonOf(a[1])?.id_token, issuer, clientId, tx.n, secs());
+        if (claim) throw new AuthError(`the ID token's ${claim} is wrong`, "signin_rejected");
+      }
+      let record;
+      try {
+        record = core.loggedIn(a?.[0], a?.[1], true);
+      } catch (e) {
+        // Transient: the code may not be spent; the transaction is given back (retry).
+        if (/** @type {any} */ (e)?.code == "signin_failed") lsSet(k, JSON.stringify(tx));
+        throw e;
+      }
+      if (this.crossTab_) await this.share(record);
+      return tx.r;
+    } finally {
+      release();
+      core.flush();
+    }
+  }
+
+  /** `signInPopup(options)`: the window opens now, in the caller's click handler (else popup
+   * blockers refuse it: `popup_blocked`); the sign-in completes here when the popup's callback
+   * page answers, by a message from that window and this origin, or on the BroadcastChannel
+   * when it has no `opener`. Closed first: `popup_closed`. @param {SignInOptions | undefined} o */
+  signInPopup(o) {
+    const w = open("", "rotafetch", "popup,width=520,height=680");
+    return w ? this.popup_(w, o) : Promise.reject(new AuthError("the popup was blocked", "popup_blocked"));
+  }
+
+  /** @param {Window} w @param {SignInOptions | undefined} o @returns {Promise<{returnTo: string}>} */
+  async popup_(w, o) {
+    const channel = new BroadcastChannel(this.lockName_);
+    /** @type {(e: MessageEvent) => void} */
+    let onMessage = () => {};
+    /** @type {any} */
+    let timer;
+    try {
+      const [url, state] = await this.authorize_(o, true);
+      const href = await new Promise((resolve, reject) => {
+        /** @param {MessageEvent} e */
+        const take = (e) => typeof e.data?.rotafetch == "string" && resolve(e.data.rotafetch);
+        onMessage = (e) => e.origin == location.origin && e.source == w && take(e);
+        addEventListener("message", onMessage);
+        channel.onmessage = take;
+        w.location.href = url;
+        let closedAt = 0;
+        // A message posted just before the popup closed may still be on its way: a second's grace.
+        timer = setInterval(() => w.closed && now() - (closedAt ||= now()) > 1000
+          && reject(new AuthError("the popup was closed before the sign-in completed", "popup_closed")), 200);
+      });
+      return /** @type {{returnTo: string}} */ (await this.complete_(href, state));
+    } finally {
+      clearInterval(timer);
+      removeEventListener("message", onMessage);
+      channel.close();
+      w.close();
+    }
   }
 
   // DPoP: the key (read or made once, forgotten at sign-out) and the proofs.

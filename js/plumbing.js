@@ -12,7 +12,8 @@ const now = Date.now;
  * The `new AuthClient(options)` object read and type-checked, in Rust's order: `[refreshUrl,
  * logoutUrl, refreshFormat (0 json, 1 oauth2), clientId, storage (0 local, 1 session,
  * 2 memory), storageKey, allowedOrigins, leewaySeconds, refreshTimeoutMs,
- * minRefreshIntervalMs, redirect (0 follow, 1 error), crossTab, dpop]`, `undefined` where absent;
+ * minRefreshIntervalMs, redirect (0 follow, 1 error), crossTab, dpop, issuer, redirectUri, scope]`,
+ * `undefined` where absent (a missing refreshUrl is "" with an issuer);
  * or the first error's message (an `invalid_config` error). Rust checks the values.
  * @param {unknown} o
  * @returns {unknown[] | string}
@@ -39,10 +40,12 @@ export function readOptions(o) {
       : bad(k, `must be a ${min ? "positive" : "non-negative"} integer`);
   };
   const known = ["refreshUrl", "logoutUrl", "refreshFormat", "clientId", "storage", "storageKey", "allowedOrigins",
-    "leewaySeconds", "refreshTimeoutMs", "minRefreshIntervalMs", "crossTab", "redirect", "dpop"];
+    "leewaySeconds", "refreshTimeoutMs", "minRefreshIntervalMs", "crossTab", "redirect", "dpop", "issuer", "redirectUri",
+    "scope"];
   try {
     for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, "is not a known option");
-    const url = str("refreshUrl") ?? bad("refreshUrl", "is required");
+    // With an issuer, no refreshUrl means its discovered token endpoint ("").
+    const url = str("refreshUrl") ?? (str("issuer") !== undefined ? "" : bad("refreshUrl", "is required"));
     const out = [url, str("logoutUrl"), choice("refreshFormat", ["json", "oauth2"]), str("clientId"),
       choice("storage", ["local", "session", "memory"]), str("storageKey")];
     const list = get("allowedOrigins"), must = "must be an array of origin strings";
@@ -52,7 +55,7 @@ export function readOptions(o) {
       int("refreshTimeoutMs", 1), int("minRefreshIntervalMs", 0), choice("redirect", ["follow", "error"]));
     /** @param {string} k */
     const flag = (k) => { const v = get(k); return v === undefined || typeof v == "boolean" ? v : bad(k, "must be a boolean"); };
-    out.push(flag("crossTab"), flag("dpop"));
+    out.push(flag("crossTab"), flag("dpop"), str("issuer"), str("redirectUri"), str("scope"));
     return out;
   } catch (e) {
     if (typeof e == "string") return e;
@@ -61,9 +64,11 @@ export function readOptions(o) {
 }
 
 /** The persisted session record (Rust's `token::parse_stored` reads it back; an unknown time,
- * NaN, is written as `null`). Its field names are a stored format: never shortened.
- * @param {number} v @param {string} rt @param {string} at @param {number} exp @param {number} rat @param {number} rfa */
-export const storedJson = (v, rt, at, exp, rat, rfa) => JSON.stringify({ v, rt, at, exp, rat, rfa });
+ * NaN, is written as `null`; no ID token, left out). Its field names are a stored format: never
+ * shortened.
+ * @param {number} v @param {string} rt @param {string} at @param {number} exp @param {number} rat @param {number} rfa
+ * @param {string | undefined} it */
+export const storedJson = (v, rt, at, exp, rat, rfa, it) => JSON.stringify({ v, rt, at, exp, rat, rfa, it });
 
 /**
  * The listeners of one client. `on(type, f)` (`""`: every type, with the type as `f`'s second
@@ -83,13 +88,13 @@ export class Events {
     return () => void this.listeners_.delete(e);
   }
   /**
-   * Tells the listeners of `type`: "refresh" with `{expiresAt: a (NaN: unknown, left out),
-   * source: b}`, or "signout" with `{reason: a, error: b}` (`error` only when the server named
-   * one).
+   * Tells the listeners of `type`: "signin" or "refresh" with `{expiresAt: a (NaN: unknown,
+   * left out), source: b}`, or "signout" with `{reason: a, error: b}` (`error` only when the
+   * server named one).
    * @param {string} type @param {unknown} a @param {unknown} b
    */
   emit(type, a, b) {
-    const detail = type == "refresh" ? { expiresAt: a === a ? a : undefined, source: b }
+    const detail = type != "signout" ? { expiresAt: a === a ? a : undefined, source: b }
       : b === undefined ? { reason: a } : { reason: a, error: b };
     for (const [t, f] of [...this.listeners_]) if (!t || t == type) try { f(detail, type); } catch { /* the app's */ }
   }
@@ -292,10 +297,12 @@ export function authorize(request, access, strict, dpop) {
  * the package (scripts/package.mjs re-exports it from the glue; typed in js.rs's `.d.ts`).
  */
 export class AuthError extends Error {
-  /** @param {string} message @param {string} code */
-  constructor(message, code) {
+  /** @param {string} message @param {string} code @param {string} [error] the provider's or
+   * server's OAuth `error` code, when it gave one */
+  constructor(message, code, error) {
     super(message);
     this.code = code;
+    if (error !== undefined) this.error = error;
   }
 }
 // The name survives minification: the class's, and `name` on every instance (as `Error`s have).
@@ -313,14 +320,14 @@ export function formBody(rt, clientId) {
 /** Can this page keep a DPoP key (IndexedDB, and `crypto.subtle`: a secure context)? */
 export const dpopCapable = () => !!(g.indexedDB && g.crypto?.subtle);
 
+/** base64url without padding (RFC 4648 §5). @param {ArrayBuffer | Uint8Array} buf */
+export const b64u = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+/** @param {string} s */
+export const utf8 = (s) => new TextEncoder().encode(s);
+
 // DPoP (RFC 9449): the key and the proofs, for the driver. What a proof names (htu, the
 // nonce) and what an answer means are the Rust core's (src/dpop.rs). Builds without the
 // crate's `dpop` feature never call these.
-
-/** @param {ArrayBuffer | Uint8Array} buf */
-const b64u = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-/** @param {string} s */
-const utf8 = (s) => new TextEncoder().encode(s);
 /** @param {object} o */
 const part = (o) => b64u(utf8(JSON.stringify(o)));
 const DPOP = "dpop:";
@@ -376,5 +383,122 @@ export async function dpopSign(pair, htm, htu, nonce, access) {
   return input + "." + b64u(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, utf8(input)));
 }
 
+/** The key's JWK thumbprint (RFC 7638: SHA-256 of the required members, in lexicographic
+ * order), a sign-in's `dpop_jkt` (RFC 9449 §10). @param {CryptoKeyPair} pair */
+export async function dpopJkt(pair) {
+  const { crv, kty, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  return b64u(await crypto.subtle.digest("SHA-256", utf8(JSON.stringify({ crv, kty, x, y }))));
+}
+
 /** What the driver uses, as one object (Rust hands it to the driver). */
-export const dpop = () => ({ loadKey_: dpopKey, sign_: dpopSign, forget_: dpopForget });
+export const dpop = () => ({ loadKey_: dpopKey, sign_: dpopSign, forget_: dpopForget, thumbprint_: dpopJkt });
+
+// Sign-in by redirect (OAuth 2.1's authorization code flow with PKCE, OpenID Connect): its
+// rules, as pure functions of values (time passed in), tested in Node (js/signin.test.mjs) and
+// end to end against the reference provider (e2e/signin.test.mjs). They are JS, unlike the
+// rest of the rules: measured, the same rules as Rust, with the plumbing that carried their
+// values across, cost the .wasm about 4 KB gzip more than this JS (README, Size).
+
+/** An authorization response's parameters (RFC 6749 §4.1.2, RFC 9207, OpenID Connect Session
+ * Management's `session_state`): they leave the address bar. */
+export const RESPONSE_PARAMS = ["code", "state", "iss", "error", "error_description", "error_uri", "session_state"];
+/** What an app's `params` may not set: what makes the flow safe (PKCE, `state`, `nonce`, the
+ * redirect URI, the DPoP binding), and the response type and mode the callback is read in. */
+export const RESERVED = ["response_type", "response_mode", "client_id", "redirect_uri", "scope", "state", "nonce",
+  "code_challenge", "code_challenge_method", "request", "request_uri", "dpop_jkt"];
+/** The endpoints rotafetch reads from a discovery document (the first two required). */
+export const ENDPOINTS = ["authorization_endpoint", "token_endpoint", "pushed_authorization_request_endpoint",
+  "revocation_endpoint", "end_session_endpoint"];
+/** A sign-in may take 10 minutes, from `signIn()` to its callback (seconds). */
+export const SIGNIN_TTL = 600;
+/** A discovery document is used for an hour, then fetched again when next needed (seconds). */
+export const DISCOVERY_TTL = 3600;
+
+/** https, or http on a loopback host (RFC 8414 §2, RFC 9700 §4.5). @param {unknown} u */
+export const secureUrl = (u) => typeof u == "string" && /^(https:\/\/.|http:\/\/(localhost|127\.0\.0\.1|\[::1\])([:/]|$))/.test(u);
+
+/**
+ * What is wrong with the provider's discovery document `doc` (parsed JSON) for the configured
+ * `issuer`, or `undefined`: its `issuer` must be that string exactly (OpenID Connect Discovery
+ * §4.3, RFC 8414 §3.3: else it may describe another provider), the authorization and token
+ * endpoints must be there, every endpoint https, and PKCE's S256 listed when methods are.
+ * @param {any} doc @param {string} issuer @returns {string | undefined}
+ */
+export function discoveryProblem(doc, issuer) {
+  if (!doc || typeof doc != "object") return "is not a JSON object";
+  if (doc.issuer !== issuer) return "names another issuer than the `issuer` option (they must match exactly)";
+  for (const [i, k] of ENDPOINTS.entries()) if (i < 2 ? !secureUrl(doc[k]) : doc[k] !== undefined && !secureUrl(doc[k])) return `has no https ${k}`;
+  const m = doc.code_challenge_methods_supported;
+  if (m !== undefined && !(/** @type {unknown[]} */ ([]).concat(m)).includes("S256")) return "does not list PKCE's S256";
+}
+
+/**
+ * The callback decided: its query `q` (`state`, `code`, `iss`, `error`), the transaction stored
+ * under its state (`tx`: `{t: made at (s), d: done}`, or null), the configured `issuer`,
+ * whether the provider sends `iss` (`issRequired`, RFC 9207 §3), now (s), and for a popup its
+ * sign-in's state (`expected`). In order: no parameter twice (RFC 6749 §3.1), a state this SDK
+ * makes, a code or an error; a sign-in of this browser; not done already; not expired; `iss`,
+ * when present or required, the issuer exactly, errors included (RFC 9207 §2.4); then the
+ * provider's error or the code. `"exchange"`, `"done"` (exchanged already: nothing to do), or
+ * the `AuthError` code of the refusal.
+ * @param {URLSearchParams} q @param {{t: number, d?: unknown} | null | undefined} tx @param {string} issuer
+ * @param {boolean} issRequired @param {number} now @param {string} [expected] @returns {string}
+ */
+export function callbackVerdict(q, tx, issuer, issRequired, now, expected) {
+  const [s, c, i, e] = ["state", "code", "iss", "error"].map((n) => { const v = q.getAll(n); return v.length > 1 ? null : v[0]; });
+  if ([s, c, i, e].includes(null) || !/^[\w-]{22}$/.test(s ?? "") || (c === undefined && e === undefined)
+    || (expected && s != expected)) return "state_mismatch";
+  if (!tx) return "no_transaction";
+  if (tx.d) return "done";
+  if (!(now < tx.t + SIGNIN_TTL && now + 60 >= tx.t)) return "transaction_expired";
+  if (i === undefined ? issRequired : i !== issuer) return "iss_mismatch";
+  return e === undefined ? "exchange" : "provider_error";
+}
+
+/**
+ * The claim of an ID token (`token`, from the code exchange) that is wrong for this sign-in, or
+ * `undefined` (OpenID Connect Core §3.1.3.7): `iss` the issuer, a `sub`, `aud` holding the
+ * client id, `azp` the client id when present (required with several audiences), `nonce` the
+ * sign-in's, `exp` not past and `iat` not future, with 5 minutes for the device's clock. The
+ * signature is not checked: the token came over TLS straight from the token endpoint, in
+ * answer to this client's code and PKCE verifier (§3.1.3.7, 6). Claims are read as Latin-1
+ * (`atob`): a non-ASCII issuer, audience or nonce never matches, so is refused.
+ * @param {unknown} token @param {string} issuer @param {string} clientId @param {unknown} nonce
+ * @param {number} now @returns {string | undefined}
+ */
+export function idTokenProblem(token, issuer, clientId, nonce, now) {
+  let c;
+  try {
+    c = JSON.parse(atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+  } catch { /* below */ }
+  if (!c || typeof c != "object") return "payload";
+  const aud = /** @type {unknown[]} */ ([]).concat(c.aud);
+  if (c.iss !== issuer) return "iss";
+  if (typeof c.sub != "string" || !c.sub) return "sub";
+  if (!aud.includes(clientId)) return "aud";
+  if (c.azp !== undefined ? c.azp !== clientId : aud.length > 1) return "azp";
+  if (c.nonce !== nonce) return "nonce";
+  if (!(typeof c.exp == "number" && now < c.exp + 300)) return "exp";
+  if (!(typeof c.iat == "number" && c.iat <= now + 300)) return "iat";
+}
+
+/** Where to come back to after a sign-in (`returnTo`, resolved against the page `base`): its
+ * path, query and fragment when it is on the page's origin; `undefined` for any other (an open
+ * redirect otherwise: RFC 9700 §4.11). @param {unknown} returnTo @param {string} base */
+export function returnPath(returnTo, base) {
+  try {
+    const u = new URL(String(returnTo), base), o = new URL(base).origin;
+    if (u.origin === o) return u.href.slice(o.length);
+  } catch { /* below */ }
+}
+
+/** The address bar after a callback: `href` without the response's parameters, every other
+ * one as written, in order, and the fragment. @param {string} href */
+export function cleanedUrl(href) {
+  const u = new URL(href);
+  u.search = u.search.slice(1).split("&").filter((p) => !RESPONSE_PARAMS.includes(p.split("=")[0])).join("&");
+  return u.href;
+}
+
+/** Is a discovery document fetched at `at` (s) still fresh at `now` (s)? @param {unknown} at @param {number} now */
+export const fresh = (at, now) => typeof at == "number" && at <= now && now < at + DISCOVERY_TTL;

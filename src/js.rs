@@ -19,24 +19,48 @@ export type AuthErrorCode =
   | "refresh_failed"
   | "body_not_replayable"
   | "aborted"
-  | "login_failed";
+  | "login_failed"
+  | "provider_error"
+  | "no_transaction"
+  | "state_mismatch"
+  | "iss_mismatch"
+  | "transaction_expired"
+  | "signin_failed"
+  | "signin_rejected"
+  | "popup_blocked"
+  | "popup_closed";
 
 /** Every rotafetch rejection: `instanceof Error` and `instanceof AuthError`, with a stable `code`. */
 export class AuthError extends Error {
   private constructor();
   readonly name: "AuthError";
   readonly code: AuthErrorCode;
+  /** The provider's or server's OAuth `error` code (`provider_error`, `signin_rejected`),
+   * e.g. `"access_denied"`, `"login_required"`, `"invalid_grant"`. */
+  readonly error?: string;
 }
 
 /** Options of `new AuthClient(options)`. */
 export interface AuthClientOptions {
-  /** The refresh endpoint (required); relative URLs resolve against the page. */
-  refreshUrl: string;
+  /**
+   * The OpenID provider, e.g. `"https://id.example.com"`: sign-in by redirect (`signIn`,
+   * `handleRedirect`, `signInPopup`). Its discovery document gives the endpoints and must name
+   * this issuer exactly; `refreshUrl` becomes optional (the `token_endpoint`) and `logout()`
+   * revokes at its `revocation_endpoint`. `https` (http only on localhost). Needs `clientId`
+   * and `redirectUri`.
+   */
+  issuer?: string;
+  /** Where the provider sends the browser back, exactly as registered (absolute, this origin). */
+  redirectUri?: string;
+  /** What a sign-in asks for; default `"openid offline_access"` (an ID token, a refresh token). */
+  scope?: string;
+  /** The refresh endpoint (required without `issuer`); relative URLs resolve against the page. */
+  refreshUrl?: string;
   /** POSTed `{"refresh_token"}` by `logout()`, best effort. */
   logoutUrl?: string;
   /** `"json"` (default): `{"refresh_token"}`; `"oauth2"`: RFC 6749 §6 form. */
   refreshFormat?: "json" | "oauth2";
-  /** `client_id` sent with `"oauth2"` refreshes. */
+  /** The client id (required with `issuer`): sent by sign-in, revocation and `"oauth2"` refreshes. */
   clientId?: string;
   /** Where the session lives; default `"local"` (shared by tabs). */
   storage?: "local" | "session" | "memory";
@@ -76,6 +100,31 @@ export type Tokens =
   | { access_token: string; refresh_token: string; expires_in?: number; token_type?: string }
   | { accessToken: string; refreshToken: string; expiresIn?: number; tokenType?: string };
 
+/** Options of `signIn` and `signInPopup`. */
+export interface SignInOptions {
+  /** Where to come back to (a path or URL on this origin); default: this page. */
+  returnTo?: string;
+  /** Extra authorization parameters (prompt, login_hint, audience, ui_locales, …); the SDK's
+   * own (state, nonce, code_challenge, redirect_uri, scope, …) are refused (`invalid_config`). */
+  params?: Record<string, string>;
+}
+
+/** Options of `logout`. */
+export interface LogoutOptions {
+  /** Also end the provider's session (its `end_session_endpoint`; the page goes there). */
+  endSession?: boolean;
+  /** With `endSession`: where the provider sends the browser afterwards (a registered
+   * post-logout URI). */
+  returnTo?: string;
+}
+
+/** Detail of the `signin` event: a session started here or in another tab (adopted, no reload). */
+export interface SigninDetail {
+  /** The access token's expiry, ms since the epoch, if known. */
+  expiresAt: number | undefined;
+  source: "this-tab" | "other-tab";
+}
+
 /** Detail of the `refresh` event. */
 export interface RefreshDetail {
   /** The new access token's expiry, ms since the epoch, if known. */
@@ -93,11 +142,27 @@ export interface SignoutDetail {
 
 /** Events of {@link AuthClient.on}. */
 export interface AuthEventMap {
+  signin: SigninDetail;
   refresh: RefreshDetail;
   signout: SignoutDetail;
 }
 
 export interface AuthClient {
+  /**
+   * Sign-in by redirect (needs `issuer`): PKCE S256, `state` and `nonce`, PAR when the provider
+   * has it, DPoP-bound codes with `dpop: true`. Stores the transaction (10 minutes) and goes to
+   * the provider; the page at `redirectUri` calls `handleRedirect()`.
+   */
+  signIn(options?: SignInOptions): Promise<void>;
+  /**
+   * At `redirectUri`: completes the sign-in whose callback this page is (RFC 9207 `iss`, state,
+   * one exchange of the code, the ID token's claims), stores the session and hands it to every
+   * open tab, and removes `code`, `state` and `iss` from the address bar. `null` when the page
+   * is no callback. Calling it again on the same page returns the same promise.
+   */
+  handleRedirect(): Promise<{ returnTo: string } | null>;
+  /** `signIn` in a popup: call it in a click handler (the window opens at once). */
+  signInPopup(options?: SignInOptions): Promise<{ returnTo: string }>;
   /**
    * With `dpop: true`, a DPoP proof by this client's key for a request of your own (e.g. your
    * authorization-code exchange): send it as the `DPoP` header, then hand the tokens to
@@ -156,6 +221,11 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
         options.cross_tab = b;
     }
     options.dpop = read.get(12).is_truthy();
+    options.issuer = string(13);
+    options.redirect_uri = string(14);
+    if let Some(scope) = string(15) {
+        options.scope = scope;
+    }
     Ok(options)
 }
 
@@ -215,10 +285,32 @@ impl JsAuthClient {
         self.client.driver().refresh()
     }
 
-    /// Signs out everywhere (this tab, other tabs, the server if `logoutUrl` is set).
+    /// Signs out everywhere (this tab, other tabs, the server: `logoutUrl`, else the
+    /// provider's revocation endpoint), and with `endSession` the provider's session too.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn logout(&self) -> Promise {
-        self.client.driver().logout()
+    pub fn logout(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "LogoutOptions")] options: JsValue,
+    ) -> Promise {
+        self.client.driver().logout(&options)
+    }
+
+    /// Sign-in by redirect: to the provider (typed in the `.d.ts` section above).
+    #[wasm_bindgen(js_name = signIn, skip_typescript)]
+    pub fn sign_in(&self, options: JsValue) -> Promise {
+        self.client.driver().sign_in(&options)
+    }
+
+    /// The same in a popup, opened at once (typed in the `.d.ts` section above).
+    #[wasm_bindgen(js_name = signInPopup, skip_typescript)]
+    pub fn sign_in_popup(&self, options: JsValue) -> Promise {
+        self.client.driver().sign_in_popup(&options)
+    }
+
+    /// Completes the sign-in at the redirect URI (typed in the `.d.ts` section above).
+    #[wasm_bindgen(js_name = handleRedirect, skip_typescript)]
+    pub fn handle_redirect(&self) -> Promise {
+        self.client.driver().handle_redirect()
     }
 
     /// A DPoP proof for a request of the app's own (typed in the `.d.ts` section above).
@@ -239,20 +331,15 @@ impl JsAuthClient {
         self.client.expires_at()
     }
 
-    /// `on("refresh" | "signout", listener)`; returns the function that removes it.
+    /// `on("signin" | "refresh" | "signout", listener)`; returns the function that removes it.
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: String, listener: Function) -> Result<Function, JsValue> {
-        let want_refresh = match event.as_str() {
-            "refresh" => true,
-            "signout" => false,
-            _ => {
-                return Err(js_error(&AuthError::invalid_option(
-                    "event",
-                    "must be \"refresh\" or \"signout\"",
-                )))
-            }
-        };
-        let kind = if want_refresh { "refresh" } else { "signout" };
-        Ok(self.client.events().on(kind, &listener))
+        if !matches!(event.as_str(), "signin" | "refresh" | "signout") {
+            return Err(js_error(&AuthError::invalid_option(
+                "event",
+                "must be \"signin\", \"refresh\" or \"signout\"",
+            )));
+        }
+        Ok(self.client.events().on(&event, &listener))
     }
 }

@@ -16,11 +16,6 @@ pub trait JsonValue: Sized {
     fn num_field(&self, key: &str) -> Option<f64>;
     /// True when the field is present and not `null`.
     fn has_field(&self, key: &str) -> bool;
-    /// The field, when it is present and a boolean.
-    fn bool_field(&self, key: &str) -> Option<bool>;
-    /// When the field is a string (a list of one) or an array (OpenID Connect's `aud`, RFC
-    /// 8414's `…_supported` lists): whether it holds `value`, and how many entries it has.
-    fn list_has(&self, key: &str, value: &str) -> Option<(bool, u32)>;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -40,16 +35,6 @@ impl JsonValue for serde_json::Value {
     fn has_field(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| !v.is_null())
     }
-    fn bool_field(&self, key: &str) -> Option<bool> {
-        self.get(key)?.as_bool()
-    }
-    fn list_has(&self, key: &str, value: &str) -> Option<(bool, u32)> {
-        match self.get(key)? {
-            serde_json::Value::String(s) => Some((s == value, 1)),
-            serde_json::Value::Array(a) => Some((a.iter().any(|v| v == value), a.len() as u32)),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -68,17 +53,5 @@ impl JsonValue for wasm_bindgen::JsValue {
     }
     fn has_field(&self, key: &str) -> bool {
         js_sys::Reflect::get(self, &key.into()).is_ok_and(|v| !v.is_null() && !v.is_undefined())
-    }
-    fn bool_field(&self, key: &str) -> Option<bool> {
-        js_sys::Reflect::get(self, &key.into()).ok()?.as_bool()
-    }
-    fn list_has(&self, key: &str, value: &str) -> Option<(bool, u32)> {
-        let v = js_sys::Reflect::get(self, &key.into()).ok()?;
-        let value = wasm_bindgen::JsValue::from_str(value);
-        if v.is_string() {
-            return Some((v == value, 1));
-        }
-        let a: &js_sys::Array = wasm_bindgen::JsCast::dyn_ref(&v)?;
-        Some((a.includes(&value, 0), a.length()))
     }
 }

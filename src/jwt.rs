@@ -1,7 +1,6 @@
-//! Reading the claims of a JWT: the payload segment decoded with base64url and read as JSON.
-//! No signature check: of an access token the client only wants to know when it expires (the
-//! resource server verifies it); an ID token's claims are checked by [`crate::signin::id_token`]
-//! (it came over TLS straight from the token endpoint: OpenID Connect Core §3.1.3.7, 6).
+//! Reading the claims of a JWT access token: the payload segment decoded with base64url and
+//! read as JSON. No signature check: the client only wants to know when the token expires,
+//! and the resource server is the one that verifies it.
 
 use crate::json::JsonValue;
 use alloc::string::String;
@@ -84,9 +83,8 @@ pub enum JwtError {
     NotJson,
 }
 
-/// The payload of `token` (a JWS in compact form) as a JSON object, its signature unchecked.
-/// Never panics, whatever the input.
-pub fn payload<J: JsonValue>(token: &str) -> Result<J, JwtError> {
+/// Decodes the claims of `token`. Never panics, whatever the input.
+pub fn decode_claims<J: JsonValue>(token: &str) -> Result<Claims, JwtError> {
     // Bytes, not `str::split`: no char-pattern searcher in the `.wasm`.
     let mut dots = token
         .bytes()
@@ -102,12 +100,6 @@ pub fn payload<J: JsonValue>(token: &str) -> Result<J, JwtError> {
     if !json.is_object() {
         return Err(JwtError::NotJson);
     }
-    Ok(json)
-}
-
-/// Decodes the claims of `token`. Never panics, whatever the input.
-pub fn decode_claims<J: JsonValue>(token: &str) -> Result<Claims, JwtError> {
-    let json = payload::<J>(token)?;
     let finite = |v: Option<f64>| v.filter(|n| n.is_finite());
     Ok(Claims {
         exp: finite(json.num_field("exp")),

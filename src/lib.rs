@@ -6,7 +6,7 @@
 //! background timers.
 //!
 //! The crate has two layers:
-//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`signin`], [`error`]) that
+//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`error`]) that
 //!   never touch the browser and are tested natively, and [`seam`], the names the browser
 //!   layer's Rust core and its JS driver share;
 //! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
@@ -38,7 +38,6 @@ pub mod json;
 pub mod jwt;
 pub mod policy;
 pub mod seam;
-pub mod signin;
 pub mod token;
 
 pub use error::{AuthError, ErrorCode};

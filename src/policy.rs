@@ -272,6 +272,22 @@ pub fn token_reached(sent: &str, answered: &str, redirected: bool) -> bool {
     }
 }
 
+/// Is `url` fit for an OpenID provider (the `issuer` option): `https`, or `http` on a loopback
+/// host (a provider on this machine, as in development and tests)? RFC 8414 §2 and RFC 9700
+/// §4.5 want TLS everywhere else.
+pub fn is_secure_provider(url: &str) -> bool {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return !rest.is_empty();
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    ["localhost", "127.0.0.1", "[::1]"].iter().any(|host| {
+        rest.strip_prefix(host)
+            .is_some_and(|after| matches!(after.bytes().next(), None | Some(b':' | b'/')))
+    })
+}
+
 /// Is `s` a serialized http(s) origin — no path, query, fragment or credentials, and not the
 /// opaque origin `"null"`?
 pub fn is_http_origin(s: &str) -> bool {
@@ -293,6 +309,31 @@ pub fn is_http_origin(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secure_providers() {
+        for ok in [
+            "https://id.example.com",
+            "https://id.example.com/realms/x",
+            "http://localhost",
+            "http://localhost:8080/x",
+            "http://127.0.0.1:3000",
+            "http://[::1]:9/x",
+        ] {
+            assert!(is_secure_provider(ok), "{ok}");
+        }
+        for bad in [
+            "http://id.example.com",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.evil.example",
+            "https://",
+            "ftp://localhost",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert!(!is_secure_provider(bad), "{bad}");
+        }
+    }
 
     const NOW: f64 = 1_000_000.0;
 

@@ -68,6 +68,7 @@ questions! {
     TooBig = "tooBig",
     Login = "login",
     Fail = "fail",
+    IdToken = "idToken",
     #[cfg(feature = "dpop")]
     ProofFor = "proofFor",
     #[cfg(feature = "dpop")]
@@ -131,6 +132,9 @@ answer! {
         DpopOff = 5,
         /// No DPoP key could be read or made.
         NoKey = 6,
+        /// A refresh needs the provider's token endpoint, and its discovery document could
+        /// not be had.
+        NoDiscovery = 7,
     }
 }
 
@@ -183,7 +187,7 @@ mod tests {
     #[test]
     fn answers_read_back_by_number() {
         assert_eq!(DriverError::of(3), Some(DriverError::NotSignedIn));
-        assert_eq!(DriverError::of(7), None);
+        assert_eq!(DriverError::of(8), None);
         assert_eq!(Start::of(4), Some(Start::Strict));
         assert_eq!(Start::of(3), None);
     }

@@ -800,7 +800,7 @@ fn a_misspelt_question_to_the_core_throws_an_error_naming_it() {
         );
     }
     // A failure kind that is no `DriverError` throws too (kind 3 once reached a catch-all).
-    let e = ask("fail", Array::of1(&JsValue::from(7))).expect_err("kind 7");
+    let e = ask("fail", Array::of1(&JsValue::from(8))).expect_err("kind 8");
     assert!(get_str(&error_info(&e), "message").contains("no such driver error"));
     let e = ask("fail", Array::of1(&JsValue::from(3))).unwrap();
     assert_eq!(get_str(&error_info(&e), "code"), "not_authenticated");

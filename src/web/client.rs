@@ -35,6 +35,7 @@ extern "C" {
         lock_name: &str,
         timeout_ms: u32,
         dpop: &JsValue,
+        oidc: &JsValue,
     ) -> Driver;
     /// `fetch(input, init)` with authentication.
     #[wasm_bindgen(method)]
@@ -45,7 +46,16 @@ extern "C" {
     #[wasm_bindgen(method, js_name = refreshNow)]
     pub(crate) fn refresh(this: &Driver) -> Promise;
     #[wasm_bindgen(method)]
-    pub(crate) fn logout(this: &Driver) -> Promise;
+    pub(crate) fn logout(this: &Driver, options: &JsValue) -> Promise;
+    /// `signIn(options)`: to the provider.
+    #[wasm_bindgen(method, js_name = signIn)]
+    pub(crate) fn sign_in(this: &Driver, options: &JsValue) -> Promise;
+    /// `signInPopup(options)`: the same in a popup (opened at once).
+    #[wasm_bindgen(method, js_name = signInPopup)]
+    pub(crate) fn sign_in_popup(this: &Driver, options: &JsValue) -> Promise;
+    /// `handleRedirect()`: completes the sign-in at the redirect URI.
+    #[wasm_bindgen(method, js_name = handleRedirect)]
+    pub(crate) fn handle_redirect(this: &Driver) -> Promise;
     /// A DPoP proof for a request of the app's own.
     #[wasm_bindgen(method, js_name = dpopProof)]
     pub(crate) fn dpop_proof(this: &Driver, method: &JsValue, url: &JsValue) -> Promise;
@@ -167,6 +177,15 @@ impl AuthClient {
             &fx.lock_name,
             fx.timeout_ms,
             &dpop_module(fx.dpop),
+            &fx.oidc.map_or(JsValue::UNDEFINED, |o| {
+                js_sys::Array::of4(
+                    &o.issuer.into(),
+                    &o.client_id.into(),
+                    &o.redirect_uri.into(),
+                    &o.scope.into(),
+                )
+                .into()
+            }),
         );
         Ok(AuthClient {
             inner: Rc::new(Inner {
@@ -240,9 +259,48 @@ impl AuthClient {
         settle_auth(self.inner.driver.refresh()).await.map(drop)
     }
 
-    /// Signs out: clears the session here and in every tab, and tells the server (best effort).
+    /// Signs out: clears the session here and in every tab, and tells the server (best effort:
+    /// `logoutUrl`, else the provider's revocation endpoint).
     pub async fn logout(&self) {
-        let _ = settle(self.inner.driver.logout()).await;
+        let _ = settle(self.inner.driver.logout(&JsValue::UNDEFINED)).await;
+    }
+
+    /// [`logout`](Self::logout), then (with an issuer) the provider's session too: the page goes
+    /// to its end-session endpoint, which sends it back to `return_to` (a post-logout URI
+    /// registered with the provider) if given.
+    pub async fn logout_everywhere(&self, return_to: Option<&str>) {
+        let o = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&o, &"endSession".into(), &JsValue::TRUE);
+        if let Some(r) = return_to {
+            let _ = js_sys::Reflect::set(&o, &"returnTo".into(), &r.into());
+        }
+        let _ = settle(self.inner.driver.logout(&o)).await;
+    }
+
+    /// Sign-in by redirect (needs [`Options::issuer`]): a transaction is stored and the page
+    /// goes to the provider; the page at the redirect URI calls
+    /// [`handle_redirect`](Self::handle_redirect). `return_to`: where to come back to (on this
+    /// origin; default: this page); `params`: extra authorization parameters (`prompt`,
+    /// `login_hint`, …), none of rotafetch's own.
+    pub async fn sign_in(&self, options: &SignIn) -> Result<(), AuthError> {
+        settle_auth(self.inner.driver.sign_in(&options.to_js()))
+            .await
+            .map(drop)
+    }
+
+    /// [`sign_in`](Self::sign_in) in a popup: call it in a click handler (the window opens at
+    /// once, before any await, or popup blockers refuse it). Resolves the `return_to` path once
+    /// the popup's callback completed the sign-in here.
+    pub async fn sign_in_popup(&self, options: &SignIn) -> Result<String, AuthError> {
+        let r = settle_auth(self.inner.driver.sign_in_popup(&options.to_js())).await?;
+        Ok(glue::get(&r, "returnTo").as_string().unwrap_or_default())
+    }
+
+    /// At the redirect URI: completes the sign-in whose callback this page is (once per page)
+    /// and cleans the address bar; the `return_to` path, or `None` when the page is no callback.
+    pub async fn handle_redirect(&self) -> Result<Option<String>, AuthError> {
+        let r = settle_auth(self.inner.driver.handle_redirect()).await?;
+        Ok(glue::get(&r, "returnTo").as_string())
     }
 
     /// With [`Options::dpop`], a DPoP proof by this client's key for a request of the app's

@@ -16,13 +16,10 @@ pub(super) struct Config {
     pub(super) min_interval_ms: f64,
     pub(super) redirects: Redirects,
     dpop: bool,
-    /// Sign-in by redirect: the provider and this client's registration with it.
-    pub(super) oidc: Option<Oidc>,
-    /// The `storageKey` option.
-    pub(super) key: String,
 }
 
-/// What sign-in by redirect needs (the `issuer`, `clientId`, `redirectUri` and `scope` options).
+/// What sign-in by redirect needs (the `issuer`, `clientId`, `redirectUri` and `scope` options),
+/// for the driver, which carries it out.
 pub(super) struct Oidc {
     pub(super) issuer: String,
     pub(super) client_id: String,
@@ -47,6 +44,7 @@ pub(super) struct Effects {
     pub(super) timeout_ms: u32,
     pub(super) cross_tab: bool,
     pub(super) dpop: bool,
+    pub(super) oidc: Option<Oidc>,
 }
 
 pub(super) fn resolve_http(url: &str, name: &str) -> Result<String, AuthError> {
@@ -65,23 +63,22 @@ fn oidc(o: &Options) -> Result<Option<Oidc>, AuthError> {
     };
     let page = glue::page_origin();
     let redirect_uri = o.redirect_uri.clone().unwrap_or_default();
-    let bad = if !crate::signin::is_secure_url(&issuer)
-        || issuer.bytes().any(|b| b == b'?' || b == b'#')
-    {
-        Some((
-            "issuer",
-            "must be an https URL (http only on localhost) without query or fragment",
-        ))
-    } else if o.client_id.is_none() {
-        Some(("clientId", "is required with `issuer`"))
-    } else if policy::origin_of_href(&redirect_uri) != page.as_deref() {
-        Some((
-            "redirectUri",
-            "must be an absolute URL on the page's origin, as registered",
-        ))
-    } else {
-        None
-    };
+    let bad =
+        if !policy::is_secure_provider(&issuer) || issuer.bytes().any(|b| b == b'?' || b == b'#') {
+            Some((
+                "issuer",
+                "must be an https URL (http only on localhost) without query or fragment",
+            ))
+        } else if o.client_id.is_none() {
+            Some(("clientId", "is required with `issuer`"))
+        } else if policy::origin_of_href(&redirect_uri) != page.as_deref() {
+            Some((
+                "redirectUri",
+                "must be an absolute URL on the page's origin, as registered",
+            ))
+        } else {
+            None
+        };
     if let Some((name, must)) = bad {
         return Err(AuthError::invalid_option(name, must));
     }
@@ -176,8 +173,6 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         min_interval_ms: f64::from(o.min_refresh_interval_ms),
         redirects: o.redirects,
         dpop: o.dpop,
-        oidc,
-        key: o.storage_key.clone(),
     };
     let effects = Effects {
         refresh_url,
@@ -187,6 +182,7 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         timeout_ms: o.refresh_timeout_ms,
         cross_tab: o.cross_tab && o.storage == StorageKind::Local,
         dpop: o.dpop,
+        oidc,
     };
     Ok((config, effects))
 }

@@ -19,6 +19,7 @@
 //! | `tooBig(contentLength)` → bool | a token endpoint's headers are in | `token::declares_more_than` |
 //! | `login(url)` → href | `login()` begins | |
 //! | `fail(kind)` → `AuthError` | the driver's own failures (`DriverError`) | |
+//! | `idToken()` → token or `undefined` | `logout({endSession})`: the end-session request's hint | |
 //! | `proofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `dpop::htu` |
 //! | `tokenChallenge(status, text, retried)` → bool (send again) | DPoP: a token endpoint answered | `dpop::token_challenge` |
 //! | **Inputs**: what the driver saw | | |
@@ -26,14 +27,14 @@
 //! | `adoptBeforeLock(shared, failed)` → bool (adopted) | a refresh, before queueing for the lock | `policy::adopt_before_lock` |
 //! | `sync(shared, generation)` | under the lock: the hand-over store read | |
 //! | `answer(status, text)` → record or `null` | the refresh endpoint answered | `policy::classify_refresh` |
-//! | `loggedIn(status, text)` → record | the login endpoint answered | |
+//! | `loggedIn(status, text, signin)` → record | the login endpoint, or a sign-in's token endpoint, answered | |
 //! | `took(url, nonce)` | DPoP: any response with `DPoP-Nonce` | `dpop::Nonces` |
 //! | **Commands**: the session moves on | | |
 //! | `beginRefresh(failed)` → `[type, body]` or `null` | under the lock, after `sync`: marks the refresh under way | `policy::still_needed` |
 //! | `commit()` | the hand-over store holds `answer`'s record | |
 //! | `flush()` | the lock is released: tells the listeners | |
-//! | `signOut()` → logout body | `logout()` begins | |
-//! | `handOver(shared)` → logout body | `logout()`, under the lock | |
+//! | `signOut()` → refresh token | `logout()` begins | |
+//! | `handOver(shared)` → refresh token | `logout()`, under the lock | |
 //!
 //! A refresh, in the driver's order: `adoptBeforeLock` (done if true) → the lock →
 //! `generation` + `sync` → `beginRefresh` (done if `null`) → POST → `answer` → the hand-over
@@ -72,6 +73,9 @@ fn driver_error(kind: DriverError) -> AuthError {
         DriverError::NoKey => {
             refresh_failed("no DPoP key could be read or made (IndexedDB or crypto.subtle failed)")
         }
+        DriverError::NoDiscovery => {
+            refresh_failed("the provider's discovery document could not be fetched")
+        }
     }
 }
 
@@ -103,6 +107,13 @@ fn json_body(rt: &str) -> String {
     b.push_str(rt);
     b.push_str("\"}");
     b
+}
+
+/// The `error` of an OAuth error body (RFC 6749 §5.2), when it is a plain code.
+fn error_code(text: Option<&str>) -> Option<String> {
+    let j = text.and_then(<JsValue as crate::json::JsonValue>::parse)?;
+    let e = crate::json::JsonValue::str_field(&j, "error");
+    policy::rejection_code(e.as_deref()).map(str::to_owned)
 }
 
 /// `[content type, body]` for the driver's POST.
@@ -165,7 +176,7 @@ impl Core {
                 .sync(&arg(0), num(1) as u32)
                 .map(|()| JsValue::UNDEFINED)?,
             Question::Answer => self.answer(num(0) as u16, text(1))?,
-            Question::LoggedIn => self.logged_in(num(0) as u16, text(1))?.into(),
+            Question::LoggedIn => self.logged_in(num(0) as u16, text(1), flag(2))?.into(),
             #[cfg(feature = "dpop")]
             Question::Took => {
                 self.took(&str(0), text(1));
@@ -179,6 +190,7 @@ impl Core {
             }
             Question::SignOut => self.sign_out().into(),
             Question::HandOver => self.hand_over(&arg(0)).into(),
+            Question::IdToken => self.id_token().into(),
         })
     }
 }
@@ -388,18 +400,16 @@ impl Core {
                         return js(Err(refresh_failed(&m)));
                     }
                 };
-                let stored = st.stored_from(tokens, Some(cur.refresh_token));
+                let mut stored = st.stored_from(tokens, Some(cur.refresh_token));
+                // A sign-in's ID token stays (the end-session request's hint) unless a new one came.
+                stored.id_token = stored.id_token.or(cur.id_token);
                 let json = stored_json(&stored);
                 let answer = JsValue::from_str(&json);
                 *st.outcome.borrow_mut() = Some(Outcome::Rotated(stored, json));
                 Ok(answer)
             }
             RefreshOutcome::Rejected => {
-                let error = text
-                    .as_deref()
-                    .and_then(<JsValue as crate::json::JsonValue>::parse)
-                    .and_then(|j| crate::json::JsonValue::str_field(&j, "error"));
-                let error = policy::rejection_code(error.as_deref()).map(str::to_owned);
+                let error = error_code(text.as_deref());
                 st.set_session(None);
                 let mut m = String::from("the refresh token was rejected");
                 if let Some(code) = &error {
@@ -465,34 +475,60 @@ impl Core {
         js(super::config::resolve_http(url, "url"))
     }
 
-    /// The login endpoint's answer (`status` 0 or `undefined`: network error or timeout): the session it
-    /// starts (returns the record for the hand-over store), or `login_failed`.
-    fn logged_in(&self, status: u16, text: Option<String>) -> Js<String> {
-        let failed = |m: &str| glue::js_error(&AuthError::new(ErrorCode::LoginFailed, m));
+    /// The login endpoint's answer (`status` 0: network error or timeout), or with `signin` the
+    /// token endpoint's answer to a sign-in's code exchange (the driver checked its ID token):
+    /// the session it starts (returns the record for the hand-over store; the `signin` event
+    /// waits for `flush`), or `login_failed` (a sign-in: `signin_failed` when the provider could
+    /// not be reached or failed, `signin_rejected` when it refused the code, with its `error`,
+    /// or answered something unusable).
+    fn logged_in(&self, status: u16, text: Option<String>, signin: bool) -> Js<String> {
+        let st = self.state();
+        let code = |rejected| match (signin, rejected) {
+            (false, _) => ErrorCode::LoginFailed,
+            (true, true) => ErrorCode::SigninRejected,
+            (true, false) => ErrorCode::SigninFailed,
+        };
+        let failed = |rejected, m: &str, error| {
+            glue::js_error(&AuthError::new(code(rejected), m).with_error(error))
+        };
         if status == 0 {
-            return Err(failed("login request failed (network error or timeout)"));
+            return Err(failed(
+                false,
+                "the request failed (network error or timeout)",
+                None,
+            ));
         }
+        let text = text.filter(|t| t.len() <= token::MAX_RESPONSE_BYTES);
         if !(200..300).contains(&status) {
-            let mut m = String::from("login was refused (HTTP ");
+            let mut m = String::from("refused (HTTP ");
             push_decimal(&mut m, status.into());
             m.push(')');
-            return Err(failed(&m));
+            let rejected = policy::classify_refresh(status) == RefreshOutcome::Rejected;
+            return Err(failed(
+                rejected,
+                &m,
+                signin.then(|| error_code(text.as_deref())).flatten(),
+            ));
         }
         let tokens = text
-            .filter(|t| t.len() <= token::MAX_RESPONSE_BYTES)
             .as_deref()
             .ok_or(token::TokenError::TooLarge)
             .and_then(token::parse::<JsValue>)
-            .and_then(|t| token::check_type(&t, self.state().cfg.dpop()).map(|()| t))
-            .map_err(|e| failed(e.message()))?;
-        self.state()
+            .and_then(|t| token::check_type(&t, st.cfg.dpop()).map(|()| t))
+            .map_err(|e| failed(true, e.message(), None))?;
+        let record = st
             .sign_in(tokens)
-            .map_err(|_| failed("login response has no refresh_token"))
+            .map_err(|_| failed(true, "the token response has no refresh_token", None))?;
+        *st.pending.borrow_mut() = Some(AuthEvent::Signin {
+            expires_at: st.session.borrow().as_ref().and_then(|s| s.expires_at),
+            source: Source::ThisTab,
+        });
+        Ok(record)
     }
 
     /// `logout()` begins: the session is cleared here and in the persistent store; returns
-    /// the body of the logout request (`undefined`: nothing to spend). The `signout` event
-    /// waits for `flush`.
+    /// the refresh token to spend at the logout or revocation endpoint (`undefined`: none).
+    /// The `signout` event waits for `flush`.
     fn sign_out(&self) -> Option<String> {
         let st = self.state();
         let mine = st.session.borrow_mut().take();
@@ -502,15 +538,20 @@ impl Core {
             reason: SignoutReason::Logout,
             error: None,
         });
-        mine.map(|s| json_body(&s.refresh_token))
+        mine.map(|s| s.refresh_token)
     }
 
     /// Under the lock at `logout()`: clears the persistent store again (a refresh in flight
-    /// in another tab may have written it) and returns the logout body for the refresh token
-    /// the hand-over store held (`shared`), which is the latest.
+    /// in another tab may have written it) and returns the refresh token the hand-over store
+    /// held (`shared`), which is the latest.
     fn hand_over(&self, shared: &JsValue) -> Option<String> {
         self.state().store.write(None);
-        parse_record(shared).map(|s| json_body(&s.refresh_token))
+        parse_record(shared).map(|s| s.refresh_token)
+    }
+
+    /// The session's ID token (from a sign-in by redirect): the end-session request's hint.
+    fn id_token(&self) -> Option<String> {
+        self.state().session.borrow().as_ref()?.id_token.clone()
     }
 
     // DPoP (the driver signs; what goes in a proof and what an answer means is decided here).

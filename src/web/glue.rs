@@ -1,7 +1,7 @@
 //! Small bindings and helpers shared by the browser modules.
 
 use crate::error::{AuthError, ErrorCode};
-use alloc::{string::String, vec::Vec};
+use alloc::string::String;
 use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -14,12 +14,20 @@ extern "C" {
     pub fn read_options(options: &JsValue) -> JsValue;
     /// The persisted record's JSON (a time unknown: NaN, written as `null`).
     #[wasm_bindgen(js_name = storedJson)]
-    pub fn stored_json(v: f64, rt: &str, at: &str, exp: f64, rat: f64, rfa: f64) -> String;
+    pub fn stored_json(
+        v: f64,
+        rt: &str,
+        at: &str,
+        exp: f64,
+        rat: f64,
+        rfa: f64,
+        it: Option<&str>,
+    ) -> String;
     /// `new AuthError(message, code)`: the package's `AuthError` class (plumbing.js).
     #[wasm_bindgen(js_name = AuthError)]
     type AuthErrorClass;
     #[wasm_bindgen(constructor, js_class = AuthError)]
-    fn new(message: &str, code: &str) -> AuthErrorClass;
+    fn new(message: &str, code: &str, error: Option<&str>) -> AuthErrorClass;
     /// `grant_type=refresh_token&refresh_token=RT[&client_id=ID]`, form-encoded.
     #[wasm_bindgen(js_name = formBody)]
     pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
@@ -42,8 +50,6 @@ extern "C" {
     /// The page's (or worker's) own origin.
     #[wasm_bindgen(js_name = pageOrigin)]
     pub fn page_origin() -> Option<String>;
-    /// The localStorage keys that start with `prefix` (none where storage is unavailable).
-    pub fn keys(prefix: &str) -> Vec<String>;
 }
 
 /// `obj[key]`, `undefined` when that throws.
@@ -70,7 +76,7 @@ pub fn resolve_url(url: &str) -> Option<[String; 3]> {
 
 /// `e` as JS sees it: an `AuthError` (an `Error`) with its `code`.
 pub fn js_error(e: &AuthError) -> JsValue {
-    AuthErrorClass::new(e.message(), e.code().as_str()).into()
+    AuthErrorClass::new(e.message(), e.code().as_str(), e.error()).into()
 }
 
 /// The [`AuthError`] a JS value is (see [`js_error`]), if it is one.
@@ -80,10 +86,8 @@ pub fn auth_error_of(v: &JsValue) -> Option<AuthError> {
     }
     let code = get(v, "code").as_string()?;
     let code = ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)?;
-    Some(AuthError::new(
-        code,
-        get(v, "message").as_string().unwrap_or_default(),
-    ))
+    let e = AuthError::new(code, get(v, "message").as_string().unwrap_or_default());
+    Some(e.with_error(get(v, "error").as_string()))
 }
 
 impl Events {

@@ -7,12 +7,11 @@ mod config;
 mod core;
 pub(crate) mod glue;
 mod session;
-mod signin;
 mod store;
 mod types;
 
 pub use client::AuthClient;
 pub use types::{
-    AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat, SignoutReason, Source,
-    StorageKind,
+    AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat, SignIn, SignoutReason,
+    Source, StorageKind,
 };

@@ -52,12 +52,19 @@ pub(super) fn stored_json(s: &Stored) -> String {
         s.expires_at.unwrap_or(f64::NAN),
         s.refresh_at.unwrap_or(f64::NAN),
         s.refreshed_at.unwrap_or(f64::NAN),
+        s.id_token.as_deref(),
     )
 }
 
-/// What this tab tells its listeners when it takes over another tab's session (or sign-out).
+/// What this tab tells its listeners when it takes over another tab's session (or sign-out):
+/// a session no refresh produced (`refreshed_at` unset: `login`, `setTokens`, a sign-in by
+/// redirect) is a sign-in.
 pub(super) fn other_tab_event(next: &Option<Stored>) -> AuthEvent {
     match next {
+        Some(s) if s.refreshed_at.is_none() => AuthEvent::Signin {
+            expires_at: s.expires_at,
+            source: Source::OtherTab,
+        },
         Some(s) => AuthEvent::Refresh {
             expires_at: s.expires_at,
             source: Source::OtherTab,
@@ -96,12 +103,6 @@ impl State {
             #[cfg(feature = "dpop")]
             nonces: RefCell::new(crate::dpop::Nonces::default()),
         }
-    }
-
-    /// The `storageKey` option (its sign-in transactions and discovery cache are stored
-    /// under keys that start with it).
-    pub(super) fn store_key(&self) -> &str {
-        &self.cfg.key
     }
 
     pub(super) fn bump(&self) {

@@ -216,3 +216,30 @@ impl Options {
 
 /// The scope a sign-in asks for by default.
 pub const DEFAULT_SCOPE: &str = "openid offline_access";
+
+/// Options of a sign-in by redirect ([`AuthClient::sign_in`](crate::AuthClient::sign_in)).
+#[derive(Clone, Debug, Default)]
+pub struct SignIn {
+    /// Where to come back to afterwards: a URL or path on this page's origin (default: the
+    /// page that signs in).
+    pub return_to: Option<String>,
+    /// Extra authorization parameters (`prompt`, `login_hint`, `audience`, …); rotafetch's
+    /// own (`state`, `redirect_uri`, PKCE, …) cannot be set.
+    pub params: Vec<(String, String)>,
+}
+
+impl SignIn {
+    /// As the driver takes it: `{returnTo, params}`.
+    pub(crate) fn to_js(&self) -> JsValue {
+        let o = js_sys::Object::new();
+        if let Some(r) = &self.return_to {
+            let _ = js_sys::Reflect::set(&o, &"returnTo".into(), &r.into());
+        }
+        let params = js_sys::Object::new();
+        for (k, v) in &self.params {
+            let _ = js_sys::Reflect::set(&params, &k.into(), &v.into());
+        }
+        let _ = js_sys::Reflect::set(&o, &"params".into(), &params);
+        o.into()
+    }
+}
