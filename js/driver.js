@@ -443,7 +443,8 @@ export class Driver {
   async complete_(href, expected) {
     const q = new URL(href).searchParams, state = q.get("state");
     if (!q.has("state") && !q.has("code") && !q.has("error")) return null;
-    if (!expected && jsonOf(lsGet(this.key_ + ":signin:" + state))?.p) {
+    const tx = jsonOf(lsGet(this.key_ + ":signin:" + state));
+    if (!expected && tx?.p && !tx.d) {
       const message = { rotafetch: href };
       if (opener) opener.postMessage(message, location.origin);
       else new BroadcastChannel(this.lockName_).postMessage(message);
