@@ -10,7 +10,7 @@
 // 2. DPoP (rotafetch/dpop entry, the server demanding nonces): a popup sign-in through PAR with
 //    a DPoP-bound code; a tampered state and a tampered iss are refused, nothing exchanged, the
 //    session untouched; a closed popup and a blocked one are typed errors.
-import { describe, test, before, after } from "node:test";
+import { describe, test, before, after, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { startServer, openBrowser, waitFor, ROOT, SERVER_BIN } from "./lib/harness.mjs";
@@ -68,16 +68,23 @@ const state = (page) => page.evaluate(() => ({
 
 for (const engine of ENGINES) {
   describe(`sign-in by redirect in ${engine}`, () => {
+    // A browser per test: a fresh profile (storage, provider cookie), and WebDriver's WebKit
+    // has one context per session.
     let browser;
-    before(async () => { browser = await open(engine); });
-    after(async () => { await browser?.close(); });
+    beforeEach(async () => { browser = await open(engine); });
+    afterEach(async () => { await browser?.close(); });
 
     test("two tabs at once, every tab follows, one exchange each, Back, logout", async () => {
       const context = await browser.newContext();
       const watcher = await tab(context);
       const [a, b] = [await tab(context), await tab(context)];
-      // Both start a sign-in before either completes: two transactions side by side.
-      for (const p of [a, b]) await p.evaluate(() => void auth.signIn({ returnTo: "/e2e/signin.html?app=1#deep" }));
+      // Both start a sign-in before either completes: two transactions side by side. (One after
+      // the other reaches the provider's form: on a first visit two forms rendered at once get
+      // two CSRF cookies, and the first form's token goes stale — the provider's race, not ours.)
+      for (const p of [a, b]) {
+        await p.evaluate(() => void auth.signIn({ returnTo: "/e2e/signin.html?app=1#deep" }));
+        await p.waitForFunction(() => location.pathname == "/authorize" && document.readyState == "complete");
+      }
       await provider(a);
       await a.waitForFunction(() => window.ready === true, { timeout: 60_000 });
       const done = await state(a);
@@ -177,7 +184,9 @@ for (const engine of ENGINES) {
       assert.equal(s.exchanges, 0);
       assert.ok(s.authenticated);
 
-      // A popup closed by the user, and one the browser blocked.
+      // A popup closed by the user (prompt=login: the form waits, though the provider's session
+      // is live), and one the browser blocked.
+      await page.evaluate(() => void (window.popupOptions = { params: { prompt: "login" } }));
       const second = page.waitForPopup();
       await page.clickButton("Sign in with a popup");
       await (await second).close();

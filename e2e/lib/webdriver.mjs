@@ -100,7 +100,7 @@ class WebKitPage {
   /** `fn(arg)` in the page (a promise is awaited); its JSON-able result. */
   async evaluate(fn, arg) {
     const script = `const done = arguments[1];
-      Promise.resolve().then(() => (${fn})(arguments[0])).then((v) => done({ v }), (e) => done({ e: String(e) + (e && e.stack ? "\n" + e.stack : "") }));`;
+      Promise.resolve().then(() => (${fn})(arguments[0])).then((v) => done({ v }), (e) => done({ e: String(e) + (e && e.stack ? "\\n" + e.stack : "") }));`;
     const r = await this.#do("POST", "/execute/async", { script, args: [arg ?? null] });
     if (r && "e" in r) throw new Error(`in the page: ${r.e}`);
     return r?.v;
