@@ -471,7 +471,7 @@ export function idTokenProblem(token, issuer, clientId, nonce, now) {
   try {
     c = JSON.parse(atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
   } catch { /* below */ }
-  if (!c || typeof c != "object") return "payload";
+  if (!c || typeof c != "object" || Array.isArray(c)) return "payload";
   const aud = /** @type {unknown[]} */ ([]).concat(c.aud);
   if (c.iss !== issuer) return "iss";
   if (typeof c.sub != "string" || !c.sub) return "sub";
