@@ -94,10 +94,15 @@ async function shoot(page, shot) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
+/** Signs in by redirect: the demo's button, then the reference provider's own page (the
+ * demo's logout ends the provider's session too, so its page asks every time). */
 async function signIn(page) {
+  await page.clickButton("Sign in");
+  await page.waitForFunction(() => location.pathname == "/authorize" && document.readyState == "complete");
   await page.fill("Username", "demo");
   await page.fill("Password", "demo");
   await page.clickButton("Sign in");
+  await page.waitForFunction(() => location.pathname == "/" && document.body.dataset.auth == "in", { timeout: 60_000 });
 }
 
 for (const engine of ENGINES) {
