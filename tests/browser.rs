@@ -843,6 +843,16 @@ fn invalid_options_throw_a_typed_auth_error_naming_the_option() {
         (r#"{"refreshUrl": "/r", "redirect": "manual"}"#, "redirect"),
         (r#"{"refreshUrl": "/r", "refreshURL": "/r"}"#, "refreshURL"),
         (r#"{"refreshUrl": "/r", "storageKey": ""}"#, "storageKey"),
+        // Sign-in by redirect's options.
+        (r#"{"issuer": "http://id.example.com", "clientId": "c", "redirectUri": "/"}"#, "issuer"),
+        (r#"{"issuer": "https://id.example.com?x", "clientId": "c"}"#, "issuer"),
+        (r#"{"issuer": "https://id.example.com", "redirectUri": "/"}"#, "clientId"),
+        (
+            r#"{"issuer": "https://id.example.com", "clientId": "c", "redirectUri": "https://elsewhere.example/cb"}"#,
+            "redirectUri",
+        ),
+        (r#"{"issuer": 7, "clientId": "c"}"#, "issuer"),
+        (r#"{"clientId": "c", "redirectUri": "/"}"#, "refreshUrl"),
     ];
     for (opts, name) in cases {
         let err = js_client(opts)

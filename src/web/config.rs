@@ -54,40 +54,28 @@ pub(super) fn resolve_http(url: &str, name: &str) -> Result<String, AuthError> {
     }
 }
 
-/// The `issuer`, `redirectUri` and `scope` options checked (with `clientId`, which they need).
-/// The issuer and the redirect URI are used as written: the first is compared with the
-/// discovery document's exactly, the second must be exactly as registered.
-fn oidc(o: &Options) -> Result<Option<Oidc>, AuthError> {
-    let Some(issuer) = o.issuer.clone() else {
-        return Ok(None);
-    };
-    let page = glue::page_origin();
-    let redirect_uri = o.redirect_uri.clone().unwrap_or_default();
-    let bad =
-        if !policy::is_secure_provider(&issuer) || issuer.bytes().any(|b| b == b'?' || b == b'#') {
-            Some((
-                "issuer",
-                "must be an https URL (http only on localhost) without query or fragment",
-            ))
-        } else if o.client_id.is_none() {
-            Some(("clientId", "is required with `issuer`"))
-        } else if policy::origin_of_href(&redirect_uri) != page.as_deref() {
-            Some((
-                "redirectUri",
-                "must be an absolute URL on the page's origin, as registered",
-            ))
-        } else {
-            None
-        };
-    if let Some((name, must)) = bad {
-        return Err(AuthError::invalid_option(name, must));
+/// What is wrong with the `issuer` and `redirectUri` options, if anything (they need
+/// `clientId`). Both are used as written: the issuer is compared with the discovery document's
+/// exactly, the redirect URI must be exactly as registered.
+fn oidc_problem(o: &Options) -> Option<(&'static str, &'static str)> {
+    let issuer = o.issuer.as_deref()?;
+    if !policy::is_secure_provider(issuer) || issuer.bytes().any(|b| b == b'?' || b == b'#') {
+        Some((
+            "issuer",
+            "must be an https URL (http only on localhost) without query or fragment",
+        ))
+    } else if o.client_id.is_none() {
+        Some(("clientId", "is required with `issuer`"))
+    } else if policy::origin_of_href(o.redirect_uri.as_deref().unwrap_or_default())
+        != glue::page_origin().as_deref()
+    {
+        Some((
+            "redirectUri",
+            "must be an absolute URL on the page's origin, as registered",
+        ))
+    } else {
+        None
     }
-    Ok(Some(Oidc {
-        issuer,
-        client_id: o.client_id.clone().unwrap_or_default(),
-        redirect_uri,
-        scope: o.scope.clone(),
-    }))
 }
 
 fn origins(list: Option<Vec<String>>, refresh_url: &str) -> Result<Vec<String>, AuthError> {
@@ -150,12 +138,17 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
             "needs IndexedDB and crypto.subtle (a secure context: https or localhost)",
         ))
     } else {
-        None
+        oidc_problem(&o)
     };
     if let Some((name, must)) = bad {
         return Err(AuthError::invalid_option(name, must));
     }
-    let oidc = oidc(&o)?;
+    let oidc = o.issuer.clone().map(|issuer| Oidc {
+        issuer,
+        client_id: o.client_id.clone().unwrap_or_default(),
+        redirect_uri: o.redirect_uri.clone().unwrap_or_default(),
+        scope: o.scope.clone(),
+    });
     // The token endpoint takes the RFC 6749 §6 form only.
     let format = if refresh_url.is_empty() {
         RefreshFormat::OAuth2
