@@ -844,9 +844,18 @@ fn invalid_options_throw_a_typed_auth_error_naming_the_option() {
         (r#"{"refreshUrl": "/r", "refreshURL": "/r"}"#, "refreshURL"),
         (r#"{"refreshUrl": "/r", "storageKey": ""}"#, "storageKey"),
         // Sign-in by redirect's options.
-        (r#"{"issuer": "http://id.example.com", "clientId": "c", "redirectUri": "/"}"#, "issuer"),
-        (r#"{"issuer": "https://id.example.com?x", "clientId": "c"}"#, "issuer"),
-        (r#"{"issuer": "https://id.example.com", "redirectUri": "/"}"#, "clientId"),
+        (
+            r#"{"issuer": "http://id.example.com", "clientId": "c", "redirectUri": "/"}"#,
+            "issuer",
+        ),
+        (
+            r#"{"issuer": "https://id.example.com?x", "clientId": "c"}"#,
+            "issuer",
+        ),
+        (
+            r#"{"issuer": "https://id.example.com", "redirectUri": "/"}"#,
+            "clientId",
+        ),
         (
             r#"{"issuer": "https://id.example.com", "clientId": "c", "redirectUri": "https://elsewhere.example/cb"}"#,
             "redirectUri",

@@ -200,7 +200,7 @@ impl Options {
 
     /// Sign-in by redirect with an OpenID provider: the endpoints come from its discovery
     /// document; defaults for the rest.
-    pub fn issuer(
+    pub fn oidc(
         issuer: impl Into<String>,
         client_id: impl Into<String>,
         redirect_uri: impl Into<String>,
