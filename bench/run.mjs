@@ -424,6 +424,28 @@ async function referenceServer() {
   }
 }
 
+/**
+ * What sign-in by redirect (issue #23) adds to the snippet: its JS (js/driver.js's "Sign-in by
+ * redirect" methods and helpers, js/plumbing.js's sign-in rules), minified and gzipped on its
+ * own; its .wasm share (options, error codes, the façade's methods) is in README, Size.
+ */
+async function signinShare() {
+  const esbuild = await import(join(BENCH, "node_modules/esbuild/lib/main.js"));
+  const cut = (file, from, to) => {
+    const text = readFileSync(join(ROOT, "js", file), "utf8"), a = text.indexOf(from), b = to ? text.indexOf(to, a) : text.length;
+    if (a < 0 || b < 0) throw new Error(`bench: js/${file} has no "${from}" section`);
+    return text.slice(a, b);
+  };
+  const driver = cut("driver.js", "  // Sign-in by redirect:", "  // DPoP: the key");
+  const helpers = cut("driver.js", "const FORM", "/** The options of `signIn`");
+  const rules = cut("plumbing.js", "// Sign-in by redirect (OAuth");
+  const code = `${helpers}\nclass S {\n${driver}\n}\n${rules}\nexport { S };`;
+  const min = (await esbuild.transform(code, { minify: true, format: "esm", target: "es2020" })).code;
+  const file = join(OUT, "signin.min.js");
+  writeFileSync(file, min);
+  return { raw: min.length, gzip: gzip9(file) };
+}
+
 // ---------------------------------------------------------------- report
 
 // bytes gzip, .wasm + glue + snippets: a ceiling (issue #15). Over it, `make bench` writes its
@@ -457,6 +479,11 @@ function markdown(r) {
     `stretch goal ≤ ${kb(STRETCH)} KB — **${self.gzip <= STRETCH ? "met" : "missed"}**; ` +
     `smaller than every full-featured peer (smallest: ${kb(minPeer)} KB) — **${self.gzip < minPeer ? "met" : "missed"}**.`);
   L.push("");
+  if (r.signin) {
+    L.push(`Sign-in by redirect (issue #23): its JS alone, minified, is ${kb(r.signin.raw)} KB, ${kb(r.signin.gzip)} KB gzip ` +
+      `(in the snippet's ${kb(self.snippets.gzip)} KB); its .wasm share is measured in the README's Size section.`);
+    L.push("");
+  }
   if (withDpop) {
     const added = withDpop.gzip - self.gzip;
     L.push(`DPoP (issue #16): the \`rotafetch/dpop\` entry is ${kb(withDpop.gzip)} KB gzip, ${kb(added)} KB more than \`rotafetch\` ` +
@@ -567,6 +594,7 @@ async function main() {
   const report = { machine: machine(), command: COMMAND, quick: QUICK };
   log("1/6 sizes");
   report.sizes = await sizes();
+  report.signin = await signinShare();
   report.esbuild = version("esbuild");
   const browser = await launchBrowser();
   try {
