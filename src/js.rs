@@ -40,22 +40,33 @@ export class AuthError extends Error {
   readonly error?: string;
 }
 
-/** Options of `new AuthClient(options)`. */
-export interface AuthClientOptions {
-  /**
-   * The OpenID provider, e.g. `"https://id.example.com"`: sign-in by redirect (`signIn`,
-   * `handleRedirect`, `signInPopup`). Its discovery document gives the endpoints and must name
-   * this issuer exactly; `refreshUrl` becomes optional (the `token_endpoint`) and `logout()`
-   * revokes at its `revocation_endpoint`. `https` (http only on localhost). Needs `clientId`
-   * and `redirectUri`.
-   */
-  issuer?: string;
-  /** Where the provider sends the browser back, exactly as registered (absolute, this origin). */
-  redirectUri?: string;
-  /** What a sign-in asks for; default `"openid offline_access"` (an ID token, a refresh token). */
-  scope?: string;
-  /** The refresh endpoint (required without `issuer`); relative URLs resolve against the page. */
-  refreshUrl?: string;
+/**
+ * Options of `new AuthClient(options)`: a `refreshUrl` (a first-party backend: tokens from
+ * `login`/`setTokens`), or an `issuer` with `clientId` and `redirectUri` (sign-in by redirect),
+ * or both.
+ */
+export type AuthClientOptions = AuthClientCommonOptions & (
+  | { refreshUrl: string; issuer?: undefined; redirectUri?: undefined; scope?: undefined }
+  | {
+      /**
+       * The OpenID provider, e.g. `"https://id.example.com"`: sign-in by redirect (`signIn`,
+       * `handleRedirect`, `signInPopup`). Its discovery document gives the endpoints and must
+       * name this issuer exactly; `refreshUrl` becomes optional (the `token_endpoint`) and
+       * `logout()` revokes at its `revocation_endpoint`. `https` (http only on localhost).
+       */
+      issuer: string;
+      /** The client id registered with the provider. */
+      clientId: string;
+      /** Where the provider sends the browser back, exactly as registered (absolute, this origin). */
+      redirectUri: string;
+      /** What a sign-in asks for; default `"openid offline_access"` (an ID token, a refresh token). */
+      scope?: string;
+      /** The refresh endpoint; default: the provider's token endpoint. */
+      refreshUrl?: string;
+    });
+
+/** The options every client takes. */
+export interface AuthClientCommonOptions {
   /** POSTed `{"refresh_token"}` by `logout()`, best effort. */
   logoutUrl?: string;
   /** `"json"` (default): `{"refresh_token"}`; `"oauth2"`: RFC 6749 §6 form. */
