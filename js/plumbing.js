@@ -249,13 +249,15 @@ export class Store {
   /** True while a Web Storage area (not memory) holds the session. */
   get persistent() { return !!this.area_; }
   /**
-   * Calls `f(newValue)` on every `storage` event (another tab's write) of this key in this
-   * store's area, or of the area's clearing; returns the function that stops listening.
+   * Calls `f(value)` on every `storage` event (another tab's write) of this key in this store's
+   * area, or of the area's clearing, with the value the area holds now: an event can arrive
+   * after a later write (this tab's own, e.g. a `logout()`), and its `newValue` is then stale.
+   * Returns the function that stops listening.
    * @param {(v: string | null) => void} f
    */
   listen(f) {
     const h = (/** @type {StorageEvent} */ e) =>
-      this.area_ && e.storageArea === this.area_ && (e.key === null || e.key === this.key_) && f(e.newValue);
+      this.area_ && e.storageArea === this.area_ && (e.key === null || e.key === this.key_) && f(this.read());
     g.addEventListener?.("storage", h);
     return () => g.removeEventListener?.("storage", h);
   }
