@@ -137,14 +137,19 @@ mod tests {
         assert_eq!(Start::of(3), None);
     }
 
+    /// The text of `file` from the line that holds `start` to the first `end` after it.
+    fn section(file: &'static str, start: &str, end: &str) -> &'static str {
+        let from = file.find(start).unwrap_or_else(|| panic!("no {start:?}"));
+        let rest = &file[from..];
+        &rest[..rest
+            .find(end)
+            .unwrap_or_else(|| panic!("no {end:?} after {start:?}"))]
+    }
+
     /// The method names of `interface Core { … }` in js/core.d.ts.
     fn declared_questions() -> Vec<&'static str> {
-        let start = CORE_D_TS
-            .find("export interface Core {")
-            .expect("js/core.d.ts declares Core");
-        let body = &CORE_D_TS[start..];
-        let body = &body[..body.find("\n}").expect("Core's closing brace")];
-        body.lines()
+        section(CORE_D_TS, "export interface Core {", "\n}")
+            .lines()
             .skip(1)
             .map(str::trim)
             .filter(|l| !l.starts_with("//") && !l.starts_with('*') && !l.starts_with("/*"))
@@ -155,12 +160,8 @@ mod tests {
 
     /// The names the core answers: the `"name" =>` arms of the match in `Core::answer`.
     fn answered_questions() -> Vec<&'static str> {
-        let start = CORE_RS
-            .find("fn answer(")
-            .expect("src/web/core.rs has Core::answer");
-        let body = &CORE_RS[start..];
-        let body = &body[..body.find("\n    }\n").expect("the end of Core::answer")];
-        body.lines()
+        section(CORE_RS, "fn answer(", "\n    }\n")
+            .lines()
             .map(str::trim)
             .filter_map(|l| {
                 l.strip_prefix('"')?

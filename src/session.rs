@@ -1,15 +1,16 @@
 //! The session state machine: the tokens, the generation that voids stale refreshes, the
 //! refresh under way and what it has left to do, the event owed to the listeners. Sans-IO,
-//! like [`policy`](crate::policy): no browser, no clock (`now` is an argument, ms since the
+//! like [`policy`]: no browser, no clock (`now` is an argument, ms since the
 //! epoch), JSON through [`Json`]. The browser layer's core (`src/web/core.rs`) is its adapter:
 //! it converts the driver's arguments, calls the method of the question's name here, and
 //! carries out what comes back (the persistent store's write, the events).
 //!
 //! A refresh, in the driver's order (one per browser: the hand-over store and the lock are
 //! shared by the tabs, the persistent store's writes reach the other tabs as [`adopt`]):
-//! [`adopt_before_lock`] (done if it adopted) → the lock → [`generation`] + [`sync`] →
-//! [`begin_refresh`] (done if nothing to do) → the POST → [`answer`] → the hand-over store
-//! written → [`commit`] (the persistent store written) → the lock released → [`flush`].
+//! [`generation`] → [`adopt_before_lock`] (done if it adopted) → the lock → [`sync`] (fails if
+//! this tab signed in or out since) → [`begin_refresh`] (done if nothing to do) → the POST →
+//! [`answer`] → the hand-over store written → [`commit`] (the persistent store written) → the
+//! lock released → [`flush`].
 //!
 //! [`adopt`]: Session::adopt
 //! [`adopt_before_lock`]: Session::adopt_before_lock

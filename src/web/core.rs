@@ -17,7 +17,7 @@
 //! | `access()` → token or `undefined` | before each send and replay | `Session::access` |
 //! | `on401(carried, sentUrl, answeredUrl, redirected, refreshInFlight, wwwAuthenticate, replayed)` → `On401` | a 401 to an authenticated call | `Session::on_401` (`policy::on_401`) |
 //! | `sendAnyway(code)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
-//! | `generation()` → number | a refresh, before taking the lock | `Session::generation` |
+//! | `generation()` → number | a refresh, as it starts | `Session::generation` |
 //! | `tooBig(contentLength)` → bool | a token endpoint's headers are in | `token::too_big` |
 //! | `login(url)` → href | `login()` begins | the URL resolved as `fetch` does |
 //! | `fail(kind)` → `AuthError` | the driver's own failures, a `DriverError` | |
@@ -37,9 +37,10 @@
 //! | `signOut()` → logout body | `logout()` begins | `Session::sign_out` |
 //! | `handOver(shared)` → logout body | `logout()`, under the lock | `Session::hand_over` |
 //!
-//! A refresh, in the driver's order: `adoptBeforeLock` (done if true) → the lock →
-//! `generation` + `sync` → `beginRefresh` (done if `null`) → POST → `answer` → the hand-over
-//! store written → `commit` → the lock released → `flush`.
+//! A refresh, in the driver's order: `generation` → `adoptBeforeLock` (done if true) → the
+//! lock → `sync` (fails if this tab signed in or out since `generation`) → `beginRefresh`
+//! (done if `null`) → POST → `answer` → the hand-over store written → `commit` → the lock
+//! released → `flush`.
 
 use super::glue::{self, now};
 use super::state::State;
