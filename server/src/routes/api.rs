@@ -16,21 +16,6 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        if st.0.faults.as_ref().is_some_and(Faults::api_always_401) {
-            // Counted like any 401 the API sends: the loop-guard tests count them.
-            return Err(ApiError::invalid_token("injected fault: api_always_401"));
-        }
-        if st
-            .0
-            .faults
-            .as_ref()
-            .is_some_and(Faults::take_api_nonce_challenge)
-        {
-            return Err(ApiError::dpop_challenge(
-                "use_dpop_nonce",
-                "injected fault: api_nonce_challenges",
-            ));
-        }
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
             return Err(ApiError::missing_token());
         };

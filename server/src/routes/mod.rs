@@ -49,7 +49,10 @@ pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
 pub use statics::normalize_mount;
 use statics::static_files;
-use testing::{faults_delete, faults_get, faults_post, test_redirect, test_unauthorized};
+use testing::{
+    api_faults, faults_delete, faults_get, faults_post, refresh_faults, test_redirect,
+    test_unauthorized,
+};
 
 /// Body limit for `/auth/*` and `/test/*`.
 pub const AUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -251,14 +254,23 @@ async fn blocking<T: Send + 'static>(
 
 /// Builds the application router (without the connection-level machinery of [`crate::serve`]).
 pub fn router(state: AppState, config: &Config) -> Result<Router> {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/me", get(me))
-        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_api));
+        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo));
+    let mut refresh_route = post(refresh);
+    // The testing layer: scripted faults in front of the real handlers.
+    if config.test_faults {
+        api = api.route_layer(middleware::from_fn_with_state(state.clone(), api_faults));
+        refresh_route = refresh_route.layer(middleware::from_fn_with_state(
+            state.clone(),
+            refresh_faults,
+        ));
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), count_api));
 
     let mut app = Router::new()
         .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+        .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use super::families::{check_tx, revoke_tx, rotate_tx};
 use super::{is_retryable, pg_err, PgStore, ATTEMPTS};
+use crate::store::rules::DEAD_FAMILY;
 use crate::store::{
     JtiOutcome, Millis, Policy, RevokeOutcome, Rotation, Session, Store, TokenHash, User,
-    DEAD_FAMILY,
 };
 
 #[async_trait]
