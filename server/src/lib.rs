@@ -13,6 +13,7 @@
 pub mod dpop;
 pub mod error;
 pub mod faults;
+pub mod keys;
 pub mod metrics;
 mod routes;
 pub mod store;
@@ -75,6 +76,8 @@ pub struct Config {
     pub dpop_nonce_period_secs: u64,
     /// Bound on the unexpired entries of the DPoP `jti` replay cache.
     pub dpop_jti_cap: u64,
+    /// Where the keys come from; `None`: [`keys::KeySource::default_for`] the database.
+    pub keys: Option<keys::KeySource>,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +99,7 @@ impl std::fmt::Debug for Config {
             .field("dpop_nonce", &self.dpop_nonce)
             .field("dpop_nonce_period_secs", &self.dpop_nonce_period_secs)
             .field("dpop_jti_cap", &self.dpop_jti_cap)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -119,6 +123,7 @@ impl Default for Config {
             dpop_nonce: false,
             dpop_nonce_period_secs: dpop::DEFAULT_NONCE_PERIOD_SECS,
             dpop_jti_cap: dpop::DEFAULT_JTI_CAP,
+            keys: None,
         }
     }
 }

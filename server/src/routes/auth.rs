@@ -163,19 +163,21 @@ async fn do_refresh(
         .map_err(ProofFailure::at_token_endpoint)?;
     let proof_jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let presented = RefreshToken::from_presented(token);
-    let successor = st.0.keys.successor(&presented);
-    let (p_hash, s_hash) = (presented.hash(), successor.hash());
+    let mut successors = st.0.keys.successors(&presented, now_secs());
+    let p_hash = presented.hash();
+    let s_hashes: Vec<_> = successors.iter().map(RefreshToken::hash).collect();
     let (store, policy) = (&st.0.store, &st.0.policy);
     // The family's binding is read and enforced inside the rotation's transaction.
     let rotation = if no_rotate {
         store.check_dpop(&p_hash, proof_jkt, now_ms(), policy).await
     } else {
         store
-            .rotate_dpop(&p_hash, &s_hash, proof_jkt, now_ms(), policy)
+            .rotate_dpop(&p_hash, &s_hashes, proof_jkt, now_ms(), policy)
             .await
     }
     .map_err(ApiError::store)?;
     let (outcome, jkt) = (rotation.outcome, rotation.jkt);
+    let successor = successors.swap_remove(rotation.successor.min(successors.len() - 1));
     let bound = jkt.is_some();
     let m = &st.0.metrics;
     let count = |c: &std::sync::atomic::AtomicU64| {

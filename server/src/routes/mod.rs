@@ -135,14 +135,18 @@ impl AppState {
     /// Like [`AppState::new`] with a caller-provided store.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
         let now = now_ms();
-        let keys = Keys::load_or_create(store.as_ref(), now).await?;
+        let source = match &config.keys {
+            Some(source) => source.clone(),
+            None => crate::keys::KeySource::default_for(&config.db)?,
+        };
+        let keys = Keys::new(crate::keys::load(&source, store.as_ref(), now).await?);
         if config.demo_user && store.user_by_name("demo").await?.is_none() {
             let hash = hash_password("demo")?;
             if store.create_user("demo", &hash, now).await?.is_some() {
                 tracing::info!("created demo user 'demo'");
             }
         }
-        let dpop = DpopSettings::load(config, store.as_ref(), now).await?;
+        let dpop = DpopSettings::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,

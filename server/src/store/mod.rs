@@ -103,6 +103,9 @@ pub enum RotateOutcome {
 pub struct Rotation {
     pub outcome: RotateOutcome,
     pub jkt: Option<String>,
+    /// Which of the successors passed to [`Store::rotate_dpop`] the answer carries: 0, but
+    /// for a grace answer whose stored successor an older refresh key derived.
+    pub successor: usize,
 }
 
 /// What [`Store::revoke_family_dpop`] did.
@@ -130,14 +133,14 @@ pub enum JtiOutcome {
 /// Storage operations used by the server. Every method is atomic.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Returns the persisted secret called `name`, storing `candidate` first if there is none.
-    /// Whichever server instance stores first wins; every instance reads back the same value.
-    async fn get_or_init_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-        now: Millis,
-    ) -> Result<Vec<u8>>;
+    /// A server-wide value by name (table `server_meta`): since schema 3 only bookkeeping
+    /// that is not secret, such as the key registry; the keys an older version kept there
+    /// are read once to move them out (see `keys::load`).
+    async fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets a server-wide value (inserted or replaced).
+    async fn write_meta(&self, name: &str, value: &[u8], now: Millis) -> Result<()>;
+    /// Deletes these server-wide values (absent names are ignored).
+    async fn delete_meta(&self, names: &[&str]) -> Result<()>;
     async fn user_by_name(&self, username: &str) -> Result<Option<User>>;
     /// Creates a user; returns `None` if the username is taken.
     async fn create_user(
@@ -175,12 +178,21 @@ pub trait Store: Send + Sync + 'static {
         policy: &Policy,
     ) -> Result<RotateOutcome> {
         Ok(self
-            .rotate_dpop(presented, successor, None, now, policy)
+            .rotate_dpop(
+                presented,
+                std::slice::from_ref(successor),
+                None,
+                now,
+                policy,
+            )
             .await?
             .outcome)
     }
-    /// Spends `presented` and stores `successor` as its child, or applies the grace / reuse
-    /// rules if `presented` is already spent. One transaction, under the family's lock.
+    /// Spends `presented` and stores `successors[0]` as its child, or applies the grace /
+    /// reuse rules if `presented` is already spent: the grace rule answers again when the
+    /// stored child is any of `successors` (the successor as derived by each refresh key, the
+    /// current one first; see [`Rotation::successor`]). One transaction, under the family's
+    /// lock.
     ///
     /// `proof_jkt` is the thumbprint of a verified DPoP proof's key. The binding rule
     /// ([`rules::dpop_mismatch`]) is applied first: a bound family refuses a request without the
@@ -189,7 +201,7 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_dpop(
         &self,
         presented: &TokenHash,
-        successor: &TokenHash,
+        successors: &[TokenHash],
         proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,

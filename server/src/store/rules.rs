@@ -81,6 +81,7 @@ impl Spend {
                 family_id: self.family_id,
             },
             jkt: self.jkt,
+            successor: 0,
         }
     }
 }
@@ -101,6 +102,7 @@ impl Reuse {
                 newly_revoked,
             },
             jkt: self.jkt,
+            successor: 0,
         }
     }
 }
@@ -138,21 +140,23 @@ pub fn dead(family: &FamilyRow, now: Millis, policy: &Policy) -> Option<RotateOu
 }
 
 /// The grace rule: a token spent at `used_at` may be answered again with its successor if
-/// that is recent enough and the stored child is exactly `successor` and still unused.
+/// that is recent enough and the stored child is still unused and one of `successors` (the
+/// successor as each refresh key derives it). Returns which one.
 pub fn grace_applies(
     used_at: Millis,
     child: Option<&ChildRow>,
-    successor: &TokenHash,
+    successors: &[TokenHash],
     now: Millis,
     policy: &Policy,
-) -> bool {
+) -> Option<usize> {
     // `now` is taken before the transaction waits for its lock, and instances' clocks differ
     // a little: a `used_at` slightly after `now` means "just now", not "outside the window".
     let elapsed = now.saturating_sub(used_at).max(0);
     let within_window = policy.reuse_grace_ms > 0 && elapsed <= policy.reuse_grace_ms;
-    let child_unused =
-        matches!(child, Some(c) if c.used_at.is_none() && c.hash.as_slice() == &successor[..]);
-    within_window && child_unused
+    let child = child.filter(|c| within_window && c.used_at.is_none())?;
+    successors
+        .iter()
+        .position(|s| child.hash.as_slice() == &s[..])
 }
 
 /// The DPoP binding rule, decided under the family lock before anything is spent: true if
@@ -181,7 +185,13 @@ fn screen(
     now: Millis,
     policy: &Policy,
 ) -> Result<(TokenRow, FamilyRow, Option<ChildRow>), Rotation> {
-    let answer = |outcome, jkt| Err(Rotation { outcome, jkt });
+    let answer = |outcome, jkt| {
+        Err(Rotation {
+            outcome,
+            jkt,
+            successor: 0,
+        })
+    };
     let Some(Loaded {
         token,
         family: Some(family),
@@ -203,11 +213,12 @@ fn screen(
 }
 
 /// The decision about presenting a refresh token (`loaded`: `None` if the token is unknown)
-/// with a proof by `proof_jkt`, whose successor would be `successor`.
+/// with a proof by `proof_jkt`, whose successor is `successors[0]` (and, as older or newer
+/// refresh keys derive it, the others).
 pub fn decide_rotation(
     loaded: Option<Loaded>,
     proof_jkt: Option<&str>,
-    successor: &TokenHash,
+    successors: &[TokenHash],
     now: Millis,
     policy: &Policy,
 ) -> Decision {
@@ -224,12 +235,13 @@ pub fn decide_rotation(
             jkt: family.jkt.or_else(|| proof_jkt.map(str::to_owned)),
         });
     };
-    if key_ok(&family, proof_jkt) && grace_applies(used_at, child.as_ref(), successor, now, policy)
-    {
+    let grace = grace_applies(used_at, child.as_ref(), successors, now, policy);
+    if let Some(successor) = grace.filter(|_| key_ok(&family, proof_jkt)) {
         let outcome = RotateOutcome::Grace { user_id, family_id };
         return Decision::Answer(Rotation {
             outcome,
             jkt: family.jkt,
+            successor,
         });
     }
     Decision::Revoke(Reuse {
@@ -265,6 +277,7 @@ pub fn decide_check(
     Rotation {
         outcome,
         jkt: family.jkt,
+        successor: 0,
     }
 }
 
@@ -337,7 +350,7 @@ mod tests {
     }
 
     fn decide(l: Option<Loaded>, jkt: Option<&str>, now: Millis) -> Decision {
-        decide_rotation(l, jkt, &NEXT, now, &POLICY)
+        decide_rotation(l, jkt, &[NEXT], now, &POLICY)
     }
 
     fn check(l: Option<Loaded>, now: Millis) -> RotateOutcome {
@@ -436,8 +449,14 @@ mod tests {
             reuse_grace_ms: 0,
             ..POLICY
         };
-        let d = decide_rotation(l.clone(), None, &NEXT, 100, &no_grace);
+        let d = decide_rotation(l.clone(), None, &[NEXT], 100, &no_grace);
         assert_eq!(d, reuse);
+        // A successor an older refresh key derived: grace, answered with that one.
+        let d = decide_rotation(l.clone(), None, &[[5; 32], NEXT], 1_000, &POLICY);
+        let Decision::Answer(r) = d else {
+            panic!("grace expected")
+        };
+        assert_eq!((r.outcome, r.successor), (grace.clone(), 1));
         // Checking a spent token reports reuse without acting.
         assert!(matches!(
             check(l, 300),

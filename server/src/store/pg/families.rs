@@ -78,7 +78,7 @@ async fn revoke(
 pub(super) async fn rotate_tx(
     client: &mut Object,
     presented: &TokenHash,
-    successor: &TokenHash,
+    successors: &[TokenHash],
     proof_jkt: Option<&str>,
     now: Millis,
     policy: &Policy,
@@ -86,7 +86,7 @@ pub(super) async fn rotate_tx(
     let tx = client.transaction().await?;
     let loaded = lock_and_load(&tx, presented).await?;
     // Decided under the family lock; an answer changes nothing (rolled back on return).
-    let rotation = match decide_rotation(loaded, proof_jkt, successor, now, policy) {
+    let rotation = match decide_rotation(loaded, proof_jkt, successors, now, policy) {
         Decision::Answer(answer) => return Ok(answer),
         Decision::Spend(spend) => {
             let write = tx
@@ -100,7 +100,7 @@ pub(super) async fn rotate_tx(
                 .await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
                 &&presented[..],
-                &&successor[..],
+                &&successors[0][..],
                 &now,
                 &spend.family_id,
                 &spend.jkt,

@@ -100,15 +100,16 @@ impl SqliteDb {
     pub fn rotate(
         &self,
         presented: &TokenHash,
-        successor: &TokenHash,
+        successors: &[TokenHash],
         proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
+        anyhow::ensure!(!successors.is_empty(), "a rotation needs a successor");
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let loaded = load(&tx, presented)?;
-        let rotation = match decide_rotation(loaded, proof_jkt, successor, now, policy) {
+        let rotation = match decide_rotation(loaded, proof_jkt, successors, now, policy) {
             Decision::Answer(answer) => return Ok(answer),
             Decision::Spend(spend) => {
                 tx.execute(
@@ -119,7 +120,7 @@ impl SqliteDb {
                     "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        &successor[..],
+                        &successors[0][..],
                         spend.family_id,
                         &presented[..],
                         now,
