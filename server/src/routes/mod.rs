@@ -38,6 +38,7 @@ mod auth;
 mod body;
 mod cors;
 mod dpop;
+mod signin;
 mod statics;
 mod testing;
 
@@ -47,6 +48,7 @@ use body::{parse_body, parse_json, read_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
+pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
 use testing::{
@@ -90,6 +92,10 @@ struct Inner {
     /// wrong passwords.
     dummy_hash: String,
     dpop: DpopSettings,
+    throttle: std::sync::Mutex<crate::throttle::LoginThrottle>,
+    proof_throttle: std::sync::Mutex<crate::throttle::ProofThrottle>,
+    hash_gate: HashGate,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -161,6 +167,15 @@ impl AppState {
             access_ttl_secs: config.access_ttl_secs,
             dummy_hash: hash_password(&random_id())?,
             dpop,
+            throttle: std::sync::Mutex::new(crate::throttle::LoginThrottle::new(
+                config.login_limits,
+            )),
+            proof_throttle: std::sync::Mutex::new(crate::throttle::ProofThrottle::new(
+                config.proof_budget,
+                config.login_limits.capacity,
+            )),
+            hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
+            trusted_proxies: config.trusted_proxies.clone(),
         })))
     }
 
@@ -181,17 +196,22 @@ impl AppState {
     }
 
     /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
-    /// cache entries every 30 seconds.
+    /// cache entries every 5 seconds (entries live at most 60 s).
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        let mut jti_tick = tokio::time::interval(Duration::from_secs(30));
+        let mut jti_tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = jti_tick.tick() => {
                     match self.0.store.prune_dpop_jti(now_ms()).await {
-                        Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned DPoP replay cache"),
-                        Ok(_) => {}
+                        Ok((pruned, left)) => {
+                            let entries = &self.0.metrics.dpop_jti_entries;
+                            entries.store(left, std::sync::atomic::Ordering::Relaxed);
+                            if pruned > 0 {
+                                tracing::debug!(pruned, left, "pruned DPoP replay cache");
+                            }
+                        }
                         Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
                     }
                     continue;
@@ -245,14 +265,25 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Runs blocking work (argon2) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
-        Err(e) => Err(ApiError::internal(e)),
+/// The client's address: the connection's peer, or the `X-Forwarded-For` address a trusted
+/// proxy names (see [`crate::throttle::client_addr`]). Unspecified when the router runs
+/// without [`crate::serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(crate::PeerAddr(peer)) = parts.extensions.get().copied() else {
+            return Ok(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()));
+        };
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let addr = crate::throttle::client_addr(peer.ip(), forwarded, &st.0.trusted_proxies);
+        Ok(ClientAddr(addr))
     }
 }
 

@@ -2,6 +2,7 @@
 //! fresh database on a throw-away PostgreSQL cluster ([`Backend`]).
 #![allow(dead_code)]
 
+pub mod dpop;
 pub mod pg;
 pub mod process;
 
