@@ -63,7 +63,8 @@ pub struct Config {
     /// Allowed CORS origins; empty = any `http://127.0.0.1:<port>` / `http://localhost:<port>`;
     /// `"*"` = any origin.
     pub cors_origins: Vec<String>,
-    /// Create user `demo` / `demo` if it does not exist.
+    /// Create user `demo` / `demo` if it does not exist (`--demo-user`; off by default, and
+    /// without it a leftover `demo`/`demo` user refuses the start).
     pub demo_user: bool,
     /// Route the `/test/*` fault-injection endpoints.
     pub test_faults: bool,
@@ -135,7 +136,7 @@ impl Default for Config {
             pkg: Some("pkg".into()),
             statics: Vec::new(),
             cors_origins: Vec::new(),
-            demo_user: true,
+            demo_user: false,
             test_faults: false,
             shutdown_grace: Duration::from_secs(5),
             public_url: None,

@@ -51,8 +51,12 @@ struct Cli {
     /// http://localhost:<port>.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
-    /// Do not create the user demo/demo on start.
-    #[arg(long)]
+    /// Create the user demo with the password demo (for the demo and the tests; never in
+    /// production). Without it, a demo/demo user left in the database refuses the start.
+    #[arg(long, conflicts_with = "no_demo_user")]
+    demo_user: bool,
+    /// No longer needed (there is no default user); accepted so older command lines work.
+    #[arg(long, hide = true)]
     no_demo_user: bool,
     /// Enable the /test/* fault-injection endpoints. Never use in production.
     #[arg(long)]
@@ -218,7 +222,7 @@ async fn main() -> Result<()> {
         pkg: Some(cli.pkg),
         statics: cli.statics,
         cors_origins: cli.cors_origins,
-        demo_user: !cli.no_demo_user,
+        demo_user: cli.demo_user,
         test_faults: cli.test_faults,
         public_url: cli.public_url,
         dpop_nonce: cli.dpop_nonce,

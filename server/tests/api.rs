@@ -53,10 +53,37 @@ async fn login_success_wrong_password_unknown_user(b: Backend) {
     );
 }
 
-async fn no_demo_user_flag(b: Backend) {
+async fn no_demo_user_by_default_and_a_leftover_one_refuses_the_start(b: Backend) {
     let s = TestServer::start_on(b, |c| c.demo_user = false).await;
     let (st, err, _) = json_error(s.login("demo", "demo").await).await;
     assert_eq!((st, err.as_str()), (401, "invalid_credentials"));
+    assert!(
+        !rotafetch_server::Config::default().demo_user,
+        "off by default"
+    );
+    // A demo/demo user left by a run with --demo-user: refused without the flag.
+    let s = s.restart(|c| c.demo_user = true).await;
+    s.login_ok().await;
+    let (db, key_file) = (s.db.clone(), s.key_file.clone());
+    let _dir = s.stop().await;
+    let err = TestServer::try_start(db.clone(), key_file.clone())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--demo-user"), "{err:#}");
+    // A user demo with a real password is fine.
+    let s = TestServer::start_db(b, db.clone(), |c| {
+        c.keys = Some(rotafetch_server::keys::KeySource::File(key_file.clone()));
+    })
+    .await;
+    let salt = argon2::password_hash::SaltString::encode_b64(&[7; 16]).unwrap();
+    let hash = argon2::PasswordHasher::hash_password(&argon2::Argon2::default(), b"s3cret", &salt)
+        .unwrap()
+        .to_string();
+    let sql =
+        format!("UPDATE users SET password_hash = '{hash}' WHERE username = 'demo' RETURNING 1");
+    assert_eq!(s.scalar(&sql, None).await, 1);
+    drop(s.stop().await);
+    TestServer::try_start(db, key_file).await.unwrap();
 }
 
 async fn rotation_chain_of_50(b: Backend) {
@@ -1225,7 +1252,7 @@ async fn debug_output_redacts_secrets() {
 
 on_both_backends!(
     login_success_wrong_password_unknown_user,
-    no_demo_user_flag,
+    no_demo_user_by_default_and_a_leftover_one_refuses_the_start,
     rotation_chain_of_50,
     reuse_revokes_the_whole_family,
     grace_returns_the_same_successor_until_it_is_used,

@@ -127,6 +127,37 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// With `--demo-user`, creates the user demo/demo if missing. Without it, refuses to start
+/// while a user demo has the password demo (left by a run with the flag): a server must not
+/// go live with a password anyone can guess.
+async fn demo_user(wanted: bool, store: &dyn Store, now: Millis) -> Result<()> {
+    let existing = store.user_by_name("demo").await?;
+    match (wanted, existing) {
+        (true, Some(_)) => {}
+        (true, None) => {
+            let hash = hash_password("demo")?;
+            if store.create_user("demo", &hash, now).await?.is_some() {
+                tracing::warn!(
+                    "created the demo user demo/demo (--demo-user): never in production"
+                );
+            }
+        }
+        (false, Some(user)) => {
+            let hash = user.password_hash.clone();
+            let guessable =
+                tokio::task::spawn_blocking(move || verify_password("demo", &hash)).await?;
+            anyhow::ensure!(
+                !guessable,
+                "the database has the user demo with the password demo, left by a run with \
+                 --demo-user: delete it (DELETE FROM users WHERE username = 'demo') or change its \
+                 password before serving, or start with --demo-user if this is a demo"
+            );
+        }
+        (false, None) => {}
+    }
+    Ok(())
+}
+
 impl AppState {
     /// Opens the store, runs migrations, loads (or creates) the keys and the demo user.
     pub async fn new(config: &Config) -> Result<Self> {
@@ -146,12 +177,7 @@ impl AppState {
             None => crate::keys::KeySource::default_for(&config.db)?,
         };
         let keys = Keys::new(crate::keys::load(&source, store.as_ref(), now).await?);
-        if config.demo_user && store.user_by_name("demo").await?.is_none() {
-            let hash = hash_password("demo")?;
-            if store.create_user("demo", &hash, now).await?.is_some() {
-                tracing::info!("created demo user 'demo'");
-            }
-        }
+        demo_user(config.demo_user, store.as_ref(), now).await?;
         let dpop = DpopSettings::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {

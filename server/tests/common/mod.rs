@@ -140,6 +140,7 @@ impl TestServer {
             www: Some(dir.path().join("www")),
             pkg: Some(dir.path().join("pkg")),
             test_faults: true,
+            demo_user: true,
             shutdown_grace: Duration::from_secs(2),
             keys: Some(KeySource::File(key_file.clone())),
             ..Config::default()
