@@ -15,7 +15,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin --db <db> --listen 127.0.0.1:0 --key-file <dir>/keys.json --demo-user <extra>` (stderr
     /// to `<dir>/<name>.log`; instances started in one `dir` share the key file) and waits
-    /// until it answers `/metrics`.
+    /// until it writes its port file (after the database and keys are open).
     pub async fn start(bin: &Path, db: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::start_logging(bin, db, dir, name, extra, "warn").await
     }
