@@ -123,11 +123,15 @@ pub async fn serve_with_state(
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         let open = counters.connections_open.clone();
+        let header_timeouts = counters.clone();
         open.fetch_add(1, Ordering::Relaxed);
         metrics::inc(&counters.connections);
         tokio::spawn(async move {
             tokio::select! {
                 res = conn => if let Err(e) = res {
+                    if e.is_timeout() {
+                        metrics::inc(&header_timeouts.header_timeouts);
+                    }
                     tracing::debug!("connection ended with an error: {e}");
                 },
                 _ = kill.notified() => tracing::debug!("connection closed without a response (test fault)"),

@@ -58,6 +58,7 @@ async fn slow_headers_and_idle_connections_are_closed_at_the_header_timeout() {
     let mut idle = connect(&s, "").await;
     let (text, closed) = read_all(&mut idle, Duration::from_secs(20)).await;
     assert!(closed && !text.contains("200"), "{text}");
+    assert!(s.metric("rotafetch_http_header_timeouts_total").await >= 2);
     s.login_ok().await;
 }
 
@@ -74,6 +75,7 @@ async fn a_slow_request_is_answered_408_at_the_request_timeout() {
         start.elapsed() < Duration::from_secs(5),
         "cut before the delay ended"
     );
+    assert_eq!(s.metric("rotafetch_http_request_timeouts_total").await, 1);
     // Nothing was spent: the token still refreshes.
     s.refresh_ok(&t.refresh).await;
 }

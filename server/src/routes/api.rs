@@ -189,6 +189,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
         hashes_in_flight: gate.in_flight,
         hashes_peak: gate.peak,
         hash_waits: gate.waited,
+        hashes: gate.hashed,
         throttle_accounts: accounts as u64,
         proof_throttle_addresses: st.proof_throttle_len() as u64,
         throttle_addresses: addresses as u64,

@@ -326,6 +326,15 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Middleware: counts the 408s of the request timeout (sitting inside `json_errors`, it sees
+/// them bare; a body timeout's 408 is a JSON error already, counted where it happens).
+async fn count_timeouts(State(st): State<AppState>, resp: Response) -> Response {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT && !resp.headers().contains_key(CONTENT_TYPE) {
+        inc(&st.0.metrics.request_timeouts);
+    }
+    resp
+}
+
 /// `/metrics` alone, for a separate address (`--metrics-listen`).
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
@@ -393,6 +402,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout);
     Ok(app
         .layer(timeout)
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            count_timeouts,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::map_response_with_state(
