@@ -33,7 +33,8 @@ export interface Core {
     wwwAuthenticate: string | null | undefined, replayed: number): Of<typeof On401>;
   /** The refresh before sending failed with `code`: send with the old token anyway? */
   sendAnyway(code: string | undefined): boolean;
-  /** The session's generation: `sync` fails when this tab signed in or out since. */
+  /** The session's generation, read as a refresh starts: `sync` fails when this tab signed in
+   * or out since. */
   generation(): number;
   /** Should a token endpoint's response declaring this `Content-Length` be left unread? */
   tooBig(contentLength: string | null): boolean;

@@ -255,7 +255,10 @@ export class Driver {
    * releases, then tells the listeners (src/web/core.rs's table, "A refresh").
    * @param {string | undefined} failed */
   async runRefresh_(failed) {
-    const core = this.core_;
+    // The session this refresh is for: if this tab signs in or out while it waits for the
+    // lock (a `logout()` queued behind it), `sync` ends it instead of taking the hand-over
+    // record back.
+    const core = this.core_, generation = core.generation();
     // With an issuer and no refreshUrl: its discovered token endpoint (fetched before the lock).
     const url = this.refreshUrl_ || (await this.discover_().catch(() => { throw core.fail(DriverError.NoDiscovery); })).token_endpoint;
     if (this.crossTab_ && core.adoptBeforeLock(await this.shared_(), failed)) return;
@@ -265,10 +268,7 @@ export class Driver {
       if (!release) throw core.fail(DriverError.LockTimeout);
     }
     try {
-      if (this.crossTab_) {
-        const generation = core.generation();
-        core.sync(await this.shared_(), generation);
-      }
+      if (this.crossTab_) core.sync(await this.shared_(), generation);
       const request = core.beginRefresh(failed);
       if (!request) return;
       const a = await this.post_(url, request[0], request[1]);

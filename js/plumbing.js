@@ -67,8 +67,8 @@ export function readOptions(o) {
  * NaN, is written as `null`; no ID token, left out). Its field names are a stored format: never
  * shortened.
  * @param {number} v @param {string} rt @param {string} at @param {number} exp @param {number} rat @param {number} rfa
- * @param {string | undefined} it */
-export const storedJson = (v, rt, at, exp, rat, rfa, it) => JSON.stringify({ v, rt, at, exp, rat, rfa, it });
+ * @param {string | undefined} it @param {number} sat */
+export const storedJson = (v, rt, at, exp, rat, rfa, it, sat) => JSON.stringify({ v, rt, at, exp, rat, rfa, it, sat });
 
 /**
  * The listeners of one client. `on(type, f)` (`""`: every type, with the type as `f`'s second
@@ -254,13 +254,15 @@ export class Store {
   /** True while a Web Storage area (not memory) holds the session. */
   get persistent() { return !!this.area_; }
   /**
-   * Calls `f(newValue)` on every `storage` event (another tab's write) of this key in this
-   * store's area, or of the area's clearing; returns the function that stops listening.
+   * Calls `f(value)` on every `storage` event (another tab's write) of this key in this store's
+   * area, or of the area's clearing, with the value the area holds now: an event can arrive
+   * after a later write (this tab's own, e.g. a `logout()`), and its `newValue` is then stale.
+   * Returns the function that stops listening.
    * @param {(v: string | null) => void} f
    */
   listen(f) {
     const h = (/** @type {StorageEvent} */ e) =>
-      this.area_ && e.storageArea === this.area_ && (e.key === null || e.key === this.key_) && f(e.newValue);
+      this.area_ && e.storageArea === this.area_ && (e.key === null || e.key === this.key_) && f(this.read());
     g.addEventListener?.("storage", h);
     return () => g.removeEventListener?.("storage", h);
   }

@@ -175,43 +175,54 @@ const regexpOf = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
  * then imports it alone. The bundle exports only what the glue reads (its named imports from
  * either module, what it reads of their namespaces, and `AuthError`, which the package
  * exports beside the glue's own), so functions no import reaches are dropped: in the
- * `rotafetch` entry, built without the `dpop` feature, the DPoP key and proof functions.
- * Minified, with the driver's named answers inlined as constants and the private property
- * names shortened (see `bundle`).
+ * `rotafetch` entry, built without the `dpop` feature, the DPoP key and proof functions. The
+ * names between the glue and the bundle are shortened (`AuthError` keeps its name), the
+ * bundle minified, the driver's named answers inlined and the private property names
+ * shortened (see `bundle`).
  */
 async function bundleSnippets(pkgDir) {
   const found = snippetFiles(pkgDir);
   const [driver, plumbing] = SNIPPETS.map((s) => found.find((f) => f.endsWith("/" + s)));
+  // Bundled already: this script ran twice on one build.
+  if (driver && !plumbing && found.length === 1) return;
   if (!driver || !plumbing || found.length !== 2) throw new Error(`expected the snippets ${SNIPPETS}, found ${found}`);
   const gluePath = join(pkgDir, "rotafetch.js");
   let glue = readFileSync(gluePath, "utf8");
+  const specs = [driver, plumbing].map((f) => regexpOf(JSON.stringify(`./snippets/${f}`))).join("|");
+  const named = new RegExp(`import\\{([^}]*)\\}from(${specs})`, "g");
+  const namespaces = [...glue.matchAll(new RegExp(`import\\*as ([\\w$]+) from(?:${specs})`, "g"))].map(([, ns]) => ns);
+  const reads = (ns) => new RegExp(`(?<![\\w$])${ns.replace(/\$/g, "\\$")}\\.([A-Za-z_$][\\w$]*)`, "g");
   const used = new Set(["AuthError"]);
-  for (const f of [driver, plumbing]) {
-    const spec = regexpOf(JSON.stringify(`./snippets/${f}`));
-    for (const [, list] of glue.matchAll(new RegExp(`import\\{([^}]*)\\}from${spec}`, "g"))) {
-      for (const item of list.split(",")) used.add(item.trim().split(/\s+as\s+/)[0]);
-    }
-    for (const [, ns] of glue.matchAll(new RegExp(`import\\*as ([\\w$]+) from${spec}`, "g"))) {
-      const esc = ns.replace(/\$/g, "\\$");
-      for (const [, name] of glue.matchAll(new RegExp(`(?<![\\w$])${esc}\\.([A-Za-z_$][\\w$]*)`, "g"))) used.add(name);
-      if (new RegExp(`(?<![\\w$])${esc}(?![\\w$.])`).test(glue.replace(`import*as ${ns} from`, ""))) {
-        throw new Error(`the glue uses the namespace ${ns} of ${f} as a whole: cannot tell which exports it needs`);
-      }
+  for (const [, list] of glue.matchAll(named)) {
+    for (const item of list.split(",")) used.add(item.trim().split(/\s+as\s+/)[0]);
+  }
+  for (const ns of namespaces) {
+    for (const [, name] of glue.matchAll(reads(ns))) used.add(name);
+    if (new RegExp(`(?<![\\w$])${ns.replace(/\$/g, "\\$")}(?![\\w$.])`).test(glue.replace(`import*as ${ns} from`, ""))) {
+      throw new Error(`the glue uses the namespace ${ns} of a snippet as a whole: cannot tell which exports it needs`);
     }
   }
+  // a, b, …: the names the glue imports the bundle's exports by.
+  const short = new Map([...used].filter((n) => n !== "AuthError").sort().map((n, i) => [n, (i >= 26 ? "_" : "") + String.fromCharCode(97 + (i % 26))]));
   const driverPath = join(pkgDir, "snippets", driver);
-  writeFileSync(driverPath, await bundle(driverPath, [...used].sort()));
+  const exported = [...used].sort().map((n) => (short.has(n) ? `${n} as ${short.get(n)}` : n));
+  writeFileSync(driverPath, await bundle(driverPath, exported));
   rmSync(join(pkgDir, "snippets", plumbing));
-  const from = `"./snippets/${plumbing}"`, to = `"./snippets/${driver}"`;
-  if (!glue.includes(from)) throw new Error(`the glue does not import ${from}`);
-  glue = glue.split(from).join(to);
+  const to = `"./snippets/${driver}"`;
+  glue = glue.replace(named, (_, list) => `import{${list.split(",").map((item) => {
+    const [name, local = name] = item.trim().split(/\s+as\s+/);
+    return short.has(name) ? `${short.get(name)} as ${local}` : item;
+  }).join(",")}}from${to}`);
+  for (const ns of namespaces) glue = glue.replace(reads(ns), (all, name) => (short.has(name) ? `${ns}.${short.get(name)}` : all));
+  glue = glue.replace(new RegExp(`from(${specs})`, "g"), `from${to}`);
   const line = `export{AuthError}from${to};`;
   if (!glue.includes(line)) glue += line;
   writeFileSync(gluePath, glue);
 }
 
 /**
- * esbuild's bundle of `driverPath` (and plumbing.js beside it) exporting `names`, minified:
+ * esbuild's bundle of `driverPath` (and plumbing.js beside it) exporting `names` (`X` or
+ * `X as y`), minified:
  * - the named answers (`export const Start = Object.freeze({ Pass: 0, … })`) read as
  *   TypeScript `const enum`s, which esbuild inlines at every use and drops;
  * - the properties matching MANGLE shortened, with the names of MANGLE_CACHE (new ones are

@@ -3,15 +3,15 @@
 //!
 //! The driver asks through one export, `Core.ask(name, args)` (each export costs the `.wasm`
 //! a shim and the glue a method); `js/core.d.ts` declares one method per question, so
-//! `tsc --checkJs` (`make lint`) refuses a misspelt one, and [`Question::of`] refuses it at
-//! run time (the core throws). Every numeric answer is an enum here with explicit
-//! discriminants, and the same name with the same values in `js/driver.js`
+//! `tsc --checkJs` (`make lint`) refuses a misspelt one, and the core throws for it at run
+//! time. Every numeric answer is an enum here (or beside its decision, `policy::On401`) with
+//! explicit discriminants, and the same name with the same values in `js/driver.js`
 //! (`export const Start = Object.freeze({ … })`, which the package build inlines as
-//! constants). The tests below read both JS files: a question or a value that one side names
-//! and the other does not fails `make test-native`.
+//! constants). The tests below read the JS files and the core's dispatch: a question or a
+//! value that one side names and the other does not fails `make test-native`.
 //!
-//! Adding a question: a line in `questions!` below, its arm in `Core::ask` (the compiler
-//! insists), its method in `js/core.d.ts` (the test below insists), then the driver calls it.
+//! Adding a question: its arm in the match of `Core::answer` (`src/web/core.rs`) and its
+//! method in `js/core.d.ts` (the test below insists on both), then the driver calls it.
 
 /// A numeric answer: an enum with explicit discriminants, `of` to read one back, and `ALL`
 /// (its names and values, as `js/driver.js` must spell them; the agreement test reads it).
@@ -35,59 +35,6 @@ macro_rules! answer {
     };
 }
 pub(crate) use answer;
-
-/// The questions: `Variant = "name"`, the name as the driver spells it (the method of
-/// `js/core.d.ts`'s `Core`), in the order of the table in `src/web/core.rs`.
-macro_rules! questions {
-    ($($(#[$m:meta])* $v:ident = $name:literal,)*) => {
-        /// A question of the driver's (the table in `src/web/core.rs` says what each asks).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        #[allow(missing_docs)]
-        pub enum Question { $($(#[$m])* $v,)* }
-        impl Question {
-            /// Every question's name, in every build (the DPoP ones included).
-            pub const NAMES: &'static [&'static str] = &[$($name,)*];
-            /// The question `name` names, if it is one of this build's.
-            pub fn of(name: &str) -> Option<Question> {
-                match name {
-                    $($(#[$m])* $name => Some(Question::$v),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-questions! {
-    // Queries: answer from the session as it is.
-    Start = "start",
-    Access = "access",
-    On401 = "on401",
-    SendAnyway = "sendAnyway",
-    Generation = "generation",
-    TooBig = "tooBig",
-    Login = "login",
-    Fail = "fail",
-    IdToken = "idToken",
-    #[cfg(feature = "dpop")]
-    ProofFor = "proofFor",
-    #[cfg(feature = "dpop")]
-    TokenChallenge = "tokenChallenge",
-    // Inputs: what the driver saw; the session takes it in.
-    Adopt = "adopt",
-    AdoptBeforeLock = "adoptBeforeLock",
-    Sync = "sync",
-    Answer = "answer",
-    LoggedIn = "loggedIn",
-    #[cfg(feature = "dpop")]
-    Took = "took",
-    // Commands: the session moves on.
-    BeginRefresh = "beginRefresh",
-    Commit = "commit",
-    Flush = "flush",
-    SignOut = "signOut",
-    HandOver = "handOver",
-}
 
 answer! {
     /// `start`: how to send a request. One of `Pass`, `Send`, `RefreshFirst`, plus the flag
@@ -146,6 +93,7 @@ mod tests {
 
     const DRIVER: &str = include_str!("../js/driver.js");
     const CORE_D_TS: &str = include_str!("../js/core.d.ts");
+    const CORE_RS: &str = include_str!("web/core.rs");
 
     /// `export const NAME = Object.freeze({ A: 0, B: 1 });` in js/driver.js, as pairs.
     fn js_answer(name: &str) -> Vec<(String, u8)> {
@@ -192,14 +140,19 @@ mod tests {
         assert_eq!(Start::of(3), None);
     }
 
+    /// The text of `file` from the line that holds `start` to the first `end` after it.
+    fn section(file: &'static str, start: &str, end: &str) -> &'static str {
+        let from = file.find(start).unwrap_or_else(|| panic!("no {start:?}"));
+        let rest = &file[from..];
+        &rest[..rest
+            .find(end)
+            .unwrap_or_else(|| panic!("no {end:?} after {start:?}"))]
+    }
+
     /// The method names of `interface Core { … }` in js/core.d.ts.
     fn declared_questions() -> Vec<&'static str> {
-        let start = CORE_D_TS
-            .find("export interface Core {")
-            .expect("js/core.d.ts declares Core");
-        let body = &CORE_D_TS[start..];
-        let body = &body[..body.find("\n}").expect("Core's closing brace")];
-        body.lines()
+        section(CORE_D_TS, "export interface Core {", "\n}")
+            .lines()
             .skip(1)
             .map(str::trim)
             .filter(|l| !l.starts_with("//") && !l.starts_with('*') && !l.starts_with("/*"))
@@ -208,22 +161,26 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn core_d_ts_declares_exactly_the_cores_questions() {
-        let mut declared = declared_questions();
-        let mut asked: Vec<&str> = Question::NAMES.to_vec();
-        declared.sort_unstable();
-        asked.sort_unstable();
-        assert_eq!(declared, asked);
+    /// The names the core answers: the `"name" =>` arms of the match in `Core::answer`.
+    fn answered_questions() -> Vec<&'static str> {
+        section(CORE_RS, "fn answer(", "\n    }\n")
+            .lines()
+            .map(str::trim)
+            .filter_map(|l| {
+                l.strip_prefix('"')?
+                    .split_once("\" =>")
+                    .map(|(name, _)| name)
+            })
+            .collect()
     }
 
     #[test]
-    fn every_question_is_known_by_its_name_and_typos_are_not() {
-        for name in Question::NAMES {
-            assert!(Question::of(name).is_some(), "{name}");
-        }
-        for typo in ["strat", "Start", "on_401", "", "ask", "beginrefresh"] {
-            assert_eq!(Question::of(typo), None, "{typo}");
-        }
+    fn the_core_answers_exactly_the_questions_core_d_ts_declares() {
+        let mut declared = declared_questions();
+        let mut answered = answered_questions();
+        assert!(answered.len() > 15, "{answered:?}");
+        declared.sort_unstable();
+        answered.sort_unstable();
+        assert_eq!(declared, answered);
     }
 }

@@ -108,6 +108,12 @@ pub fn declares_more_than(content_length: &str, max: usize) -> bool {
     }
 }
 
+/// Should a response declaring this `Content-Length` be left unread (over
+/// [`MAX_RESPONSE_BYTES`])?
+pub fn too_big(content_length: Option<&str>) -> bool {
+    content_length.is_some_and(|l| declares_more_than(l, MAX_RESPONSE_BYTES))
+}
+
 /// A token may go into `Authorization: Bearer …` and into JSON/form bodies: visible ASCII
 /// without spaces, quotes or backslashes (covers JWTs, base64url and RFC 6750's b64token).
 pub fn is_token_string(s: &str) -> bool {
@@ -213,6 +219,10 @@ pub struct Stored {
     pub refreshed_at: Option<f64>,
     /// The ID token of a sign-in by redirect: the end-session request's `id_token_hint`.
     pub id_token: Option<String>,
+    /// When the session began (ms since the epoch: the sign-in, `login` or `setTokens`), kept
+    /// through its refreshes: another tab that takes in a session of another beginning tells
+    /// its listeners `signin`, whether or not it was refreshed since.
+    pub signed_in_at: Option<f64>,
 }
 
 impl core::fmt::Debug for Stored {
@@ -224,6 +234,7 @@ impl core::fmt::Debug for Stored {
             .field("refresh_at", &self.refresh_at)
             .field("refreshed_at", &self.refreshed_at)
             .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .field("signed_in_at", &self.signed_in_at)
             .finish()
     }
 }
@@ -248,6 +259,7 @@ pub fn parse_stored<J: JsonValue>(text: &str) -> Option<Stored> {
         refresh_at: time("rat"),
         refreshed_at: time("rfa"),
         id_token: j.str_field("it").filter(|t| is_token_string(t)),
+        signed_in_at: time("sat"),
     })
 }
 
@@ -373,6 +385,7 @@ mod tests {
             refresh_at: None,
             refreshed_at: None,
             id_token: Some("SECRET-I".into()),
+            signed_in_at: None,
         };
         assert!(!format!("{s:?}").contains("SECRET"));
     }

@@ -9,6 +9,10 @@ use std::sync::Mutex;
 pub struct Metrics {
     pub logins_success: AtomicU64,
     pub logins_invalid_credentials: AtomicU64,
+    /// Sign-ins refused (429) while the account or the address backs off.
+    pub logins_throttled: AtomicU64,
+    /// Sign-ins refused (503) because no password-hash slot came free in time.
+    pub logins_busy: AtomicU64,
     pub refresh_rotated: AtomicU64,
     pub refresh_grace: AtomicU64,
     pub refresh_reused: AtomicU64,
@@ -22,19 +26,50 @@ pub struct Metrics {
     pub dpop_proofs_replayed: AtomicU64,
     pub dpop_proofs_use_nonce: AtomicU64,
     pub dpop_proofs_cache_full: AtomicU64,
+    /// Proofs refused unread because their address's failed proofs back off.
+    pub dpop_proofs_throttled: AtomicU64,
+    /// Entries in the DPoP replay cache after the latest prune (a gauge).
+    pub dpop_jti_entries: AtomicU64,
     /// Logout of a DPoP-bound family without a proof by its key.
     pub dpop_mismatch_logout: AtomicU64,
     /// A bound access token at /api/* without a proof by its key (or with the Bearer scheme).
     pub dpop_mismatch_api: AtomicU64,
-    /// Revocation (`/revoke`) of a DPoP-bound session without a proof by its key.
-    pub dpop_mismatch_revoke: AtomicU64,
-    /// Authorization codes issued, and token requests presenting one, by outcome.
-    pub codes_issued: AtomicU64,
-    pub codes_redeemed: AtomicU64,
-    pub codes_refused: AtomicU64,
-    pub codes_reused: AtomicU64,
-    pub codes_unknown: AtomicU64,
+    /// Connections accepted, open now (shared with the accept loop), and the times the
+    /// accept loop waited for a free connection slot.
+    pub connections: AtomicU64,
+    pub connections_open: std::sync::Arc<AtomicU64>,
+    pub connection_waits: AtomicU64,
+    /// Requests refused by the request bounds: a body (or a whole request) not received in
+    /// time (408), a body over its limit (413).
+    pub body_timeouts: AtomicU64,
+    pub bodies_too_large: AtomicU64,
+    /// Connections closed because a request's headers (or an idle connection's next
+    /// request) did not arrive in time, and requests answered 408 at the request timeout.
+    pub header_timeouts: AtomicU64,
+    pub request_timeouts: AtomicU64,
+    /// DPoP proof signature checks: their total time (ns) and count.
+    pub dpop_verify_nanos: AtomicU64,
+    pub dpop_verifications: AtomicU64,
     api_requests: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// Values read from elsewhere when `/metrics` is rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Password-hash slots (the semaphore's size).
+    pub hash_slots: u64,
+    pub hashes_in_flight: u64,
+    /// The most hashes that ran at once since start.
+    pub hashes_peak: u64,
+    /// Hashes that waited for a slot (a counter).
+    pub hash_waits: u64,
+    /// Hashes computed (a counter).
+    pub hashes: u64,
+    /// Addresses the DPoP proof throttle remembers.
+    pub proof_throttle_addresses: u64,
+    /// Keys the sign-in throttle remembers.
+    pub throttle_accounts: u64,
+    pub throttle_addresses: u64,
 }
 
 /// Increments a counter.
@@ -52,14 +87,16 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, gauges: &Gauges) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut s = String::with_capacity(1024);
+        let mut s = String::with_capacity(2048);
         s.push_str("# HELP rotafetch_logins_total Login attempts by outcome.\n");
         s.push_str("# TYPE rotafetch_logins_total counter\n");
         for (label, c) in [
             ("success", &self.logins_success),
             ("invalid_credentials", &self.logins_invalid_credentials),
+            ("throttled", &self.logins_throttled),
+            ("busy", &self.logins_busy),
         ] {
             let _ = writeln!(s, "rotafetch_logins_total{{outcome=\"{label}\"}} {}", g(c));
         }
@@ -75,7 +112,7 @@ impl Metrics {
         ] {
             let _ = writeln!(s, "rotafetch_refresh_total{{outcome=\"{label}\"}} {}", g(c));
         }
-        s.push_str("# HELP rotafetch_dpop_proofs_total DPoP proofs by outcome (rejected: invalid, replayed, use_nonce, cache_full).\n");
+        s.push_str("# HELP rotafetch_dpop_proofs_total DPoP proofs by outcome (rejected: invalid, replayed, use_nonce, cache_full, throttled).\n");
         s.push_str("# TYPE rotafetch_dpop_proofs_total counter\n");
         for (label, c) in [
             ("accepted", &self.dpop_proofs_accepted),
@@ -83,6 +120,7 @@ impl Metrics {
             ("replayed", &self.dpop_proofs_replayed),
             ("use_nonce", &self.dpop_proofs_use_nonce),
             ("cache_full", &self.dpop_proofs_cache_full),
+            ("throttled", &self.dpop_proofs_throttled),
         ] {
             let _ = writeln!(
                 s,
@@ -96,26 +134,10 @@ impl Metrics {
             ("refresh", &self.refresh_dpop_mismatch),
             ("logout", &self.dpop_mismatch_logout),
             ("api", &self.dpop_mismatch_api),
-            ("revoke", &self.dpop_mismatch_revoke),
         ] {
             let _ = writeln!(
                 s,
                 "rotafetch_dpop_key_mismatch_total{{endpoint=\"{label}\"}} {}",
-                g(c)
-            );
-        }
-        s.push_str("# HELP rotafetch_authorization_codes_total Authorization codes issued, and presented at the token endpoint by outcome.\n");
-        s.push_str("# TYPE rotafetch_authorization_codes_total counter\n");
-        for (label, c) in [
-            ("issued", &self.codes_issued),
-            ("redeemed", &self.codes_redeemed),
-            ("refused", &self.codes_refused),
-            ("reused", &self.codes_reused),
-            ("unknown", &self.codes_unknown),
-        ] {
-            let _ = writeln!(
-                s,
-                "rotafetch_authorization_codes_total{{outcome=\"{label}\"}} {}",
                 g(c)
             );
         }
@@ -126,6 +148,95 @@ impl Metrics {
             "rotafetch_families_revoked_total {}",
             g(&self.families_revoked)
         );
+        let series: [(&str, &str, &str, u64); 17] = [
+            ("rotafetch_http_header_timeouts_total", "counter", "Connections closed because headers (or an idle connection's next request) did not arrive in time.", g(&self.header_timeouts)),
+            ("rotafetch_http_request_timeouts_total", "counter", "Requests answered 408 at the request timeout.", g(&self.request_timeouts)),
+            ("rotafetch_dpop_verifications_total", "counter", "DPoP proofs whose signature was checked (see rotafetch_dpop_verify_seconds_total).", g(&self.dpop_verifications)),
+            ("rotafetch_password_hashes_total", "counter", "Password hashes computed.", gauges.hashes),
+            (
+                "rotafetch_http_connections_total",
+                "counter",
+                "Connections accepted.",
+                g(&self.connections),
+            ),
+            (
+                "rotafetch_http_connections_open",
+                "gauge",
+                "Connections open now.",
+                g(&self.connections_open),
+            ),
+            (
+                "rotafetch_http_connection_waits_total",
+                "counter",
+                "Times the accept loop waited for a free connection slot (--max-connections).",
+                g(&self.connection_waits),
+            ),
+            (
+                "rotafetch_http_body_timeouts_total",
+                "counter",
+                "Requests whose body did not arrive in time (408).",
+                g(&self.body_timeouts),
+            ),
+            (
+                "rotafetch_http_bodies_too_large_total",
+                "counter",
+                "Requests whose body exceeded its limit (413).",
+                g(&self.bodies_too_large),
+            ),
+            (
+                "rotafetch_dpop_jti_entries",
+                "gauge",
+                "Entries in the DPoP replay cache (after the latest prune, every 5 s).",
+                g(&self.dpop_jti_entries),
+            ),
+            (
+                "rotafetch_dpop_throttle_addresses",
+                "gauge",
+                "Client addresses the DPoP proof throttle remembers.",
+                gauges.proof_throttle_addresses,
+            ),
+            (
+                "rotafetch_password_hash_slots",
+                "gauge",
+                "Password hashes allowed at once (memory budget / 19 MiB).",
+                gauges.hash_slots,
+            ),
+            (
+                "rotafetch_password_hashes_in_flight",
+                "gauge",
+                "Password hashes running now.",
+                gauges.hashes_in_flight,
+            ),
+            (
+                "rotafetch_password_hashes_peak",
+                "gauge",
+                "The most password hashes that ran at once since start.",
+                gauges.hashes_peak,
+            ),
+            (
+                "rotafetch_password_hash_waits_total",
+                "counter",
+                "Password hashes that waited for a slot.",
+                gauges.hash_waits,
+            ),
+            (
+                "rotafetch_login_throttle_accounts",
+                "gauge",
+                "Accounts the sign-in throttle remembers.",
+                gauges.throttle_accounts,
+            ),
+            (
+                "rotafetch_login_throttle_addresses",
+                "gauge",
+                "Client addresses the sign-in throttle remembers.",
+                gauges.throttle_addresses,
+            ),
+        ];
+        for (name, kind, help, v) in series {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+        let secs = g(&self.dpop_verify_nanos) as f64 / 1e9;
+        let _ = writeln!(s, "# HELP rotafetch_dpop_verify_seconds_total Time spent checking DPoP proofs (format, signature, claims).\n# TYPE rotafetch_dpop_verify_seconds_total counter\nrotafetch_dpop_verify_seconds_total {secs:.6}");
         s.push_str("# HELP rotafetch_api_requests_total Responses from /api/* by HTTP status.\n");
         s.push_str("# TYPE rotafetch_api_requests_total counter\n");
         let mut api = self
@@ -152,10 +263,19 @@ mod tests {
         inc(&m.refresh_grace);
         m.api_request(200);
         m.api_request(413);
-        let text = m.render();
+        let gauges = Gauges {
+            hash_slots: 13,
+            ..Gauges::default()
+        };
+        let text = m.render(&gauges);
         for line in [
             "rotafetch_logins_total{outcome=\"success\"} 0",
             "rotafetch_logins_total{outcome=\"invalid_credentials\"} 0",
+            "rotafetch_logins_total{outcome=\"throttled\"} 0",
+            "rotafetch_logins_total{outcome=\"busy\"} 0",
+            "rotafetch_password_hash_slots 13",
+            "rotafetch_password_hashes_peak 0",
+            "rotafetch_login_throttle_accounts 0",
             "rotafetch_refresh_total{outcome=\"rotated\"} 0",
             "rotafetch_refresh_total{outcome=\"grace\"} 1",
             "rotafetch_refresh_total{outcome=\"reused\"} 0",
@@ -164,10 +284,9 @@ mod tests {
             "rotafetch_refresh_total{outcome=\"dpop_mismatch\"} 0",
             "rotafetch_dpop_proofs_total{outcome=\"accepted\"} 0",
             "rotafetch_dpop_proofs_total{outcome=\"cache_full\"} 0",
+            "rotafetch_dpop_proofs_total{outcome=\"throttled\"} 0",
+            "rotafetch_dpop_jti_entries 0",
             "rotafetch_dpop_key_mismatch_total{endpoint=\"api\"} 0",
-            "rotafetch_dpop_key_mismatch_total{endpoint=\"revoke\"} 0",
-            "rotafetch_authorization_codes_total{outcome=\"issued\"} 0",
-            "rotafetch_authorization_codes_total{outcome=\"reused\"} 0",
             "rotafetch_families_revoked_total 0",
             "rotafetch_api_requests_total{status=\"200\"} 1",
             "rotafetch_api_requests_total{status=\"401\"} 0",

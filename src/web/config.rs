@@ -5,17 +5,14 @@ use super::glue;
 use super::types::*;
 use crate::error::AuthError;
 use crate::policy::{self, AllowList};
+use crate::session::Settings;
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
-/// What the core decides with.
+/// How the core writes a refresh request (the rest of what it decides with is the session's
+/// `Settings`).
 pub(super) struct Config {
     pub(super) format: RefreshFormat,
     pub(super) client_id: Option<String>,
-    pub(super) allow: AllowList,
-    pub(super) leeway_ms: f64,
-    pub(super) min_interval_ms: f64,
-    pub(super) redirects: Redirects,
-    dpop: bool,
 }
 
 /// What sign-in by redirect needs (the `issuer`, `clientId`, `redirectUri` and `scope` options),
@@ -25,14 +22,6 @@ pub(super) struct Oidc {
     pub(super) client_id: String,
     pub(super) redirect_uri: String,
     pub(super) scope: String,
-}
-
-impl Config {
-    /// DPoP on (a constant `false` in builds without the `dpop` feature, so none of its code
-    /// ships there).
-    pub(super) fn dpop(&self) -> bool {
-        cfg!(feature = "dpop") && self.dpop
-    }
 }
 
 /// What the driver needs: where to send, how long to wait, what to lock and share.
@@ -107,7 +96,7 @@ fn origins(list: Option<Vec<String>>, refresh_url: &str) -> Result<Vec<String>, 
 }
 
 /// Checks every option; the first bad one is an `invalid_config` error naming it.
-pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
+pub(super) fn check(o: Options) -> Result<(Config, Settings, Effects), AuthError> {
     // With an issuer, no refreshUrl means the discovered token endpoint ("" to the driver).
     let refresh_url = if o.issuer.is_some() && o.refresh_url.is_empty() {
         String::new()
@@ -161,10 +150,12 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
     let config = Config {
         format,
         client_id: o.client_id,
+    };
+    let settings = Settings {
         allow,
         leeway_ms: o.leeway_seconds * 1000.0,
         min_interval_ms: f64::from(o.min_refresh_interval_ms),
-        redirects: o.redirects,
+        strict_redirects: o.redirects == Redirects::Error,
         dpop: o.dpop,
     };
     let effects = Effects {
@@ -177,5 +168,5 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         dpop: o.dpop,
         oidc,
     };
-    Ok((config, effects))
+    Ok((config, settings, effects))
 }

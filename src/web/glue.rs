@@ -22,6 +22,7 @@ extern "C" {
         rat: f64,
         rfa: f64,
         it: Option<&str>,
+        sat: f64,
     ) -> String;
     /// `new AuthError(message, code)`: the package's `AuthError` class (plumbing.js).
     #[wasm_bindgen(js_name = AuthError)]
@@ -92,8 +93,8 @@ pub fn auth_error_of(v: &JsValue) -> Option<AuthError> {
 
 impl Events {
     /// Tells the listeners.
-    pub fn send(&self, e: &crate::web::AuthEvent) {
-        use crate::web::AuthEvent;
+    pub fn send(&self, e: &crate::event::AuthEvent) {
+        use crate::event::AuthEvent;
         match e {
             AuthEvent::Refresh { expires_at, source } => self.emit(
                 "refresh",

@@ -24,6 +24,7 @@ use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{json_errors, ApiError};
@@ -38,20 +39,23 @@ mod auth;
 mod body;
 mod cors;
 mod dpop;
-mod provider;
+mod signin;
 mod statics;
 mod testing;
 
 use api::{count_api, echo, jwks, me, metrics};
 use auth::{login, logout, refresh};
-use body::{parse_body, parse_json, read_body};
+use body::{discard_body, parse_body, parse_json, parse_json_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
-pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
+pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
-use testing::{faults_delete, faults_get, faults_post, test_redirect, test_unauthorized};
+use testing::{
+    api_faults, faults_delete, faults_get, faults_post, refresh_faults, test_redirect,
+    test_unauthorized,
+};
 
 /// Body limit for `/auth/*` and `/test/*`.
 pub const AUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -81,7 +85,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Arc<dyn Store>,
     keys: Keys,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     faults: Option<Faults>,
     policy: Policy,
     access_ttl_secs: u64,
@@ -89,7 +93,11 @@ struct Inner {
     /// wrong passwords.
     dummy_hash: String,
     dpop: DpopSettings,
-    provider: provider::Provider,
+    throttle: std::sync::Mutex<crate::throttle::LoginThrottle>,
+    proof_throttle: std::sync::Mutex<crate::throttle::ProofThrottle>,
+    hash_gate: HashGate,
+    trusted_proxies: Vec<std::net::IpAddr>,
+    body_timeout: Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,6 +129,37 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// With `--demo-user`, creates the user demo/demo if missing. Without it, refuses to start
+/// while a user demo has the password demo (left by a run with the flag): a server must not
+/// go live with a password anyone can guess.
+async fn demo_user(wanted: bool, store: &dyn Store, now: Millis) -> Result<()> {
+    let existing = store.user_by_name("demo").await?;
+    match (wanted, existing) {
+        (true, Some(_)) => {}
+        (true, None) => {
+            let hash = hash_password("demo")?;
+            if store.create_user("demo", &hash, now).await?.is_some() {
+                tracing::warn!(
+                    "created the demo user demo/demo (--demo-user): never in production"
+                );
+            }
+        }
+        (false, Some(user)) => {
+            let hash = user.password_hash.clone();
+            let guessable =
+                tokio::task::spawn_blocking(move || verify_password("demo", &hash)).await?;
+            anyhow::ensure!(
+                !guessable,
+                "the database has the user demo with the password demo, left by a run with \
+                 --demo-user: delete it (DELETE FROM users WHERE username = 'demo') or change its \
+                 password before serving, or start with --demo-user if this is a demo"
+            );
+        }
+        (false, None) => {}
+    }
+    Ok(())
+}
+
 impl AppState {
     /// Opens the store, runs migrations, loads (or creates) the keys and the demo user.
     pub async fn new(config: &Config) -> Result<Self> {
@@ -135,20 +174,23 @@ impl AppState {
     /// Like [`AppState::new`] with a caller-provided store.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
         let now = now_ms();
-        let keys = Keys::load_or_create(store.as_ref(), now).await?;
-        if config.demo_user && store.user_by_name("demo").await?.is_none() {
-            let hash = hash_password("demo")?;
-            if store.create_user("demo", &hash, now).await?.is_some() {
-                tracing::info!("created demo user 'demo'");
-            }
-        }
-        let dpop = DpopSettings::load(config, store.as_ref(), now).await?;
-        let provider = provider::Provider::load(config, store.as_ref(), now).await?;
+        let source = match &config.keys {
+            Some(source) => source.clone(),
+            None => crate::keys::KeySource::default_for(&config.db)?,
+        };
+        let ring = crate::keys::load(&source, store.as_ref(), now).await?;
+        let issuer = (config.issuer.clone())
+            .or_else(|| config.public_url.clone())
+            .unwrap_or_else(|| crate::LOOPBACK_ISSUER.to_owned());
+        let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
+        let keys = Keys::new(ring, &issuer, &audience);
+        demo_user(config.demo_user, store.as_ref(), now).await?;
+        let dpop = DpopSettings::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
             keys,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             faults: config.test_faults.then(Faults::default),
             policy: Policy {
                 session_ttl_ms: secs_ms(config.session_ttl_secs),
@@ -158,8 +200,22 @@ impl AppState {
             access_ttl_secs: config.access_ttl_secs,
             dummy_hash: hash_password(&random_id())?,
             dpop,
-            provider,
+            throttle: std::sync::Mutex::new(crate::throttle::LoginThrottle::new(
+                config.login_limits,
+            )),
+            proof_throttle: std::sync::Mutex::new(crate::throttle::ProofThrottle::new(
+                config.proof_budget,
+                config.login_limits.capacity,
+            )),
+            hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
+            trusted_proxies: config.trusted_proxies.clone(),
+            body_timeout: config.body_timeout,
         })))
+    }
+
+    /// The counters behind `/metrics`.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     /// The store, e.g. to add users.
@@ -179,23 +235,23 @@ impl AppState {
     }
 
     /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
-    /// cache entries, pushed requests, codes and provider sessions every 30 seconds.
+    /// cache entries every 5 seconds (entries live at most 60 s).
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        let mut jti_tick = tokio::time::interval(Duration::from_secs(30));
+        let mut jti_tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = jti_tick.tick() => {
                     match self.0.store.prune_dpop_jti(now_ms()).await {
-                        Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned DPoP replay cache"),
-                        Ok(_) => {}
+                        Ok((pruned, left)) => {
+                            let entries = &self.0.metrics.dpop_jti_entries;
+                            entries.store(left, std::sync::atomic::Ordering::Relaxed);
+                            if pruned > 0 {
+                                tracing::debug!(pruned, left, "pruned DPoP replay cache");
+                            }
+                        }
                         Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
-                    }
-                    match self.0.store.prune_provider(now_ms()).await {
-                        Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned codes, pushed requests and provider sessions"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!("pruning the provider's rows failed: {e:#}"),
                     }
                     continue;
                 }
@@ -222,12 +278,12 @@ impl AppState {
     }
 
     /// The token endpoint's success body; `token_type` is `DPoP` for a bound family.
-    fn token_body(
+    fn token_response(
         &self,
         access: String,
         refresh: Option<RefreshToken>,
         bound: bool,
-    ) -> serde_json::Value {
+    ) -> Response {
         let mut body = serde_json::json!({
             "access_token": access,
             "token_type": if bound { "DPoP" } else { "Bearer" },
@@ -236,17 +292,7 @@ impl AppState {
         if let Some(r) = refresh {
             body["refresh_token"] = serde_json::Value::String(r.into_string());
         }
-        body
-    }
-
-    /// [`AppState::token_body`] as a `no-store` response.
-    fn token_response(
-        &self,
-        access: String,
-        refresh: Option<RefreshToken>,
-        bound: bool,
-    ) -> Response {
-        no_store(Json(self.token_body(access, refresh, bound)).into_response())
+        no_store(Json(body).into_response())
     }
 }
 
@@ -258,32 +304,70 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Runs blocking work (argon2) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
-        Err(e) => Err(ApiError::internal(e)),
+/// The client's address: the connection's peer, or the `X-Forwarded-For` address a trusted
+/// proxy names (see [`crate::throttle::client_addr`]). Unspecified when the router runs
+/// without [`crate::serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(crate::PeerAddr(peer)) = parts.extensions.get().copied() else {
+            return Ok(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()));
+        };
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let addr = crate::throttle::client_addr(peer.ip(), forwarded, &st.0.trusted_proxies);
+        Ok(ClientAddr(addr))
     }
+}
+
+/// Middleware: counts the 408s of the request timeout (sitting inside `json_errors`, it sees
+/// them bare; a body timeout's 408 is a JSON error already, counted where it happens).
+async fn count_timeouts(State(st): State<AppState>, resp: Response) -> Response {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT && !resp.headers().contains_key(CONTENT_TYPE) {
+        inc(&st.0.metrics.request_timeouts);
+    }
+    resp
+}
+
+/// `/metrics` alone, for a separate address (`--metrics-listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
 }
 
 /// Builds the application router (without the connection-level machinery of [`crate::serve`]).
 pub fn router(state: AppState, config: &Config) -> Result<Router> {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/me", get(me))
-        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_api));
+        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo));
+    let mut refresh_route = post(refresh);
+    // The testing layer: scripted faults in front of the real handlers.
+    if config.test_faults {
+        api = api.route_layer(middleware::from_fn_with_state(state.clone(), api_faults));
+        refresh_route = refresh_route.layer(middleware::from_fn_with_state(
+            state.clone(),
+            refresh_faults,
+        ));
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), count_api));
 
     let mut app = Router::new()
         .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+        .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/metrics", get(metrics))
-        .merge(api)
-        .merge(provider::api_routes(config.test_faults));
+        .merge(api);
+    if config.metrics_on_main {
+        app = app.route("/metrics", get(metrics));
+    }
     if config.test_faults {
         app = app
             .route(
@@ -313,18 +397,22 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         app = app.fallback_service(static_files(&dir));
     }
 
-    let app = app
+    // Every request is answered (or refused, 408) within the request timeout.
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout);
+    Ok(app
+        .layer(timeout)
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            count_timeouts,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::map_response_with_state(
             state.clone(),
             dpop_nonce_header,
         ))
-        .layer(cors_layer(&config.cors_origins, config.test_faults)?);
-    // The provider's pages are navigations: no CORS, HTML errors.
-    let pages = provider::page_routes().layer(tower_http::catch_panic::CatchPanicLayer::new());
-    Ok(app
-        .merge(pages)
+        .layer(cors_layer(&config.cors_origins, config.test_faults)?)
         .layer(TraceLayer::new_for_http())
         .with_state(state))
 }
