@@ -42,6 +42,8 @@ export interface Core {
   login(url: string): string;
   /** The session's ID token (a sign-in by redirect's): the end-session request's hint. */
   idToken(): string | undefined;
+  /** The access token's expiry (ms since the epoch), `undefined` unknown or signed out. */
+  expiresAt(): number | undefined;
   /** The `AuthError` for one of the driver's own failures (throw or reject with it). */
   fail(kind: Of<typeof DriverError>): AuthError;
   /** DPoP: what a proof for a request to `url` names: `[htu, nonce]`. */
@@ -68,6 +70,9 @@ export interface Core {
    * exchange: the new session's record (the `signin` event waits for `flush`); throws
    * `login_failed`, or for a sign-in `signin_failed` (transient) / `signin_rejected`. */
   loggedIn(status: number | undefined, text: string | undefined, signin: boolean): SessionRecord;
+  /** `setTokens(tokens)`: tokens obtained elsewhere (RFC 6749 names or camelCase) start a
+   * session; its record, for the hand-over store. Throws `invalid_config`. */
+  setTokens(tokens: unknown): SessionRecord;
   /** DPoP: a response from `url` carried `DPoP-Nonce: nonce`. */
   took(url: string, nonce: string | null): void;
 

@@ -4,9 +4,9 @@
 // error (a directive that expects none is an error itself): a question the core does not
 // have, a wrong argument, a number that is no named answer.
 /** @import { Core } from "./core" */
-/** @import { Driver } from "./driver.js" */
+/** @import { AuthClient } from "./driver.js" */
 
-/** @param {Core} core @param {Driver} driver */
+/** @param {Core} core @param {AuthClient} driver */
 export function misspelt(core, driver) {
   // @ts-expect-error: no such question
   core.beginRefrsh(undefined);

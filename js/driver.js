@@ -1,15 +1,16 @@
 // @ts-check
-// The driver: carries out rotafetch's browser effects (fetch, the IndexedDB hand-over store,
-// the cross-tab lock, `storage` events, DPoP signatures) in the order the Rust core's answers
-// call for. It only sequences: whether a request is authenticated, when to refresh, what a
-// 401 or a token endpoint's answer means, what a DPoP proof names, what to store and what to
-// tell the app are the core's (`core_`, src/web/core.rs, whose table says which question is
-// asked when; typed in js/core.d.ts), natively tested. As JS it is a fraction of what the same
-// awaits cost as Rust futures and their executor in the .wasm (issue #15, README Size).
+// The driver, which is also the npm package's `AuthClient`: carries out rotafetch's browser
+// effects (fetch, the IndexedDB hand-over store, the cross-tab lock, `storage` events, DPoP
+// signatures, sign-in's navigations) in the order the Rust core's answers call for. It only
+// sequences: whether a request is authenticated, when to refresh, what a 401 or a token
+// endpoint's answer means, what a DPoP proof names, what to store and what to tell the app are
+// the core's (`core_`, src/web/core.rs, whose table says which question is asked when; typed
+// in js/core.d.ts), natively tested. As JS it is a fraction of what the same awaits cost as
+// Rust futures and their executor in the .wasm (issue #15, README Size).
 //
 // Names: fields and methods only the driver and plumbing.js use end in `_`; the package build
-// shortens those (esbuild's mangleProps, scripts/mangle-cache.json). The rest are read by
-// Rust (`fetch`, `login`, `refreshNow`, `logout`, `dpopProof`, `share`, `close`) or by the core.
+// shortens those (esbuild's mangleProps, scripts/mangle-cache.json). The rest are the public
+// API's (the `.d.ts` in src/js.rs), or read by Rust (`share`, `close`) or by the core.
 
 /** @import { Core } from "./core" */
 /** @import { Store } from "./plumbing.js" */
@@ -91,22 +92,38 @@ const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && 
 /** The DPoP key and proof functions (plumbing.js's `dpop()`). @typedef
  * {ReturnType<typeof import("./plumbing.js").dpop>} Dpop */
 
-export class Driver {
-  /**
-   * @param {{ ask(name: string | symbol, args: unknown[]): any }} core the Rust core's one export
-   * @param {Store} store the session's persistent home
-   * @param {boolean} crossTab one refresh per browser (the hand-over store and the lock)
-   * @param {string} refreshUrl @param {string | undefined} logoutUrl
-   * @param {string} key the hand-over record's key (and the DPoP key's)
-   * @param {string} lockName @param {number} timeoutMs bound on a refresh and on waiting for the lock
-   * @param {Dpop | undefined} dpop with DPoP on, the key and proof functions
-   * @param {[issuer: string, clientId: string, redirectUri: string, scope: string] | undefined} oidc
-   * sign-in by redirect's options (the core checked them)
-   */
-  constructor(core, store, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, dpop, oidc) {
+/** What a client is made of: the Rust core's one export (`ask`), the listeners (the core
+ * tells them), the session's persistent home, one refresh per browser or not (the hand-over
+ * store and the lock), the refresh and logout URLs (`""`: the discovered token endpoint), the
+ * hand-over record's key (the DPoP key's too), the lock's name, the bound on a refresh and on
+ * waiting for the lock, with DPoP on its key and proof functions, and sign-in by redirect's
+ * options (the core checked them all). @typedef {[core: { ask(name: string | symbol, args:
+ * unknown[]): any }, events: import("./plumbing.js").Events, store: Store, crossTab: boolean,
+ * refreshUrl: string, logoutUrl: string | undefined, key: string, lockName: string, timeoutMs:
+ * number, dpop: Dpop | undefined, oidc: [issuer: string, clientId: string, redirectUri: string,
+ * scope: string] | undefined]} Parts */
+
+/** `newClient(options)`: the .wasm's export that checks `new AuthClient(options)`'s options
+ * and loads the session: the client's parts. The package's glue hands it over as it loads
+ * (scripts/package.mjs appends `connect(newClient)`); the crate's browser tests do the same
+ * (`rotafetch::js::JsAuthClient::new`). @type {(options: unknown) => Parts} */
+let newClient = () => { throw new Error("rotafetch: call init() before new AuthClient()"); };
+/** @param {typeof newClient} f */
+export const connect = (f) => (newClient = f);
+
+/**
+ * The npm package's `AuthClient` (typed in src/js.rs's `.d.ts` section) is the driver itself:
+ * a JS class, so its methods cost the .wasm no export shim each and the glue no method each
+ * (README, Size). Rust's own `AuthClient` (src/web/client.rs) makes one from its parts.
+ */
+export class AuthClient {
+  /** @param {unknown} options @param {Parts} parts (Rust's `AuthClient` gives them) */
+  constructor(options, parts = newClient(options)) {
+    const [core, events, store, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, dpop, oidc] = parts;
     /** `core_.start(…)` and the rest: the core's questions, all through its one export `ask`.
      * @type {Core} */
     this.core_ = /** @type {any} */ (new Proxy({}, { get: (_, name) => (/** @type {unknown[]} */ ...args) => core.ask(name, args) }));
+    this.events_ = events;
     this.store_ = store;
     this.crossTab_ = crossTab;
     this.refreshUrl_ = refreshUrl;
@@ -231,7 +248,7 @@ export class Driver {
   }
 
   /** `refresh()`: one serialized refresh, on demand. */
-  refreshNow() {
+  refresh() {
     const a = this.core_.access();
     return a === undefined ? Promise.reject(this.core_.fail(DriverError.NotSignedIn)) : this.refresh_(a);
   }
@@ -305,6 +322,41 @@ export class Driver {
       core.took(url, a[2].headers.get("dpop-nonce"));
       if (!core.tokenChallenge(a[0], text, retried)) return [a[0], text];
     }
+  }
+
+  /** `setTokens(tokens)`: a session from tokens obtained elsewhere (the core reads and keeps
+   * them), handed to the other tabs in the background. @param {unknown} tokens */
+  setTokens(tokens) {
+    this.share(this.core_.setTokens(tokens));
+  }
+
+  /** `authenticated`: true while tokens are held. */
+  get authenticated() {
+    return this.core_.access() !== undefined;
+  }
+
+  /** `expiresAt`: the access token's expiry (ms since the epoch), if known. */
+  get expiresAt() {
+    return this.core_.expiresAt();
+  }
+
+  /** `on(event, listener)`: returns the function that removes it.
+   * @param {string} event @param {(detail: object, type: string) => void} listener */
+  on(event, listener) {
+    if (!["signin", "refresh", "signout"].includes(event)) {
+      throw new AuthError('option `event` must be "signin", "refresh" or "signout"', "invalid_config");
+    }
+    return this.events_.on(event, listener);
+  }
+
+  /** `free()`: stops listening to the other tabs (the session's memory goes with the core,
+   * when nothing holds it). */
+  free() {
+    this.close();
+  }
+
+  [Symbol.dispose]() {
+    this.free();
   }
 
   /** `login(url, credentials)`. @param {string} url @param {unknown} credentials */
@@ -571,6 +623,9 @@ export class Driver {
     return this.dpop_ ? this.proof_(String(method).toUpperCase(), String(url)) : Promise.reject(this.core_.fail(DriverError.DpopOff));
   }
 }
+
+// The name survives minification (as AuthError's does).
+Object.defineProperty(AuthClient, "name", { value: "AuthClient" });
 
 // The glue imports plumbing.js's exports too: the package ships this module bundled with
 // plumbing.js as one file (scripts/package.mjs), which then serves both.

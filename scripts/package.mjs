@@ -192,7 +192,9 @@ async function bundleSnippets(pkgDir) {
   const named = new RegExp(`import\\{([^}]*)\\}from(${specs})`, "g");
   const namespaces = [...glue.matchAll(new RegExp(`import\\*as ([\\w$]+) from(?:${specs})`, "g"))].map(([, ns]) => ns);
   const reads = (ns) => new RegExp(`(?<![\\w$])${ns.replace(/\$/g, "\\$")}\\.([A-Za-z_$][\\w$]*)`, "g");
-  const used = new Set(["AuthError"]);
+  // The package's classes: js/driver.js's AuthClient (the driver, whose `newClient` the glue
+  // connects below) and js/plumbing.js's AuthError.
+  const used = new Set(["AuthError", "AuthClient", "connect"]);
   for (const [, list] of glue.matchAll(named)) {
     for (const item of list.split(",")) used.add(item.trim().split(/\s+as\s+/)[0]);
   }
@@ -203,7 +205,7 @@ async function bundleSnippets(pkgDir) {
     }
   }
   // a, b, …: the names the glue imports the bundle's exports by.
-  const short = new Map([...used].filter((n) => n !== "AuthError").sort().map((n, i) => [n, (i >= 26 ? "_" : "") + String.fromCharCode(97 + (i % 26))]));
+  const short = new Map([...used].filter((n) => !n.startsWith("Auth")).sort().map((n, i) => [n, (i >= 26 ? "_" : "") + String.fromCharCode(97 + (i % 26))]));
   const driverPath = join(pkgDir, "snippets", driver);
   const exported = [...used].sort().map((n) => (short.has(n) ? `${n} as ${short.get(n)}` : n));
   writeFileSync(driverPath, await bundle(driverPath, exported));
@@ -215,7 +217,12 @@ async function bundleSnippets(pkgDir) {
   }).join(",")}}from${to}`);
   for (const ns of namespaces) glue = glue.replace(reads(ns), (all, name) => (short.has(name) ? `${ns}.${short.get(name)}` : all));
   glue = glue.replace(new RegExp(`from(${specs})`, "g"), `from${to}`);
-  const line = `export{AuthError}from${to};`;
+  // The glue's `newClient` (the .wasm's export) goes to the AuthClient class instead of the
+  // package's exports.
+  const exports = /export\{([^}]*)\}/.exec(glue);
+  if (!exports || !/(^|,)newClient(,|$)/.test(exports[1])) throw new Error("the glue does not export newClient");
+  glue = glue.replace(exports[0], `export{${exports[1].split(",").filter((n) => n !== "newClient").join(",")}}`);
+  const line = `import{${short.get("connect")} as connectClient}from${to};connectClient(newClient);export{AuthClient,AuthError}from${to};`;
   if (!glue.includes(line)) glue += line;
   writeFileSync(gluePath, glue);
 }

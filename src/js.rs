@@ -1,11 +1,11 @@
 //! The `#[wasm_bindgen]` façade: the npm package's `AuthClient` and `AuthError`.
 
 use crate::error::{AuthError, ErrorCode};
-use crate::token;
 use crate::web::glue;
-use crate::web::{AuthClient, Options, Redirects, RefreshFormat, StorageKind};
-use alloc::string::String;
-use js_sys::{Array, Function, Promise};
+use crate::web::{Options, Redirects, RefreshFormat, StorageKind};
+use js_sys::Array;
+#[cfg(feature = "std")]
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -158,7 +158,34 @@ export interface AuthEventMap {
   signout: SignoutDetail;
 }
 
-export interface AuthClient {
+/**
+ * Keeps users signed in: a drop-in `fetch` that attaches the access token, refreshes it once
+ * per browser when needed, and replays the request; sign-in by redirect with an `issuer`.
+ */
+export class AuthClient {
+  /** Checks the options (throws `AuthError` `invalid_config` naming a bad one) and loads the
+   * stored session. Call `init()` first. */
+  constructor(options: AuthClientOptions);
+  /** Exactly `window.fetch`'s signature and result, with authentication. */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** POSTs `credentials` as JSON to `url` (a first-party login endpoint), expects a token
+   * response, stores it. */
+  login(url: string, credentials: Record<string, unknown>): Promise<void>;
+  /** Stores tokens obtained elsewhere; throws `invalid_config` for unusable ones. */
+  setTokens(tokens: Tokens): void;
+  /** One serialized refresh, on demand. */
+  refresh(): Promise<void>;
+  /** Signs out everywhere (this tab, other tabs, the server: `logoutUrl`, else the provider's
+   * revocation endpoint), and with `endSession` the provider's session too. */
+  logout(options?: LogoutOptions): Promise<void>;
+  /** True while tokens are held. */
+  readonly authenticated: boolean;
+  /** The access token's expiry (ms since the epoch), or `undefined`. */
+  readonly expiresAt: number | undefined;
+  /** Stops listening to other tabs. */
+  free(): void;
+  [Symbol.dispose](): void;
+
   /**
    * Sign-in by redirect (needs `issuer`): PKCE S256, `state` and `nonce`, PAR when the provider
    * has it, DPoP-bound codes with `dpop: true`. Stores the transaction (10 minutes) and goes to
@@ -240,117 +267,62 @@ fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
     Ok(options)
 }
 
-/// Keeps users signed in: a drop-in `fetch` that attaches the access token, refreshes it
-/// once per browser when needed, and replays the request.
-#[wasm_bindgen(js_name = AuthClient)]
-pub struct JsAuthClient {
-    client: AuthClient,
+/// `new AuthClient(options)` in the npm package: js/driver.js's `AuthClient` hands its
+/// options here; checked, the session loaded, the client's parts come back (see
+/// `web::client::wire`). The package's glue connects it to the class as it loads.
+#[wasm_bindgen(js_name = newClient, skip_typescript)]
+pub fn new_client(options: JsValue) -> Result<JsValue, JsValue> {
+    let options = parse_options(&options).map_err(|e| js_error(&e))?;
+    crate::web::wire_client(options).map_err(|e| js_error(&e))
 }
 
-#[wasm_bindgen(js_class = AuthClient)]
+/// The npm package's `AuthClient` class as the browser tests reach it (js/driver.js), with
+/// the methods they call. Not in the package (built without `std`).
+#[cfg(feature = "std")]
+#[wasm_bindgen(module = "/js/driver.js")]
+extern "C" {
+    /// js/driver.js's `AuthClient`.
+    #[wasm_bindgen(js_name = AuthClient)]
+    pub type JsAuthClient;
+    #[wasm_bindgen(constructor, catch, js_class = AuthClient)]
+    fn construct(options: JsValue) -> Result<JsAuthClient, JsValue>;
+    /// `setTokens(tokens)`.
+    #[wasm_bindgen(method, catch, js_name = setTokens)]
+    pub fn set_tokens(this: &JsAuthClient, tokens: JsValue) -> Result<(), JsValue>;
+    /// `fetch(input, init)`.
+    #[wasm_bindgen(method)]
+    pub fn fetch(this: &JsAuthClient, input: JsValue, init: JsValue) -> Promise;
+    /// `refresh()`.
+    #[wasm_bindgen(method)]
+    pub fn refresh(this: &JsAuthClient) -> Promise;
+    /// `logout(options)`.
+    #[wasm_bindgen(method)]
+    pub fn logout(this: &JsAuthClient, options: JsValue) -> Promise;
+    /// `authenticated`.
+    #[wasm_bindgen(method, getter)]
+    pub fn authenticated(this: &JsAuthClient) -> bool;
+    /// `expiresAt`.
+    #[wasm_bindgen(method, getter, js_name = expiresAt)]
+    pub fn expires_at(this: &JsAuthClient) -> Option<f64>;
+    /// `on(event, listener)`.
+    #[wasm_bindgen(method, catch)]
+    pub fn on(this: &JsAuthClient, event: String, listener: Function) -> Result<Function, JsValue>;
+    /// Hands `newClient` to the class (the package's glue does it with the export itself).
+    fn connect(new_client: &JsValue);
+}
+
+#[cfg(feature = "std")]
 impl JsAuthClient {
-    /// Creates a client; throws `AuthError` (`invalid_config`) naming a bad option.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "AuthClientOptions")] options: JsValue,
-    ) -> Result<JsAuthClient, JsValue> {
-        let options = parse_options(&options).map_err(|e| js_error(&e))?;
-        let client = AuthClient::new(options).map_err(|e| js_error(&e))?;
-        Ok(JsAuthClient { client })
-    }
-
-    /// Stores tokens obtained elsewhere.
-    #[wasm_bindgen(js_name = setTokens)]
-    pub fn set_tokens(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "Tokens")] tokens: JsValue,
-    ) -> Result<(), JsValue> {
-        let t = token::from_json::<JsValue>(&tokens)
-            .map_err(|e| js_error(&AuthError::new(ErrorCode::InvalidConfig, e.message())))?;
-        self.client.set_tokens(t).map_err(|e| js_error(&e))
-    }
-
-    /// POSTs `credentials` as JSON to `url`, expects a token response, stores it.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn login(
-        &self,
-        url: String,
-        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] credentials: JsValue,
-    ) -> Promise {
-        self.client.driver().login(&url, &credentials)
-    }
-
-    /// Exactly `window.fetch`'s signature and result, with authentication.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
-    pub fn fetch(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: JsValue,
-    ) -> Promise {
-        self.client.driver().fetch(&input, &init)
-    }
-
-    /// One serialized refresh, on demand.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn refresh(&self) -> Promise {
-        self.client.driver().refresh()
-    }
-
-    /// Signs out everywhere (this tab, other tabs, the server: `logoutUrl`, else the
-    /// provider's revocation endpoint), and with `endSession` the provider's session too.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn logout(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "LogoutOptions")] options: JsValue,
-    ) -> Promise {
-        self.client.driver().logout(&options)
-    }
-
-    /// Sign-in by redirect: to the provider (typed in the `.d.ts` section above).
-    #[wasm_bindgen(js_name = signIn, skip_typescript)]
-    pub fn sign_in(&self, options: JsValue) -> Promise {
-        self.client.driver().sign_in(&options)
-    }
-
-    /// The same in a popup, opened at once (typed in the `.d.ts` section above).
-    #[wasm_bindgen(js_name = signInPopup, skip_typescript)]
-    pub fn sign_in_popup(&self, options: JsValue) -> Promise {
-        self.client.driver().sign_in_popup(&options)
-    }
-
-    /// Completes the sign-in at the redirect URI (typed in the `.d.ts` section above).
-    #[wasm_bindgen(js_name = handleRedirect, skip_typescript)]
-    pub fn handle_redirect(&self) -> Promise {
-        self.client.driver().handle_redirect()
-    }
-
-    /// A DPoP proof for a request of the app's own (typed in the `.d.ts` section above).
-    #[wasm_bindgen(js_name = dpopProof, skip_typescript)]
-    pub fn dpop_proof(&self, method: JsValue, url: JsValue) -> Promise {
-        self.client.driver().dpop_proof(&method, &url)
-    }
-
-    /// True while tokens are held.
-    #[wasm_bindgen(getter)]
-    pub fn authenticated(&self) -> bool {
-        self.client.authenticated()
-    }
-
-    /// The access token's expiry (ms since the epoch), or `undefined`.
-    #[wasm_bindgen(getter, js_name = expiresAt)]
-    pub fn expires_at(&self) -> Option<f64> {
-        self.client.expires_at()
-    }
-
-    /// `on("signin" | "refresh" | "signout", listener)`; returns the function that removes it.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, event: String, listener: Function) -> Result<Function, JsValue> {
-        if !matches!(event.as_str(), "signin" | "refresh" | "signout") {
-            return Err(js_error(&AuthError::invalid_option(
-                "event",
-                "must be \"signin\", \"refresh\" or \"signout\"",
-            )));
+    /// `new AuthClient(options)`, as in the npm package (`newClient` connected first).
+    pub fn new(options: JsValue) -> Result<JsAuthClient, JsValue> {
+        thread_local! {
+            static CONNECTED: Closure<dyn Fn(JsValue) -> Result<JsValue, JsValue>> = {
+                let f = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(new_client);
+                connect(f.as_ref());
+                f
+            };
         }
-        Ok(self.client.events().on(&event, &listener))
+        CONNECTED.with(|_| ());
+        JsAuthClient::construct(options)
     }
 }

@@ -21,29 +21,20 @@ use web_sys::{Request, Response};
 
 #[wasm_bindgen(module = "/js/driver.js")]
 extern "C" {
-    /// The effects of one client: fetch, the hand-over store, the lock, the `storage` events.
+    /// The effects of one client: fetch, the hand-over store, the lock, the `storage` events
+    /// (js/driver.js's `AuthClient`, which is the npm package's too).
+    #[wasm_bindgen(js_name = AuthClient)]
     pub(crate) type Driver;
-    #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        core: JsValue,
-        store: &Store,
-        cross_tab: bool,
-        refresh_url: &str,
-        logout_url: Option<String>,
-        key: &str,
-        lock_name: &str,
-        timeout_ms: u32,
-        dpop: &JsValue,
-        oidc: &JsValue,
-    ) -> Driver;
+    /// `new AuthClient(undefined, parts)`: a driver of the client's parts (see [`wire`]).
+    #[wasm_bindgen(constructor, js_class = AuthClient)]
+    fn new(options: &JsValue, parts: &JsValue) -> Driver;
     /// `fetch(input, init)` with authentication.
     #[wasm_bindgen(method)]
     pub(crate) fn fetch(this: &Driver, input: &JsValue, init: &JsValue) -> Promise;
     #[wasm_bindgen(method)]
     pub(crate) fn login(this: &Driver, url: &str, credentials: &JsValue) -> Promise;
     /// One serialized refresh, on demand.
-    #[wasm_bindgen(method, js_name = refreshNow)]
+    #[wasm_bindgen(method)]
     pub(crate) fn refresh(this: &Driver) -> Promise;
     #[wasm_bindgen(method)]
     pub(crate) fn logout(this: &Driver, options: &JsValue) -> Promise;
@@ -159,34 +150,51 @@ async fn settle_auth(p: Promise) -> Result<JsValue, AuthError> {
     })
 }
 
+/// Checks the options `o` and loads the stored session: the session's state, and the parts
+/// js/driver.js's `AuthClient` is made of (the npm package's `new AuthClient(options)` and
+/// Rust's [`AuthClient::new`] alike; see `Parts` there).
+pub(crate) fn wire(o: Options) -> Result<(Rc<State>, JsValue), AuthError> {
+    let kind = o.storage;
+    let (cfg, settings, fx) = config::check(o)?;
+    let store = Store::open(kind, &fx.key);
+    let state = Rc::new(State::new(cfg, settings, store));
+    let oidc = fx.oidc.map_or(JsValue::UNDEFINED, |o| {
+        js_sys::Array::of4(
+            &o.issuer.into(),
+            &o.client_id.into(),
+            &o.redirect_uri.into(),
+            &o.scope.into(),
+        )
+        .into()
+    });
+    let parts: [JsValue; 11] = [
+        Core(state.clone()).into(),
+        JsValue::clone(&state.events),
+        JsValue::clone(&state.store),
+        fx.cross_tab.into(),
+        fx.refresh_url.into(),
+        fx.logout_url.map_or(JsValue::UNDEFINED, JsValue::from),
+        fx.key.into(),
+        fx.lock_name.into(),
+        fx.timeout_ms.into(),
+        dpop_module(fx.dpop),
+        oidc,
+    ];
+    Ok((state, parts.iter().collect::<js_sys::Array>().into()))
+}
+
+/// [`wire`] for the npm package's `new AuthClient(options)`: the parts.
+#[cfg(feature = "js")]
+pub(crate) fn wire_js(o: Options) -> Result<JsValue, AuthError> {
+    wire(o).map(|(_, parts)| parts)
+}
+
 impl AuthClient {
     /// Validates the options and loads the stored session. Corrupt stored data is cleared
     /// (signed out), never an error.
     pub fn new(o: Options) -> Result<AuthClient, AuthError> {
-        let kind = o.storage;
-        let (cfg, settings, fx) = config::check(o)?;
-        let store = Store::open(kind, &fx.key);
-        let state = Rc::new(State::new(cfg, settings, store));
-        let driver = Driver::new(
-            Core(state.clone()).into(),
-            &state.store,
-            fx.cross_tab,
-            &fx.refresh_url,
-            fx.logout_url,
-            &fx.key,
-            &fx.lock_name,
-            fx.timeout_ms,
-            &dpop_module(fx.dpop),
-            &fx.oidc.map_or(JsValue::UNDEFINED, |o| {
-                js_sys::Array::of4(
-                    &o.issuer.into(),
-                    &o.client_id.into(),
-                    &o.redirect_uri.into(),
-                    &o.scope.into(),
-                )
-                .into()
-            }),
-        );
+        let (state, parts) = wire(o)?;
+        let driver = Driver::new(&JsValue::UNDEFINED, &parts);
         Ok(AuthClient {
             inner: Rc::new(Inner {
                 state,
@@ -231,12 +239,6 @@ impl AuthClient {
             }
             keep
         });
-    }
-
-    /// The listeners, for the JS façade.
-    #[cfg(feature = "js")]
-    pub(crate) fn events(&self) -> &glue::Events {
-        &self.inner.state.events
     }
 
     /// Stores tokens obtained elsewhere (e.g. your own login call).
@@ -331,11 +333,5 @@ impl AuthClient {
     #[doc(hidden)]
     pub fn driver_object(&self) -> &JsValue {
         self.inner.driver.as_ref()
-    }
-
-    /// The driver, for the JS façade.
-    #[cfg(feature = "js")]
-    pub(crate) fn driver(&self) -> &Driver {
-        &self.inner.driver
     }
 }

@@ -22,6 +22,7 @@
 //! | `login(url)` → href | `login()` begins | the URL resolved as `fetch` does |
 //! | `fail(kind)` → `AuthError` | the driver's own failures, a `DriverError` | |
 //! | `idToken()` → token or `undefined` | `logout({endSession})`: the end-session hint | `Session::id_token` |
+//! | `expiresAt()` → ms or `undefined` | the `expiresAt` getter | `Session::current` |
 //! | `proofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `Session::proof_for` |
 //! | `tokenChallenge(status, text, retried)` → bool (send again) | DPoP: a token endpoint answered | `dpop::token_challenge` |
 //! | **Inputs**: what the driver saw | | |
@@ -30,6 +31,7 @@
 //! | `sync(shared, generation)` | under the lock, the hand-over store read | `Session::sync` |
 //! | `answer(status, text)` → record or `null` | the refresh endpoint answered | `Session::answer` (`policy::classify_refresh`) |
 //! | `loggedIn(status, text, signin)` → record | the login endpoint, or a sign-in's token endpoint, answered | `Session::logged_in` |
+//! | `setTokens(tokens)` → record | `setTokens(tokens)` | `token::from_json`, `Session::sign_in` |
 //! | `took(url, nonce)` | DPoP: a response with `DPoP-Nonce` | `Session::took` |
 //! | **Commands**: the session moves on | | |
 //! | `beginRefresh(failed)` → `[type, body]` or `null` | under the lock, after `sync` | `Session::begin_refresh` (`policy::still_needed`) |
@@ -178,12 +180,23 @@ impl Core {
                 let record = session.answer::<JsValue>(num(0) as u16, body.as_deref(), now)?;
                 record.map_or(JsValue::NULL, JsValue::from_str)
             }
+            "expiresAt" => session
+                .current()
+                .and_then(|s| s.expires_at)
+                .map_or(JsValue::UNDEFINED, JsValue::from),
             "idToken" => session
                 .id_token()
                 .map_or(JsValue::UNDEFINED, JsValue::from_str),
             "loggedIn" => {
                 let (status, body, signin) = (num(0) as u16, text(1), flag(2));
                 let record = session.logged_in::<JsValue>(status, body.as_deref(), signin, now)?;
+                st.store.write(Some(&record));
+                record.into()
+            }
+            "setTokens" => {
+                let tokens = token::from_json::<JsValue>(&arg(0))
+                    .map_err(|e| AuthError::new(ErrorCode::InvalidConfig, e.message()))?;
+                let record = session.sign_in::<JsValue>(tokens, now)?;
                 st.store.write(Some(&record));
                 record.into()
             }

@@ -10,5 +10,7 @@ mod state;
 mod store;
 mod types;
 
+#[cfg(feature = "js")]
+pub(crate) use client::wire_js as wire_client;
 pub use client::AuthClient;
 pub use types::{FetchError, ListenerId, Options, Redirects, RefreshFormat, SignIn, StorageKind};
