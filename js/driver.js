@@ -12,12 +12,19 @@
 // shortens those (esbuild's mangleProps, scripts/mangle-cache.json). The rest are the public
 // API's (the `.d.ts` in src/js.rs), or read by Rust (`share`, `close`) or by the core.
 
-/** @import { Core } from "./core" */
+/** @import { Ask, Core } from "./core" */
 /** @import { Store } from "./plumbing.js" */
 import {
   AuthError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, fresh, idbGet, idbOpen, idbPut,
   idTokenProblem, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
 } from "./plumbing.js";
+
+/** The core's questions, by number (src/seam.rs; the table in src/web/core.rs says when each
+ * is asked; js/core.d.ts types them). */
+export const Question = Object.freeze({
+  Start: 0, Access: 1, On401: 2, SendAnyway: 3, Generation: 4, TooBig: 5, Login: 6, Fail: 7, IdToken: 8, ExpiresAt: 9,
+  ProofFor: 10, TokenChallenge: 11, Adopt: 12, AdoptBeforeLock: 13, Sync: 14, Answer: 15, LoggedIn: 16, SetTokens: 17,
+  Took: 18, BeginRefresh: 19, Commit: 20, Flush: 21, SignOut: 22, HandOver: 23 });
 
 // The core's named answers: the values of the Rust enums of the same names (src/seam.rs,
 // src/policy.rs; a native test compares them, and the package build inlines them).
@@ -97,8 +104,8 @@ const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && 
  * store and the lock), the refresh and logout URLs (`""`: the discovered token endpoint), the
  * hand-over record's key (the DPoP key's too), the lock's name, the bound on a refresh and on
  * waiting for the lock, with DPoP on its key and proof functions, and sign-in by redirect's
- * options (the core checked them all). @typedef {[core: { ask(name: string | symbol, args:
- * unknown[]): any }, events: import("./plumbing.js").Events, store: Store, crossTab: boolean,
+ * options (the core checked them all). @typedef {[core: Core, events:
+ * import("./plumbing.js").Events, store: Store, crossTab: boolean,
  * refreshUrl: string, logoutUrl: string | undefined, key: string, lockName: string, timeoutMs:
  * number, dpop: Dpop | undefined, oidc: [issuer: string, clientId: string, redirectUri: string,
  * scope: string] | undefined]} Parts */
@@ -120,9 +127,9 @@ export class AuthClient {
   /** @param {unknown} options @param {Parts} parts (Rust's `AuthClient` gives them) */
   constructor(options, parts = newClient(options)) {
     const [core, events, store, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, dpop, oidc] = parts;
-    /** `core_.start(…)` and the rest: the core's questions, all through its one export `ask`.
-     * @type {Core} */
-    this.core_ = /** @type {any} */ (new Proxy({}, { get: (_, name) => (/** @type {unknown[]} */ ...args) => core.ask(name, args) }));
+    /** `ask_(Question.Start, url, …)` and the rest: the core's questions, all through its one
+     * export. @type {Ask} */
+    this.ask_ = (question, ...args) => core.ask(question, args);
     this.events_ = events;
     this.store_ = store;
     this.crossTab_ = crossTab;
@@ -150,7 +157,7 @@ export class AuthClient {
     this.keyDb_ = undefined;
     // Another tab's write (or clearing) of the session in this storage area. (Its sign-out
     // also deleted the DPoP key: read it anew.)
-    this.close = crossTab ? store.listen((v) => (this.core_.adopt(v), (this.keyPair_ = null))) : () => {};
+    this.close = crossTab ? store.listen((v) => (this.ask_(Question.Adopt, v), (this.keyPair_ = null))) : () => {};
   }
 
   /** IndexedDB, opened on first need; `null` without cross-tab or where unavailable. */
@@ -178,7 +185,7 @@ export class AuthClient {
   fetch(input, init) {
     try {
       const b = bodyOf(init), req = new Request(input, init);
-      const how = this.core_.start(req.url, req.headers.has("authorization"), req.redirect);
+      const how = this.ask_(Question.Start, req.url, req.headers.has("authorization"), req.redirect);
       const strict = !!(how & Start.Strict);
       return how == Start.Pass ? g.fetch(req)
         : how & Start.RefreshFirst ? this.refreshFirst_(req, input, init, b, strict)
@@ -194,9 +201,9 @@ export class AuthClient {
    * @param {0 | 1 | 2} b @param {boolean} strict */
   async refreshFirst_(req, input, init, b, strict) {
     try {
-      await this.refresh_(this.core_.access(), req.signal);
+      await this.refresh_(this.ask_(Question.Access), req.signal);
     } catch (e) {
-      if (!this.core_.sendAnyway(/** @type {any} */ (e)?.code)) throw e;
+      if (!this.ask_(Question.SendAnyway, /** @type {any} */ (e)?.code)) throw e;
     }
     return this.send_(req, input, init, b, strict);
   }
@@ -206,7 +213,7 @@ export class AuthClient {
    * @param {Request} req @param {RequestInfo | URL} input @param {RequestInit | undefined} init
    * @param {0 | 1 | 2} b @param {boolean} strict @returns {Promise<Response>} */
   send_(req, input, init, b, strict) {
-    const carried = this.core_.access();
+    const carried = this.ask_(Question.Access);
     if (carried === undefined) return g.fetch(req);
     req = authorize(req, carried, strict, this.dpop_);
     // How a replay gets its request: rebuilt, refused (null), a copy of the copy made before
@@ -224,7 +231,7 @@ export class AuthClient {
     if (!this.dpop_) return g.fetch(req);
     return this.proof_(req.method, req.url, access)
       .then((p) => (req.headers.set("DPoP", p), g.fetch(req)))
-      .then((r) => (this.core_.took(req.url, r.headers.get("dpop-nonce")), r));
+      .then((r) => (this.ask_(Question.Took, req.url, r.headers.get("dpop-nonce")), r));
   }
 
   /** A 401 to an authenticated request: returned, or replayed (after one refresh per
@@ -234,13 +241,13 @@ export class AuthClient {
    * @param {Response} r @param {Request} sent @param {string} carried @param {Again} again
    * @param {boolean} strict @param {number} [replayed] @returns {Promise<Response>} */
   async on401_(r, sent, carried, again, strict, replayed = 0) {
-    const core = this.core_;
+    const ask = this.ask_;
     const www = this.dpop_ ? r.headers.get("www-authenticate") : undefined;
-    const d = core.on401(carried, sent.url, r.url, r.redirected, !!this.inFlight_, www, replayed);
+    const d = ask(Question.On401, carried, sent.url, r.url, r.redirected, !!this.inFlight_, www, replayed);
     if (d == On401.Return) return r;
     if (d == On401.RefreshThenReplay) await this.refresh_(carried, sent.signal);
-    if (!again) throw core.fail(DriverError.NotReplayable);
-    const cur = core.access();
+    if (!again) throw ask(Question.Fail, DriverError.NotReplayable);
+    const cur = ask(Question.Access);
     if (cur === undefined) return r;
     const req = authorize(again(), cur, strict, this.dpop_), res = await this.dispatch_(req, cur);
     if (res.status != 401) return res;
@@ -249,8 +256,8 @@ export class AuthClient {
 
   /** `refresh()`: one serialized refresh, on demand. */
   refresh() {
-    const a = this.core_.access();
-    return a === undefined ? Promise.reject(this.core_.fail(DriverError.NotSignedIn)) : this.refresh_(a);
+    const a = this.ask_(Question.Access);
+    return a === undefined ? Promise.reject(this.ask_(Question.Fail, DriverError.NotSignedIn)) : this.refresh_(a);
   }
 
   /** Joins this tab's refresh in flight or starts one (`runRefresh_` makes it one per
@@ -262,7 +269,7 @@ export class AuthClient {
       this.inFlight_ = this.runRefresh_(failed).finally(() => (this.inFlight_ = null));
       this.inFlight_.catch(() => {});
     }
-    const p = this.inFlight_, aborted = () => this.core_.fail(DriverError.Aborted);
+    const p = this.inFlight_, aborted = () => this.ask_(Question.Fail, DriverError.Aborted);
     if (!signal) return p;
     if (signal.aborted) return Promise.reject(aborted());
     return Promise.race([p, new Promise((_, no) => signal.addEventListener("abort", () => no(aborted()), { once: true }))]);
@@ -275,32 +282,32 @@ export class AuthClient {
     // The session this refresh is for: if this tab signs in or out while it waits for the
     // lock (a `logout()` queued behind it), `sync` ends it instead of taking the hand-over
     // record back.
-    const core = this.core_, generation = core.generation();
+    const ask = this.ask_, generation = ask(Question.Generation);
     // With an issuer and no refreshUrl: its discovered token endpoint (fetched before the lock).
-    const url = this.refreshUrl_ || (await this.discover_().catch(() => { throw core.fail(DriverError.NoDiscovery); })).token_endpoint;
-    if (this.crossTab_ && core.adoptBeforeLock(await this.shared_(), failed)) return;
+    const url = this.refreshUrl_ || (await this.discover_().catch(() => { throw ask(Question.Fail, DriverError.NoDiscovery); })).token_endpoint;
+    if (this.crossTab_ && ask(Question.AdoptBeforeLock, await this.shared_(), failed)) return;
     let release;
     if (this.crossTab_) {
       release = await lock(this.lockName_, this.timeoutMs_, await this.openDb_());
-      if (!release) throw core.fail(DriverError.LockTimeout);
+      if (!release) throw ask(Question.Fail, DriverError.LockTimeout);
     }
     try {
-      if (this.crossTab_) core.sync(await this.shared_(), generation);
-      const request = core.beginRefresh(failed);
+      if (this.crossTab_) ask(Question.Sync, await this.shared_(), generation);
+      const request = ask(Question.BeginRefresh, failed);
       if (!request) return;
       const a = await this.post_(url, request[0], request[1]);
-      const v = core.answer(a?.[0], a?.[1]);
+      const v = ask(Question.Answer, a?.[0], a?.[1]);
       // Persist before anyone replays: the hand-over store first (the next lock holder reads
       // it), then the persistent home (its `storage` event wakes the other tabs).
       if (this.crossTab_) await this.share(v);
-      core.commit();
+      ask(Question.Commit);
     } catch (e) {
       // The session ended (rejected, or signed out meanwhile): so does its DPoP key.
-      if (this.dpop_ && core.access() === undefined) await this.forgetKey_();
+      if (this.dpop_ && ask(Question.Access) === undefined) await this.forgetKey_();
       throw e;
     } finally {
       release?.();
-      core.flush();
+      ask(Question.Flush);
     }
   }
 
@@ -309,7 +316,7 @@ export class AuthClient {
    * @param {string} url @param {string} type @param {string} body
    * @returns {Promise<[number, string | undefined] | undefined>} */
   async post_(url, type, body) {
-    const core = this.core_;
+    const ask = this.ask_;
     for (let retried = false; ; retried = true) {
       let a;
       try {
@@ -317,27 +324,27 @@ export class AuthClient {
       } catch {
         return;
       }
-      const text = await bodyText(a[2], core.tooBig(a[1]));
+      const text = await bodyText(a[2], ask(Question.TooBig, a[1]));
       if (!this.dpop_) return [a[0], text];
-      core.took(url, a[2].headers.get("dpop-nonce"));
-      if (!core.tokenChallenge(a[0], text, retried)) return [a[0], text];
+      ask(Question.Took, url, a[2].headers.get("dpop-nonce"));
+      if (!ask(Question.TokenChallenge, a[0], text, retried)) return [a[0], text];
     }
   }
 
   /** `setTokens(tokens)`: a session from tokens obtained elsewhere (the core reads and keeps
    * them), handed to the other tabs in the background. @param {unknown} tokens */
   setTokens(tokens) {
-    this.share(this.core_.setTokens(tokens));
+    this.share(this.ask_(Question.SetTokens, tokens));
   }
 
   /** `authenticated`: true while tokens are held. */
   get authenticated() {
-    return this.core_.access() !== undefined;
+    return this.ask_(Question.Access) !== undefined;
   }
 
   /** `expiresAt`: the access token's expiry (ms since the epoch), if known. */
   get expiresAt() {
-    return this.core_.expiresAt();
+    return this.ask_(Question.ExpiresAt);
   }
 
   /** `on(event, listener)`: returns the function that removes it.
@@ -361,15 +368,15 @@ export class AuthClient {
 
   /** `login(url, credentials)`. @param {string} url @param {unknown} credentials */
   async login(url, credentials) {
-    const core = this.core_, u = core.login(url);
+    const ask = this.ask_, u = ask(Question.Login, url);
     let body;
     try {
       body = JSON.stringify(credentials);
     } catch { /* below */ }
-    if (typeof body != "string") throw core.fail(DriverError.BadCredentials);
+    if (typeof body != "string") throw ask(Question.Fail, DriverError.BadCredentials);
     const a = await this.post_(u, "application/json", body);
-    this.share(core.loggedIn(a?.[0], a?.[1], false));
-    core.flush();
+    this.share(ask(Question.LoggedIn, a?.[0], a?.[1], false));
+    ask(Question.Flush);
   }
 
   /** `logout(options)`: signs out here, in every tab (under the lock, so no tab's refresh in
@@ -380,12 +387,12 @@ export class AuthClient {
    * token as `id_token_hint`, `returnTo` as `post_logout_redirect_uri`).
    * @param {{endSession?: boolean, returnTo?: string} | undefined} o */
   async logout(o) {
-    const core = this.core_, hint = core.idToken();
-    let rt = core.signOut();
+    const ask = this.ask_, hint = ask(Question.IdToken);
+    let rt = ask(Question.SignOut);
     if (this.crossTab_) {
       const db = await this.openDb_(), release = await lock(this.lockName_, this.timeoutMs_, db);
       try {
-        rt = core.handOver(db && (await idbGet(db, this.key_).catch(() => {}))) ?? rt;
+        rt = ask(Question.HandOver, db && (await idbGet(db, this.key_).catch(() => {}))) ?? rt;
         if (db) await idbPut(db, this.key_).catch(() => {});
       } finally {
         release?.();
@@ -397,7 +404,7 @@ export class AuthClient {
       await this.post_(meta.revocation_endpoint, FORM, form({ token: rt, token_type_hint: "refresh_token", client_id: this.oidc_?.[1] }));
     }
     if (this.dpop_) await this.forgetKey_();
-    core.flush();
+    ask(Question.Flush);
     if (o?.endSession && meta?.end_session_endpoint) {
       location.assign(withQuery(meta.end_session_endpoint,
         { client_id: this.oidc_?.[1], id_token_hint: hint, post_logout_redirect_uri: o.returnTo }));
@@ -519,14 +526,14 @@ export class AuthClient {
    * session kept and handed to every tab. The return path.
    * @param {URLSearchParams} q @param {string} [expected] @returns {Promise<string>} */
   async exchange_(q, expected) {
-    const core = this.core_, [issuer, clientId, redirectUri] = this.oidcOrFail_(), meta = await this.discover_();
+    const ask = this.ask_, [issuer, clientId, redirectUri] = this.oidcOrFail_(), meta = await this.discover_();
     const k = this.key_ + ":signin:" + q.get("state");
     const release = await lock(this.lockName_, this.timeoutMs_, await this.openDb_());
-    if (!release) throw core.fail(DriverError.LockTimeout);
+    if (!release) throw ask(Question.Fail, DriverError.LockTimeout);
     try {
       const tx = jsonOf(lsGet(k)), error = q.get("error");
       const verdict = callbackVerdict(q, tx, issuer, meta.authorization_response_iss_parameter_supported === true, secs(), expected);
-      if (verdict == "done" && core.access() !== undefined) return tx.r;
+      if (verdict == "done" && ask(Question.Access) !== undefined) return tx.r;
       if (verdict != "exchange") {
         if (tx && !tx.d) lsSet(k);
         throw new AuthError(REFUSED[verdict] ?? REFUSED.no_transaction, verdict == "done" ? "no_transaction" : verdict,
@@ -541,7 +548,7 @@ export class AuthClient {
       }
       let record;
       try {
-        record = core.loggedIn(a?.[0], a?.[1], true);
+        record = ask(Question.LoggedIn, a?.[0], a?.[1], true);
       } catch (e) {
         // Transient: the code may not be spent; the transaction is given back (retry).
         if (/** @type {any} */ (e)?.code == "signin_failed") lsSet(k, JSON.stringify(tx));
@@ -551,7 +558,7 @@ export class AuthClient {
       return tx.r;
     } finally {
       release();
-      core.flush();
+      ask(Question.Flush);
     }
   }
 
@@ -601,13 +608,13 @@ export class AuthClient {
   loadKeyPair_() {
     const dpop = /** @type {Dpop} */ (this.dpop_);
     return (this.keyPair_ ??= (this.keyDb_ ??= idbOpen()).then((db) => dpop.loadKey_(/** @type {IDBDatabase} */ (db), this.key_))
-      .catch(() => { this.keyPair_ = null; throw this.core_.fail(DriverError.NoKey); }));
+      .catch(() => { this.keyPair_ = null; throw this.ask_(Question.Fail, DriverError.NoKey); }));
   }
 
   /** A proof for `method` `url` (with `ath` for `access` when given): what it names (htu, the
    * origin's nonce) is the core's. @param {string} method @param {string} url @param {string} [access] */
   async proof_(method, url, access) {
-    const dpop = /** @type {Dpop} */ (this.dpop_), [htu, nonce] = this.core_.proofFor(url);
+    const dpop = /** @type {Dpop} */ (this.dpop_), [htu, nonce] = this.ask_(Question.ProofFor, url);
     return dpop.sign_(await this.loadKeyPair_(), method, htu, nonce, access);
   }
 
@@ -620,7 +627,7 @@ export class AuthClient {
 
   /** `dpopProof(method, url)`: a proof for a request of the app's own. @param {unknown} method @param {unknown} url */
   dpopProof(method, url) {
-    return this.dpop_ ? this.proof_(String(method).toUpperCase(), String(url)) : Promise.reject(this.core_.fail(DriverError.DpopOff));
+    return this.dpop_ ? this.proof_(String(method).toUpperCase(), String(url)) : Promise.reject(this.ask_(Question.Fail, DriverError.DpopOff));
   }
 }
 

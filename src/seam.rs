@@ -1,17 +1,20 @@
 //! The vocabulary of the seam between the Rust core (`src/web/core.rs`) and the JS driver
-//! (`js/driver.js`): the names of the core's questions and the named answers they exchange.
+//! (`js/driver.js`): the core's questions and the named answers they exchange, each a number
+//! with a name on both sides.
 //!
-//! The driver asks through one export, `Core.ask(name, args)` (each export costs the `.wasm`
-//! a shim and the glue a method); `js/core.d.ts` declares one method per question, so
-//! `tsc --checkJs` (`make lint`) refuses a misspelt one, and the core throws for it at run
-//! time. Every numeric answer is an enum here (or beside its decision, `policy::On401`) with
-//! explicit discriminants, and the same name with the same values in `js/driver.js`
-//! (`export const Start = Object.freeze({ … })`, which the package build inlines as
-//! constants). The tests below read the JS files and the core's dispatch: a question or a
+//! The driver asks through one export, `Core.ask(question, args)` (each export costs the `.wasm`
+//! a shim and the glue a method), by number: [`Question`] here, the frozen object `Question` in
+//! `js/driver.js` (which the package build inlines as constants, so no question's name ships),
+//! and `js/core.d.ts` declares each question's arguments and answer, so `tsc --checkJs`
+//! (`make lint`) refuses a misspelt question or a wrong argument; the core throws for a number
+//! that is no question. Every numeric answer is an enum here (or beside its decision,
+//! `policy::On401`) with explicit discriminants, and the same name with the same values in
+//! `js/driver.js`. The tests below read the JS files and the core's dispatch: a question or a
 //! value that one side names and the other does not fails `make test-native`.
 //!
-//! Adding a question: its arm in the match of `Core::answer` (`src/web/core.rs`) and its
-//! method in `js/core.d.ts` (the test below insists on both), then the driver calls it.
+//! Adding a question: a variant of [`Question`] (and in `js/driver.js`'s `Question`), its arm
+//! in the match of `Core::answer` (`src/web/core.rs`) and its entry in `js/core.d.ts`'s
+//! `Questions` (the tests below insist on all four), then the driver asks it.
 
 /// A numeric answer: an enum with explicit discriminants, `of` to read one back, and `ALL`
 /// (its names and values, as `js/driver.js` must spell them; the agreement test reads it).
@@ -35,6 +38,62 @@ macro_rules! answer {
     };
 }
 pub(crate) use answer;
+
+answer! {
+    /// The core's questions (`Core.ask(question, args)`; src/web/core.rs's table says what each
+    /// asks and when): queries answer from the session as it is, inputs take in what the driver
+    /// saw, commands move the session on.
+    pub enum Question {
+        /// Query: how to send a request ([`Start`]).
+        Start = 0,
+        /// Query: the access token to send.
+        Access = 1,
+        /// Query: what a 401 calls for (`policy::On401`).
+        On401 = 2,
+        /// Query: after a failed refresh before sending, send with the old token anyway?
+        SendAnyway = 3,
+        /// Query: the session's generation, read as a refresh starts.
+        Generation = 4,
+        /// Query: leave a token endpoint's response unread (its `Content-Length`)?
+        TooBig = 5,
+        /// Query: `login(url, …)`'s URL, resolved.
+        Login = 6,
+        /// Query: the `AuthError` of one of the driver's own failures ([`DriverError`]).
+        Fail = 7,
+        /// Query: the session's ID token (the end-session hint).
+        IdToken = 8,
+        /// Query: the access token's expiry.
+        ExpiresAt = 9,
+        /// Query (DPoP): what a proof for a request names.
+        ProofFor = 10,
+        /// Query (DPoP): is a token endpoint's answer a nonce challenge?
+        TokenChallenge = 11,
+        /// Input: another tab wrote or cleared the session.
+        Adopt = 12,
+        /// Input: before the lock, another tab's rotation, adopted if that ends the refresh.
+        AdoptBeforeLock = 13,
+        /// Input: under the lock, what the last lock holder left.
+        Sync = 14,
+        /// Input: the refresh endpoint's answer.
+        Answer = 15,
+        /// Input: the login endpoint's, or a sign-in's token endpoint's, answer.
+        LoggedIn = 16,
+        /// Input: `setTokens(tokens)`.
+        SetTokens = 17,
+        /// Input (DPoP): a response's `DPoP-Nonce`.
+        Took = 18,
+        /// Command: begins the refresh.
+        BeginRefresh = 19,
+        /// Command: the hand-over store holds the refresh's record.
+        Commit = 20,
+        /// Command: the lock is released; tell the listeners.
+        Flush = 21,
+        /// Command: `logout()` begins.
+        SignOut = 22,
+        /// Command: `logout()`, under the lock.
+        HandOver = 23,
+    }
+}
 
 answer! {
     /// `start`: how to send a request. One of `Pass`, `Send`, `RefreshFirst`, plus the flag
@@ -128,8 +187,9 @@ mod tests {
         agree("On401", On401::ALL);
         agree("Replayed", Replayed::ALL);
         agree("DriverError", DriverError::ALL);
+        agree("Question", Question::ALL);
         // And nothing else is named that way in the driver.
-        assert_eq!(DRIVER.matches(" = Object.freeze({").count(), 4);
+        assert_eq!(DRIVER.matches(" = Object.freeze({").count(), 5);
     }
 
     #[test]
@@ -149,28 +209,22 @@ mod tests {
             .unwrap_or_else(|| panic!("no {end:?} after {start:?}"))]
     }
 
-    /// The method names of `interface Core { … }` in js/core.d.ts.
+    /// The questions `interface Questions { … }` in js/core.d.ts declares: `[Question.Name](…)`.
     fn declared_questions() -> Vec<&'static str> {
-        section(CORE_D_TS, "export interface Core {", "\n}")
+        section(CORE_D_TS, "export interface Questions {", "\n}")
             .lines()
-            .skip(1)
-            .map(str::trim)
-            .filter(|l| !l.starts_with("//") && !l.starts_with('*') && !l.starts_with("/*"))
-            .filter_map(|l| l.split_once('(').map(|(name, _)| name))
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .filter_map(|l| l.trim().strip_prefix("[Question."))
+            .filter_map(|l| l.split_once(']').map(|(name, _)| name))
             .collect()
     }
 
-    /// The names the core answers: the `"name" =>` arms of the match in `Core::answer`.
+    /// The questions the core answers: the `Question::Name =>` arms of the match in
+    /// `Core::answer`.
     fn answered_questions() -> Vec<&'static str> {
         section(CORE_RS, "fn answer(", "\n    }\n")
             .lines()
-            .map(str::trim)
-            .filter_map(|l| {
-                l.strip_prefix('"')?
-                    .split_once("\" =>")
-                    .map(|(name, _)| name)
-            })
+            .filter_map(|l| l.trim().strip_prefix("Question::"))
+            .filter_map(|l| l.split_once(" =>").map(|(name, _)| name))
             .collect()
     }
 
@@ -178,9 +232,12 @@ mod tests {
     fn the_core_answers_exactly_the_questions_core_d_ts_declares() {
         let mut declared = declared_questions();
         let mut answered = answered_questions();
+        let mut all: Vec<&str> = Question::ALL.iter().map(|&(name, _)| name).collect();
         assert!(answered.len() > 15, "{answered:?}");
         declared.sort_unstable();
         answered.sort_unstable();
-        assert_eq!(declared, answered);
+        all.sort_unstable();
+        assert_eq!(declared, all, "js/core.d.ts's Questions");
+        assert_eq!(answered, all, "the arms of Core::answer");
     }
 }
