@@ -4,13 +4,14 @@
 //
 // Only loopback traffic (the reference server on 127.0.0.1); every loop is bounded in count
 // and time. Run from the repository root: `make bench` (it builds pkg/ and the server first).
-import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync, statSync } from "node:fs";
-import { cpus, totalmem, release } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ROOT, startServer, launchBrowser, waitFor } from "../e2e/lib/harness.mjs";
+import { load, machine, writeSection } from "./lib/report.mjs";
+import { pct, round } from "./lib/stats.mjs";
+import { ensureDeps } from "./lib/deps.mjs";
 
 const BENCH = join(ROOT, "bench");
 const OUT = join(ROOT, "target/bench");
@@ -36,48 +37,11 @@ const STORM_TTL = 20;
 const log = (...a) => console.error("bench:", ...a);
 const t00 = Date.now();
 
-// ---------------------------------------------------------------- install (idempotent)
-
-function ensureDeps() {
-  const lock = readFileSync(join(BENCH, "package-lock.json"));
-  const hash = createHash("sha256").update(lock).digest("hex");
-  const stamp = join(BENCH, "node_modules/.bench-lock-sha256");
-  if (existsSync(stamp) && readFileSync(stamp, "utf8") === hash) return;
-  log("installing the pinned peers (npm ci in bench/)");
-  const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: BENCH, stdio: "inherit" });
-  if (r.status !== 0) throw new Error("npm ci in bench/ failed");
-  writeFileSync(stamp, hash);
-}
-
 // ---------------------------------------------------------------- statistics
 
 const sorted = (xs) => [...xs].sort((a, b) => a - b);
-function pct(xs, p) {
-  const s = sorted(xs);
-  if (!s.length) return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 const median = (xs) => pct(xs, 50);
-const round = (x, d = 2) => Number.isFinite(x) ? Number(x.toFixed(d)) : x;
 const kb = (bytes) => (bytes / 1000).toFixed(1);
-
-// ---------------------------------------------------------------- machine
-
-function machine() {
-  const sh = (cmd, args) => {
-    try { return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return "?"; }
-  };
-  return {
-    date: new Date().toISOString(),
-    cores: Number(sh("nproc", [])),
-    cpu: cpus()[0]?.model ?? "?",
-    memoryGiB: round(totalmem() / 2 ** 30, 1),
-    kernel: release(),
-    chromium: sh(process.env.CHROMIUM ?? "/usr/bin/chromium", ["--version"]),
-    node: process.version,
-    git: sh("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) + (sh("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]) ? " (+ uncommitted src changes)" : ""),
-  };
-}
 
 // ---------------------------------------------------------------- 1. shipped size
 
@@ -246,7 +210,11 @@ async function overhead(browser) {
       });
     }
     const d = delta(m0, await metrics(srv));
-    return { isolated, concurrency: CONC, results: res, serverSaw: d };
+    // DPoP's parts: the page's WebCrypto work per call, and the server's (from Node, below).
+    const token = (await page.evaluate(() => loginTokens())).access_token;
+    const signing = await page.evaluate(([n, t]) => signTiming(n, t), [N_SEQ / 2, token]);
+    const browserShare = { n: signing.sign.length, digestMs: round(median(signing.digest), 3), signMs: round(median(signing.sign), 3), signP95Ms: round(pct(signing.sign, 95), 3) };
+    return { isolated, concurrency: CONC, results: res, serverSaw: d, browserShare, serverShare: await (await import("./lib/dpop-share.mjs")).serverShare(srv.url, N_SEQ) };
   } finally {
     await context.close();
     await srv.stop();
@@ -436,7 +404,7 @@ const DPOP_ALLOWANCE = 3_000;
 function markdown(r) {
   const L = [];
   const m = r.machine;
-  L.push(`Measured ${m.date.slice(0, 10)} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel}; ${m.chromium} (headless: ${r.browserVersion}); Node ${m.node}; rotafetch ${r.sizes[0].version} at ${m.git}. Command: \`${COMMAND}\` (${r.seconds} s).`);
+  L.push(`Measured ${m.date.slice(0, 10)} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel}; ${m.chromium} (headless: ${r.browserVersion}); Node ${m.node}; rotafetch ${r.sizes[0].version} at ${m.git}. Command: \`${COMMAND}\` (${r.seconds} s). Load average (1 / 5 / 15 min) ${m.loadStart} at the start, ${r.loadEnd} at the end.`);
   L.push("");
   L.push("KB = 1000 bytes. Every number below comes from that one run; the machine is shared, so compare rows of one run, not runs.");
   L.push("");
@@ -489,6 +457,18 @@ function markdown(r) {
     L.push(`DPoP: every call signs a fresh proof (ES256, with \`ath\`) in the browser, and the server verifies it and records its \`jti\` (a write to its SQLite replay cache): ` +
       `sequential ${ds.ratioMedian}× raw fetch, ${ds.ratioBearer}× rotafetch bearer; concurrent ${dc.ratioMedian}× raw, ${dc.ratioBearer}× bearer (medians). ` +
       `The server ran without nonces (\`--dpop-nonce\` off), so no call met a challenge.`);
+    L.push("");
+    const b = o.browserShare, sv = o.serverShare;
+    L.push("Where a DPoP call's extra time goes (medians; same server, same run):");
+    L.push("");
+    L.push("| part | ms per call | measured |");
+    L.push("|---|--:|---|");
+    L.push(`| whole call, DPoP − bearer, in the page (sequential) | ${round(ds.medianMs - o.results.sequential.find((x) => x.variant === "rotafetch").medianMs, 3)} | the table above |`);
+    L.push(`| browser: SHA-256 of the access token (\`ath\`) | ${b.digestMs} | \`crypto.subtle.digest\` timed in the page, ${b.n} calls |`);
+    L.push(`| browser: ES256 signature (non-extractable P-256 key) | ${b.signMs} (p95 ${b.signP95Ms}) | \`crypto.subtle.sign\` timed in the page, ${b.n} calls |`);
+    L.push(`| server: proof verification + replay cache + the proof's bytes | ${sv.shareMs} | \`GET /api/me\` DPoP ${sv.dpop.p50} ms − bearer ${sv.bearer.p50} ms, ${sv.n} calls each interleaved over one keep-alive connection from Node (proofs signed before the clock starts) |`);
+    L.push("");
+    L.push("The rest of the page's difference is the SDK's own work per DPoP call (building the proof, reading the key, the second header) and the browser's request handling.");
     L.push("");
   }
   // 3
@@ -543,18 +523,6 @@ function markdown(r) {
   return L.join("\n");
 }
 
-function updateBenchmarksMd(table) {
-  const file = join(ROOT, "BENCHMARKS.md");
-  const BEGIN = "<!-- BENCH:BEGIN (written by bench/run.mjs; do not edit by hand) -->";
-  const END = "<!-- BENCH:END -->";
-  let text = existsSync(file) ? readFileSync(file, "utf8") : `# Benchmarks\n\n${BEGIN}\n${END}\n`;
-  const a = text.indexOf(BEGIN), b = text.indexOf(END);
-  if (a < 0 || b < a) text += `\n${BEGIN}\n${END}\n`;
-  const i = text.indexOf(BEGIN), j = text.indexOf(END);
-  text = text.slice(0, i + BEGIN.length) + "\n" + table + "\n" + text.slice(j);
-  writeFileSync(file, text);
-}
-
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -585,11 +553,12 @@ async function main() {
   log("6/6 reference server");
   report.server = await referenceServer();
   report.seconds = Math.round((Date.now() - t00) / 1000);
+  report.loadEnd = load();
 
   const md = markdown(report);
   writeFileSync(join(OUT, "report.md"), md + "\n");
   writeFileSync(join(OUT, "report.json"), JSON.stringify(report, null, 2) + "\n");
-  if (!QUICK) updateBenchmarksMd(md);
+  if (!QUICK) writeSection("BENCH", md);
   console.log(md);
   log(`wrote ${join(OUT, "report.md")}, report.json${QUICK ? "" : " and BENCHMARKS.md"} in ${report.seconds} s`);
   const self = report.sizes[0];
