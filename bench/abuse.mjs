@@ -43,13 +43,14 @@ const PLAN = {
 const WATCHDOG_MS = (QUICK ? 6 : 20) * 60_000;
 const log = (...a) => console.error("abuse:", ...a);
 
-/** The flags every abuse server runs with. */
-const flagsFor = (bin, dir) => ["--access-ttl", "3600", "--db", join(dir, "abuse.db"), ...demoUser(bin)];
-
-/** Runs `fn(srv, pool, users)` on a fresh server of `bin` with signed-in legitimate users. */
-async function withServer(bin, fn) {
+/**
+ * Runs `fn(srv, pool, users, db)` on a fresh server (`build`: its binary and extra flags) with
+ * signed-in legitimate users.
+ */
+async function withServer(build, fn) {
   const dir = mkdtempSync(join(tmpdir(), "rotafetch-abuse-"));
-  const srv = await startServer(flagsFor(bin, dir), { bin });
+  const flags = ["--access-ttl", "3600", "--db", join(dir, "abuse.db"), ...demoUser(build.bin), ...build.flags];
+  const srv = await startServer(flags, { bin: build.bin });
   const p = pool(srv.url);
   try {
     const users = await signIn(p, srv.url, { apiUsers: PLAN.apiUsers, refreshUsers: PLAN.refreshUsers });
@@ -86,8 +87,8 @@ async function jtiEntries(p, db) {
 
 // ---------------------------------------------------------------- 1. jti flood
 
-async function jtiFlood(bin) {
-  return withServer(bin, async (srv, p, users, db) => {
+async function jtiFlood(build) {
+  return withServer(build, async (srv, p, users, db) => {
     const base = await legit(p, srv, users, PLAN.baseSeconds);
     const rssBase = rssMiB(srv.pid);
     const m0 = await metrics(p);
@@ -125,8 +126,8 @@ async function realUserSignsIn(p, give) {
   return { ok: false, afterSeconds: round((Date.now() - t0) / 1000, 1), tries };
 }
 
-async function passwordFlood(bin) {
-  return withServer(bin, async (srv, p, users) => {
+async function passwordFlood(build) {
+  return withServer(build, async (srv, p, users) => {
     const base = await legit(p, srv, users, PLAN.baseSeconds);
     const m0 = await metrics(p);
     const rss = sampler(() => rssMiB(srv.pid), 500);
@@ -146,8 +147,8 @@ async function passwordFlood(bin) {
 
 // ---------------------------------------------------------------- 3. slow clients
 
-async function slowLoris(bin) {
-  return withServer(bin, async (srv, p, users) => {
+async function slowLoris(build) {
+  return withServer(build, async (srv, p, users) => {
     const base = await legit(p, srv, users, PLAN.baseSeconds);
     const rss = sampler(() => rssMiB(srv.pid), 500);
     const m0 = await metrics(p);
@@ -169,15 +170,21 @@ async function main() {
   const watchdog = setTimeout(() => { log(`watchdog: over ${WATCHDOG_MS / 60_000} min, exiting`); process.exit(2); }, WATCHDOG_MS);
   watchdog.unref();
   const t0 = Date.now();
-  const builds = [{ name: "this build", bin: SERVER_BIN }];
-  if (process.env.BENCH_BASELINE_BIN) builds.unshift({ name: "before hardening (4538bdb)", bin: process.env.BENCH_BASELINE_BIN });
-  const report = { machine: machine(), plan: PLAN, builds: builds.map((b) => b.name), jti: [], password: [], slow: [] };
+  const builds = [{ name: "this build", bin: SERVER_BIN, flags: [] }];
+  const before = process.env.BENCH_BASELINE_BIN;
+  if (before) {
+    builds.unshift({ name: "4538bdb (before)", bin: before, flags: [] },
+      // At the flood rates reached here the default cap (100,000) fills after the 30 s; a smaller
+      // cap shows within them what a full cache does to the users.
+      { name: "4538bdb (before), `--dpop-jti-cap 20000`", bin: before, flags: ["--dpop-jti-cap", "20000"], only: "jti" });
+  }
+  const report = { machine: machine(), plan: PLAN, builds: builds.map(({ name, flags }) => ({ name, flags })), jti: [], password: [], slow: [] };
   const figures = { jti: jtiFlood, password: passwordFlood, slow: slowLoris };
   for (const [name, run] of Object.entries(figures)) {
     if (!ONLY.includes(name)) continue;
-    for (const b of builds) {
+    for (const b of builds.filter((b) => !b.only || b.only === name)) {
       log(`${name}: ${b.name} (load average ${load()})`);
-      report[name].push({ build: b.name, load: load(), ...(await run(b.bin)) });
+      report[name].push({ build: b.name, load: load(), ...(await run(b)) });
     }
   }
   report.loadEnd = load();
