@@ -213,11 +213,17 @@ async function overhead(browser) {
     const token = (await page.evaluate(() => loginTokens())).access_token;
     const signing = await page.evaluate(([n, t]) => signTiming(n, t), [N_SEQ / 2, token]);
     const browserShare = { n: signing.sign.length, digestMs: round(median(signing.digest), 3), signMs: round(median(signing.sign), 3), signP95Ms: round(pct(signing.sign, 95), 3) };
-    return { isolated, concurrency: CONC, results: res, serverSaw: d, browserShare, serverShare: await (await import("./lib/dpop-share.mjs")).serverShare(srv.url, N_SEQ) };
+    return { isolated, concurrency: CONC, results: res, serverSaw: d, browserShare, ...(await dpopServerShare(srv.url)) };
   } finally {
     await context.close();
     await srv.stop();
   }
+}
+
+/** The server's share of a DPoP call (bench/lib/dpop-share.mjs; imported once bench/'s packages are in). */
+async function dpopServerShare(url) {
+  const { serverShare, verifyCost } = await import("./lib/dpop-share.mjs");
+  return { serverShare: await serverShare(url, N_SEQ), verifyCost: verifyCost(join(ROOT, "target/server/examples/dpop_verify_cost"), url, N_SEQ) };
 }
 
 // ---------------------------------------------------------------- 3. refresh storm (one tab)

@@ -3,8 +3,11 @@
 // interleaved call by call over one keep-alive connection from Node. What the DPoP calls take
 // longer is the server verifying the proof (ES256, `ath`, `htu`/`htm`, `iat`) and recording
 // its `jti` in the replay cache, plus the proof's bytes on the wire.
-import { apiCall, call, latency, pct, pool, round, signIn } from "./load.mjs";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { apiCall, call, latency, pct, pool, round, signIn } from "./load.mjs";
+import { DpopKey } from "./dpop.mjs";
 
 export async function serverShare(url, n) {
   const p = pool(url, { connections: 1 });
@@ -27,4 +30,18 @@ export async function serverShare(url, n) {
   } finally {
     await p.destroy();
   }
+}
+
+/**
+ * `dpop::verify` alone, in Rust without HTTP (server/examples/dpop_verify_cost.rs, built by
+ * `make bench`): `n` ES256 proofs with `ath`, made here, verified there one by one. Returns
+ * { n, p50_us, p99_us, mean_us }, or null when the example is not built.
+ */
+export function verifyCost(bin, url, n) {
+  if (!existsSync(bin)) return null;
+  const key = new DpopKey("ES256");
+  const access = "x".repeat(300); // an access token's length; only its hash goes into the proof
+  const htu = `${url}/api/me`;
+  const lines = Array.from({ length: n }, () => JSON.stringify({ proof: key.proof("GET", htu, { access }), htm: "GET", htu, access }));
+  return JSON.parse(execFileSync(bin, { input: lines.join("\n"), encoding: "utf8", timeout: 60_000 }));
 }
