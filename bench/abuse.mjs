@@ -15,15 +15,15 @@
 // Every phase is bounded in time, every request by a timeout, and the servers are stopped in
 // `finally` blocks; a watchdog ends the whole run if it overruns.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { ROOT, SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
+import { SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
 import { flood } from "./lib/flood.mjs";
 import { call, demoUser, json, legitLoad, metrics, pool, round, rssMiB, sampler, signIn, DEMO } from "./lib/load.mjs";
 import { slowClients } from "./lib/slow.mjs";
-import { load, machine, writeSection } from "./lib/report.mjs";
+import { load, machine, save } from "./lib/report.mjs";
 import { abuseMarkdown } from "./lib/abuse-report.mjs";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -190,14 +190,7 @@ async function main() {
   }
   report.loadEnd = load();
   report.seconds = Math.round((Date.now() - t0) / 1000);
-  const md = abuseMarkdown(report);
-  const out = join(ROOT, "target/bench");
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "abuse.md"), md + "\n");
-  writeFileSync(join(out, "abuse.json"), JSON.stringify(report, null, 2) + "\n");
-  if (!QUICK && ONLY.length === 3) writeSection("ABUSE", md);
-  console.log(md);
-  log(`wrote target/bench/abuse.md and abuse.json${!QUICK && ONLY.length === 3 ? " and BENCHMARKS.md" : ""} in ${report.seconds} s`);
+  save("abuse", report, abuseMarkdown(report), !QUICK && ONLY.length === 3 ? "ABUSE" : null);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

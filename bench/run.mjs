@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ROOT, startServer, launchBrowser, waitFor } from "../e2e/lib/harness.mjs";
 import { load, machine, writeSection } from "./lib/report.mjs";
-import { pct, round } from "./lib/stats.mjs";
+import { parseMetrics, pct, round } from "./lib/stats.mjs";
 import { BUDGET, DPOP_ALLOWANCE, kb, markdown } from "./lib/run-report.mjs";
 import { ensureDeps } from "./lib/deps.mjs";
 
@@ -115,14 +115,7 @@ async function server(flags = []) {
 
 /** Every counter of /metrics, by series. */
 async function metrics(srv) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = {};
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    m[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return m;
+  return parseMetrics(await (await fetch(`${srv.url}/metrics`)).text());
 }
 function delta(a, b) {
   const sum = (m, prefix) => Object.entries(m).filter(([k]) => k.startsWith(prefix)).reduce((s, [, v]) => s + v, 0);

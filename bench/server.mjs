@@ -12,14 +12,12 @@
 // instances. Each target runs ROUNDS times for SECONDS, in an order rotated per round (drift on
 // this shared machine lands on every target alike); bounded by ROTATIONS per round as well.
 // Loopback only.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { ROOT, SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
+import { SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
 import { startCluster, startInstance } from "../e2e/lib/pg.mjs";
 import { call, demoUser, form, json, latency, pool, round, DEMO } from "./lib/load.mjs";
 import { authorizationCodeFlow, startOidcProvider, CLIENT_ID } from "./lib/oidc-flow.mjs";
-import { load, machine, writeSection } from "./lib/report.mjs";
+import { load, machine, save } from "./lib/report.mjs";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const WORKERS = 16;
@@ -113,13 +111,7 @@ async function main() {
   }
   report.loadEnd = load();
   report.elapsed = Math.round((Date.now() - t0) / 1000);
-  const md = markdown(report);
-  const out = join(ROOT, "target/bench");
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "server.md"), md + "\n");
-  writeFileSync(join(out, "server.json"), JSON.stringify(report, null, 2) + "\n");
-  if (!QUICK) writeSection("ROTATION", md);
-  console.log(md);
+  save("server", report, markdown(report), QUICK ? null : "ROTATION");
 }
 
 function markdown(r) {

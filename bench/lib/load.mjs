@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { Pool } from "undici";
 import { DpopKey } from "./dpop.mjs";
-import { latency, round, tally } from "./stats.mjs";
+import { latency, parseMetrics, round, tally } from "./stats.mjs";
 
 export * from "./stats.mjs";
 
@@ -71,14 +71,7 @@ export function sampler(fn, everyMs = 500) {
 
 /** Every series of the server's /metrics, by name with labels. */
 export async function metrics(p) {
-  const { text } = await call(p, "GET", "/metrics");
-  const m = {};
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    m[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return m;
+  return parseMetrics((await call(p, "GET", "/metrics")).text);
 }
 
 // ---------------------------------------------------------------- legitimate users

@@ -1,7 +1,7 @@
 // What every bench report says about its run (machine, load, commit) and how it lands in
 // BENCHMARKS.md: each bench script owns one section between its own markers.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../../e2e/lib/harness.mjs";
@@ -39,4 +39,18 @@ export function writeSection(name, md) {
     ? `${text.trimEnd()}\n\n${begin}\n${md}\n${end}\n`
     : `${text.slice(0, i)}${begin}\n${md}\n${text.slice(j)}`;
   writeFileSync(file, text);
+}
+
+/**
+ * Writes target/bench/NAME.md and NAME.json, and BENCHMARKS.md's `section` unless it is null
+ * (quick or partial runs); prints the markdown.
+ */
+export function save(name, report, md, section) {
+  const out = join(ROOT, "target/bench");
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, `${name}.md`), md + "\n");
+  writeFileSync(join(out, `${name}.json`), JSON.stringify(report, null, 2) + "\n");
+  if (section) writeSection(section, md);
+  console.log(md);
+  console.error(`bench: wrote target/bench/${name}.md and ${name}.json${section ? " and BENCHMARKS.md" : ""}`);
 }

@@ -15,3 +15,14 @@ export function tally(xs) {
   for (const x of xs) t[x] = (t[x] ?? 0) + 1;
   return t;
 }
+
+/** Prometheus text (the server's /metrics) as { "series{labels}": value }. */
+export function parseMetrics(text) {
+  const m = {};
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    m[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return m;
+}
