@@ -12,11 +12,15 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// A proof's `iat` may be at most this many seconds in the past or in the future.
-pub const IAT_WINDOW_SECS: u64 = 60;
-/// A `jti` stays in the replay cache this long after its proof's `iat` (the acceptance window
-/// plus a margin for clock differences between instances sharing the cache).
-pub const JTI_KEEP_SECS: u64 = IAT_WINDOW_SECS + 30;
+/// A proof's `iat` may be at most this many seconds ahead of the server's clock (client
+/// clock skew; Keycloak allows 10 s)...
+pub const IAT_FUTURE_SECS: u64 = 5;
+/// ... and at most this many seconds old (the time a proof may take to arrive).
+pub const IAT_PAST_SECS: u64 = 50;
+/// A `jti` stays in the replay cache this long after its proof's `iat`: while the proof can
+/// be accepted, plus 5 s for clock differences between instances sharing the cache. With
+/// [`IAT_FUTURE_SECS`], no entry lives more than 60 s.
+pub const JTI_KEEP_SECS: u64 = IAT_PAST_SECS + 5;
 /// Default bound on the live entries of the replay cache.
 pub const DEFAULT_JTI_CAP: u64 = 100_000;
 /// Default nonce rotation period.
@@ -216,7 +220,8 @@ pub fn verify(
         .and_then(Value::as_f64)
         .filter(|t| t.is_finite() && *t >= 0.0)
         .ok_or_else(|| invalid("DPoP proof iat missing"))? as u64;
-    if iat.abs_diff(expected.now_secs) > IAT_WINDOW_SECS {
+    let too_new = iat > expected.now_secs.saturating_add(IAT_FUTURE_SECS);
+    if too_new || iat.saturating_add(IAT_PAST_SECS) < expected.now_secs {
         return Err(invalid("DPoP proof iat outside the accepted window"));
     }
     if let Some(token) = expected.access_token {
@@ -238,34 +243,38 @@ pub fn verify(
 }
 
 /// Server nonces: `base64url(HMAC-SHA256(key, "dpop-nonce" || window))[..16 bytes]` for the
-/// current time window of `period_secs`. Every instance sharing a database derives the same
-/// nonces (the key is in the secrets table); the current and the previous window's nonce are
-/// accepted. `Debug` hides the key.
+/// current time window of `period_secs`. Every instance with the same key file derives the
+/// same nonces; the current and the previous window's nonce are accepted, by the current key
+/// or any other nonce key of the ring (so a key rotation refuses no nonce). `Debug` hides the
+/// keys.
 #[derive(Clone)]
 pub struct Nonces {
-    key: [u8; 32],
+    /// The current key first.
+    keys: Vec<[u8; 32]>,
     period_secs: u64,
 }
 
 impl fmt::Debug for Nonces {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Nonces")
-            .field("key", &"<redacted>")
+            .field("keys", &"<redacted>")
             .field("period_secs", &self.period_secs)
             .finish()
     }
 }
 
 impl Nonces {
-    pub fn new(key: [u8; 32], period_secs: u64) -> Self {
+    /// Nonces by `keys[0]`, accepted by any of `keys`.
+    pub fn new(keys: Vec<[u8; 32]>, period_secs: u64) -> Self {
+        assert!(!keys.is_empty(), "nonces need a key");
         Nonces {
-            key,
+            keys,
             period_secs: period_secs.max(1),
         }
     }
 
-    fn for_window(&self, window: u64) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key size");
+    fn for_window(&self, key: &[u8; 32], window: u64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key size");
         mac.update(b"dpop-nonce");
         mac.update(&window.to_be_bytes());
         B64URL.encode(&mac.finalize().into_bytes()[..16])
@@ -273,16 +282,19 @@ impl Nonces {
 
     /// The nonce to hand out at `now_secs`.
     pub fn current(&self, now_secs: u64) -> String {
-        self.for_window(now_secs / self.period_secs)
+        self.for_window(&self.keys[0], now_secs / self.period_secs)
     }
 
-    /// True for the nonce of the current or the previous window.
+    /// True for the nonce of the current or the previous window, by any key.
     pub fn is_valid(&self, nonce: &str, now_secs: u64) -> bool {
         let w = now_secs / self.period_secs;
-        [Some(w), w.checked_sub(1)]
-            .into_iter()
-            .flatten()
-            .any(|w| bool::from(self.for_window(w).as_bytes().ct_eq(nonce.as_bytes())))
+        let windows = [Some(w), w.checked_sub(1)];
+        self.keys.iter().any(|key| {
+            windows
+                .iter()
+                .flatten()
+                .any(|&w| bool::from(self.for_window(key, w).as_bytes().ct_eq(nonce.as_bytes())))
+        })
     }
 }
 
@@ -319,7 +331,7 @@ mod tests {
 
     #[test]
     fn nonces_rotate_and_accept_the_previous_window() {
-        let n = Nonces::new([3; 32], 10);
+        let n = Nonces::new(vec![[3; 32]], 10);
         let a = n.current(100);
         assert_eq!(a, n.current(109));
         assert!(n.is_valid(&a, 105));
@@ -328,7 +340,13 @@ mod tests {
         assert!(!n.is_valid(&a, 99), "not valid before its window");
         assert_ne!(a, n.current(110));
         assert!(!n.is_valid("", 105));
-        assert_ne!(a, Nonces::new([4; 32], 10).current(100));
+        let rotated = Nonces::new(vec![[4; 32], [3; 32]], 10);
+        assert_ne!(a, rotated.current(100), "the new key issues");
+        assert!(
+            rotated.is_valid(&a, 105),
+            "the old key's nonce still passes"
+        );
+        assert!(!Nonces::new(vec![[4; 32]], 10).is_valid(&a, 105));
         assert!(!format!("{n:?}").contains("[3"));
     }
 }

@@ -1,4 +1,4 @@
-//! `/auth/*`: login, refresh (rotation, grace, reuse, faults), logout.
+//! `/auth/*`: login, refresh (rotation, grace, reuse), logout.
 
 use super::*;
 
@@ -12,6 +12,7 @@ struct LoginRequest {
 
 pub(super) async fn login(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -27,38 +28,18 @@ pub(super) async fn login(
     if username.len() > 256 || password.len() > 4096 {
         return Err(ApiError::invalid_request("username or password too long"));
     }
-    // A valid proof binds the new session family to the proof's key.
+    // A valid proof binds the new session family to the proof's key; its jti is recorded
+    // once the password checked out.
     let proof = st
-        .dpop_proof(&headers, &method, &uri, None)
-        .await
+        .dpop_proof(&headers, &method, &uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
-    let jkt = proof.map(|p| p.jkt);
-    let user =
-        st.0.store
-            .user_by_name(&username)
+    let user = st.check_password(&username, &password, client).await?;
+    if let Some(p) = &proof {
+        st.record_proof(p, client)
             .await
-            .map_err(ApiError::store)?;
-    let st2 = st.clone();
-    let user = blocking(move || {
-        let ok = match &user {
-            Some(u) => verify_password(&password, &u.password_hash),
-            None => {
-                verify_password(&password, &st2.0.dummy_hash);
-                false
-            }
-        };
-        Ok(user.filter(|_| ok))
-    })
-    .await?;
-    let Some(user) = user else {
-        inc(&st.0.metrics.logins_invalid_credentials);
-        tracing::info!("login failed: invalid credentials");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "invalid username or password",
-        ));
-    };
+            .map_err(ProofFailure::at_token_endpoint)?;
+    }
+    let jkt = proof.map(|p| p.jkt);
     let family_id = random_id();
     let refresh = RefreshToken::generate();
     st.0.store
@@ -72,7 +53,6 @@ pub(super) async fn login(
         .await
         .map_err(ApiError::store)?;
     let access = st.issue_access(user.id, &family_id, jkt.as_deref())?;
-    inc(&st.0.metrics.logins_success);
     tracing::info!(user_id = user.id, sid = %family_id, dpop = jkt.is_some(), "login");
     Ok(st.token_response(access, Some(refresh), jkt.is_some()))
 }
@@ -83,111 +63,61 @@ struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
-/// Closes the calling connection without a response. Never returns when running under
-/// [`crate::serve`].
-async fn drop_connection(kill: Option<Extension<ConnKill>>) -> Response {
-    match kill {
-        Some(Extension(ConnKill(notify))) => {
-            notify.notify_one();
-            std::future::pending::<Response>().await
-        }
-        // Not behind our connection loop (e.g. a unit test calling the router directly):
-        // a body that fails makes hyper abort the connection.
-        None => Response::new(Body::from_stream(futures_util::stream::once(async {
-            Err::<Bytes, _>(std::io::Error::other("connection dropped (test fault)"))
-        }))),
-    }
-}
-
-fn fault_body(status: StatusCode, content_type: &'static str, body: Body) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.extensions_mut().insert(crate::error::Faulted);
-    no_store(resp)
+/// What a refresh does with a usable token: rotate it (always, but for the non-rotating
+/// test fault, which only checks it and answers without a new refresh token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refresh {
+    Rotate,
+    CheckOnly,
 }
 
 pub(super) async fn refresh(
     State(st): State<AppState>,
-    kill: Option<Extension<ConnKill>>,
+    client: ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let fault = st.0.faults.as_ref().and_then(Faults::pop_refresh);
-    if let Some(f) = &fault {
-        tracing::info!(fault = ?f, "applying injected refresh fault");
-    }
-    match fault {
-        Some(Fault::Status { status }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let code = match status.as_u16() {
-                400..=499 if status != StatusCode::TOO_MANY_REQUESTS => "invalid_request",
-                500 => "server_error",
-                _ => "temporarily_unavailable",
-            };
-            return ApiError::new(
-                status,
-                code,
-                format!("injected fault: status {}", status.as_u16()),
-            )
-            .faulted()
-            .into_response();
-        }
-        Some(Fault::Drop) => return drop_connection(kill).await,
-        Some(Fault::Hang { ms }) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            return drop_connection(kill).await;
-        }
-        Some(Fault::MalformedJson) => {
-            return fault_body(
-                StatusCode::OK,
-                "application/json",
-                Body::from(r#"{"access_token": "x", "#),
-            )
-        }
-        Some(Fault::NonJson) => {
-            return fault_body(StatusCode::OK, "text/html", Body::from("<html>ok</html>"))
-        }
-        Some(Fault::NoAccessToken) => {
-            let body =
-                serde_json::json!({"token_type": "Bearer", "expires_in": st.0.access_ttl_secs});
-            return fault_body(
-                StatusCode::OK,
-                "application/json",
-                Body::from(body.to_string()),
-            );
-        }
-        Some(Fault::HugeBody) => {
-            let mut s = String::with_capacity(10 * 1024 * 1024 + 64);
-            s.push_str(r#"{"access_token":""#);
-            s.extend(std::iter::repeat_n('a', 10 * 1024 * 1024));
-            s.push_str(r#"","token_type":"Bearer","expires_in":60}"#);
-            return fault_body(StatusCode::OK, "application/json", Body::from(s));
-        }
-        Some(Fault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
-        Some(Fault::NoRefreshToken | Fault::LostResponse) | None => {}
-    }
-    let no_rotate = matches!(fault, Some(Fault::NoRefreshToken));
-    let resp = match do_refresh(&st, &method, &uri, &headers, body, no_rotate).await {
+    let req = RefreshCall {
+        client,
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    answer_refresh(&st, req, body, Refresh::Rotate).await
+}
+
+/// What a refresh needs of its request besides the body.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RefreshCall<'a> {
+    pub(super) client: ClientAddr,
+    pub(super) method: &'a Method,
+    pub(super) uri: &'a axum::http::Uri,
+    pub(super) headers: &'a HeaderMap,
+}
+
+/// The refresh endpoint's answer, success or error.
+pub(super) async fn answer_refresh(
+    st: &AppState,
+    req: RefreshCall<'_>,
+    body: Body,
+    mode: Refresh,
+) -> Response {
+    match do_refresh(st, req, body, mode).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    };
-    if matches!(fault, Some(Fault::LostResponse)) {
-        return drop_connection(kill).await;
     }
-    resp
 }
 
 async fn do_refresh(
     st: &AppState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
+    call: RefreshCall<'_>,
     body: Body,
-    no_rotate: bool,
+    mode: Refresh,
 ) -> Result<Response, ApiError> {
+    let (headers, client) = (call.headers, call.client.0);
+    let no_rotate = mode == Refresh::CheckOnly;
     // A non-rotating (faulted) refresh is not counted at all.
     let metrics = (!no_rotate).then_some(&st.0.metrics);
     let count_invalid = |e: ApiError| {
@@ -219,26 +149,33 @@ async fn do_refresh(
             "refresh token unknown",
         )));
     }
-    // An invalid proof is refused before the store is asked: nothing is spent.
+    // An invalid proof is refused before the store is asked, a replayed one before anything
+    // is spent; its jti is recorded once the token checked out.
     let proof = st
-        .dpop_proof(headers, method, uri, None)
-        .await
+        .dpop_proof(headers, call.method, call.uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
+    if let Some(p) = &proof {
+        st.peek_proof(p, client)
+            .await
+            .map_err(ProofFailure::at_token_endpoint)?;
+    }
     let proof_jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let presented = RefreshToken::from_presented(token);
-    let successor = st.0.keys.successor(&presented);
-    let (p_hash, s_hash) = (presented.hash(), successor.hash());
+    let mut successors = st.0.keys.successors(&presented, now_secs());
+    let p_hash = presented.hash();
+    let s_hashes: Vec<_> = successors.iter().map(RefreshToken::hash).collect();
     let (store, policy) = (&st.0.store, &st.0.policy);
     // The family's binding is read and enforced inside the rotation's transaction.
     let rotation = if no_rotate {
         store.check_dpop(&p_hash, proof_jkt, now_ms(), policy).await
     } else {
         store
-            .rotate_dpop(&p_hash, &s_hash, proof_jkt, now_ms(), policy)
+            .rotate_dpop(&p_hash, &s_hashes, proof_jkt, now_ms(), policy)
             .await
     }
     .map_err(ApiError::store)?;
     let (outcome, jkt) = (rotation.outcome, rotation.jkt);
+    let successor = successors.swap_remove(rotation.successor.min(successors.len() - 1));
     let bound = jkt.is_some();
     let m = &st.0.metrics;
     let count = |c: &std::sync::atomic::AtomicU64| {
@@ -246,7 +183,7 @@ async fn do_refresh(
             inc(c)
         }
     };
-    match outcome {
+    let answer = match outcome {
         RotateOutcome::Rotated { user_id, family_id } => {
             let access = st.issue_access(user_id, &family_id, jkt.as_deref())?;
             count(&m.refresh_rotated);
@@ -289,18 +226,29 @@ async fn do_refresh(
             newly_revoked,
         } => {
             if no_rotate {
-                return Err(ApiError::invalid_grant("refresh token already used"));
+                Err(ApiError::invalid_grant("refresh token already used"))
+            } else {
+                count(&m.refresh_reused);
+                if newly_revoked {
+                    count(&m.families_revoked);
+                }
+                tracing::warn!(sid = %family_id, "refresh token reuse detected; session family revoked");
+                Err(ApiError::invalid_grant(
+                    "refresh token reuse detected; session revoked",
+                ))
             }
-            count(&m.refresh_reused);
-            if newly_revoked {
-                count(&m.families_revoked);
-            }
-            tracing::warn!(sid = %family_id, "refresh token reuse detected; session family revoked");
-            Err(ApiError::invalid_grant(
-                "refresh token reuse detected; session revoked",
-            ))
+        }
+    };
+    if let Some(p) = &proof {
+        match &answer {
+            Ok(_) => st
+                .record_proof(p, client)
+                .await
+                .map_err(ProofFailure::at_token_endpoint)?,
+            Err(_) => st.proof_failed(client),
         }
     }
+    answer
 }
 
 #[derive(Deserialize)]
@@ -310,6 +258,7 @@ struct LogoutRequest {
 
 pub(super) async fn logout(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -321,35 +270,43 @@ pub(super) async fn logout(
         return Err(ApiError::invalid_request("refresh_token is required"));
     };
     let proof = st
-        .dpop_proof(&headers, &method, &uri, None)
-        .await
+        .dpop_proof(&headers, &method, &uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
-    if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
+    let outcome = if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
         let hash = RefreshToken::from_presented(token).hash();
-        let outcome =
-            st.0.store
-                .revoke_family_dpop(
-                    &hash,
-                    proof.as_ref().map(|p| p.jkt.as_str()),
-                    now_ms(),
-                    "logout",
-                )
-                .await
-                .map_err(ApiError::store)?;
+        let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+        st.0.store
+            .revoke_family_dpop(&hash, jkt, now_ms(), "logout")
+            .await
+            .map_err(ApiError::store)?
+    } else {
+        RevokeOutcome::Unchanged
+    };
+    // A proof whose token revoked something is recorded; one that came with nothing is a
+    // failure of its address (a made-up proof costs nothing lasting).
+    if let Some(p) = &proof {
         match outcome {
             RevokeOutcome::Revoked => {
-                inc(&st.0.metrics.families_revoked);
-                tracing::info!("logout: session family revoked");
+                if let Err(e) = st.record_proof(p, client).await {
+                    tracing::info!("logout proof not recorded: {e:?}");
+                }
             }
-            RevokeOutcome::Unchanged => {}
-            RevokeOutcome::DpopMismatch => {
-                // A thief holding only the refresh token must not sign the user out.
-                inc(&st.0.metrics.dpop_mismatch_logout);
-                tracing::warn!("logout of a DPoP-bound session without its key refused");
-                return Err(ApiError::invalid_grant(
-                    "this session is DPoP-bound: a DPoP proof by its key is required",
-                ));
-            }
+            _ => st.proof_failed(client),
+        }
+    }
+    match outcome {
+        RevokeOutcome::Revoked => {
+            inc(&st.0.metrics.families_revoked);
+            tracing::info!("logout: session family revoked");
+        }
+        RevokeOutcome::Unchanged => {}
+        RevokeOutcome::DpopMismatch => {
+            // A thief holding only the refresh token must not sign the user out.
+            inc(&st.0.metrics.dpop_mismatch_logout);
+            tracing::warn!("logout of a DPoP-bound session without its key refused");
+            return Err(ApiError::invalid_grant(
+                "this session is DPoP-bound: a DPoP proof by its key is required",
+            ));
         }
     }
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))

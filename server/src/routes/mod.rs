@@ -38,6 +38,7 @@ mod auth;
 mod body;
 mod cors;
 mod dpop;
+mod signin;
 mod statics;
 mod testing;
 
@@ -47,9 +48,13 @@ use body::{parse_body, parse_json, read_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
+pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
-use testing::{faults_delete, faults_get, faults_post, test_redirect, test_unauthorized};
+use testing::{
+    api_faults, faults_delete, faults_get, faults_post, refresh_faults, test_redirect,
+    test_unauthorized,
+};
 
 /// Body limit for `/auth/*` and `/test/*`.
 pub const AUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -87,6 +92,10 @@ struct Inner {
     /// wrong passwords.
     dummy_hash: String,
     dpop: DpopSettings,
+    throttle: std::sync::Mutex<crate::throttle::LoginThrottle>,
+    proof_throttle: std::sync::Mutex<crate::throttle::ProofThrottle>,
+    hash_gate: HashGate,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -132,14 +141,18 @@ impl AppState {
     /// Like [`AppState::new`] with a caller-provided store.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
         let now = now_ms();
-        let keys = Keys::load_or_create(store.as_ref(), now).await?;
+        let source = match &config.keys {
+            Some(source) => source.clone(),
+            None => crate::keys::KeySource::default_for(&config.db)?,
+        };
+        let keys = Keys::new(crate::keys::load(&source, store.as_ref(), now).await?);
         if config.demo_user && store.user_by_name("demo").await?.is_none() {
             let hash = hash_password("demo")?;
             if store.create_user("demo", &hash, now).await?.is_some() {
                 tracing::info!("created demo user 'demo'");
             }
         }
-        let dpop = DpopSettings::load(config, store.as_ref(), now).await?;
+        let dpop = DpopSettings::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
@@ -154,6 +167,15 @@ impl AppState {
             access_ttl_secs: config.access_ttl_secs,
             dummy_hash: hash_password(&random_id())?,
             dpop,
+            throttle: std::sync::Mutex::new(crate::throttle::LoginThrottle::new(
+                config.login_limits,
+            )),
+            proof_throttle: std::sync::Mutex::new(crate::throttle::ProofThrottle::new(
+                config.proof_budget,
+                config.login_limits.capacity,
+            )),
+            hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
+            trusted_proxies: config.trusted_proxies.clone(),
         })))
     }
 
@@ -174,17 +196,22 @@ impl AppState {
     }
 
     /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
-    /// cache entries every 30 seconds.
+    /// cache entries every 5 seconds (entries live at most 60 s).
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        let mut jti_tick = tokio::time::interval(Duration::from_secs(30));
+        let mut jti_tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = jti_tick.tick() => {
                     match self.0.store.prune_dpop_jti(now_ms()).await {
-                        Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned DPoP replay cache"),
-                        Ok(_) => {}
+                        Ok((pruned, left)) => {
+                            let entries = &self.0.metrics.dpop_jti_entries;
+                            entries.store(left, std::sync::atomic::Ordering::Relaxed);
+                            if pruned > 0 {
+                                tracing::debug!(pruned, left, "pruned DPoP replay cache");
+                            }
+                        }
                         Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
                     }
                     continue;
@@ -238,27 +265,47 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Runs blocking work (argon2) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
-        Err(e) => Err(ApiError::internal(e)),
+/// The client's address: the connection's peer, or the `X-Forwarded-For` address a trusted
+/// proxy names (see [`crate::throttle::client_addr`]). Unspecified when the router runs
+/// without [`crate::serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(crate::PeerAddr(peer)) = parts.extensions.get().copied() else {
+            return Ok(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()));
+        };
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let addr = crate::throttle::client_addr(peer.ip(), forwarded, &st.0.trusted_proxies);
+        Ok(ClientAddr(addr))
     }
 }
 
 /// Builds the application router (without the connection-level machinery of [`crate::serve`]).
 pub fn router(state: AppState, config: &Config) -> Result<Router> {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/me", get(me))
-        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_api));
+        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo));
+    let mut refresh_route = post(refresh);
+    // The testing layer: scripted faults in front of the real handlers.
+    if config.test_faults {
+        api = api.route_layer(middleware::from_fn_with_state(state.clone(), api_faults));
+        refresh_route = refresh_route.layer(middleware::from_fn_with_state(
+            state.clone(),
+            refresh_faults,
+        ));
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), count_api));
 
     let mut app = Router::new()
         .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+        .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))

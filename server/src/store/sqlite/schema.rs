@@ -42,6 +42,8 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX dpop_jti_expires ON dpop_jti(expires_at);",
+    // 3: keys out of the database: the table keeps only bookkeeping (the key registry)
+    "ALTER TABLE server_secrets RENAME TO server_meta;",
 ];
 
 impl SqliteDb {
