@@ -18,12 +18,13 @@ import { freshProof } from "./dpop.mjs";
  *   token): proofs that check out while no credential does. EdDSA by default: the cheapest
  *   fresh key and signature for the attacker (about half of ES256's cost here).
  * kind "password": `POST /auth/login` for `username` with a wrong password each time.
- * `workers` threads with `concurrency` requests in flight each, from loopback address `from`,
- * for `seconds`.
+ * `workers` threads with `concurrency` requests in flight each, from loopback address `from`
+ * (or, with `spread` > 1, from that many addresses 127.0.1.1, 127.0.1.2, …, taking turns: an
+ * attacker with many hosts), for `seconds`.
  */
-export async function flood({ url, kind, seconds, from = "127.0.0.66", workers = 2, concurrency = 32, alg = "EdDSA", username = "demo" }) {
+export async function flood({ url, kind, seconds, from = "127.0.0.66", spread = 1, workers = 2, concurrency = 32, alg = "EdDSA", username = "demo" }) {
   const results = await Promise.all(Array.from({ length: workers }, (_, i) => new Promise((resolve, reject) => {
-    const w = new Worker(new URL(import.meta.url), { workerData: { url, kind, seconds, from, concurrency, alg, username, id: i } });
+    const w = new Worker(new URL(import.meta.url), { workerData: { url, kind, seconds, from, spread, concurrency, alg, username, id: i } });
     const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not stop`)); }, (seconds + 20) * 1000);
     w.once("message", (m) => { clearTimeout(kill); w.terminate(); resolve(m); });
     w.once("error", (e) => { clearTimeout(kill); reject(e); });
@@ -39,15 +40,18 @@ export async function flood({ url, kind, seconds, from = "127.0.0.66", workers =
   return sum;
 }
 
-async function worker({ url, kind, seconds, from, concurrency, alg, username, id }) {
+async function worker({ url, kind, seconds, from, spread, concurrency, alg, username, id }) {
   setPriority(19); // this thread only (Linux priorities are per thread)
-  const p = pool(url, { from, connections: concurrency });
+  const pools = spread > 1
+    ? Array.from({ length: spread }, (_, i) => pool(url, { from: `127.0.1.${i + 1}`, connections: Math.max(1, Math.ceil(concurrency / spread)) }))
+    : [pool(url, { from, connections: concurrency })];
   const status = {};
   const retryAfter = new Set();
   let sent = 0;
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
   const one = (k) => {
+    const p = pools[k % pools.length];
     if (kind === "password") {
       return call(p, "POST", "/auth/login", { headers: { "content-type": "application/json" },
         body: JSON.stringify({ username, password: `guess-${id}-${k}` }) });
@@ -70,7 +74,7 @@ async function worker({ url, kind, seconds, from, concurrency, alg, username, id
     }
   }));
   const elapsed = (performance.now() - t0) / 1000;
-  await p.destroy();
+  await Promise.all(pools.map((p) => p.destroy()));
   return { sent, seconds: elapsed, status, retryAfter: [...retryAfter] };
 }
 
