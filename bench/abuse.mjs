@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
 import { flood } from "./lib/flood.mjs";
-import { call, demoUser, json, legitLoad, metrics, pool, round, rssMiB, sampler, signIn, DEMO } from "./lib/load.mjs";
+import { call, json, legitLoad, metrics, pool, round, rssMiB, sampler, signIn, DEMO } from "./lib/load.mjs";
 import { slowClients } from "./lib/slow.mjs";
 import { load, machine, save } from "./lib/report.mjs";
 import { abuseMarkdown } from "./lib/abuse-report.mjs";
@@ -51,7 +51,7 @@ const log = (...a) => console.error("abuse:", ...a);
  */
 async function withServer(build, fn) {
   const dir = mkdtempSync(join(tmpdir(), "rotafetch-abuse-"));
-  const flags = ["--access-ttl", "3600", "--db", join(dir, "abuse.db"), ...demoUser(build.bin), ...build.flags];
+  const flags = ["--access-ttl", "3600", "--db", join(dir, "abuse.db"), ...build.flags];
   const srv = await startServer(flags, { bin: build.bin });
   const p = pool(srv.url);
   try {

@@ -13,9 +13,9 @@
 // this shared machine lands on every target alike); bounded by ROTATIONS per round as well.
 // Loopback only.
 import { performance } from "node:perf_hooks";
-import { SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
+import { startServer } from "../e2e/lib/harness.mjs";
 import { startCluster, startInstance } from "../e2e/lib/pg.mjs";
-import { call, demoUser, form, json, latency, pool, round, DEMO } from "./lib/load.mjs";
+import { call, form, json, latency, pool, round, DEMO } from "./lib/load.mjs";
 import { authorizationCodeFlow, startOidcProvider, CLIENT_ID } from "./lib/oidc-flow.mjs";
 import { load, machine, save } from "./lib/report.mjs";
 
@@ -75,7 +75,7 @@ async function main() {
     stops.push(op.stop);
     report.oidcProvider = op.version;
     targets.push(await oidcTarget(`node oidc-provider ${op.version} (in-memory adapter)`, op.url));
-    const sqlite = await startServer([...FLAGS, ...demoUser(SERVER_BIN)]);
+    const sqlite = await startServer(FLAGS);
     stops.push(sqlite.stop);
     targets.push(await rotafetchTarget("rotafetch-server, SQLite (1 instance)", [sqlite.url]));
     const cluster = await startCluster();
@@ -85,7 +85,7 @@ async function main() {
       const urls = [];
       // One after the other: the first creates the schema, the keys and the demo user.
       for (let i = 0; i < n; i++) {
-        const s = await startInstance(db, [...FLAGS, ...demoUser(SERVER_BIN)]);
+        const s = await startInstance(db, FLAGS);
         stops.push(s.stop);
         urls.push(s.url);
       }

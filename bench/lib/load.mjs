@@ -2,7 +2,6 @@
 // client address, percentiles, the server's resident memory, and the "legitimate users" whose
 // latency the abuse figures compare with and without an attack. Loopback only; every loop is
 // bounded by a deadline and every request by undici's header/body timeouts.
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
@@ -77,13 +76,6 @@ export async function metrics(p) {
 // ---------------------------------------------------------------- legitimate users
 
 export const DEMO = { username: "demo", password: "demo" };
-
-/** `["--demo-user"]` where the server build `bin` has that flag (older builds make demo/demo unasked). */
-export function demoUser(bin) {
-  let help = "";
-  try { help = execFileSync(bin, ["--help"], { encoding: "utf8", timeout: 10_000 }); } catch {}
-  return help.includes("--demo-user") ? ["--demo-user"] : [];
-}
 
 /**
  * Signs in `apiUsers` DPoP users (each with its own ES256 key, so each session is bound) and

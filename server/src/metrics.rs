@@ -34,6 +34,15 @@ pub struct Metrics {
     pub dpop_mismatch_logout: AtomicU64,
     /// A bound access token at /api/* without a proof by its key (or with the Bearer scheme).
     pub dpop_mismatch_api: AtomicU64,
+    /// Connections accepted, open now (shared with the accept loop), and the times the
+    /// accept loop waited for a free connection slot.
+    pub connections: AtomicU64,
+    pub connections_open: std::sync::Arc<AtomicU64>,
+    pub connection_waits: AtomicU64,
+    /// Requests refused by the request bounds: a body (or a whole request) not received in
+    /// time (408), a body over its limit (413).
+    pub body_timeouts: AtomicU64,
+    pub bodies_too_large: AtomicU64,
     api_requests: Mutex<BTreeMap<u16, u64>>,
 }
 
@@ -130,7 +139,37 @@ impl Metrics {
             "rotafetch_families_revoked_total {}",
             g(&self.families_revoked)
         );
-        let series: [(&str, &str, &str, u64); 8] = [
+        let series: [(&str, &str, &str, u64); 13] = [
+            (
+                "rotafetch_http_connections_total",
+                "counter",
+                "Connections accepted.",
+                g(&self.connections),
+            ),
+            (
+                "rotafetch_http_connections_open",
+                "gauge",
+                "Connections open now.",
+                g(&self.connections_open),
+            ),
+            (
+                "rotafetch_http_connection_waits_total",
+                "counter",
+                "Times the accept loop waited for a free connection slot (--max-connections).",
+                g(&self.connection_waits),
+            ),
+            (
+                "rotafetch_http_body_timeouts_total",
+                "counter",
+                "Requests whose body did not arrive in time (408).",
+                g(&self.body_timeouts),
+            ),
+            (
+                "rotafetch_http_bodies_too_large_total",
+                "counter",
+                "Requests whose body exceeded its limit (413).",
+                g(&self.bodies_too_large),
+            ),
             (
                 "rotafetch_dpop_jti_entries",
                 "gauge",

@@ -53,10 +53,37 @@ async fn login_success_wrong_password_unknown_user(b: Backend) {
     );
 }
 
-async fn no_demo_user_flag(b: Backend) {
+async fn no_demo_user_by_default_and_a_leftover_one_refuses_the_start(b: Backend) {
     let s = TestServer::start_on(b, |c| c.demo_user = false).await;
     let (st, err, _) = json_error(s.login("demo", "demo").await).await;
     assert_eq!((st, err.as_str()), (401, "invalid_credentials"));
+    assert!(
+        !rotafetch_server::Config::default().demo_user,
+        "off by default"
+    );
+    // A demo/demo user left by a run with --demo-user: refused without the flag.
+    let s = s.restart(|c| c.demo_user = true).await;
+    s.login_ok().await;
+    let (db, key_file) = (s.db.clone(), s.key_file.clone());
+    let _dir = s.stop().await;
+    let err = TestServer::try_start(db.clone(), key_file.clone())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--demo-user"), "{err:#}");
+    // A user demo with a real password is fine.
+    let s = TestServer::start_db(b, db.clone(), |c| {
+        c.keys = Some(rotafetch_server::keys::KeySource::File(key_file.clone()));
+    })
+    .await;
+    let salt = argon2::password_hash::SaltString::encode_b64(&[7; 16]).unwrap();
+    let hash = argon2::PasswordHasher::hash_password(&argon2::Argon2::default(), b"s3cret", &salt)
+        .unwrap()
+        .to_string();
+    let sql =
+        format!("UPDATE users SET password_hash = '{hash}' WHERE username = 'demo' RETURNING 1");
+    assert_eq!(s.scalar(&sql, None).await, 1);
+    drop(s.stop().await);
+    TestServer::try_start(db, key_file).await.unwrap();
 }
 
 async fn rotation_chain_of_50(b: Backend) {
@@ -1118,14 +1145,37 @@ async fn jwks_verifies_access_tokens(b: Backend) {
     let header = jsonwebtoken::decode_header(&t.access).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     assert_eq!(header.kid.as_deref(), key["kid"].as_str());
+    // RFC 9068: typ at+jwt; iss is the server (no --public-url, on loopback: a fixed
+    // http://127.0.0.1, the same for every instance of the host), aud defaults to it.
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let dk = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     v.leeway = 0;
+    v.set_issuer(&[rotafetch_server::LOOPBACK_ISSUER]);
+    v.set_audience(&[rotafetch_server::LOOPBACK_ISSUER]);
     let data = jsonwebtoken::decode::<Value>(&t.access, &dk, &v).unwrap();
     let c = data.claims;
-    for claim in ["sub", "sid", "iat", "exp", "jti"] {
+    for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti"] {
         assert!(c.get(claim).is_some(), "missing {claim}");
     }
+    // With --audience, the API accepts only tokens for that audience.
+    let s2 =
+        TestServer::start_beside(&s, |c| c.audience = Some("https://api.example".into())).await;
+    let (st, _, desc) = json_error(s2.me(&t.access).await).await;
+    assert_eq!(
+        (st, desc.as_str()),
+        (401, "not an access token for this server")
+    );
+    let t2 = s2.login_ok().await;
+    assert_eq!(s2.me(&t2.access).await.status(), 200);
+    let aud = &jsonwebtoken::decode::<Value>(&t2.access, &dk, &{
+        let mut v = v.clone();
+        v.set_audience(&["https://api.example"]);
+        v
+    })
+    .unwrap()
+    .claims["aud"];
+    assert_eq!(aud, "https://api.example");
     assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
 }
 
@@ -1197,7 +1247,11 @@ async fn debug_output_redacts_secrets() {
         ..Default::default()
     };
     file.add_missing(0).unwrap();
-    let keys = Keys::new(file.ring().unwrap());
+    let keys = Keys::new(
+        file.ring().unwrap(),
+        "https://as.example",
+        "https://as.example",
+    );
     let dbg = format!("{keys:?} {file:?}");
     for secret in file.signing.iter().map(|e| &e.pkcs8) {
         assert!(!dbg.contains(secret.as_str()), "{dbg}");
@@ -1225,7 +1279,7 @@ async fn debug_output_redacts_secrets() {
 
 on_both_backends!(
     login_success_wrong_password_unknown_user,
-    no_demo_user_flag,
+    no_demo_user_by_default_and_a_leftover_one_refuses_the_start,
     rotation_chain_of_50,
     reuse_revokes_the_whole_family,
     grace_returns_the_same_successor_until_it_is_used,

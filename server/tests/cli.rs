@@ -37,7 +37,7 @@ fn help_lists_every_flag() {
         "--pkg",
         "--static",
         "--cors-origin",
-        "--no-demo-user",
+        "--demo-user",
         "--test-faults",
         "--key-file",
         "--rotate-keys",
@@ -70,7 +70,14 @@ fn binary_starts_reports_port_and_stops_on_sigterm() {
         .arg(dir.path().join("www"))
         .arg("--pkg")
         .arg(dir.path().join("pkg"))
-        .args(["--access-ttl", "5", "--reuse-grace", "0", "--test-faults"])
+        .args([
+            "--access-ttl",
+            "5",
+            "--reuse-grace",
+            "0",
+            "--test-faults",
+            "--demo-user",
+        ])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -165,7 +172,7 @@ fn a_repeated_flag_takes_its_last_value() {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("port");
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--no-demo-user"])
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--db")
         .arg(dir.path().join("first.db"))
         .arg("--db")

@@ -152,16 +152,19 @@ pub(super) async fn me(auth: Authenticated) -> Response {
 }
 
 pub(super) async fn echo(
+    State(st): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, API_BODY_LIMIT).await;
-    // Authentication failures win over body errors; the body is read (drained) either way so
-    // the client sees the 401 instead of a connection reset.
-    auth?;
-    let bytes = bytes?;
+    // The token is checked before the body is read: an unauthenticated request never makes
+    // the server buffer its body (a small one is dropped so the client reads the 401).
+    if let Err(e) = auth {
+        discard_body(body, Duration::from_secs(1)).await;
+        return Err(e);
+    }
+    let bytes = st.read_body(&headers, body, API_BODY_LIMIT).await?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());

@@ -140,6 +140,7 @@ impl TestServer {
             www: Some(dir.path().join("www")),
             pkg: Some(dir.path().join("pkg")),
             test_faults: true,
+            demo_user: true,
             shutdown_grace: Duration::from_secs(2),
             keys: Some(KeySource::File(key_file.clone())),
             ..Config::default()
@@ -164,7 +165,8 @@ impl TestServer {
         };
         // Wait until it answers.
         for _ in 0..200 {
-            if let Ok(r) = server.client.get(server.url("/metrics")).send().await {
+            let ready = server.client.get(server.url("/.well-known/jwks.json"));
+            if let Ok(r) = ready.send().await {
                 if r.status() == 200 {
                     return server;
                 }
