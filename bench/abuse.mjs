@@ -33,7 +33,7 @@ const PLAN = {
   baseSeconds: QUICK ? 5 : 15, // the no-attack phase
   floodSeconds: QUICK ? 8 : 30, // figures 1 and 2
   slowSeconds: QUICK ? 15 : 45, // figure 3: how long a slow client keeps dribbling at most
-  slowPerKind: Number(process.env.BENCH_SLOW_CONNECTIONS ?? 256),
+  slowPerKind: Number(process.env.BENCH_SLOW_CONNECTIONS ?? 600), // 2 × 600: past the hardened server's 1024-connection cap
   apiUsers: 4, apiRate: 25, // DPoP users, GET /api/me calls per second each
   refreshUsers: 4, refreshRate: 5, // bearer users, rotations per second each
   floodWorkers: 2, floodConcurrency: 32, // jti flood: threads, requests in flight per thread

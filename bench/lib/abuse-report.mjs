@@ -102,6 +102,8 @@ export function abuseMarkdown(r) {
     L.push(...USERS_HEAD);
     for (const x of r.slow) usersRows(x, L);
     L.push("");
+    for (const x of r.slow) L.push(`- ${x.build}: connection metrics that moved: ${Object.entries(x.metrics).filter(([k]) => /http_|connection/.test(k)).map(([k, v]) => `\`${k}\` +${v}`).join(", ") || "none (no such metrics)"}; server RSS max ${x.rss.max} MiB.`);
+    L.push("");
   }
   return L.join("\n");
 }
