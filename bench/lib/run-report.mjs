@@ -86,7 +86,7 @@ export function markdown(r, { COMMAND, STORM_CALLS, STORM_REPS, TABS, TAB_CALLS 
     L.push(`| server: proof verification + replay cache + the proof's bytes | ${sv.shareMs} | \`GET /api/me\` DPoP ${sv.dpop.p50} ms − bearer ${sv.bearer.p50} ms, ${sv.n} calls each interleaved over one keep-alive connection from Node (proofs signed before the clock starts) |`);
     L.push(vc ? `| of which \`dpop::verify\` alone (parse, ES256 signature, claims; no HTTP, no replay cache) | ${round(vc.p50_us / 1000, 3)} (p99 ${round(vc.p99_us / 1000, 3)}) | server/examples/dpop_verify_cost.rs on ${vc.n} proofs made in Node |`
       : "| of which `dpop::verify` alone | – | server/examples/dpop_verify_cost not built (`make bench` builds it) |");
-    L.push(`| not split further: the SDK's DPoP path in the page (proof assembly, the calls between the wasm core and the driver), the browser sending the extra header | ${round(whole - b.digestMs - b.signMs - sv.shareMs, 3)} | the first row less the three above |`);
+    L.push(`| not split further: the SDK's DPoP path in the page (proof assembly, the calls between the wasm core and the driver), the browser sending the extra header | ${round(whole - b.digestMs - b.signMs - sv.shareMs, 3)} | the first row less the browser's two rows and the server's share |`);
     L.push("");
   }
   // 3
