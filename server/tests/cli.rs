@@ -42,6 +42,13 @@ fn help_lists_every_flag() {
         "--key-file",
         "--rotate-keys",
         "--new-key-delay",
+        "--login-failures-per-account",
+        "--login-failures-per-address",
+        "--hash-memory-mib",
+        "--trusted-proxy",
+        "--audience",
+        "--max-connections",
+        "--metrics-listen",
     ] {
         assert!(help.contains(flag), "missing {flag} in\n{help}");
     }
@@ -267,4 +274,38 @@ fn rotate_keys_and_keys_from_the_environment() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
+}
+
+#[test]
+fn metrics_listen_moves_metrics_to_their_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_port = free.local_addr().unwrap().port();
+    drop(free);
+    let db = dir.path().join("db.sqlite");
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let (mut child, port) = start(
+        dir.path(),
+        &["--db", db.to_str().unwrap(), "--metrics-listen", &listen],
+        &[],
+    );
+    let main = http_get(port, "/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let separate = loop {
+        // The metrics listener starts with the server; retry until it answers.
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", metrics_port)) {
+            drop(s);
+            break http_get(metrics_port, "/metrics");
+        }
+        assert!(Instant::now() < deadline, "no metrics listener");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(main.starts_with("HTTP/1.1 404"), "{main}");
+    assert!(separate.starts_with("HTTP/1.1 200"), "{separate}");
+    assert!(
+        separate.contains("rotafetch_http_connections_total"),
+        "{separate}"
+    );
 }
