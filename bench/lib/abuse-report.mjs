@@ -71,7 +71,7 @@ export function abuseMarkdown(r) {
       const hashes = sumOf(x.metrics, /logins_total\{outcome="(success|invalid_credentials)"\}/);
       const peak = x.hashPeak === undefined ? "–" : x.hashPeak;
       const s = x.signInAfter;
-      L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} | ${statuses(x.attack.status)} | ${hashes} | ${peak} | ${s.ok ? `yes, ${s.afterSeconds} s after the flood (${s.tries.length} tries: ${s.tries.join(", ")})` : `**no**: ${s.tries.join(", ")}${s.retryAfter ? `, then Retry-After ${s.retryAfter} s, more than the ${P.signInAfterSeconds} s the bench waits` : ` for ${s.afterSeconds} s`}`} | ${x.rss.max} / ${x.rss.end} |`);
+      L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} (${round(x.attack.perSecond, 0)}/s) | ${statuses(x.attack.status)} | ${hashes} | ${peak} | ${s.ok ? `yes, ${s.afterSeconds} s after the flood (${s.tries.length} tries: ${s.tries.join(", ")})` : `**no**: ${s.tries.join(", ")}${s.retryAfter ? `, then Retry-After ${s.retryAfter} s, more than the ${P.signInAfterSeconds} s the bench waits` : ` for ${s.afterSeconds} s`}`} | ${x.rss.max} / ${x.rss.end} |`);
     }
     L.push("");
     L.push(...USERS_HEAD);
