@@ -161,8 +161,9 @@ impl AppState {
         })
     }
 
-    /// A request from `client` that carried a proof failed to authenticate (invalid proof,
-    /// replay, or a credential that did not check out): charged to its address.
+    /// A request from `client` that carried a proof failed: an invalid proof, a replay, or
+    /// (at the token endpoint) a refresh token that did not check out. Charged to its
+    /// address.
     pub(super) fn proof_failed(&self, client: IpAddr) {
         self.proof_throttle().fail(client, now_ms());
     }
