@@ -21,7 +21,10 @@ export const REQUEST_TIMEOUT_MS = 15_000;
  */
 export function pool(url, { from = "127.0.0.1", connections = 16 } = {}) {
   if (!/^http:\/\/127\.\d+\.\d+\.\d+:\d+$/.test(url)) throw new Error(`not a loopback URL: ${url}`);
-  return new Pool(url, { connections, localAddress: from, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 30_000 });
+  // Idle connections are dropped after 4 s, before the hardened server cuts them (10 s): a
+  // request sent on a connection the server is closing fails, and POSTs are not retried.
+  return new Pool(url, { connections, localAddress: from, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: 4_000, keepAliveMaxTimeout: 4_000 });
 }
 
 /** One request; the body read to the end. Returns { status, headers, text, ms }. */
