@@ -49,8 +49,6 @@ export interface Questions {
   [Question.Generation](): number;
   /** Should a token endpoint's response declaring this `Content-Length` be left unread? */
   [Question.TooBig](contentLength: string | null): boolean;
-  /** `login(url, …)`: the URL to POST the credentials to; throws `invalid_config`. */
-  [Question.Login](url: string): string;
   /** The session's ID token (a sign-in by redirect's): the end-session request's hint. */
   [Question.IdToken](): string | undefined;
   /** The access token's expiry (ms since the epoch), `undefined` unknown or signed out. */

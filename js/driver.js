@@ -12,19 +12,19 @@
 // shortens those (esbuild's mangleProps, scripts/mangle-cache.json). The rest are the public
 // API's (the `.d.ts` in src/js.rs), or read by Rust (`share`, `close`) or by the core.
 
-/** @import { Ask, Core } from "./core" */
-/** @import { Store } from "./plumbing.js" */
+/** @import { Ask } from "./core" */
+/** @import { Dpop, Parts } from "./plumbing.js" */
 import {
-  AuthError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, fresh, idbGet, idbOpen, idbPut,
-  idTokenProblem, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
+  AuthError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, fresh, httpUrl, idbGet, idbOpen,
+  idbPut, idTokenProblem, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
 } from "./plumbing.js";
 
 /** The core's questions, by number (src/seam.rs; the table in src/web/core.rs says when each
  * is asked; js/core.d.ts types them). */
 export const Question = Object.freeze({
-  Start: 0, Access: 1, On401: 2, SendAnyway: 3, Generation: 4, TooBig: 5, Login: 6, Fail: 7, IdToken: 8, ExpiresAt: 9,
-  ProofFor: 10, TokenChallenge: 11, Adopt: 12, AdoptBeforeLock: 13, Sync: 14, Answer: 15, LoggedIn: 16, SetTokens: 17,
-  Took: 18, BeginRefresh: 19, Commit: 20, Flush: 21, SignOut: 22, HandOver: 23 });
+  Start: 0, Access: 1, On401: 2, SendAnyway: 3, Generation: 4, TooBig: 5, Fail: 6, IdToken: 7, ExpiresAt: 8,
+  ProofFor: 9, TokenChallenge: 10, Adopt: 11, AdoptBeforeLock: 12, Sync: 13, Answer: 14, LoggedIn: 15, SetTokens: 16,
+  Took: 17, BeginRefresh: 18, Commit: 19, Flush: 20, SignOut: 21, HandOver: 22 });
 
 // The core's named answers: the values of the Rust enums of the same names (src/seam.rs,
 // src/policy.rs; a native test compares them, and the package build inlines them).
@@ -96,19 +96,6 @@ const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && 
 
 /** A replay's request: rebuilt, a copy of a copy, or the request itself; `null`: refused. @typedef
  * {(() => Request) | null} Again */
-/** The DPoP key and proof functions (plumbing.js's `dpop()`). @typedef
- * {ReturnType<typeof import("./plumbing.js").dpop>} Dpop */
-
-/** What a client is made of: the Rust core's one export (`ask`), the listeners (the core
- * tells them), the session's persistent home, one refresh per browser or not (the hand-over
- * store and the lock), the refresh and logout URLs (`""`: the discovered token endpoint), the
- * hand-over record's key (the DPoP key's too), the lock's name, the bound on a refresh and on
- * waiting for the lock, with DPoP on its key and proof functions, and sign-in by redirect's
- * options (the core checked them all). @typedef {[core: Core, events:
- * import("./plumbing.js").Events, store: Store, crossTab: boolean,
- * refreshUrl: string, logoutUrl: string | undefined, key: string, lockName: string, timeoutMs:
- * number, dpop: Dpop | undefined, oidc: [issuer: string, clientId: string, redirectUri: string,
- * scope: string] | undefined]} Parts */
 
 /** `newClient(options)`: the .wasm's export that checks `new AuthClient(options)`'s options
  * and loads the session: the client's parts. The package's glue hands it over as it loads
@@ -126,7 +113,7 @@ export const connect = (f) => (newClient = f);
 export class AuthClient {
   /** @param {unknown} options @param {Parts} parts (Rust's `AuthClient` gives them) */
   constructor(options, parts = newClient(options)) {
-    const [core, events, store, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, dpop, oidc] = parts;
+    const [core, , , , , , , dpop, store, events, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, oidc] = parts;
     /** `ask_(Question.Start, url, …)` and the rest: the core's questions, all through its one
      * export. @type {Ask} */
     this.ask_ = (question, ...args) => core.ask(question, args);
@@ -368,7 +355,8 @@ export class AuthClient {
 
   /** `login(url, credentials)`. @param {string} url @param {unknown} credentials */
   async login(url, credentials) {
-    const ask = this.ask_, u = ask(Question.Login, url);
+    const ask = this.ask_, u = httpUrl(url);
+    if (!u) throw new AuthError("option `url` must be an http(s) URL", "invalid_config");
     let body;
     try {
       body = JSON.stringify(credentials);
@@ -627,7 +615,9 @@ export class AuthClient {
 
   /** `dpopProof(method, url)`: a proof for a request of the app's own. @param {unknown} method @param {unknown} url */
   dpopProof(method, url) {
-    return this.dpop_ ? this.proof_(String(method).toUpperCase(), String(url)) : Promise.reject(this.ask_(Question.Fail, DriverError.DpopOff));
+    const href = httpUrl(url);
+    return !this.dpop_ ? Promise.reject(this.ask_(Question.Fail, DriverError.DpopOff))
+      : href ? this.proof_(String(method).toUpperCase(), href) : Promise.reject(new AuthError("option `url` must be an http(s) URL", "invalid_config"));
   }
 }
 

@@ -1,62 +1,118 @@
 // @ts-check
 // Browser plumbing, imported by the .wasm through #[wasm_bindgen(module)] (issue #15): as JS
 // it is a fraction of the size it costs through web-sys and wasm-bindgen's per-import glue.
-// It only moves values between the browser and Rust; every decision (options' meaning,
-// tokens, responses, what to store, when to refresh) stays in Rust, natively tested.
+// It moves values between the browser and Rust and reads the options; every decision (tokens,
+// responses, which origins get the token, what to store, when to refresh) stays in Rust,
+// natively tested. Sign-in's rules, at the end, are the measured exception (README, Size).
 // Fields only JS reads end in `_` (shortened by the package build, see js/driver.js).
 
 const g = globalThis;
 const now = Date.now;
 
+/** What a client is made of: the Rust core (`newClient` puts it first), and what
+ * `readOptions` made of the options: for the core, how a refresh request is written (0 JSON,
+ * 1 RFC 6749 §6 form), the client id, the origins that may receive the access token (as given,
+ * or the refresh endpoint's and the page's: the core keeps the http(s) ones), the refresh
+ * leeway and the least interval between refreshes (ms), `redirect: "error"` or not, with DPoP
+ * on its key and proof functions, the session's persistent home and its listeners; then for
+ * the driver, one refresh per browser or not (the hand-over store and the lock), the refresh
+ * and logout URLs (resolved; `""`: the discovered token endpoint), the storage key (the
+ * hand-over record's and the DPoP key's), the lock's name, the bound on a refresh and on
+ * waiting for the lock, and sign-in by redirect's options. @typedef {[core:
+ * import("./core").Core, format: 0 | 1, clientId: string | undefined, origins: string[],
+ * leewayMs: number, minIntervalMs: number, strict: boolean, dpop: Dpop | undefined, store:
+ * Store, events: Events, crossTab: boolean, refreshUrl: string, logoutUrl: string | undefined,
+ * key: string, lockName: string, timeoutMs: number, oidc: [issuer: string, clientId: string,
+ * redirectUri: string, scope: string] | undefined]} Parts */
+/** The DPoP key and proof functions (`dpop()`). @typedef {ReturnType<typeof dpop>} Dpop */
+
+/** The defaults of `new AuthClient(options)` (Rust's `Options::new` has the same; a native test
+ * compares them). */
+export const DEFAULTS = Object.freeze({ storageKey: "rotafetch", leewaySeconds: 10, refreshTimeoutMs: 10000,
+  minRefreshIntervalMs: 1000, scope: "openid offline_access" });
+
+/** `url` resolved against `base` the way `fetch(url)` resolves it, when it is http(s): its
+ * href. @param {unknown} url @param {string} [base] */
+export function httpUrl(url, base = g.document?.baseURI ?? g.location?.href) {
+  try {
+    const u = new URL(/** @type {string} */ (url), base);
+    if (/^https?:$/.test(u.protocol)) return u.href;
+  } catch { /* not a URL */ }
+}
+
 /**
- * The `new AuthClient(options)` object read and type-checked, in Rust's order: `[refreshUrl,
- * logoutUrl, refreshFormat (0 json, 1 oauth2), clientId, storage (0 local, 1 session,
- * 2 memory), storageKey, allowedOrigins, leewaySeconds, refreshTimeoutMs,
- * minRefreshIntervalMs, redirect (0 follow, 1 error), crossTab, dpop, issuer, redirectUri, scope]`,
- * `undefined` where absent (a missing refreshUrl is "" with an issuer);
- * or the first error's message (an `invalid_config` error). Rust checks the values.
- * @param {unknown} o
- * @returns {unknown[] | string}
+ * `new AuthClient(options)` read, checked and normalised: the browser's URL parser resolves
+ * the URLs (as `fetch` resolves them), the defaults fill in what is absent. The client's parts
+ * (`Parts`, the core's place empty), or the message of the `invalid_config` error naming the
+ * first bad option. Plumbing and the options' own rules; the core's decisions start from the
+ * result (README, Size: as Rust, this cost the .wasm 3.6 KB gzip, as JS the snippet 0.6 KB).
+ * @param {unknown} o @param {Dpop | undefined} dpop the DPoP functions (builds with DPoP)
+ * @param {string} [base] what relative URLs resolve against: the document's base URL
+ * @returns {Parts | string}
  */
-export function readOptions(o) {
+export function readOptions(o, dpop, base = g.document?.baseURI ?? g.location?.href) {
   if (typeof o != "object" || !o) return "options must be an object with at least refreshUrl";
   /** @type {(k: string, m: string) => never} */
   const bad = (k, m) => { throw `option \`${k}\` ${m}`; };
   /** @type {(k: string) => any} */
   const get = (k) => { try { return /** @type {any} */ (o)[k]; } catch { /* a throwing getter reads as absent */ } };
-  /** @param {string} k */
-  const str = (k) => { const v = get(k); return v === undefined || typeof v == "string" ? v : bad(k, "must be a string"); };
+  /** @param {string} k @param {string} type */
+  const typed = (k, type, v = get(k)) => (v === undefined || typeof v == type ? v : bad(k, "must be a " + type));
+  /** @param {string} k @returns {string | undefined} */
+  const str = (k) => typed(k, "string");
   /** @param {string} k @param {string[]} list */
   const choice = (k, list) => {
-    const v = str(k);
-    if (v === undefined) return v;
-    const i = list.indexOf(v);
+    const i = list.indexOf(str(k) ?? list[0]);
     return i < 0 ? bad(k, `must be ${list.map((c) => `"${c}"`).join(", ").replace(/, (?=[^,]*$)/, " or ")}`) : i;
   };
-  /** @param {string} k @param {number} min */
-  const int = (k, min) => {
-    const v = get(k);
-    return v === undefined || (typeof v == "number" && v >= min && v <= 4294967295 && v % 1 == 0) ? v
-      : bad(k, `must be a ${min ? "positive" : "non-negative"} integer`);
-  };
+  /** @param {string} k @param {number} min @param {number} d */
+  const int = (k, min, d, v = get(k) ?? d) => (typeof v == "number" && v >= min && v <= 4294967295 && v % 1 == 0 ? v
+    : bad(k, `must be a ${min ? "positive" : "non-negative"} integer`));
+  /** @param {string} k @param {string | undefined} u */
+  const http = (k, u) => (u === undefined ? u : httpUrl(u, base) ?? bad(k, "must be an http(s) URL"));
+  /** @param {unknown} u */
+  const originOf = (u) => { try { return new URL(/** @type {string} */ (u)).origin; } catch { /* none */ } };
   const known = ["refreshUrl", "logoutUrl", "refreshFormat", "clientId", "storage", "storageKey", "allowedOrigins",
     "leewaySeconds", "refreshTimeoutMs", "minRefreshIntervalMs", "crossTab", "redirect", "dpop", "issuer", "redirectUri",
     "scope"];
   try {
     for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, "is not a known option");
+    const issuer = str("issuer"), refresh = str("refreshUrl"), clientId = str("clientId");
     // With an issuer, no refreshUrl means its discovered token endpoint ("").
-    const url = str("refreshUrl") ?? (str("issuer") !== undefined ? "" : bad("refreshUrl", "is required"));
-    const out = [url, str("logoutUrl"), choice("refreshFormat", ["json", "oauth2"]), str("clientId"),
-      choice("storage", ["local", "session", "memory"]), str("storageKey")];
+    const refreshUrl = issuer !== undefined && !refresh ? "" : /** @type {string} */ (http("refreshUrl", refresh ?? bad("refreshUrl", "is required")));
+    const logoutUrl = http("logoutUrl", str("logoutUrl")), key = str("storageKey") ?? DEFAULTS.storageKey;
+    const format = choice("refreshFormat", ["json", "oauth2"]), storage = choice("storage", ["local", "session", "memory"]);
+    const leeway = typed("leewaySeconds", "number") ?? DEFAULTS.leewaySeconds, wantDpop = typed("dpop", "boolean");
+    const timeoutMs = int("refreshTimeoutMs", 1, DEFAULTS.refreshTimeoutMs), minMs = int("minRefreshIntervalMs", 0, DEFAULTS.minRefreshIntervalMs);
+    const strict = choice("redirect", ["follow", "error"]) == 1, crossTab = typed("crossTab", "boolean") ?? true;
     const list = get("allowedOrigins"), must = "must be an array of origin strings";
     if (list !== undefined && (!Array.isArray(list) || list.some((/** @type {unknown} */ v) => typeof v != "string"))) bad("allowedOrigins", must);
-    const leeway = get("leewaySeconds");
-    out.push(list && [...list], leeway === undefined ? leeway : typeof leeway == "number" ? leeway : NaN,
-      int("refreshTimeoutMs", 1), int("minRefreshIntervalMs", 0), choice("redirect", ["follow", "error"]));
-    /** @param {string} k */
-    const flag = (k) => { const v = get(k); return v === undefined || typeof v == "boolean" ? v : bad(k, "must be a boolean"); };
-    out.push(flag("crossTab"), flag("dpop"), str("issuer"), str("redirectUri"), str("scope"));
-    return out;
+    if (!key) bad("storageKey", "must be a non-empty string");
+    if (!(leeway >= 0 && leeway < Infinity)) bad("leewaySeconds", "must be a number >= 0");
+    if (clientId === "") bad("clientId", "must be a non-empty string");
+    if (wantDpop && !dpop) bad("dpop", "is not in this build: import `rotafetch/dpop` (npm) or enable the crate's `dpop` feature");
+    // Never a silent fallback to bearer tokens.
+    if (wantDpop && !(g.indexedDB && g.crypto?.subtle)) bad("dpop", "needs IndexedDB and crypto.subtle (a secure context: https or localhost)");
+    let oidc;
+    if (issuer !== undefined) {
+      const redirectUri = str("redirectUri");
+      // Both as written: the issuer is compared with the discovery document's exactly, the
+      // redirect URI must be exactly as registered.
+      if (!secureUrl(issuer) || /[?#]/.test(issuer)) bad("issuer", "must be an https URL (http only on localhost) without query or fragment");
+      if (clientId === undefined) bad("clientId", "is required with `issuer`");
+      if (!redirectUri || originOf(redirectUri) !== g.location?.origin) bad("redirectUri", "must be an absolute URL on the page's origin, as registered");
+      oidc = /** @type {[string, string, string, string]} */ ([issuer, clientId, redirectUri, str("scope") ?? DEFAULTS.scope]);
+    }
+    // An allowed origin is exactly an origin ("https://api.example.com", a trailing slash let
+    // through), as the browser serialises it.
+    const origins = list ? list.map((/** @type {string} */ v) => {
+      const u = originOf(httpUrl(v, base));
+      return u && u == v.replace(/\/$/, "").toLowerCase() ? u : bad("allowedOrigins", 'must list origins like "https://api.example.com"');
+    }) : [originOf(refreshUrl), g.location?.origin].filter((v) => v !== undefined);
+    // The token endpoint takes the RFC 6749 §6 form only.
+    return [/** @type {any} */ (undefined), refreshUrl ? /** @type {0 | 1} */ (format) : 1, clientId, origins, leeway * 1000, minMs, strict, wantDpop ? dpop : undefined,
+      new Store(["localStorage", "sessionStorage", ""][storage], key), new Events(), crossTab && storage == 0, refreshUrl,
+      logoutUrl, key, "rotafetch:" + key, timeoutMs, oidc];
   } catch (e) {
     if (typeof e == "string") return e;
     throw e;
@@ -268,18 +324,6 @@ export class Store {
   }
 }
 
-/** `url` resolved the way `fetch(url)` does (against the document's base URL, in a worker its
- * location): `[href, protocol, origin]`, or `undefined` when it is not a URL. @param {string} url */
-export function resolveUrl(url) {
-  try {
-    const u = new URL(url, g.document ? g.document.baseURI : g.location?.href);
-    return [u.href, u.protocol, u.origin];
-  } catch { /* not a URL */ }
-}
-
-/** The page's (or worker's) own origin. @returns {string | undefined} */
-export const pageOrigin = () => g.location?.origin;
-
 /**
  * `request` readied for the access token: with `strict` (Rust decided: `redirect: "error"`
  * configured and the request has the default mode) a `new Request(request, {redirect:
@@ -318,9 +362,6 @@ export function formBody(rt, clientId) {
   if (clientId !== undefined) p.append("client_id", clientId);
   return String(p);
 }
-
-/** Can this page keep a DPoP key (IndexedDB, and `crypto.subtle`: a secure context)? */
-export const dpopCapable = () => !!(g.indexedDB && g.crypto?.subtle);
 
 /** base64url without padding (RFC 4648 §5). @param {ArrayBuffer | Uint8Array} buf */
 export const b64u = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");

@@ -178,10 +178,12 @@ test("the address bar keeps every other parameter as written, and the fragment",
 });
 
 test("the smaller rules", () => {
-  for (const ok of ["https://id.example.com", "http://localhost", "http://localhost:8080/x", "http://127.0.0.1:3000", "http://[::1]:9/x"]) {
+  for (const ok of ["https://id.example.com", "https://id.example.com/realms/x", "http://localhost", "http://localhost:8080/x",
+    "http://127.0.0.1:3000", "http://[::1]:9/x"]) {
     assert.ok(secureUrl(ok), ok);
   }
-  for (const bad of ["http://id.example.com", "http://localhost.evil.example/", "http://127.0.0.1.evil.example", "https://", "ftp://localhost", "", 7]) {
+  for (const bad of ["http://id.example.com", "http://localhost.evil.example/", "http://127.0.0.1.evil.example", "https://",
+    "ftp://localhost", "javascript:alert(1)", "", 7]) {
     assert.ok(!secureUrl(bad), String(bad));
   }
   assert.ok(fresh(1000, 1000) && fresh(1000, 4599));

@@ -1,13 +1,9 @@
 //! The `#[wasm_bindgen]` façade: the npm package's `AuthClient` and `AuthError`.
 
-use crate::error::{AuthError, ErrorCode};
 use crate::web::glue;
-use crate::web::{Options, Redirects, RefreshFormat, StorageKind};
-use js_sys::Array;
 #[cfg(feature = "std")]
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
@@ -214,66 +210,14 @@ export class AuthClient {
 
 use glue::js_error;
 
-fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
-    let read = glue::read_options(o);
-    if let Some(m) = read.as_string() {
-        return Err(AuthError::new(ErrorCode::InvalidConfig, m));
-    }
-    // Present and of the right type (plumbing.js checked): what they mean is checked by
-    // `AuthClient::new`.
-    let read: Array = read.unchecked_into();
-    let string = |i| read.get(i).as_string();
-    let number = |i| read.get(i).as_f64();
-    let mut options = Options::new(string(0).unwrap_or_default());
-    options.logout_url = string(1);
-    if number(2) == Some(1.0) {
-        options.refresh_format = RefreshFormat::OAuth2;
-    }
-    options.client_id = string(3);
-    options.storage = match number(4) {
-        Some(1.0) => StorageKind::Session,
-        Some(2.0) => StorageKind::Memory,
-        _ => StorageKind::Local,
-    };
-    if let Some(k) = string(5) {
-        options.storage_key = k;
-    }
-    let origins = read.get(6);
-    if Array::is_array(&origins) {
-        let origins: Array = origins.unchecked_into();
-        options.allowed_origins = Some(origins.iter().filter_map(|v| v.as_string()).collect());
-    }
-    if let Some(n) = number(7) {
-        options.leeway_seconds = n;
-    }
-    if let Some(n) = number(8) {
-        options.refresh_timeout_ms = n as u32;
-    }
-    if let Some(n) = number(9) {
-        options.min_refresh_interval_ms = n as u32;
-    }
-    if number(10) == Some(1.0) {
-        options.redirects = Redirects::Error;
-    }
-    if let Some(b) = read.get(11).as_bool() {
-        options.cross_tab = b;
-    }
-    options.dpop = read.get(12).is_truthy();
-    options.issuer = string(13);
-    options.redirect_uri = string(14);
-    if let Some(scope) = string(15) {
-        options.scope = scope;
-    }
-    Ok(options)
-}
-
 /// `new AuthClient(options)` in the npm package: js/driver.js's `AuthClient` hands its
-/// options here; checked, the session loaded, the client's parts come back (see
-/// `web::client::wire`). The package's glue connects it to the class as it loads.
+/// options here; read and checked (js/plumbing.js's `readOptions`), the session loaded, the
+/// client's parts come back (see `web::client::wire`). The package's glue connects it to the
+/// class as it loads.
 #[wasm_bindgen(js_name = newClient, skip_typescript)]
 pub fn new_client(options: JsValue) -> Result<JsValue, JsValue> {
-    let options = parse_options(&options).map_err(|e| js_error(&e))?;
-    crate::web::wire_client(options).map_err(|e| js_error(&e))
+    let parts = crate::web::client_parts(&options).map_err(|e| js_error(&e))?;
+    Ok(parts.into())
 }
 
 /// The npm package's `AuthClient` class as the browser tests reach it (js/driver.js), with

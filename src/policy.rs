@@ -12,6 +12,10 @@ pub const DEFAULT_REFRESH_TIMEOUT_MS: u32 = 10_000;
 /// Default `minRefreshIntervalMs`: no 401 triggers a new refresh sooner than this after the
 /// last successful one (stops a refresh storm against a server that rejects fresh tokens).
 pub const DEFAULT_MIN_REFRESH_INTERVAL_MS: f64 = 1_000.0;
+/// Default `storageKey` (the cross-tab lock is named after it too).
+pub const DEFAULT_STORAGE_KEY: &str = "rotafetch";
+/// Default `scope` of a sign-in by redirect: an ID token and a refresh token.
+pub const DEFAULT_SCOPE: &str = "openid offline_access";
 
 /// When an access token expires and when to refresh it, on the local clock.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -272,22 +276,6 @@ pub fn token_reached(sent: &str, answered: &str, redirected: bool) -> bool {
     }
 }
 
-/// Is `url` fit for an OpenID provider (the `issuer` option): `https`, or `http` on a loopback
-/// host (a provider on this machine, as in development and tests)? RFC 8414 §2 and RFC 9700
-/// §4.5 want TLS everywhere else.
-pub fn is_secure_provider(url: &str) -> bool {
-    if let Some(rest) = url.strip_prefix("https://") {
-        return !rest.is_empty();
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    ["localhost", "127.0.0.1", "[::1]"].iter().any(|host| {
-        rest.strip_prefix(host)
-            .is_some_and(|after| matches!(after.bytes().next(), None | Some(b':' | b'/')))
-    })
-}
-
 /// Is `s` a serialized http(s) origin — no path, query, fragment or credentials, and not the
 /// opaque origin `"null"`?
 pub fn is_http_origin(s: &str) -> bool {
@@ -309,31 +297,6 @@ pub fn is_http_origin(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secure_providers() {
-        for ok in [
-            "https://id.example.com",
-            "https://id.example.com/realms/x",
-            "http://localhost",
-            "http://localhost:8080/x",
-            "http://127.0.0.1:3000",
-            "http://[::1]:9/x",
-        ] {
-            assert!(is_secure_provider(ok), "{ok}");
-        }
-        for bad in [
-            "http://id.example.com",
-            "http://localhost.evil.example/",
-            "http://127.0.0.1.evil.example",
-            "https://",
-            "ftp://localhost",
-            "javascript:alert(1)",
-            "",
-        ] {
-            assert!(!is_secure_provider(bad), "{bad}");
-        }
-    }
 
     const NOW: f64 = 1_000_000.0;
 

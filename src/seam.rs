@@ -41,8 +41,8 @@ pub(crate) use answer;
 
 answer! {
     /// The core's questions (`Core.ask(question, args)`; src/web/core.rs's table says what each
-    /// asks and when): queries answer from the session as it is, inputs take in what the driver
-    /// saw, commands move the session on.
+    /// asks and when): queries answer from the session as it is (0-10), inputs take in what the
+    /// driver saw (11-17), commands move the session on (18-22).
     pub enum Question {
         /// Query: how to send a request ([`Start`]).
         Start = 0,
@@ -56,42 +56,40 @@ answer! {
         Generation = 4,
         /// Query: leave a token endpoint's response unread (its `Content-Length`)?
         TooBig = 5,
-        /// Query: `login(url, …)`'s URL, resolved.
-        Login = 6,
         /// Query: the `AuthError` of one of the driver's own failures ([`DriverError`]).
-        Fail = 7,
+        Fail = 6,
         /// Query: the session's ID token (the end-session hint).
-        IdToken = 8,
+        IdToken = 7,
         /// Query: the access token's expiry.
-        ExpiresAt = 9,
+        ExpiresAt = 8,
         /// Query (DPoP): what a proof for a request names.
-        ProofFor = 10,
+        ProofFor = 9,
         /// Query (DPoP): is a token endpoint's answer a nonce challenge?
-        TokenChallenge = 11,
+        TokenChallenge = 10,
         /// Input: another tab wrote or cleared the session.
-        Adopt = 12,
+        Adopt = 11,
         /// Input: before the lock, another tab's rotation, adopted if that ends the refresh.
-        AdoptBeforeLock = 13,
+        AdoptBeforeLock = 12,
         /// Input: under the lock, what the last lock holder left.
-        Sync = 14,
+        Sync = 13,
         /// Input: the refresh endpoint's answer.
-        Answer = 15,
+        Answer = 14,
         /// Input: the login endpoint's, or a sign-in's token endpoint's, answer.
-        LoggedIn = 16,
+        LoggedIn = 15,
         /// Input: `setTokens(tokens)`.
-        SetTokens = 17,
+        SetTokens = 16,
         /// Input (DPoP): a response's `DPoP-Nonce`.
-        Took = 18,
+        Took = 17,
         /// Command: begins the refresh.
-        BeginRefresh = 19,
+        BeginRefresh = 18,
         /// Command: the hand-over store holds the refresh's record.
-        Commit = 20,
+        Commit = 19,
         /// Command: the lock is released; tell the listeners.
-        Flush = 21,
+        Flush = 20,
         /// Command: `logout()` begins.
-        SignOut = 22,
+        SignOut = 21,
         /// Command: `logout()`, under the lock.
-        HandOver = 23,
+        HandOver = 22,
     }
 }
 
@@ -152,6 +150,7 @@ mod tests {
 
     const DRIVER: &str = include_str!("../js/driver.js");
     const CORE_D_TS: &str = include_str!("../js/core.d.ts");
+    const PLUMBING: &str = include_str!("../js/plumbing.js");
     const CORE_RS: &str = include_str!("web/core.rs");
 
     /// `export const NAME = Object.freeze({ A: 0, B: 1 });` in js/driver.js, as pairs.
@@ -190,6 +189,27 @@ mod tests {
         agree("Question", Question::ALL);
         // And nothing else is named that way in the driver.
         assert_eq!(DRIVER.matches(" = Object.freeze({").count(), 5);
+    }
+
+    /// `readOptions`' defaults (js/plumbing.js's `DEFAULTS`) are Rust's `Options::new`'s.
+    #[test]
+    fn the_options_default_alike_in_js_and_rust() {
+        use crate::policy::*;
+        let line = section(PLUMBING, "export const DEFAULTS = Object.freeze({", "});");
+        let expected = [
+            alloc::format!("storageKey: \"{DEFAULT_STORAGE_KEY}\""),
+            alloc::format!("leewaySeconds: {}", DEFAULT_LEEWAY_MS / 1000.0),
+            alloc::format!("refreshTimeoutMs: {DEFAULT_REFRESH_TIMEOUT_MS}"),
+            alloc::format!("minRefreshIntervalMs: {DEFAULT_MIN_REFRESH_INTERVAL_MS}"),
+            alloc::format!("scope: \"{DEFAULT_SCOPE}\""),
+        ];
+        for e in &expected {
+            assert!(
+                line.contains(e.as_str()),
+                "js/plumbing.js's DEFAULTS lack {e}: {line}"
+            );
+        }
+        assert_eq!(line.matches(':').count(), expected.len(), "{line}");
     }
 
     #[test]

@@ -6,7 +6,6 @@ use super::config;
 use super::core::Core;
 use super::glue;
 use super::state::State;
-use super::store::Store;
 use super::types::*;
 use crate::error::{AuthError, ErrorCode};
 use crate::token::TokenResponse;
@@ -68,13 +67,11 @@ extern "C" {
     fn dpop() -> JsValue;
 }
 
-/// What the driver signs DPoP proofs with: `undefined` when DPoP is off (or not built).
-fn dpop_module(on: bool) -> JsValue {
+/// The DPoP key and proof functions, in builds with DPoP (`undefined` without).
+fn dpop_module() -> JsValue {
     #[cfg(feature = "dpop")]
-    if on {
-        return dpop();
-    }
-    let _ = on;
+    return dpop();
+    #[cfg(not(feature = "dpop"))]
     JsValue::UNDEFINED
 }
 
@@ -150,50 +147,39 @@ async fn settle_auth(p: Promise) -> Result<JsValue, AuthError> {
     })
 }
 
-/// Checks the options `o` and loads the stored session: the session's state, and the parts
-/// js/driver.js's `AuthClient` is made of (the npm package's `new AuthClient(options)` and
-/// Rust's [`AuthClient::new`] alike; see `Parts` there).
-pub(crate) fn wire(o: Options) -> Result<(Rc<State>, JsValue), AuthError> {
-    let kind = o.storage;
-    let (cfg, settings, fx) = config::check(o)?;
-    let store = Store::open(kind, &fx.key);
-    let state = Rc::new(State::new(cfg, settings, store));
-    let oidc = fx.oidc.map_or(JsValue::UNDEFINED, |o| {
-        js_sys::Array::of4(
-            &o.issuer.into(),
-            &o.client_id.into(),
-            &o.redirect_uri.into(),
-            &o.scope.into(),
-        )
-        .into()
-    });
-    let parts: [JsValue; 11] = [
-        Core(state.clone()).into(),
-        JsValue::clone(&state.events),
-        JsValue::clone(&state.store),
-        fx.cross_tab.into(),
-        fx.refresh_url.into(),
-        fx.logout_url.map_or(JsValue::UNDEFINED, JsValue::from),
-        fx.key.into(),
-        fx.lock_name.into(),
-        fx.timeout_ms.into(),
-        dpop_module(fx.dpop),
-        oidc,
-    ];
-    Ok((state, parts.iter().collect::<js_sys::Array>().into()))
+/// The client's parts (js/plumbing.js's `Parts`, made by `readOptions` of the options) made a
+/// client: the stored session loaded, the core in its place. The session's state (the npm
+/// package's `new AuthClient(options)` and Rust's [`AuthClient::new`] alike).
+fn wire(parts: &js_sys::Array) -> Rc<State> {
+    let (cfg, settings, store, events) = config::read(parts);
+    let state = Rc::new(State::new(cfg, settings, store, events));
+    parts.set(config::part::CORE, Core(state.clone()).into());
+    state
 }
 
-/// [`wire`] for the npm package's `new AuthClient(options)`: the parts.
+/// `readOptions` (js/plumbing.js) of `options`: the client's parts, or `invalid_config`.
+fn read_options(options: &JsValue) -> Result<js_sys::Array, AuthError> {
+    let parts = glue::read_options(options, &dpop_module());
+    match parts.as_string() {
+        Some(m) => Err(AuthError::new(ErrorCode::InvalidConfig, m)),
+        None => Ok(parts.unchecked_into()),
+    }
+}
+
+/// The npm package's `new AuthClient(options)`: the client's parts, the core in them.
 #[cfg(feature = "js")]
-pub(crate) fn wire_js(o: Options) -> Result<JsValue, AuthError> {
-    wire(o).map(|(_, parts)| parts)
+pub(crate) fn client_parts(options: &JsValue) -> Result<js_sys::Array, AuthError> {
+    let parts = read_options(options)?;
+    wire(&parts);
+    Ok(parts)
 }
 
 impl AuthClient {
     /// Validates the options and loads the stored session. Corrupt stored data is cleared
     /// (signed out), never an error.
     pub fn new(o: Options) -> Result<AuthClient, AuthError> {
-        let (state, parts) = wire(o)?;
+        let parts = read_options(&o.to_js())?;
+        let state = wire(&parts);
         let driver = Driver::new(&JsValue::UNDEFINED, &parts);
         Ok(AuthClient {
             inner: Rc::new(Inner {

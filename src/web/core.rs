@@ -21,7 +21,6 @@
 //! | `SendAnyway(code)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
 //! | `Generation()` → number | a refresh, as it starts | `Session::generation` |
 //! | `TooBig(contentLength)` → bool | a token endpoint's headers are in | `token::too_big` |
-//! | `Login(url)` → href | `login()` begins | the URL resolved as `fetch` does |
 //! | `Fail(kind)` → `AuthError` | the driver's own failures, a `DriverError` | |
 //! | `IdToken()` → token or `undefined` | `logout({endSession})`: the end-session hint | `Session::id_token` |
 //! | `ExpiresAt()` → ms or `undefined` | the `expiresAt` getter | `Session::current` |
@@ -153,7 +152,6 @@ impl Core {
             Question::SendAnyway => session.send_anyway(text(0).as_deref(), now).into(),
             Question::Generation => session.generation().into(),
             Question::TooBig => token::too_big(text(0).as_deref()).into(),
-            Question::Login => super::config::resolve_http(&str(0), "url")?.into(),
             Question::Fail => match DriverError::of(num(0) as u8) {
                 Some(kind) => glue::js_error(&driver_error(kind)),
                 None => {
@@ -162,7 +160,7 @@ impl Core {
                 }
             },
             #[cfg(feature = "dpop")]
-            Question::ProofFor => proof_for(&session, &str(0))?,
+            Question::ProofFor => proof_for(&session, &str(0)),
             #[cfg(feature = "dpop")]
             Question::TokenChallenge => token_challenge(num(0) as u16, text(1), flag(2)).into(),
             Question::Adopt => {
@@ -272,14 +270,12 @@ fn begin_refresh(
     Ok(js_sys::Array::of2(&content_type.into(), &body.into()).into())
 }
 
-/// `proofFor`: `[htu, nonce]` for a proof for a request to `url`; `invalid_config` for a URL
-/// that is not http(s).
+/// `proofFor`: `[htu, nonce]` for a proof for a request to `href` (resolved, http(s)).
 #[cfg(feature = "dpop")]
-fn proof_for(session: &Session, url: &str) -> Result<JsValue, AuthError> {
-    let href = super::config::resolve_http(url, "url")?;
-    let (htu, nonce) = session.proof_for(&href);
+fn proof_for(session: &Session, href: &str) -> JsValue {
+    let (htu, nonce) = session.proof_for(href);
     let nonce = nonce.map_or(JsValue::UNDEFINED, JsValue::from_str);
-    Ok(js_sys::Array::of2(&htu.into(), &nonce).into())
+    js_sys::Array::of2(&htu.into(), &nonce).into()
 }
 
 /// `tokenChallenge`: a token endpoint's answer (`status`, body `text`) is a nonce challenge to

@@ -2,16 +2,16 @@
 
 use crate::error::{AuthError, ErrorCode};
 use alloc::string::String;
-use js_sys::{Array, Reflect};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
-    /// The options object read and type-checked: an array of the values, or an error message.
-    #[cfg(feature = "js")]
+    /// The options read, checked and normalised: the client's parts (`Parts`), or the
+    /// message of the `invalid_config` error naming the first bad option. `dpop`: the DPoP
+    /// functions, in builds with DPoP.
     #[wasm_bindgen(js_name = readOptions)]
-    pub fn read_options(options: &JsValue) -> JsValue;
+    pub fn read_options(options: &JsValue, dpop: &JsValue) -> JsValue;
     /// The persisted record's JSON (a time unknown: NaN, written as `null`).
     #[wasm_bindgen(js_name = storedJson)]
     pub fn stored_json(
@@ -32,12 +32,8 @@ extern "C" {
     /// `grant_type=refresh_token&refresh_token=RT[&client_id=ID]`, form-encoded.
     #[wasm_bindgen(js_name = formBody)]
     pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
-    #[wasm_bindgen(js_name = resolveUrl)]
-    fn resolve_url_js(url: &str) -> JsValue;
     /// A client's listeners (see `plumbing.js`).
     pub type Events;
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Events;
     /// Adds `f` for events of `kind` (`""`: all, `f(detail, kind)`); returns what removes it.
     #[wasm_bindgen(method)]
     pub fn on(this: &Events, kind: &str, f: &JsValue) -> js_sys::Function;
@@ -45,12 +41,6 @@ extern "C" {
     /// source) or `signout` (`a` the reason; `b` the server's error code, if any).
     #[wasm_bindgen(method)]
     fn emit(this: &Events, kind: &str, a: &JsValue, b: &JsValue);
-    /// Can this page keep a DPoP key: IndexedDB and `crypto.subtle` (a secure context)?
-    #[wasm_bindgen(js_name = dpopCapable)]
-    pub fn dpop_capable() -> bool;
-    /// The page's (or worker's) own origin.
-    #[wasm_bindgen(js_name = pageOrigin)]
-    pub fn page_origin() -> Option<String>;
 }
 
 /// `obj[key]`, `undefined` when that throws.
@@ -61,18 +51,6 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
 /// Milliseconds since the epoch.
 pub fn now() -> f64 {
     js_sys::Date::now()
-}
-
-/// Resolves `url` the way `fetch(url)` does: against the document's base URL (which a
-/// `<base href>` sets), in a worker against its location. `[href, protocol, origin]`.
-pub fn resolve_url(url: &str) -> Option<[String; 3]> {
-    let parts = resolve_url_js(url);
-    if !Array::is_array(&parts) {
-        return None;
-    }
-    let parts: Array = parts.unchecked_into();
-    let part = |i| parts.get(i).as_string().unwrap_or_default();
-    Some([part(0), part(1), part(2)])
 }
 
 /// `e` as JS sees it: an `AuthError` (an `Error`) with its `code`.

@@ -11,6 +11,6 @@ mod store;
 mod types;
 
 #[cfg(feature = "js")]
-pub(crate) use client::wire_js as wire_client;
+pub(crate) use client::client_parts;
 pub use client::AuthClient;
 pub use types::{FetchError, ListenerId, Options, Redirects, RefreshFormat, SignIn, StorageKind};

@@ -116,12 +116,12 @@ impl Options {
             refresh_url: refresh_url.into(),
             issuer: None,
             redirect_uri: None,
-            scope: DEFAULT_SCOPE.into(),
+            scope: policy::DEFAULT_SCOPE.into(),
             logout_url: None,
             refresh_format: RefreshFormat::Json,
             client_id: None,
             storage: StorageKind::Local,
-            storage_key: "rotafetch".into(),
+            storage_key: policy::DEFAULT_STORAGE_KEY.into(),
             allowed_origins: None,
             leeway_seconds: policy::DEFAULT_LEEWAY_MS / 1000.0,
             refresh_timeout_ms: policy::DEFAULT_REFRESH_TIMEOUT_MS,
@@ -148,8 +148,50 @@ impl Options {
     }
 }
 
-/// The scope a sign-in asks for by default.
-pub const DEFAULT_SCOPE: &str = "openid offline_access";
+impl Options {
+    /// The options as `new AuthClient(options)` takes them in JS: Rust's client is made the
+    /// same way as the npm package's (js/plumbing.js's `readOptions` reads and checks them).
+    pub(crate) fn to_js(&self) -> JsValue {
+        let o = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| {
+            let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+        };
+        let text = |v: &Option<String>| v.as_deref().map_or(JsValue::UNDEFINED, JsValue::from);
+        set("refreshUrl", self.refresh_url.as_str().into());
+        set("issuer", text(&self.issuer));
+        set("redirectUri", text(&self.redirect_uri));
+        set("scope", self.scope.as_str().into());
+        set("logoutUrl", text(&self.logout_url));
+        let format = match self.refresh_format {
+            RefreshFormat::Json => "json",
+            RefreshFormat::OAuth2 => "oauth2",
+        };
+        set("refreshFormat", format.into());
+        set("clientId", text(&self.client_id));
+        let storage = match self.storage {
+            StorageKind::Local => "local",
+            StorageKind::Session => "session",
+            StorageKind::Memory => "memory",
+        };
+        set("storage", storage.into());
+        set("storageKey", self.storage_key.as_str().into());
+        if let Some(list) = &self.allowed_origins {
+            let a: js_sys::Array = list.iter().map(|s| JsValue::from(s.as_str())).collect();
+            set("allowedOrigins", a.into());
+        }
+        set("leewaySeconds", self.leeway_seconds.into());
+        set("refreshTimeoutMs", self.refresh_timeout_ms.into());
+        set("minRefreshIntervalMs", self.min_refresh_interval_ms.into());
+        set("crossTab", self.cross_tab.into());
+        let redirect = match self.redirects {
+            Redirects::Follow => "follow",
+            Redirects::Error => "error",
+        };
+        set("redirect", redirect.into());
+        set("dpop", self.dpop.into());
+        o.into()
+    }
+}
 
 /// Options of a sign-in by redirect ([`AuthClient::sign_in`](crate::AuthClient::sign_in)).
 #[derive(Clone, Debug, Default)]
