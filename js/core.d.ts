@@ -7,13 +7,13 @@
 // table says when the driver asks each; a native test (src/seam.rs) checks that this
 // interface, the driver's `Question` and the core's match name the same questions.
 //
-// Numeric answers are named: `Start`, `On401`, `Replayed` and `DriverError` are frozen objects
-// in js/driver.js with the values of the Rust enums of the same names (src/seam.rs,
-// src/policy.rs; a native test compares them), inlined as constants by the package build.
+// Numeric answers are named: `Start`, `On401` and `Replayed` are frozen objects in js/driver.js
+// (`ErrorCode` in js/plumbing.js) with the values of the Rust enums of the same names
+// (src/seam.rs, src/policy.rs, src/error.rs; a native test compares them), inlined as
+// constants by the package build.
 
-import type { Start, On401, Replayed, DriverError } from "./driver.js";
+import type { Start, On401, Replayed } from "./driver.js";
 import { Question } from "./driver.js";
-import type { AuthError } from "./plumbing.js";
 
 /** One of the values of the named answer `E` (e.g. `Of<typeof On401>`: 0, 1, 2 or 3). */
 export type Of<E> = E[keyof E];
@@ -42,8 +42,9 @@ export interface Questions {
    * `answeredUrl`); `replayed`: what this call already did, bits of `Replayed`. */
   [Question.On401](carried: string, sentUrl: string, answeredUrl: string, redirected: boolean, refreshInFlight: boolean,
     wwwAuthenticate: string | null | undefined, replayed: number): Of<typeof On401>;
-  /** The refresh before sending failed with `code`: send with the old token anyway? */
-  [Question.SendAnyway](code: string | undefined): boolean;
+  /** The refresh before sending failed, `transient`ly (`refresh_failed`: the refresh token
+   * kept) or not: send with the old token anyway? */
+  [Question.SendAnyway](transient: boolean): boolean;
   /** The session's generation, read as a refresh starts: `sync` fails when this tab signed in
    * or out since. */
   [Question.Generation](): number;
@@ -53,8 +54,6 @@ export interface Questions {
   [Question.IdToken](): string | undefined;
   /** The access token's expiry (ms since the epoch), `undefined` unknown or signed out. */
   [Question.ExpiresAt](): number | undefined;
-  /** The `AuthError` for one of the driver's own failures (throw or reject with it). */
-  [Question.Fail](kind: Of<typeof DriverError>): AuthError;
   /** DPoP: what a proof for a request to `url` names: `[htu, nonce]`. */
   [Question.ProofFor](url: string): [htu: string, nonce: string | undefined];
   /** DPoP: is a token endpoint's answer a nonce challenge to answer by sending again

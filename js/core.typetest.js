@@ -15,12 +15,12 @@ export function misspelt(ask, driver) {
   ask(99);
   // @ts-expect-error: `start` takes the URL first
   ask(Question.Start, false, "https://a.example/", "follow");
-  // @ts-expect-error: `fail` takes a DriverError
-  ask(Question.Fail, 9);
+  // @ts-expect-error: `On401` answers an On401, never `Start.Strict`
+  /** @type {4} */ const strict = ask(Question.On401, "a", "u", "u", false, false, null, 0);
   // @ts-expect-error: the driver's handle on the core is typed too
   driver.ask_(Question.Start, 5, false, "follow");
   // And a correct question type-checks, its answer typed.
   /** @type {string | undefined} */
   const token = driver.ask_(Question.Access);
-  return token;
+  return [token, strict];
 }

@@ -4,27 +4,28 @@
 // signatures, sign-in's navigations) in the order the Rust core's answers call for. It only
 // sequences: whether a request is authenticated, when to refresh, what a 401 or a token
 // endpoint's answer means, what a DPoP proof names, what to store and what to tell the app are
-// the core's (`core_`, src/web/core.rs, whose table says which question is asked when; typed
-// in js/core.d.ts), natively tested. As JS it is a fraction of what the same awaits cost as
-// Rust futures and their executor in the .wasm (issue #15, README Size).
+// the core's (`ask_`, src/web/core.rs, whose table says which question is asked when; typed in
+// js/core.d.ts), natively tested. As JS it is a fraction of what the same awaits cost as Rust
+// futures and their executor in the .wasm (issue #15, README Size). Sign-in's rules are
+// plumbing.js's, tested in Node (js/signin.test.mjs): measured, they cost four times less as JS.
 //
 // Names: fields and methods only the driver and plumbing.js use end in `_`; the package build
 // shortens those (esbuild's mangleProps, scripts/mangle-cache.json). The rest are the public
-// API's (the `.d.ts` in src/js.rs), or read by Rust (`share`, `close`) or by the core.
+// API's (the `.d.ts` in src/js.rs), or read by Rust (`share`, `close`).
 
 /** @import { Ask } from "./core" */
 /** @import { Dpop, Parts } from "./plumbing.js" */
 import {
-  AuthError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, fresh, httpUrl, idbGet, idbOpen,
-  idbPut, idTokenProblem, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
+  authError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, ErrorCode, fresh, httpUrl, idbGet,
+  idbOpen, idbPut, idTokenProblem, invalidOption, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
 } from "./plumbing.js";
 
 /** The core's questions, by number (src/seam.rs; the table in src/web/core.rs says when each
  * is asked; js/core.d.ts types them). */
 export const Question = Object.freeze({
-  Start: 0, Access: 1, On401: 2, SendAnyway: 3, Generation: 4, TooBig: 5, Fail: 6, IdToken: 7, ExpiresAt: 8,
-  ProofFor: 9, TokenChallenge: 10, Adopt: 11, AdoptBeforeLock: 12, Sync: 13, Answer: 14, LoggedIn: 15, SetTokens: 16,
-  Took: 17, BeginRefresh: 18, Commit: 19, Flush: 20, SignOut: 21, HandOver: 22 });
+  Start: 0, Access: 1, On401: 2, SendAnyway: 3, Generation: 4, TooBig: 5, IdToken: 6, ExpiresAt: 7, ProofFor: 8,
+  TokenChallenge: 9, Adopt: 10, AdoptBeforeLock: 11, Sync: 12, Answer: 13, LoggedIn: 14, SetTokens: 15, Took: 16,
+  BeginRefresh: 17, Commit: 18, Flush: 19, SignOut: 20, HandOver: 21 });
 
 // The core's named answers: the values of the Rust enums of the same names (src/seam.rs,
 // src/policy.rs; a native test compares them, and the package build inlines them).
@@ -35,51 +36,44 @@ export const Start = Object.freeze({ Pass: 0, Send: 1, RefreshFirst: 2, Strict: 
 export const On401 = Object.freeze({ Return: 0, ReplayWithCurrent: 1, RefreshThenReplay: 2, ReplayWithNonce: 3 });
 /** `on401`'s `replayed`: what a call already did (bits). */
 export const Replayed = Object.freeze({ Token: 1, Nonce: 2 });
-/** `fail`: the driver's own failures. */
-export const DriverError = Object.freeze({
-  LockTimeout: 0, Aborted: 1, NotReplayable: 2, NotSignedIn: 3, BadCredentials: 4, DpopOff: 5, NoKey: 6, NoDiscovery: 7 });
 
-const g = globalThis;
-const FORM = "application/x-www-form-urlencoded";
-const now = Date.now;
-const secs = () => Math.floor(now() / 1000);
-/** A form body of the defined entries of `o`. @param {Record<string, unknown>} o */
-const form = (o) => String(new URLSearchParams(/** @type {Record<string, string>} */ (Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)))));
-/** `url` with the defined entries of `o` added to its query (RFC 6749 §3.1: its own are kept).
- * @param {string} url @param {Record<string, unknown>} o */
-const withQuery = (url, o) => {
-  const u = new URL(url);
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) u.searchParams.append(k, String(v));
-  return u.href;
+const g = globalThis, now = Date.now, secs = () => Math.floor(now() / 1000);
+const JSON_TYPE = "application/json", NO_DISCOVERY = "the provider's discovery document could not be fetched";
+/** `url` with the defined entries of `o` added to its query (RFC 6749 §3.1: its own are kept);
+ * without `url`, the form body of them. @param {string | undefined} url @param {Record<string, unknown>} o */
+const query = (url, o) => {
+  const u = new URL(url ?? "http://x"), q = u.searchParams;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) q.append(k, String(v));
+  return url ? u.href : String(q);
 };
 /** `JSON.parse(text)`, `undefined` for anything that is not JSON. @param {unknown} text @returns {any} */
 const jsonOf = (text) => { try { return JSON.parse(/** @type {string} */ (text)); } catch { /* not JSON */ } };
-// localStorage, where the transactions and the discovery document live (and a new tab finds them).
-/** @param {string} k */
-const lsGet = (k) => { try { return localStorage.getItem(k); } catch { return null; } };
-/** (`v` undefined: removes) @param {string} k @param {string} [v] */
-const lsSet = (k, v) => { try { v === undefined ? localStorage.removeItem(k) : localStorage.setItem(k, v); } catch { /* storage off */ } };
-/** @param {string} prefix */
-const lsKeys = (prefix) => { try { return Object.keys(localStorage).filter((k) => k.startsWith(prefix)); } catch { return []; } };
+/** localStorage, where sign-in's transactions and the discovery document live (a redirect and
+ * a new tab find them): `k`'s value parsed (without `v`), or written as JSON (`null` removes).
+ * @param {string} k @param {unknown} [v] @returns {any} */
+const ls = (k, v) => {
+  try {
+    if (v === undefined) return jsonOf(localStorage.getItem(k));
+    v === null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v));
+  } catch { /* storage off */ }
+};
 /** An OAuth `error` code when it is a plain one (RFC 6749 §4.1.2.1; never a description).
  * @param {unknown} e */
 const plainCode = (e) => (typeof e == "string" && /^[\w.-]{1,64}$/.test(e) ? e : e == null ? undefined : "error");
-/** What a refused callback says, by code. @type {Record<string, string>} */
+/** What a refused callback says, by its `ErrorCode`. @type {Record<number, string>} */
 const REFUSED = {
-  state_mismatch: "the callback is malformed, or its state is not this sign-in's",
-  no_transaction: "the callback matches no sign-in started in this browser (nothing was exchanged)",
-  transaction_expired: "the sign-in took over 10 minutes",
-  iss_mismatch: "the callback's iss is not the issuer (RFC 9207)",
-  provider_error: "the provider refused the sign-in",
+  [ErrorCode.StateMismatch]: "the callback is malformed, or its state is another sign-in's",
+  [ErrorCode.NoTransaction]: "no sign-in of this browser matches the callback",
+  [ErrorCode.TransactionExpired]: "the sign-in took over 10 minutes",
+  [ErrorCode.IssMismatch]: "the callback's iss is not the issuer (RFC 9207)",
+  [ErrorCode.ProviderError]: "the provider refused the sign-in",
 };
-/** A provider endpoint's failure (`a`: `[status, text]`, `undefined` no answer): `code` with its
- * `error` when it refused (4xx), else `signin_failed`.
- * @param {[number, string | undefined] | undefined} a @param {string} code @param {string} message */
-const refusal = (a, code, message) => (a && a[0] >= 400 && a[0] < 500
-  ? new AuthError(message, code, plainCode(jsonOf(a[1])?.error))
-  : new AuthError("the provider could not be reached, or failed", "signin_failed"));
+/** A provider endpoint's answer (`[status, text]`, `undefined` none) that is no success:
+ * `provider_error` with its `error` when it refused (4xx), else `signin_failed`.
+ * @param {[number, string | undefined] | undefined} a @param {string} what */
+const refusal = (a, what) => (a && a[0] >= 400 && a[0] < 500 ? authError(ErrorCode.ProviderError, what, plainCode(jsonOf(a[1])?.error))
+  : authError(ErrorCode.SigninFailed, "the provider could not be reached, or failed"));
 /** The options of `signIn` and `signInPopup`. @typedef {{returnTo?: string, params?: Record<string, string>}} SignInOptions */
-
 
 /** What a replay sends: 0, none in `init` (the request's own, if any); 1, rebuilt from input
  * and init (a string, Blob, ArrayBuffer, FormData or URLSearchParams reads again in every
@@ -89,18 +83,16 @@ const bodyOf = (init) => {
   const b = init && typeof init == "object" ? init.body : undefined;
   return b == null ? 0 : typeof (/** @type {any} */ (b).getReader) == "function" ? 2 : 1;
 };
-
 /** May `r` hold a body? Where the engine has `Request.body` it says; where not (Firefox),
  * any method but GET and HEAD may. @param {{ body?: unknown, method: string }} r */
 const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && r.method != "HEAD");
+/** A replay's request: rebuilt, a copy of a copy, or the request itself; `null`: refused.
+ * @typedef {(() => Request) | null} Again */
 
-/** A replay's request: rebuilt, a copy of a copy, or the request itself; `null`: refused. @typedef
- * {(() => Request) | null} Again */
-
-/** `newClient(options)`: the .wasm's export that checks `new AuthClient(options)`'s options
- * and loads the session: the client's parts. The package's glue hands it over as it loads
- * (scripts/package.mjs appends `connect(newClient)`); the crate's browser tests do the same
- * (`rotafetch::js::JsAuthClient::new`). @type {(options: unknown) => Parts} */
+/** `newClient(options)`: the .wasm's export that reads and checks `new AuthClient(options)`'s
+ * options and loads the session: the client's parts. The package's glue hands it over as it
+ * loads (scripts/package.mjs appends `connect(newClient)`); the crate's browser tests do the
+ * same (`rotafetch::js::JsAuthClient::new`). @type {(options: unknown) => Parts} */
 let newClient = () => { throw new Error("rotafetch: call init() before new AuthClient()"); };
 /** @param {typeof newClient} f */
 export const connect = (f) => (newClient = f);
@@ -127,11 +119,9 @@ export class AuthClient {
     this.timeoutMs_ = timeoutMs;
     this.dpop_ = dpop;
     this.oidc_ = oidc;
-    /** The provider's discovery document (checked), once read, and when it was fetched (s).
-     * @type {Record<string, any> | undefined} */
+    /** The provider's discovery document (checked) and when it was fetched (s), once read.
+     * @type {[at: number, doc: Record<string, any>] | undefined} */
     this.meta_ = undefined;
-    /** @type {number | undefined} */
-    this.metaAt_ = undefined;
     /** `handleRedirect()`'s promise: one per page. @type {Promise<{returnTo: string} | null> | undefined} */
     this.redirect_ = undefined;
     /** This tab's refresh in flight, which callers join. @type {Promise<void> | null} */
@@ -167,6 +157,22 @@ export class AuthClient {
     return typeof v == "string" ? v : this.store_.persistent ? this.store_.read() : undefined;
   }
 
+  /** Runs `f` under the browser-wide lock (with cross-tab, or `always`), then, released, tells
+   * the listeners what the core left (`Flush`). Throws `refresh_failed` when another tab held
+   * the lock past the bound, unless `anyway` (then `f` runs without it).
+   * @template T @param {() => Promise<T>} f @param {boolean} [always] @param {boolean} [anyway]
+   * @returns {Promise<T>} */
+  async locked_(f, always, anyway) {
+    const release = this.crossTab_ || always ? await lock(this.lockName_, this.timeoutMs_, await this.openDb_()) : () => {};
+    if (!release && !anyway) throw authError(ErrorCode.RefreshFailed, "timed out waiting for another tab's refresh");
+    try {
+      return await f();
+    } finally {
+      release?.();
+      this.ask_(Question.Flush);
+    }
+  }
+
   /** `fetch(input, init)` with authentication.
    * @param {RequestInfo | URL} input @param {RequestInit | undefined} init @returns {Promise<Response>} */
   fetch(input, init) {
@@ -182,15 +188,15 @@ export class AuthClient {
     }
   }
 
-  /** `Start.RefreshFirst`: the refresh before sending; a transient failure while the old
-   * token is still good sends it anyway (the core says when).
+  /** `Start.RefreshFirst`: the refresh before sending; a transient failure (the refresh token
+   * kept) while the old token is still good sends it anyway (the core says when).
    * @param {Request} req @param {RequestInfo | URL} input @param {RequestInit | undefined} init
    * @param {0 | 1 | 2} b @param {boolean} strict */
   async refreshFirst_(req, input, init, b, strict) {
     try {
       await this.refresh_(this.ask_(Question.Access), req.signal);
     } catch (e) {
-      if (!this.ask_(Question.SendAnyway, /** @type {any} */ (e)?.code)) throw e;
+      if (!this.ask_(Question.SendAnyway, /** @type {any} */ (e)?.code == "refresh_failed")) throw e;
     }
     return this.send_(req, input, init, b, strict);
   }
@@ -233,7 +239,7 @@ export class AuthClient {
     const d = ask(Question.On401, carried, sent.url, r.url, r.redirected, !!this.inFlight_, www, replayed);
     if (d == On401.Return) return r;
     if (d == On401.RefreshThenReplay) await this.refresh_(carried, sent.signal);
-    if (!again) throw ask(Question.Fail, DriverError.NotReplayable);
+    if (!again) throw authError(ErrorCode.BodyNotReplayable, "a 401 needs a replay, but the request's body is a stream");
     const cur = ask(Question.Access);
     if (cur === undefined) return r;
     const req = authorize(again(), cur, strict, this.dpop_), res = await this.dispatch_(req, cur);
@@ -244,7 +250,7 @@ export class AuthClient {
   /** `refresh()`: one serialized refresh, on demand. */
   refresh() {
     const a = this.ask_(Question.Access);
-    return a === undefined ? Promise.reject(this.ask_(Question.Fail, DriverError.NotSignedIn)) : this.refresh_(a);
+    return a === undefined ? Promise.reject(authError(ErrorCode.NotAuthenticated, "not signed in")) : this.refresh_(a);
   }
 
   /** Joins this tab's refresh in flight or starts one (`runRefresh_` makes it one per
@@ -256,7 +262,7 @@ export class AuthClient {
       this.inFlight_ = this.runRefresh_(failed).finally(() => (this.inFlight_ = null));
       this.inFlight_.catch(() => {});
     }
-    const p = this.inFlight_, aborted = () => this.ask_(Question.Fail, DriverError.Aborted);
+    const p = this.inFlight_, aborted = () => authError(ErrorCode.Aborted, "the request was aborted");
     if (!signal) return p;
     if (signal.aborted) return Promise.reject(aborted());
     return Promise.race([p, new Promise((_, no) => signal.addEventListener("abort", () => no(aborted()), { once: true }))]);
@@ -271,43 +277,41 @@ export class AuthClient {
     // record back.
     const ask = this.ask_, generation = ask(Question.Generation);
     // With an issuer and no refreshUrl: its discovered token endpoint (fetched before the lock).
-    const url = this.refreshUrl_ || (await this.discover_().catch(() => { throw ask(Question.Fail, DriverError.NoDiscovery); })).token_endpoint;
+    const url = this.refreshUrl_ || (await this.discover_().catch(() => {
+      throw authError(ErrorCode.RefreshFailed, NO_DISCOVERY);
+    })).token_endpoint;
     if (this.crossTab_ && ask(Question.AdoptBeforeLock, await this.shared_(), failed)) return;
-    let release;
-    if (this.crossTab_) {
-      release = await lock(this.lockName_, this.timeoutMs_, await this.openDb_());
-      if (!release) throw ask(Question.Fail, DriverError.LockTimeout);
-    }
     try {
-      if (this.crossTab_) ask(Question.Sync, await this.shared_(), generation);
-      const request = ask(Question.BeginRefresh, failed);
-      if (!request) return;
-      const a = await this.post_(url, request[0], request[1]);
-      const v = ask(Question.Answer, a?.[0], a?.[1]);
-      // Persist before anyone replays: the hand-over store first (the next lock holder reads
-      // it), then the persistent home (its `storage` event wakes the other tabs).
-      if (this.crossTab_) await this.share(v);
-      ask(Question.Commit);
+      await this.locked_(async () => {
+        if (this.crossTab_) ask(Question.Sync, await this.shared_(), generation);
+        const request = ask(Question.BeginRefresh, failed);
+        if (!request) return;
+        const a = await this.post_(url, request[1], request[0]);
+        const v = ask(Question.Answer, a?.[0], a?.[1]);
+        // Persist before anyone replays: the hand-over store first (the next lock holder
+        // reads it), then the persistent home (its `storage` event wakes the other tabs).
+        if (this.crossTab_) await this.share(v);
+        ask(Question.Commit);
+      });
     } catch (e) {
       // The session ended (rejected, or signed out meanwhile): so does its DPoP key.
       if (this.dpop_ && ask(Question.Access) === undefined) await this.forgetKey_();
       throw e;
-    } finally {
-      release?.();
-      ask(Question.Flush);
     }
   }
 
-  /** POSTs to a token endpoint: `[status, body text]`, or `undefined` (a network error, a
-   * timeout, no DPoP key). With DPoP, with a proof, and a nonce challenge answered once.
-   * @param {string} url @param {string} type @param {string} body
+  /** POSTs to a token endpoint (`body`: an RFC 6749 form of the defined entries of an object,
+   * or JSON text): `[status, body text]`, or `undefined` (a network error, a timeout, no DPoP
+   * key). With DPoP, with a proof, and a nonce challenge answered once.
+   * @param {string} url @param {string | Record<string, unknown>} body @param {string} [type]
    * @returns {Promise<[number, string | undefined] | undefined>} */
-  async post_(url, type, body) {
-    const ask = this.ask_;
+  async post_(url, body, type = JSON_TYPE) {
+    const ask = this.ask_, form = typeof body != "string";
     for (let retried = false; ; retried = true) {
       let a;
       try {
-        a = await post(url, type, body, this.timeoutMs_, this.dpop_ && (await this.proof_("POST", url)));
+        a = await post(url, form ? "application/x-www-form-urlencoded" : type, form ? query(undefined, body) : body,
+          this.timeoutMs_, this.dpop_ && (await this.proof_("POST", url)));
       } catch {
         return;
       }
@@ -338,7 +342,7 @@ export class AuthClient {
    * @param {string} event @param {(detail: object, type: string) => void} listener */
   on(event, listener) {
     if (!["signin", "refresh", "signout"].includes(event)) {
-      throw new AuthError('option `event` must be "signin", "refresh" or "signout"', "invalid_config");
+      throw invalidOption("event", 'must be "signin", "refresh" or "signout"');
     }
     return this.events_.on(event, listener);
   }
@@ -353,18 +357,19 @@ export class AuthClient {
     this.free();
   }
 
-  /** `login(url, credentials)`. @param {string} url @param {unknown} credentials */
+  /** `login(url, credentials)`: a first-party login endpoint's token response starts the
+   * session. @param {unknown} url @param {unknown} credentials */
   async login(url, credentials) {
-    const ask = this.ask_, u = httpUrl(url);
-    if (!u) throw new AuthError("option `url` must be an http(s) URL", "invalid_config");
+    const u = httpUrl(url);
     let body;
     try {
       body = JSON.stringify(credentials);
     } catch { /* below */ }
-    if (typeof body != "string") throw ask(Question.Fail, DriverError.BadCredentials);
-    const a = await this.post_(u, "application/json", body);
-    this.share(ask(Question.LoggedIn, a?.[0], a?.[1], false));
-    ask(Question.Flush);
+    if (!u) throw invalidOption("url", "must be an http(s) URL");
+    if (typeof body != "string") throw invalidOption("credentials", "must be JSON-serialisable");
+    const a = await this.post_(u, body);
+    this.share(this.ask_(Question.LoggedIn, a?.[0], a?.[1], false));
+    this.ask_(Question.Flush);
   }
 
   /** `logout(options)`: signs out here, in every tab (under the lock, so no tab's refresh in
@@ -375,66 +380,50 @@ export class AuthClient {
    * token as `id_token_hint`, `returnTo` as `post_logout_redirect_uri`).
    * @param {{endSession?: boolean, returnTo?: string} | undefined} o */
   async logout(o) {
-    const ask = this.ask_, hint = ask(Question.IdToken);
+    const ask = this.ask_, hint = ask(Question.IdToken), clientId = this.oidc_?.[1];
     let rt = ask(Question.SignOut);
     if (this.crossTab_) {
-      const db = await this.openDb_(), release = await lock(this.lockName_, this.timeoutMs_, db);
-      try {
+      await this.locked_(async () => {
+        const db = await this.openDb_();
         rt = ask(Question.HandOver, db && (await idbGet(db, this.key_).catch(() => {}))) ?? rt;
         if (db) await idbPut(db, this.key_).catch(() => {});
-      } finally {
-        release?.();
-      }
+      }, false, true);
     }
     const meta = this.oidc_ && (await this.discover_().catch(() => {}));
-    if (rt && this.logoutUrl_) await this.post_(this.logoutUrl_, "application/json", JSON.stringify({ refresh_token: rt }));
+    if (rt && this.logoutUrl_) await this.post_(this.logoutUrl_, JSON.stringify({ refresh_token: rt }));
     else if (rt && meta?.revocation_endpoint) {
-      await this.post_(meta.revocation_endpoint, FORM, form({ token: rt, token_type_hint: "refresh_token", client_id: this.oidc_?.[1] }));
+      await this.post_(meta.revocation_endpoint, { token: rt, token_type_hint: "refresh_token", client_id: clientId });
     }
     if (this.dpop_) await this.forgetKey_();
     ask(Question.Flush);
     if (o?.endSession && meta?.end_session_endpoint) {
-      location.assign(withQuery(meta.end_session_endpoint,
-        { client_id: this.oidc_?.[1], id_token_hint: hint, post_logout_redirect_uri: o.returnTo }));
+      location.assign(query(meta.end_session_endpoint, { client_id: clientId, id_token_hint: hint, post_logout_redirect_uri: o.returnTo }));
     }
   }
 
   // Sign-in by redirect: PKCE, PAR, DPoP-bound codes, the callback claimed under the lock. The
   // rules are plumbing.js's (callbackVerdict, idTokenProblem, discoveryProblem, …); the core
-  // makes the session of the token response (`loggedIn`), as for `login`.
+  // makes the session of the token response (`LoggedIn`), as for `login`.
 
-  /** The sign-in options: `[issuer, clientId, redirectUri, scope]`; `invalid_config` without
-   * an issuer. */
-  oidcOrFail_() {
-    if (!this.oidc_) throw new AuthError("option `issuer` is required to sign in by redirect", "invalid_config");
-    return this.oidc_;
-  }
-
-  /** The provider's metadata: in memory, else in storage (`<storageKey>:oidc`: `[fetched at
-   * (s), document]`) while fresh (an hour), else fetched and checked (a failed fetch keeps a
-   * stale one). Throws `invalid_config` for a document of another issuer, `signin_failed` when
-   * none could be had. @returns {Promise<Record<string, any>>} */
+  /** The provider's metadata: in memory, else in storage (`<storageKey>:oidc`) while fresh (an
+   * hour), else fetched and checked (a failed fetch keeps a stale one). Throws `invalid_config`
+   * without an issuer or for a document of another issuer, `signin_failed` when none could be
+   * had. @returns {Promise<Record<string, any>>} */
   async discover_() {
-    const [issuer] = this.oidcOrFail_(), k = this.key_ + ":oidc", now = secs();
-    if (!this.meta_) {
-      const [at, doc] = jsonOf(lsGet(k)) ?? [];
-      if (!discoveryProblem(doc, issuer)) [this.meta_, this.metaAt_] = [doc, at];
-    }
-    if (this.meta_ && fresh(this.metaAt_, now)) return this.meta_;
-    let got;
+    if (!this.oidc_) throw invalidOption("issuer", "is required to sign in by redirect");
+    const [issuer] = this.oidc_, k = this.key_ + ":oidc", at = secs();
+    this.meta_ ??= ((m) => (m && !discoveryProblem(m[1], issuer) ? m : undefined))(ls(k));
+    if (fresh(this.meta_?.[0], at)) return /** @type {any} */ (this.meta_)[1];
+    let doc, problem;
     try {
       const r = await g.fetch(issuer.replace(/\/$/, "") + "/.well-known/openid-configuration", { signal: AbortSignal.timeout(this.timeoutMs_) });
-      got = r.ok ? await r.json() : undefined;
+      if (r.ok) doc = await r.json();
     } catch { /* not fetched */ }
-    const problem = got && discoveryProblem(got, issuer);
-    if (got && !problem) {
-      [this.meta_, this.metaAt_] = [got, now];
-      lsSet(k, JSON.stringify([now, got]));
-    } else if (!this.meta_) {
-      throw problem ? new AuthError("the provider's discovery document " + problem, "invalid_config")
-        : new AuthError("the provider's discovery document could not be fetched", "signin_failed");
+    if (doc && !(problem = discoveryProblem(doc, issuer))) ls(k, (this.meta_ = [at, doc]));
+    else if (!this.meta_) {
+      throw problem ? authError(ErrorCode.InvalidConfig, "the provider's discovery document " + problem) : authError(ErrorCode.SigninFailed, NO_DISCOVERY);
     }
-    return /** @type {Record<string, any>} */ (this.meta_);
+    return this.meta_[1];
   }
 
   /** A sign-in's transaction (stored under its state in localStorage, which the redirect and
@@ -443,19 +432,17 @@ export class AuthClient {
    * does, RFC 9449 §10): `[URL to go to, state]`.
    * @param {SignInOptions | undefined} o @param {boolean} popup @returns {Promise<[string, string]>} */
   async authorize_(o, popup) {
-    const [, clientId, redirectUri, scope] = this.oidcOrFail_(), params = o?.params ?? {};
-    const r = returnPath(o?.returnTo ?? location.href, location.href);
-    if (r === undefined) throw new AuthError("option `returnTo` must be on this page's origin", "invalid_config");
-    for (const [k, v] of Object.entries(params)) {
-      if (RESERVED.includes(k) || typeof v != "string") {
-        throw new AuthError(`option \`params\` may only set other parameters than rotafetch's own (\`${k}\`), to strings`, "invalid_config");
-      }
-    }
-    const meta = await this.discover_(), now = secs(), prefix = this.key_ + ":signin:";
-    for (const k of lsKeys(prefix)) if (!(now < (jsonOf(lsGet(k))?.t ?? 0) + SIGNIN_TTL)) lsSet(k);
-    const rand = (/** @type {number} */ n) => b64u(crypto.getRandomValues(new Uint8Array(n)));
+    const meta = await this.discover_(), [, clientId, redirectUri, scope] = /** @type {string[]} */ (this.oidc_);
+    const params = o?.params ?? {}, r = returnPath(o?.returnTo ?? location.href, location.href);
+    if (r === undefined) throw invalidOption("returnTo", "must be on this page's origin");
+    const own = Object.keys(params).find((k) => RESERVED.includes(k) || typeof params[k] != "string");
+    if (own) throw invalidOption("params", `may only set other parameters than rotafetch's own, to strings (\`${own}\`)`);
+    const at = secs(), prefix = this.key_ + ":signin:", rand = (/** @type {number} */ n) => b64u(crypto.getRandomValues(new Uint8Array(n)));
+    try {
+      for (const k of Object.keys(localStorage)) if (k.startsWith(prefix) && !(at < (ls(k)?.t ?? 0) + SIGNIN_TTL)) ls(k, null);
+    } catch { /* storage off */ }
     const state = rand(16), v = rand(32), nonce = scope.split(" ").includes("openid") ? rand(16) : undefined;
-    lsSet(prefix + state, JSON.stringify({ t: now, v, n: nonce, r, p: popup }));
+    ls(prefix + state, { t: at, v, n: nonce, r, p: popup });
     /** @type {Record<string, string | undefined>} */
     let q = {
       response_type: "code", client_id: clientId, redirect_uri: redirectUri, scope, state,
@@ -464,11 +451,11 @@ export class AuthClient {
     };
     const par = meta.pushed_authorization_request_endpoint;
     if (par) {
-      const a = await this.post_(par, FORM, form(q)), uri = a && a[0] < 300 && jsonOf(a[1])?.request_uri;
-      if (typeof uri != "string") throw refusal(a, "provider_error", "the provider refused the pushed request");
+      const a = await this.post_(par, q), uri = a && a[0] < 300 && jsonOf(a[1])?.request_uri;
+      if (typeof uri != "string") throw refusal(a, "the provider refused the pushed request");
       q = { client_id: clientId, request_uri: uri };
     }
-    return [withQuery(meta.authorization_endpoint, q), state];
+    return [query(meta.authorization_endpoint, q), state];
   }
 
   /** `signIn(options)`: to the provider. @param {SignInOptions | undefined} o */
@@ -482,72 +469,62 @@ export class AuthClient {
     return (this.redirect_ ??= this.complete_(location.href));
   }
 
-  /** The callback at `href`: `{returnTo}`, or `null` when `href` is no callback. In a popup, the
-   * callback page hands `href` to the window that opened it (`expected`: there, the popup's
-   * state) and closes. The address bar loses the response's parameters, except after a
-   * transient failure (calling again retries).
+  /** The callback at `href`: `{returnTo}`, or `null` when `href` is no callback. In a popup,
+   * the callback page hands `href` to the window that opened it (there, `expected` is the
+   * popup's state) and closes. The address bar loses the response's parameters, except after
+   * a transient failure (calling again retries).
    * @param {string} href @param {string} [expected] @returns {Promise<{returnTo: string} | null>} */
   async complete_(href, expected) {
-    const q = new URL(href).searchParams, state = q.get("state");
+    const q = new URL(href).searchParams, k = this.key_ + ":signin:" + q.get("state"), tx = ls(k);
     if (!q.has("state") && !q.has("code") && !q.has("error")) return null;
-    const tx = jsonOf(lsGet(this.key_ + ":signin:" + state));
     if (!expected && tx?.p && !tx.d) {
       const message = { rotafetch: href };
-      if (opener) opener.postMessage(message, location.origin);
-      else new BroadcastChannel(this.lockName_).postMessage(message);
+      opener ? opener.postMessage(message, location.origin) : new BroadcastChannel(this.lockName_).postMessage(message);
       close();
       return null;
     }
+    let transient;
     try {
-      const returnTo = await this.exchange_(q, expected);
-      if (!expected) history.replaceState(history.state, "", cleanedUrl(href));
-      return { returnTo };
+      const meta = await this.discover_();
+      return { returnTo: await this.locked_(() => this.exchange_(q, k, meta, expected), true) };
     } catch (e) {
-      if (!expected && /** @type {any} */ (e)?.code != "signin_failed") history.replaceState(history.state, "", cleanedUrl(href));
+      transient = /** @type {any} */ (e)?.code == "signin_failed";
       throw e;
+    } finally {
+      if (!expected && !transient) history.replaceState(history.state, "", cleanedUrl(href));
     }
   }
 
-  /** Under the browser-wide lock (refreshes take it too): the callback `q` decided; its code
-   * exchanged once (the transaction is marked done first: a second callback, a reload or Back
-   * exchanges nothing; a transient failure gives it back); the ID token's claims checked; the
-   * session kept and handed to every tab. The return path.
-   * @param {URLSearchParams} q @param {string} [expected] @returns {Promise<string>} */
-  async exchange_(q, expected) {
-    const ask = this.ask_, [issuer, clientId, redirectUri] = this.oidcOrFail_(), meta = await this.discover_();
-    const k = this.key_ + ":signin:" + q.get("state");
-    const release = await lock(this.lockName_, this.timeoutMs_, await this.openDb_());
-    if (!release) throw ask(Question.Fail, DriverError.LockTimeout);
-    try {
-      const tx = jsonOf(lsGet(k)), error = q.get("error");
-      const verdict = callbackVerdict(q, tx, issuer, meta.authorization_response_iss_parameter_supported === true, secs(), expected);
-      if (verdict == "done" && ask(Question.Access) !== undefined) return tx.r;
-      if (verdict != "exchange") {
-        if (tx && !tx.d) lsSet(k);
-        throw new AuthError(REFUSED[verdict] ?? REFUSED.no_transaction, verdict == "done" ? "no_transaction" : verdict,
-          verdict == "provider_error" ? plainCode(error) : undefined);
-      }
-      lsSet(k, JSON.stringify({ ...tx, d: 1 }));
-      const a = await this.post_(meta.token_endpoint, FORM,
-        form({ grant_type: "authorization_code", code: q.get("code"), redirect_uri: redirectUri, code_verifier: tx.v, client_id: clientId }));
-      if (a && a[0] < 300 && tx.n) {
-        const claim = idTokenProblem(jsonOf(a[1])?.id_token, issuer, clientId, tx.n, secs());
-        if (claim) throw new AuthError(`the ID token's ${claim} is wrong`, "signin_rejected");
-      }
-      let record;
-      try {
-        record = ask(Question.LoggedIn, a?.[0], a?.[1], true);
-      } catch (e) {
-        // Transient: the code may not be spent; the transaction is given back (retry).
-        if (/** @type {any} */ (e)?.code == "signin_failed") lsSet(k, JSON.stringify(tx));
-        throw e;
-      }
-      if (this.crossTab_) await this.share(record);
-      return tx.r;
-    } finally {
-      release();
-      ask(Question.Flush);
+  /** Under the browser-wide lock (refreshes take it too): the callback `q`, whose transaction
+   * is stored under `k`, decided; its code exchanged once (the transaction is marked done
+   * first: a second callback, a reload or Back exchanges nothing; a transient failure gives
+   * it back); the ID token's claims checked; the session kept and handed to every tab. The
+   * return path. @param {URLSearchParams} q @param {string} k @param {Record<string, any>} meta the discovery
+   * document @param {string} [expected] */
+  async exchange_(q, k, meta, expected) {
+    const ask = this.ask_, [issuer, clientId, redirectUri] = /** @type {string[]} */ (this.oidc_);
+    const tx = ls(k), verdict = callbackVerdict(q, tx, issuer, meta.authorization_response_iss_parameter_supported === true, secs(), expected);
+    if (verdict == "done" && ask(Question.Access) !== undefined) return tx.r;
+    if (verdict != "exchange") {
+      if (tx && !tx.d) ls(k, null);
+      const code = verdict == "done" ? ErrorCode.NoTransaction : verdict;
+      throw authError(code, REFUSED[code], code == ErrorCode.ProviderError ? plainCode(q.get("error")) : undefined);
     }
+    ls(k, { ...tx, d: 1 });
+    const a = await this.post_(meta.token_endpoint,
+      { grant_type: "authorization_code", code: q.get("code"), redirect_uri: redirectUri, code_verifier: tx.v, client_id: clientId });
+    const claim = a && a[0] < 300 && tx.n && idTokenProblem(jsonOf(a[1])?.id_token, issuer, clientId, tx.n, secs());
+    if (claim) throw authError(ErrorCode.SigninRejected, `the ID token's ${claim} is wrong`);
+    let record;
+    try {
+      record = ask(Question.LoggedIn, a?.[0], a?.[1], true);
+    } catch (e) {
+      // Transient: the code may not be spent; the transaction is given back (retry).
+      if (/** @type {any} */ (e)?.code == "signin_failed") ls(k, tx);
+      throw e;
+    }
+    if (this.crossTab_) await this.share(record);
+    return tx.r;
   }
 
   /** `signInPopup(options)`: the window opens now, in the caller's click handler (else popup
@@ -556,7 +533,7 @@ export class AuthClient {
    * when it has no `opener`. Closed first: `popup_closed`. @param {SignInOptions | undefined} o */
   signInPopup(o) {
     const w = open("", "rotafetch", "popup,width=520,height=680");
-    return w ? this.popup_(w, o) : Promise.reject(new AuthError("the popup was blocked", "popup_blocked"));
+    return w ? this.popup_(w, o) : Promise.reject(authError(ErrorCode.PopupBlocked, "the popup was blocked"));
   }
 
   /** @param {Window} w @param {SignInOptions | undefined} o @returns {Promise<{returnTo: string}>} */
@@ -578,7 +555,7 @@ export class AuthClient {
         let closedAt = 0;
         // A message posted just before the popup closed may still be on its way: a second's grace.
         timer = setInterval(() => w.closed && now() - (closedAt ||= now()) > 1000
-          && reject(new AuthError("the popup was closed before the sign-in completed", "popup_closed")), 200);
+          && reject(authError(ErrorCode.PopupClosed, "the popup was closed before the sign-in completed")), 200);
       });
       return /** @type {{returnTo: string}} */ (await this.complete_(href, state));
     } finally {
@@ -596,7 +573,10 @@ export class AuthClient {
   loadKeyPair_() {
     const dpop = /** @type {Dpop} */ (this.dpop_);
     return (this.keyPair_ ??= (this.keyDb_ ??= idbOpen()).then((db) => dpop.loadKey_(/** @type {IDBDatabase} */ (db), this.key_))
-      .catch(() => { this.keyPair_ = null; throw this.ask_(Question.Fail, DriverError.NoKey); }));
+      .catch(() => {
+        this.keyPair_ = null;
+        throw authError(ErrorCode.RefreshFailed, "no DPoP key could be read or made (IndexedDB or crypto.subtle failed)");
+      }));
   }
 
   /** A proof for `method` `url` (with `ath` for `access` when given): what it names (htu, the
@@ -614,10 +594,11 @@ export class AuthClient {
   }
 
   /** `dpopProof(method, url)`: a proof for a request of the app's own. @param {unknown} method @param {unknown} url */
-  dpopProof(method, url) {
+  async dpopProof(method, url) {
     const href = httpUrl(url);
-    return !this.dpop_ ? Promise.reject(this.ask_(Question.Fail, DriverError.DpopOff))
-      : href ? this.proof_(String(method).toUpperCase(), href) : Promise.reject(new AuthError("option `url` must be an http(s) URL", "invalid_config"));
+    if (!this.dpop_) throw invalidOption("dpop", "is off: no proof to make");
+    if (!href) throw invalidOption("url", "must be an http(s) URL");
+    return this.proof_(String(method).toUpperCase(), href);
   }
 }
 

@@ -28,8 +28,8 @@ const now = Date.now;
 
 /** The defaults of `new AuthClient(options)` (Rust's `Options::new` has the same; a native test
  * compares them). */
-export const DEFAULTS = Object.freeze({ storageKey: "rotafetch", leewaySeconds: 10, refreshTimeoutMs: 10000,
-  minRefreshIntervalMs: 1000, scope: "openid offline_access" });
+export const DEFAULTS = { storageKey: "rotafetch", leewaySeconds: 10, refreshTimeoutMs: 10000,
+  minRefreshIntervalMs: 1000, scope: "openid offline_access" };
 
 /** `url` resolved against `base` the way `fetch(url)` resolves it, when it is http(s): its
  * href. @param {unknown} url @param {string} [base] */
@@ -338,9 +338,21 @@ export function authorize(request, access, strict, dpop) {
   return request;
 }
 
+/** The stable error codes, by number: Rust's `ErrorCode` (src/error.rs; a native test compares
+ * them, and the package build inlines the names as numbers). */
+export const ErrorCode = Object.freeze({
+  InvalidConfig: 0, NotAuthenticated: 1, RefreshRejected: 2, RefreshFailed: 3, BodyNotReplayable: 4, Aborted: 5, LoginFailed: 6,
+  ProviderError: 7, NoTransaction: 8, StateMismatch: 9, IssMismatch: 10, TransactionExpired: 11, SigninFailed: 12,
+  SigninRejected: 13, PopupBlocked: 14, PopupClosed: 15 });
+/** `AuthError.code` of each `ErrorCode`, in its order (the `.d.ts`'s `AuthErrorCode`). */
+const CODES = ["invalid_config", "not_authenticated", "refresh_rejected", "refresh_failed", "body_not_replayable", "aborted",
+  "login_failed", "provider_error", "no_transaction", "state_mismatch", "iss_mismatch", "transaction_expired", "signin_failed",
+  "signin_rejected", "popup_blocked", "popup_closed"];
+
 /**
- * Every rotafetch rejection: an `Error` with a stable `code` (Rust's `ErrorCode`), exported by
- * the package (scripts/package.mjs re-exports it from the glue; typed in js.rs's `.d.ts`).
+ * Every rotafetch rejection: an `Error` with a stable `code`, exported by the package
+ * (scripts/package.mjs re-exports it from the glue; typed in js.rs's `.d.ts`). Made by
+ * `authError` only.
  */
 export class AuthError extends Error {
   /** @param {string} message @param {string} code @param {string} [error] the provider's or
@@ -354,6 +366,14 @@ export class AuthError extends Error {
 // The name survives minification: the class's, and `name` on every instance (as `Error`s have).
 Object.defineProperty(AuthError, "name", { value: "AuthError" });
 AuthError.prototype.name = "AuthError";
+
+/** The one way rotafetch errors are made, the core's (which hands over the code's number) and
+ * the driver's: an `AuthError` of `code` (an `ErrorCode`), with the server's or provider's
+ * OAuth `error` code when it gave one. @param {number} code @param {string} message
+ * @param {string} [error] */
+export const authError = (code, message, error) => new AuthError(message, CODES[code], error);
+/** `invalid_config` naming the option: "option `name` must …". @param {string} name @param {string} must */
+export const invalidOption = (name, must) => authError(ErrorCode.InvalidConfig, `option \`${name}\` ${must}`);
 
 /** The RFC 6749 §6 form body of a refresh (`client_id` only when given).
  * @param {string} rt @param {string | undefined} clientId @returns {string} */
@@ -483,19 +503,20 @@ export function discoveryProblem(doc, issuer) {
  * makes, a code or an error; a sign-in of this browser; not done already; not expired; `iss`,
  * when present or required, the issuer exactly, errors included (RFC 9207 §2.4); then the
  * provider's error or the code. `"exchange"`, `"done"` (exchanged already: nothing to do), or
- * the `AuthError` code of the refusal.
+ * the `ErrorCode` of the refusal.
  * @param {URLSearchParams} q @param {{t: number, d?: unknown} | null | undefined} tx @param {string} issuer
- * @param {boolean} issRequired @param {number} now @param {string} [expected] @returns {string}
+ * @param {boolean} issRequired @param {number} now @param {string} [expected]
+ * @returns {"exchange" | "done" | number}
  */
 export function callbackVerdict(q, tx, issuer, issRequired, now, expected) {
   const [s, c, i, e] = ["state", "code", "iss", "error"].map((n) => { const v = q.getAll(n); return v.length > 1 ? null : v[0]; });
   if ([s, c, i, e].includes(null) || !/^[\w-]{22}$/.test(s ?? "") || (c === undefined && e === undefined)
-    || (expected && s != expected)) return "state_mismatch";
-  if (!tx) return "no_transaction";
+    || (expected && s != expected)) return ErrorCode.StateMismatch;
+  if (!tx) return ErrorCode.NoTransaction;
   if (tx.d) return "done";
-  if (!(now < tx.t + SIGNIN_TTL && now + 60 >= tx.t)) return "transaction_expired";
-  if (i === undefined ? issRequired : i !== issuer) return "iss_mismatch";
-  return e === undefined ? "exchange" : "provider_error";
+  if (!(now < tx.t + SIGNIN_TTL && now + 60 >= tx.t)) return ErrorCode.TransactionExpired;
+  if (i === undefined ? issRequired : i !== issuer) return ErrorCode.IssMismatch;
+  return e === undefined ? "exchange" : ErrorCode.ProviderError;
 }
 
 /**

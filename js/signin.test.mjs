@@ -5,13 +5,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  callbackVerdict, cleanedUrl, discoveryProblem, fresh, idTokenProblem, RESERVED, RESPONSE_PARAMS, returnPath, secureUrl,
+  callbackVerdict, cleanedUrl, discoveryProblem, ErrorCode, fresh, idTokenProblem, RESERVED, RESPONSE_PARAMS, returnPath,
+  secureUrl,
 } from "./plumbing.js";
 
 const ISSUER = "https://id.example.com";
 const STATE = "AAAAAAAAAAAAAAAAAAAA-_";
 const q = (s) => new URLSearchParams(s);
 const b64u = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+// A verdict as read in the tests: "exchange", "done", or the name of its ErrorCode.
+const named = (v) => (typeof v == "number" ? Object.keys(ErrorCode).find((k) => ErrorCode[k] === v) : v);
 
 // A small seeded generator: failures reproduce.
 function rng(seed) {
@@ -54,23 +57,23 @@ test("discovery documents, randomized: used only for their exact issuer and http
 
 test("a callback: RFC 6749 §3.1 and the SDK's state first, then the transaction, expiry, RFC 9207 iss, error or code", () => {
   const tx = { t: 1000 };
-  const v = (s, t = tx, required = false, now = 1100, expected) => callbackVerdict(q(s), t, ISSUER, required, now, expected);
+  const v = (s, t = tx, required = false, now = 1100, expected) => named(callbackVerdict(q(s), t, ISSUER, required, now, expected));
   assert.equal(v(`code=c&state=${STATE}&iss=${ISSUER}`, tx, true), "exchange");
   assert.equal(v(`code=c&state=${STATE}`), "exchange", "no iss, none promised");
-  assert.equal(v(`code=c&state=${STATE}`, tx, true), "iss_mismatch", "no iss, but discovery promised one");
-  assert.equal(v(`code=c&state=${STATE}&iss=${ISSUER}/`), "iss_mismatch");
-  assert.equal(v(`error=access_denied&state=${STATE}&iss=https://evil.example`), "iss_mismatch", "errors carry iss too");
-  assert.equal(v(`error=login_required&state=${STATE}&iss=${ISSUER}`), "provider_error");
-  assert.equal(v(`code=c&state=${STATE}`, null), "no_transaction");
+  assert.equal(v(`code=c&state=${STATE}`, tx, true), "IssMismatch", "no iss, but discovery promised one");
+  assert.equal(v(`code=c&state=${STATE}&iss=${ISSUER}/`), "IssMismatch");
+  assert.equal(v(`error=access_denied&state=${STATE}&iss=https://evil.example`), "IssMismatch", "errors carry iss too");
+  assert.equal(v(`error=login_required&state=${STATE}&iss=${ISSUER}`), "ProviderError");
+  assert.equal(v(`code=c&state=${STATE}`, null), "NoTransaction");
   assert.equal(v(`code=c&state=${STATE}`, { t: 1000, d: 1 }), "done");
-  assert.equal(v(`code=c&state=${STATE}`, tx, false, 1600), "transaction_expired");
-  assert.equal(v(`code=c&state=${STATE}`, tx, false, 939), "transaction_expired", "from over a minute in the future");
+  assert.equal(v(`code=c&state=${STATE}`, tx, false, 1600), "TransactionExpired");
+  assert.equal(v(`code=c&state=${STATE}`, tx, false, 939), "TransactionExpired", "from over a minute in the future");
   assert.equal(v(`code=c&state=${STATE}`, tx, false, 940), "exchange", "a clock set back a little");
   for (const bad of ["code=c", "code=c&state=short", `state=${STATE}`, `code=a&code=b&state=${STATE}`,
     `code=c&state=${STATE}&state=${STATE}`, `code=c&state=${STATE}&iss=a&iss=b`, `code=c&state=${STATE}&error=a&error=b`]) {
-    assert.equal(v(bad), "state_mismatch", bad);
+    assert.equal(v(bad), "StateMismatch", bad);
   }
-  assert.equal(v(`code=c&state=${STATE}`, tx, false, 1100, "BBBBBBBBBBBBBBBBBBBBBB"), "state_mismatch", "a popup's state");
+  assert.equal(v(`code=c&state=${STATE}`, tx, false, 1100, "BBBBBBBBBBBBBBBBBBBBBB"), "StateMismatch", "a popup's state");
 });
 
 test("callbacks, randomized: the verdict follows the rules in order", () => {
@@ -85,16 +88,16 @@ test("callbacks, randomized: the verdict follows the rules in order", () => {
     }
     const tx = r.pick([null, { t: 1000 }, { t: 1000, d: 1 }, { t: 100 }]);
     const required = r.next() < 0.5;
-    const got = callbackVerdict(p, tx, ISSUER, required, 1100);
+    const got = named(callbackVerdict(p, tx, ISSUER, required, 1100));
     const twice = ["state", "code", "iss", "error"].some((k) => count[k] > 1);
     const stateOk = count.state == 1 && /^[\w-]{22}$/.test(p.get("state"));
     let want;
-    if (twice || !stateOk || (!count.code && !count.error)) want = "state_mismatch";
-    else if (!tx) want = "no_transaction";
+    if (twice || !stateOk || (!count.code && !count.error)) want = "StateMismatch";
+    else if (!tx) want = "NoTransaction";
     else if (tx.d) want = "done";
-    else if (tx.t == 100) want = "transaction_expired";
-    else if (count.iss ? p.get("iss") !== ISSUER : required) want = "iss_mismatch";
-    else want = count.error ? "provider_error" : "exchange";
+    else if (tx.t == 100) want = "TransactionExpired";
+    else if (count.iss ? p.get("iss") !== ISSUER : required) want = "IssMismatch";
+    else want = count.error ? "ProviderError" : "exchange";
     assert.equal(got, want, `${p} ${JSON.stringify(tx)} ${required}`);
   }
 });

@@ -230,8 +230,8 @@ async function bundleSnippets(pkgDir) {
 /**
  * esbuild's bundle of `driverPath` (and plumbing.js beside it) exporting `names` (`X` or
  * `X as y`), minified:
- * - the named answers (`export const Start = Object.freeze({ Pass: 0, … })`) read as
- *   TypeScript `const enum`s, which esbuild inlines at every use and drops;
+ * - the named answers (`export const Start = Object.freeze({ Pass: 0, … })`, in either file)
+ *   read as TypeScript `const enum`s, which esbuild inlines at every use and drops;
  * - the properties matching MANGLE shortened, with the names of MANGLE_CACHE (new ones are
  *   added to it: commit the file).
  */
@@ -240,10 +240,10 @@ async function bundle(driverPath, names) {
   const answersAsEnums = {
     name: "answers-as-enums",
     setup(b) {
-      b.onLoad({ filter: /[\\/]js[\\/]driver\.js$/ }, ({ path }) => {
+      b.onLoad({ filter: /[\\/]js[\\/](driver|plumbing)\.js$/ }, ({ path }) => {
         const source = readFileSync(path, "utf8");
         const contents = source.replace(ANSWER, (_, name, body) => `export const enum ${name} {${body.replace(/:/g, "=")}}`);
-        if (contents.match(/Object\.freeze\(/)) throw new Error("js/driver.js has a named answer the build cannot inline");
+        if (contents.match(/Object\.freeze\(/)) throw new Error(`${path} has a named answer the build cannot inline`);
         return { contents, loader: "ts" };
       });
     },

@@ -41,8 +41,8 @@ pub(crate) use answer;
 
 answer! {
     /// The core's questions (`Core.ask(question, args)`; src/web/core.rs's table says what each
-    /// asks and when): queries answer from the session as it is (0-10), inputs take in what the
-    /// driver saw (11-17), commands move the session on (18-22).
+    /// asks and when): queries answer from the session as it is (0-9), inputs take in what the
+    /// driver saw (10-16), commands move the session on (17-21).
     pub enum Question {
         /// Query: how to send a request ([`Start`]).
         Start = 0,
@@ -56,40 +56,38 @@ answer! {
         Generation = 4,
         /// Query: leave a token endpoint's response unread (its `Content-Length`)?
         TooBig = 5,
-        /// Query: the `AuthError` of one of the driver's own failures ([`DriverError`]).
-        Fail = 6,
         /// Query: the session's ID token (the end-session hint).
-        IdToken = 7,
+        IdToken = 6,
         /// Query: the access token's expiry.
-        ExpiresAt = 8,
+        ExpiresAt = 7,
         /// Query (DPoP): what a proof for a request names.
-        ProofFor = 9,
+        ProofFor = 8,
         /// Query (DPoP): is a token endpoint's answer a nonce challenge?
-        TokenChallenge = 10,
+        TokenChallenge = 9,
         /// Input: another tab wrote or cleared the session.
-        Adopt = 11,
+        Adopt = 10,
         /// Input: before the lock, another tab's rotation, adopted if that ends the refresh.
-        AdoptBeforeLock = 12,
+        AdoptBeforeLock = 11,
         /// Input: under the lock, what the last lock holder left.
-        Sync = 13,
+        Sync = 12,
         /// Input: the refresh endpoint's answer.
-        Answer = 14,
+        Answer = 13,
         /// Input: the login endpoint's, or a sign-in's token endpoint's, answer.
-        LoggedIn = 15,
+        LoggedIn = 14,
         /// Input: `setTokens(tokens)`.
-        SetTokens = 16,
+        SetTokens = 15,
         /// Input (DPoP): a response's `DPoP-Nonce`.
-        Took = 17,
+        Took = 16,
         /// Command: begins the refresh.
-        BeginRefresh = 18,
+        BeginRefresh = 17,
         /// Command: the hand-over store holds the refresh's record.
-        Commit = 19,
+        Commit = 18,
         /// Command: the lock is released; tell the listeners.
-        Flush = 20,
+        Flush = 19,
         /// Command: `logout()` begins.
-        SignOut = 21,
+        SignOut = 20,
         /// Command: `logout()`, under the lock.
-        HandOver = 22,
+        HandOver = 21,
     }
 }
 
@@ -119,32 +117,10 @@ answer! {
     }
 }
 
-answer! {
-    /// `fail`: the errors the driver itself meets, made by the core (code and message).
-    pub enum DriverError {
-        /// Another tab's refresh held the lock past `refreshTimeoutMs`.
-        LockTimeout = 0,
-        /// The caller's `AbortSignal` fired while it waited for the refresh.
-        Aborted = 1,
-        /// A replay is needed, but the request's body is a stream.
-        NotReplayable = 2,
-        /// `refresh()` while signed out.
-        NotSignedIn = 3,
-        /// `login(url, credentials)` with credentials `JSON.stringify` refuses.
-        BadCredentials = 4,
-        /// `dpopProof` with DPoP off.
-        DpopOff = 5,
-        /// No DPoP key could be read or made.
-        NoKey = 6,
-        /// A refresh needs the provider's token endpoint, and its discovery document could
-        /// not be had.
-        NoDiscovery = 7,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use crate::policy::On401;
     use alloc::{string::String, vec::Vec};
 
@@ -153,13 +129,15 @@ mod tests {
     const PLUMBING: &str = include_str!("../js/plumbing.js");
     const CORE_RS: &str = include_str!("web/core.rs");
 
-    /// `export const NAME = Object.freeze({ A: 0, B: 1 });` in js/driver.js, as pairs.
+    /// `export const NAME = Object.freeze({ A: 0, B: 1 });` in js/driver.js or js/plumbing.js,
+    /// as pairs.
     fn js_answer(name: &str) -> Vec<(String, u8)> {
         let head = ["export const ", name, " = Object.freeze({"].concat();
-        let start = DRIVER
-            .find(&head)
-            .unwrap_or_else(|| panic!("js/driver.js has no `{head}`"));
-        let body = &DRIVER[start + head.len()..];
+        let (file, start) = [DRIVER, PLUMBING]
+            .into_iter()
+            .find_map(|f| f.find(&head).map(|at| (f, at)))
+            .unwrap_or_else(|| panic!("no `{head}` in js/driver.js or js/plumbing.js"));
+        let body = &file[start + head.len()..];
         let body = &body[..body.find("});").expect("the object ends with `});`")];
         body.split(',')
             .map(str::trim)
@@ -185,17 +163,38 @@ mod tests {
         agree("Start", Start::ALL);
         agree("On401", On401::ALL);
         agree("Replayed", Replayed::ALL);
-        agree("DriverError", DriverError::ALL);
         agree("Question", Question::ALL);
-        // And nothing else is named that way in the driver.
-        assert_eq!(DRIVER.matches(" = Object.freeze({").count(), 5);
+        let codes: Vec<(String, u8)> = ErrorCode::ALL
+            .iter()
+            .map(|&c| (alloc::format!("{c:?}"), c as u8))
+            .collect();
+        assert_eq!(js_answer("ErrorCode"), codes, "js/plumbing.js's ErrorCode");
+        // And nothing else is named that way.
+        assert_eq!(DRIVER.matches(" = Object.freeze({").count(), 4);
+        assert_eq!(PLUMBING.matches(" = Object.freeze({").count(), 1);
+    }
+
+    /// js/plumbing.js's `CODES` spells each `ErrorCode` as `ErrorCode::as_str` does, in the
+    /// order of their numbers.
+    #[test]
+    fn the_plumbing_spells_every_error_code_as_rust_does() {
+        let list = section(PLUMBING, "const CODES = [", "];");
+        let js: Vec<&str> = list["const CODES = [".len()..]
+            .split(',')
+            .map(|c| c.trim().trim_matches('"'))
+            .collect();
+        let rust: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(js, rust);
+        for (i, c) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{c:?} is numbered in declaration order");
+        }
     }
 
     /// `readOptions`' defaults (js/plumbing.js's `DEFAULTS`) are Rust's `Options::new`'s.
     #[test]
     fn the_options_default_alike_in_js_and_rust() {
         use crate::policy::*;
-        let line = section(PLUMBING, "export const DEFAULTS = Object.freeze({", "});");
+        let line = section(PLUMBING, "export const DEFAULTS = {", "};");
         let expected = [
             alloc::format!("storageKey: \"{DEFAULT_STORAGE_KEY}\""),
             alloc::format!("leewaySeconds: {}", DEFAULT_LEEWAY_MS / 1000.0),
@@ -214,8 +213,8 @@ mod tests {
 
     #[test]
     fn answers_read_back_by_number() {
-        assert_eq!(DriverError::of(3), Some(DriverError::NotSignedIn));
-        assert_eq!(DriverError::of(8), None);
+        assert_eq!(Question::of(21), Some(Question::HandOver));
+        assert_eq!(Question::of(22), None);
         assert_eq!(Start::of(4), Some(Start::Strict));
         assert_eq!(Start::of(3), None);
     }

@@ -254,10 +254,9 @@ impl Session {
         })
     }
 
-    /// `sendAnyway`: after the refresh before sending failed with the error `code`, send with
-    /// the old token anyway? (`policy::send_anyway`.)
-    pub fn send_anyway(&self, code: Option<&str>, now: f64) -> bool {
-        let transient = code == Some(ErrorCode::RefreshFailed.as_str());
+    /// `sendAnyway`: after the refresh before sending failed, `transient`ly (`refresh_failed`:
+    /// the refresh token kept) or not, send with the old token anyway? (`policy::send_anyway`.)
+    pub fn send_anyway(&self, transient: bool, now: f64) -> bool {
         let expires_at = self.current.as_ref().and_then(|s| s.expires_at);
         policy::send_anyway(transient, self.current.is_some(), expires_at, now)
     }

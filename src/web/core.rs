@@ -18,10 +18,9 @@
 //! | `Start(url, hasAuthorization, mode)` → `Start` | `fetch`, first | `Session::start` (allow-list, `policy::refresh_before_send`) |
 //! | `Access()` → token or `undefined` | before each send and replay | `Session::access` |
 //! | `On401(carried, sentUrl, answeredUrl, redirected, refreshInFlight, wwwAuthenticate, replayed)` → `On401` | a 401 to an authenticated call | `Session::on_401` (`policy::on_401`) |
-//! | `SendAnyway(code)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
+//! | `SendAnyway(transient)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
 //! | `Generation()` → number | a refresh, as it starts | `Session::generation` |
 //! | `TooBig(contentLength)` → bool | a token endpoint's headers are in | `token::too_big` |
-//! | `Fail(kind)` → `AuthError` | the driver's own failures, a `DriverError` | |
 //! | `IdToken()` → token or `undefined` | `logout({endSession})`: the end-session hint | `Session::id_token` |
 //! | `ExpiresAt()` → ms or `undefined` | the `expiresAt` getter | `Session::current` |
 //! | `ProofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `Session::proof_for` |
@@ -50,7 +49,7 @@ use super::glue::{self, now};
 use super::state::State;
 use super::types::RefreshFormat;
 use crate::error::{AuthError, ErrorCode};
-use crate::seam::{DriverError, Question};
+use crate::seam::Question;
 use crate::session::{Outcome, Session};
 use crate::token;
 use alloc::rc::Rc;
@@ -61,33 +60,9 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(skip_typescript)]
 pub struct Core(pub(super) Rc<State>);
 
-/// The errors the driver itself meets (`Core::fail`).
-fn driver_error(kind: DriverError) -> AuthError {
-    let refresh_failed = |m| AuthError::new(ErrorCode::RefreshFailed, m);
-    match kind {
-        DriverError::LockTimeout => refresh_failed("timed out waiting for another tab's refresh"),
-        DriverError::Aborted => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
-        DriverError::NotReplayable => AuthError::new(
-            ErrorCode::BodyNotReplayable,
-            "the request needs a replay after a refresh, but its body is a stream",
-        ),
-        DriverError::NotSignedIn => AuthError::new(ErrorCode::NotAuthenticated, "not signed in"),
-        DriverError::BadCredentials => {
-            AuthError::invalid_option("credentials", "must be JSON-serialisable")
-        }
-        DriverError::DpopOff => AuthError::invalid_option("dpop", "is off: no proof to make"),
-        DriverError::NoKey => {
-            refresh_failed("no DPoP key could be read or made (IndexedDB or crypto.subtle failed)")
-        }
-        DriverError::NoDiscovery => {
-            refresh_failed("the provider's discovery document could not be fetched")
-        }
-    }
-}
-
-/// A question this core does not have, or a `fail` kind (`n`): a bug in the driver, thrown as
-/// an `Error` that names it, never read as an answer. (Thrown, it unwinds no Rust frame:
-/// nothing may be borrowed then.)
+/// A question this core does not have (`n`): a bug in the driver, thrown as an `Error` that
+/// names it, never read as an answer. (Thrown, it unwinds no Rust frame: nothing may be
+/// borrowed then.)
 fn unknown(what: &str, n: u8) -> ! {
     let mut m = String::from(what);
     crate::error::push_decimal(&mut m, n.into());
@@ -149,16 +124,9 @@ impl Core {
                 );
                 (d as u8).into()
             }
-            Question::SendAnyway => session.send_anyway(text(0).as_deref(), now).into(),
+            Question::SendAnyway => session.send_anyway(flag(0), now).into(),
             Question::Generation => session.generation().into(),
             Question::TooBig => token::too_big(text(0).as_deref()).into(),
-            Question::Fail => match DriverError::of(num(0) as u8) {
-                Some(kind) => glue::js_error(&driver_error(kind)),
-                None => {
-                    drop(session);
-                    unknown("rotafetch: the core has no driver error ", num(0) as u8)
-                }
-            },
             #[cfg(feature = "dpop")]
             Question::ProofFor => proof_for(&session, &str(0)),
             #[cfg(feature = "dpop")]

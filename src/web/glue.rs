@@ -24,11 +24,10 @@ extern "C" {
         it: Option<&str>,
         sat: f64,
     ) -> String;
-    /// `new AuthError(message, code)`: the package's `AuthError` class (plumbing.js).
-    #[wasm_bindgen(js_name = AuthError)]
-    type AuthErrorClass;
-    #[wasm_bindgen(constructor, js_class = AuthError)]
-    fn new(message: &str, code: &str, error: Option<&str>) -> AuthErrorClass;
+    /// The package's `AuthError` (plumbing.js) of the code numbered `code` (`ErrorCode`), with
+    /// `message` and the server's or provider's OAuth `error`.
+    #[wasm_bindgen(js_name = authError)]
+    fn auth_error(code: u8, message: &str, error: Option<&str>) -> JsValue;
     /// `grant_type=refresh_token&refresh_token=RT[&client_id=ID]`, form-encoded.
     #[wasm_bindgen(js_name = formBody)]
     pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
@@ -55,7 +54,7 @@ pub fn now() -> f64 {
 
 /// `e` as JS sees it: an `AuthError` (an `Error`) with its `code`.
 pub fn js_error(e: &AuthError) -> JsValue {
-    AuthErrorClass::new(e.message(), e.code().as_str(), e.error()).into()
+    auth_error(e.code() as u8, e.message(), e.error())
 }
 
 /// The [`AuthError`] a JS value is (see [`js_error`]), if it is one.
