@@ -1,35 +1,30 @@
 // @ts-check
-// The driver, which is also the npm package's `AuthClient`: carries out rotafetch's browser
-// effects (fetch, the IndexedDB hand-over store, the cross-tab lock, `storage` events, DPoP
-// signatures, sign-in's navigations) in the order the Rust core's answers call for. It only
-// sequences: whether a request is authenticated, when to refresh, what a 401 or a token
-// endpoint's answer means, what a DPoP proof names, what to store and what to tell the app are
-// the core's (`ask_`, src/web/core.rs, whose table says which question is asked when; typed in
-// js/core.d.ts), natively tested. As JS it is a fraction of what the same awaits cost as Rust
-// futures and their executor in the .wasm (issue #15, README Size). Sign-in's rules are
-// plumbing.js's, tested in Node (js/signin.test.mjs): measured, they cost four times less as JS.
+// The driver, which is also the npm package's `AuthClient`: carries out rotafetch's browser effects (fetch, the
+// IndexedDB hand-over store, the cross-tab lock, `storage` events, DPoP signatures, sign-in's navigations) in the order
+// the Rust core's answers call for. It only sequences: whether a request is authenticated, when to refresh, what a 401
+// or a token endpoint's answer means, what a DPoP proof names, what to store and what to tell the app are the core's
+// (`ask_`: src/web/core.rs, whose table says which question is asked when; typed in js/core.d.ts), natively tested. As
+// JS it is a fraction of what the same awaits cost as Rust futures in the .wasm (issue #15, README Size). Sign-in's
+// rules are plumbing.js's, tested in Node: measured, they cost four times less as JS than as Rust.
 //
-// Names: fields and methods only the driver and plumbing.js use end in `_`; the package build
-// shortens those (esbuild's mangleProps, scripts/mangle-cache.json). The rest are the public
-// API's (the `.d.ts` in src/js.rs), or read by Rust (`share`, `close`).
+// Names: fields and methods only the driver and plumbing.js use end in `_`; the package build shortens those (esbuild's
+// mangleProps, scripts/mangle-cache.json). The others are the public API's (src/js.rs's `.d.ts`) or Rust's.
 
 /** @import { Ask } from "./core" */
 /** @import { Dpop, Parts } from "./plumbing.js" */
 import {
-  authError, authorize, b64u, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, ErrorCode, fresh, httpUrl, idbGet,
-  idbOpen, idbPut, idTokenProblem, invalidOption, lock, post, RESERVED, returnPath, SIGNIN_TTL, utf8,
+  authError, authorize, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, ErrorCode, fresh, httpUrl, idbGet, idbOpen,
+  idbPut, idTokenProblem, invalidOption, jsonOf, lock, post, query, random, RESERVED, returnPath, SIGNIN_TTL, b64u, utf8,
 } from "./plumbing.js";
 
-/** The core's questions, by number (src/seam.rs; the table in src/web/core.rs says when each
- * is asked; js/core.d.ts types them). */
+/** The core's questions, by number (src/seam.rs; src/web/core.rs's table says when each is asked; core.d.ts types
+ * them). */
 export const Question = Object.freeze({
   Start: 0, Access: 1, On401: 2, SendAnyway: 3, Generation: 4, TooBig: 5, IdToken: 6, ExpiresAt: 7, ProofFor: 8,
   TokenChallenge: 9, Adopt: 10, AdoptBeforeLock: 11, Sync: 12, Answer: 13, LoggedIn: 14, SetTokens: 15, Took: 16,
   BeginRefresh: 17, Commit: 18, Flush: 19, SignOut: 20, HandOver: 21 });
-
-// The core's named answers: the values of the Rust enums of the same names (src/seam.rs,
-// src/policy.rs; a native test compares them, and the package build inlines them).
-
+// The core's named answers: the Rust enums of the same names (src/seam.rs, src/policy.rs; a native test compares them,
+// and the package build inlines them).
 /** `start`: how to send a request; `Strict` is a flag added to one of the others. */
 export const Start = Object.freeze({ Pass: 0, Send: 1, RefreshFirst: 2, Strict: 4 });
 /** `on401`: what a 401 calls for. */
@@ -38,27 +33,17 @@ export const On401 = Object.freeze({ Return: 0, ReplayWithCurrent: 1, RefreshThe
 export const Replayed = Object.freeze({ Token: 1, Nonce: 2 });
 
 const g = globalThis, now = Date.now, secs = () => Math.floor(now() / 1000);
-const JSON_TYPE = "application/json", NO_DISCOVERY = "the provider's discovery document could not be fetched";
-/** `url` with the defined entries of `o` added to its query (RFC 6749 §3.1: its own are kept);
- * without `url`, the form body of them. @param {string | undefined} url @param {Record<string, unknown>} o */
-const query = (url, o) => {
-  const u = new URL(url ?? "http://x"), q = u.searchParams;
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) q.append(k, String(v));
-  return url ? u.href : String(q);
-};
-/** `JSON.parse(text)`, `undefined` for anything that is not JSON. @param {unknown} text @returns {any} */
-const jsonOf = (text) => { try { return JSON.parse(/** @type {string} */ (text)); } catch { /* not JSON */ } };
-/** localStorage, where sign-in's transactions and the discovery document live (a redirect and
- * a new tab find them): `k`'s value parsed (without `v`), or written as JSON (`null` removes).
- * @param {string} k @param {unknown} [v] @returns {any} */
+const NO_DISCOVERY = "the provider's discovery document could not be fetched";
+/** localStorage, where sign-in's transactions and the discovery document live (the redirect and a new tab find them):
+ * `k`'s value parsed (without `v`), or `v` written as JSON (`null` removes). @param {string} k @param {unknown} [v]
+ * @returns {any} */
 const ls = (k, v) => {
   try {
     if (v === undefined) return jsonOf(localStorage.getItem(k));
     v === null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v));
   } catch { /* storage off */ }
 };
-/** An OAuth `error` code when it is a plain one (RFC 6749 §4.1.2.1; never a description).
- * @param {unknown} e */
+/** An OAuth `error` code when it is a plain one (RFC 6749 §4.1.2.1; never a description). @param {unknown} e */
 const plainCode = (e) => (typeof e == "string" && /^[\w.-]{1,64}$/.test(e) ? e : e == null ? undefined : "error");
 /** What a refused callback says, by its `ErrorCode`. @type {Record<number, string>} */
 const REFUSED = {
@@ -68,46 +53,43 @@ const REFUSED = {
   [ErrorCode.IssMismatch]: "the callback's iss is not the issuer (RFC 9207)",
   [ErrorCode.ProviderError]: "the provider refused the sign-in",
 };
-/** A provider endpoint's answer (`[status, text]`, `undefined` none) that is no success:
- * `provider_error` with its `error` when it refused (4xx), else `signin_failed`.
- * @param {[number, string | undefined] | undefined} a @param {string} what */
+/** A provider endpoint's answer (`[status, text]`, `undefined`: none) that is no success: `provider_error` with its
+ * `error` when it refused (4xx), else `signin_failed`. @param {[number, string | undefined] | undefined} a
+ * @param {string} what */
 const refusal = (a, what) => (a && a[0] >= 400 && a[0] < 500 ? authError(ErrorCode.ProviderError, what, plainCode(jsonOf(a[1])?.error))
   : authError(ErrorCode.SigninFailed, "the provider could not be reached, or failed"));
-/** The options of `signIn` and `signInPopup`. @typedef {{returnTo?: string, params?: Record<string, string>}} SignInOptions */
+/** The options of `signIn` and `signInPopup`.
+ * @typedef {{returnTo?: string, params?: Record<string, string>}} SignInOptions */
 
-/** What a replay sends: 0, none in `init` (the request's own, if any); 1, rebuilt from input
- * and init (a string, Blob, ArrayBuffer, FormData or URLSearchParams reads again in every
- * engine, a clone of it not always: WebKit fails to send a cloned FormData that holds a Blob);
- * 2, a stream. @param {RequestInit | undefined} init @returns {0 | 1 | 2} */
+/** What a replay sends: 0, none in `init` (the request's own, if any); 1, rebuilt from input and init (a string, Blob,
+ * ArrayBuffer, FormData or URLSearchParams reads again in every engine, a clone of it not always: WebKit fails to send
+ * a cloned FormData that holds a Blob); 2, a stream. @param {RequestInit | undefined} init @returns {0 | 1 | 2} */
 const bodyOf = (init) => {
   const b = init && typeof init == "object" ? init.body : undefined;
   return b == null ? 0 : typeof (/** @type {any} */ (b).getReader) == "function" ? 2 : 1;
 };
-/** May `r` hold a body? Where the engine has `Request.body` it says; where not (Firefox),
- * any method but GET and HEAD may. @param {{ body?: unknown, method: string }} r */
+/** May `r` hold a body? Where the engine has `Request.body` it says; where not (Firefox), any method but GET and HEAD
+ * may. @param {{ body?: unknown, method: string }} r */
 const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && r.method != "HEAD");
 /** A replay's request: rebuilt, a copy of a copy, or the request itself; `null`: refused.
  * @typedef {(() => Request) | null} Again */
 
-/** `newClient(options)`: the .wasm's export that reads and checks `new AuthClient(options)`'s
- * options and loads the session: the client's parts. The package's glue hands it over as it
- * loads (scripts/package.mjs appends `connect(newClient)`); the crate's browser tests do the
- * same (`rotafetch::js::JsAuthClient::new`). @type {(options: unknown) => Parts} */
+/** `newClient(options)`: the .wasm's export that reads and checks `new AuthClient(options)`'s options and loads the
+ * session: the client's parts. The package's glue hands it over as it loads (scripts/package.mjs appends
+ * `connect(newClient)`); the crate's browser tests too (`rotafetch::js::JsAuthClient::new`).
+ * @type {(options: unknown) => Parts} */
 let newClient = () => { throw new Error("rotafetch: call init() before new AuthClient()"); };
 /** @param {typeof newClient} f */
 export const connect = (f) => (newClient = f);
 
-/**
- * The npm package's `AuthClient` (typed in src/js.rs's `.d.ts` section) is the driver itself:
- * a JS class, so its methods cost the .wasm no export shim each and the glue no method each
- * (README, Size). Rust's own `AuthClient` (src/web/client.rs) makes one from its parts.
- */
+/** The npm package's `AuthClient` (typed in src/js.rs's `.d.ts` section) is the driver itself: a JS class, so its
+ * methods cost the .wasm no export shim each and the glue no method each (README, Size). Rust's own `AuthClient`
+ * (src/web/client.rs) makes one from its parts. */
 export class AuthClient {
   /** @param {unknown} options @param {Parts} parts (Rust's `AuthClient` gives them) */
   constructor(options, parts = newClient(options)) {
     const [core, , , , , , , dpop, store, events, crossTab, refreshUrl, logoutUrl, key, lockName, timeoutMs, oidc] = parts;
-    /** `ask_(Question.Start, url, …)` and the rest: the core's questions, all through its one
-     * export. @type {Ask} */
+    /** `ask_(Question.Start, url, …)`: the core's questions, through its one export. @type {Ask} */
     this.ask_ = (question, ...args) => core.ask(question, args);
     this.events_ = events;
     this.store_ = store;
@@ -119,8 +101,8 @@ export class AuthClient {
     this.timeoutMs_ = timeoutMs;
     this.dpop_ = dpop;
     this.oidc_ = oidc;
-    /** The provider's discovery document (checked) and when it was fetched (s), once read.
-     * @type {[at: number, doc: Record<string, any>] | undefined} */
+    /** The discovery document (checked) and when it was fetched (s). @type {[number, Record<string, any>] | undefined}
+     */
     this.meta_ = undefined;
     /** `handleRedirect()`'s promise: one per page. @type {Promise<{returnTo: string} | null> | undefined} */
     this.redirect_ = undefined;
@@ -132,8 +114,8 @@ export class AuthClient {
     this.keyPair_ = null;
     /** DPoP: the database the key pair lives in. @type {Promise<IDBDatabase | null> | undefined} */
     this.keyDb_ = undefined;
-    // Another tab's write (or clearing) of the session in this storage area. (Its sign-out
-    // also deleted the DPoP key: read it anew.)
+    // Another tab's write (or clearing) of the session in this storage area. (Its sign-out also deleted the DPoP key:
+    // read it anew.)
     this.close = crossTab ? store.listen((v) => (this.ask_(Question.Adopt, v), (this.keyPair_ = null))) : () => {};
   }
 
@@ -142,25 +124,23 @@ export class AuthClient {
     return (this.db_ ??= this.crossTab_ ? idbOpen() : Promise.resolve(null));
   }
 
-  /** Writes the hand-over record (`null`: deletes it) and waits for the commit.
-   * @param {string | null} v */
+  /** Writes the hand-over record (`null`: deletes it) and waits for the commit. @param {string | null} v */
   async share(v) {
     const db = await this.openDb_();
     if (db) await idbPut(db, this.key_, v ?? undefined).catch(() => {});
   }
 
-  /** The session as the last tab left it: the hand-over record, else the persistent store's
-   * (a string, or `null` signed out); `undefined` when nothing could be read. */
+  /** The session as the last tab left it: the hand-over record, else the persistent store's (a string, or `null` signed
+   * out); `undefined` when nothing could be read. */
   async shared_() {
     const db = await this.openDb_();
     const v = db && (await idbGet(db, this.key_).catch(() => {}));
     return typeof v == "string" ? v : this.store_.persistent ? this.store_.read() : undefined;
   }
 
-  /** Runs `f` under the browser-wide lock (with cross-tab, or `always`), then, released, tells
-   * the listeners what the core left (`Flush`). Throws `refresh_failed` when another tab held
-   * the lock past the bound, unless `anyway` (then `f` runs without it).
-   * @template T @param {() => Promise<T>} f @param {boolean} [always] @param {boolean} [anyway]
+  /** Runs `f` under the browser-wide lock (with cross-tab, or `always`); released, the listeners hear what the core
+   * left (`Flush`). `refresh_failed` when another tab held it past the bound, unless `anyway` (`f` then runs without
+   * it). @template T @param {() => Promise<T>} f @param {boolean} [always] @param {boolean} [anyway]
    * @returns {Promise<T>} */
   async locked_(f, always, anyway) {
     const release = this.crossTab_ || always ? await lock(this.lockName_, this.timeoutMs_, await this.openDb_()) : () => {};
@@ -173,8 +153,8 @@ export class AuthClient {
     }
   }
 
-  /** `fetch(input, init)` with authentication.
-   * @param {RequestInfo | URL} input @param {RequestInit | undefined} init @returns {Promise<Response>} */
+  /** `fetch(input, init)` with authentication. @param {RequestInfo | URL} input @param {RequestInit | undefined} init
+   * @returns {Promise<Response>} */
   fetch(input, init) {
     try {
       const b = bodyOf(init), req = new Request(input, init);
@@ -188,10 +168,9 @@ export class AuthClient {
     }
   }
 
-  /** `Start.RefreshFirst`: the refresh before sending; a transient failure (the refresh token
-   * kept) while the old token is still good sends it anyway (the core says when).
-   * @param {Request} req @param {RequestInfo | URL} input @param {RequestInit | undefined} init
-   * @param {0 | 1 | 2} b @param {boolean} strict */
+  /** `Start.RefreshFirst`: the refresh before sending; a transient failure (the refresh token kept) while the old token
+   * is still good sends it anyway (the core says when). @param {Request} req @param {RequestInfo | URL} input
+   * @param {RequestInit | undefined} init @param {0 | 1 | 2} b @param {boolean} strict */
   async refreshFirst_(req, input, init, b, strict) {
     try {
       await this.refresh_(this.ask_(Question.Access), req.signal);
@@ -201,25 +180,23 @@ export class AuthClient {
     return this.send_(req, input, init, b, strict);
   }
 
-  /** `Start.Send`: sends `req` with the access token (if any), made `redirect: "error"` first
-   * when `strict`; a 401 goes to `on401_`.
-   * @param {Request} req @param {RequestInfo | URL} input @param {RequestInit | undefined} init
+  /** `Start.Send`: sends `req` with the access token (if any), made `redirect: "error"` first when `strict`; a 401 goes
+   * to `on401_`. @param {Request} req @param {RequestInfo | URL} input @param {RequestInit | undefined} init
    * @param {0 | 1 | 2} b @param {boolean} strict @returns {Promise<Response>} */
   send_(req, input, init, b, strict) {
     const carried = this.ask_(Question.Access);
     if (carried === undefined) return g.fetch(req);
     req = authorize(req, carried, strict, this.dpop_);
-    // How a replay gets its request: rebuilt, refused (null), a copy of the copy made before
-    // the first send (the only way to send a request's own body again, and again), or the
-    // same request.
+    // How a replay gets its request: rebuilt, refused (null), a copy of the copy made before the first send (the only
+    // way to send a request's own body again, and again), or the same request.
     const copy = b == 0 && mayHaveBody(req) && req.clone();
     /** @type {Again} */
     const again = b == 1 ? () => new Request(input, init) : b == 2 ? null : copy ? () => copy.clone() : () => req;
     return this.dispatch_(req, carried).then((r) => (r.status == 401 ? this.on401_(r, req, carried, again, strict) : r));
   }
 
-  /** `fetch(req)`; with DPoP, a proof for it (bound to `access`) first, and the nonce its
-   * response gives kept. @param {Request} req @param {string} access @returns {Promise<Response>} */
+  /** `fetch(req)`; with DPoP, a proof for it (bound to `access`) first, and the nonce its response gives kept.
+   * @param {Request} req @param {string} access @returns {Promise<Response>} */
   dispatch_(req, access) {
     if (!this.dpop_) return g.fetch(req);
     return this.proof_(req.method, req.url, access)
@@ -227,15 +204,13 @@ export class AuthClient {
       .then((r) => (this.ask_(Question.Took, req.url, r.headers.get("dpop-nonce")), r));
   }
 
-  /** A 401 to an authenticated request: returned, or replayed (after one refresh per
-   * browser, if the core says so) with the current token. With DPoP, a nonce challenge is
-   * replayed with the nonce. `replayed` (bits of `Replayed`) is what the call already did:
-   * each once, the replay's own 401 goes to the core again.
-   * @param {Response} r @param {Request} sent @param {string} carried @param {Again} again
-   * @param {boolean} strict @param {number} [replayed] @returns {Promise<Response>} */
+  /** A 401 to an authenticated request: returned, or replayed (after one refresh per browser, if the core says so) with
+   * the current token; with DPoP, a nonce challenge replayed with the nonce. `replayed` (bits of `Replayed`): what the
+   * call already did, each once; the replay's own 401 goes to the core again. @param {Response} r @param {Request} sent
+   * @param {string} carried @param {Again} again @param {boolean} strict @param {number} [replayed]
+   * @returns {Promise<Response>} */
   async on401_(r, sent, carried, again, strict, replayed = 0) {
-    const ask = this.ask_;
-    const www = this.dpop_ ? r.headers.get("www-authenticate") : undefined;
+    const ask = this.ask_, www = this.dpop_ ? r.headers.get("www-authenticate") : undefined;
     const d = ask(Question.On401, carried, sent.url, r.url, r.redirected, !!this.inFlight_, www, replayed);
     if (d == On401.Return) return r;
     if (d == On401.RefreshThenReplay) await this.refresh_(carried, sent.signal);
@@ -253,9 +228,8 @@ export class AuthClient {
     return a === undefined ? Promise.reject(authError(ErrorCode.NotAuthenticated, "not signed in")) : this.refresh_(a);
   }
 
-  /** Joins this tab's refresh in flight or starts one (`runRefresh_` makes it one per
-   * browser); rejects with its error, or `aborted` when `signal` fires first.
-   * @param {string | undefined} failed the token the refresh is to replace
+  /** Joins this tab's refresh in flight or starts one (`runRefresh_` makes it one per browser); rejects with its error,
+   * or `aborted` when `signal` fires first. @param {string | undefined} failed the token the refresh is to replace
    * @param {AbortSignal} [signal] @returns {Promise<void>} */
   refresh_(failed, signal) {
     if (!this.inFlight_) {
@@ -268,13 +242,11 @@ export class AuthClient {
     return Promise.race([p, new Promise((_, no) => signal.addEventListener("abort", () => no(aborted()), { once: true }))]);
   }
 
-  /** The refresh: takes the cross-tab lock, refreshes unless another tab already did,
-   * releases, then tells the listeners (src/web/core.rs's table, "A refresh").
-   * @param {string | undefined} failed */
+  /** The refresh: takes the cross-tab lock, refreshes unless another tab already did, releases, then tells the
+   * listeners (src/web/core.rs's table, "A refresh"). @param {string | undefined} failed */
   async runRefresh_(failed) {
-    // The session this refresh is for: if this tab signs in or out while it waits for the
-    // lock (a `logout()` queued behind it), `sync` ends it instead of taking the hand-over
-    // record back.
+    // The session this refresh is for: if this tab signs in or out while it waits for the lock (a `logout()` queued
+    // behind it), `sync` ends it instead of taking the hand-over record back.
     const ask = this.ask_, generation = ask(Question.Generation);
     // With an issuer and no refreshUrl: its discovered token endpoint (fetched before the lock).
     const url = this.refreshUrl_ || (await this.discover_().catch(() => {
@@ -286,10 +258,9 @@ export class AuthClient {
         if (this.crossTab_) ask(Question.Sync, await this.shared_(), generation);
         const request = ask(Question.BeginRefresh, failed);
         if (!request) return;
-        const a = await this.post_(url, request[1], request[0]);
-        const v = ask(Question.Answer, a?.[0], a?.[1]);
-        // Persist before anyone replays: the hand-over store first (the next lock holder
-        // reads it), then the persistent home (its `storage` event wakes the other tabs).
+        const a = await this.post_(url, request[1], request[0]), v = ask(Question.Answer, a?.[0], a?.[1]);
+        // Persist before anyone replays: the hand-over store first (the next lock holder reads it), then the persistent
+        // home (its `storage` event wakes the other tabs).
         if (this.crossTab_) await this.share(v);
         ask(Question.Commit);
       });
@@ -300,12 +271,11 @@ export class AuthClient {
     }
   }
 
-  /** POSTs to a token endpoint (`body`: an RFC 6749 form of the defined entries of an object,
-   * or JSON text): `[status, body text]`, or `undefined` (a network error, a timeout, no DPoP
-   * key). With DPoP, with a proof, and a nonce challenge answered once.
-   * @param {string} url @param {string | Record<string, unknown>} body @param {string} [type]
-   * @returns {Promise<[number, string | undefined] | undefined>} */
-  async post_(url, body, type = JSON_TYPE) {
+  /** POSTs to a token endpoint (`body`: an object for an RFC 6749 form of its defined entries, else text of `type`):
+   * `[status, body text]`, or `undefined` (a network error, a timeout, no DPoP key). With DPoP, with a proof, and a
+   * nonce challenge answered once. @param {string} url @param {string | Record<string, unknown>} body
+   * @param {string} [type] @returns {Promise<[number, string | undefined] | undefined>} */
+  async post_(url, body, type = "application/json") {
     const ask = this.ask_, form = typeof body != "string";
     for (let retried = false; ; retried = true) {
       let a;
@@ -322,8 +292,8 @@ export class AuthClient {
     }
   }
 
-  /** `setTokens(tokens)`: a session from tokens obtained elsewhere (the core reads and keeps
-   * them), handed to the other tabs in the background. @param {unknown} tokens */
+  /** `setTokens(tokens)`: a session from tokens obtained elsewhere (the core reads and keeps them), handed to the other
+   * tabs in the background. @param {unknown} tokens */
   setTokens(tokens) {
     this.share(this.ask_(Question.SetTokens, tokens));
   }
@@ -338,17 +308,14 @@ export class AuthClient {
     return this.ask_(Question.ExpiresAt);
   }
 
-  /** `on(event, listener)`: returns the function that removes it.
-   * @param {string} event @param {(detail: object, type: string) => void} listener */
+  /** `on(event, listener)`: returns the function that removes it. @param {string} event
+   * @param {(detail: object, type: string) => void} listener */
   on(event, listener) {
-    if (!["signin", "refresh", "signout"].includes(event)) {
-      throw invalidOption("event", 'must be "signin", "refresh" or "signout"');
-    }
+    if (!["signin", "refresh", "signout"].includes(event)) throw invalidOption("event", 'must be "signin", "refresh" or "signout"');
     return this.events_.on(event, listener);
   }
 
-  /** `free()`: stops listening to the other tabs (the session's memory goes with the core,
-   * when nothing holds it). */
+  /** `free()`: stops listening to the other tabs (the session's memory goes with the core, when nothing holds it). */
   free() {
     this.close();
   }
@@ -357,8 +324,8 @@ export class AuthClient {
     this.free();
   }
 
-  /** `login(url, credentials)`: a first-party login endpoint's token response starts the
-   * session. @param {unknown} url @param {unknown} credentials */
+  /** `login(url, credentials)`: a first-party login endpoint's token response starts the session. @param {unknown} url
+   * @param {unknown} credentials */
   async login(url, credentials) {
     const u = httpUrl(url);
     let body;
@@ -372,13 +339,12 @@ export class AuthClient {
     this.ask_(Question.Flush);
   }
 
-  /** `logout(options)`: signs out here, in every tab (under the lock, so no tab's refresh in
-   * flight writes the session back), and at the server (best effort: `logoutUrl`, else the
-   * provider's revocation endpoint, RFC 7009 §2.1; with DPoP, with a proof: a bound session's
-   * revocation needs one), then forgets the DPoP key. With `endSession`, then goes to the
-   * provider's end-session endpoint (RP-Initiated Logout §2: `client_id`, the session's ID
-   * token as `id_token_hint`, `returnTo` as `post_logout_redirect_uri`).
-   * @param {{endSession?: boolean, returnTo?: string} | undefined} o */
+  /** `logout(options)`: signs out here, in every tab (under the lock, so no tab's refresh in flight writes the session
+   * back), and at the server (best effort: `logoutUrl`, else the provider's revocation endpoint, RFC 7009 §2.1; with
+   * DPoP, with a proof: a bound session's revocation needs one), then forgets the DPoP key. With `endSession`, then
+   * goes to the provider's end-session endpoint (RP-Initiated Logout §2: `client_id`, the session's ID token as
+   * `id_token_hint`, `returnTo` as `post_logout_redirect_uri`). @param {{endSession?: boolean, returnTo?: string}} [o]
+   */
   async logout(o) {
     const ask = this.ask_, hint = ask(Question.IdToken), clientId = this.oidc_?.[1];
     let rt = ask(Question.SignOut);
@@ -401,18 +367,17 @@ export class AuthClient {
     }
   }
 
-  // Sign-in by redirect: PKCE, PAR, DPoP-bound codes, the callback claimed under the lock. The
-  // rules are plumbing.js's (callbackVerdict, idTokenProblem, discoveryProblem, …); the core
-  // makes the session of the token response (`LoggedIn`), as for `login`.
+  // Sign-in by redirect: PKCE, PAR, DPoP-bound codes, the callback claimed under the lock. The rules are plumbing.js's
+  // (callbackVerdict, idTokenProblem, discoveryProblem, …); the core makes the session of the token response
+  // (`LoggedIn`), as for `login`.
 
-  /** The provider's metadata: in memory, else in storage (`<storageKey>:oidc`) while fresh (an
-   * hour), else fetched and checked (a failed fetch keeps a stale one). Throws `invalid_config`
-   * without an issuer or for a document of another issuer, `signin_failed` when none could be
-   * had. @returns {Promise<Record<string, any>>} */
+  /** The provider's metadata: in memory, else in storage (`<storageKey>:oidc`) while fresh (an hour), else fetched and
+   * checked (a failed fetch keeps a stale one). Throws `invalid_config` without an issuer or for a document of another
+   * issuer, `signin_failed` when none could be had. @returns {Promise<Record<string, any>>} */
   async discover_() {
     if (!this.oidc_) throw invalidOption("issuer", "is required to sign in by redirect");
-    const [issuer] = this.oidc_, k = this.key_ + ":oidc", at = secs();
-    this.meta_ ??= ((m) => (m && !discoveryProblem(m[1], issuer) ? m : undefined))(ls(k));
+    const [issuer] = this.oidc_, k = this.key_ + ":oidc", at = secs(), stored = ls(k);
+    this.meta_ ??= stored && !discoveryProblem(stored[1], issuer) ? stored : undefined;
     if (fresh(this.meta_?.[0], at)) return /** @type {any} */ (this.meta_)[1];
     let doc, problem;
     try {
@@ -426,10 +391,9 @@ export class AuthClient {
     return this.meta_[1];
   }
 
-  /** A sign-in's transaction (stored under its state in localStorage, which the redirect and
-   * a new tab can read; expired ones are removed) and its authorization request, pushed first
-   * with PAR (RFC 9126; with DPoP, with a proof: that binds the code to the key, as `dpop_jkt`
-   * does, RFC 9449 §10): `[URL to go to, state]`.
+  /** A sign-in's transaction (stored under its state in localStorage, which the redirect and a new tab can read;
+   * expired ones removed) and its authorization request, pushed first with PAR (RFC 9126; with DPoP, with a proof: that
+   * binds the code to the key, as `dpop_jkt` does, RFC 9449 §10): `[URL to go to, state]`.
    * @param {SignInOptions | undefined} o @param {boolean} popup @returns {Promise<[string, string]>} */
   async authorize_(o, popup) {
     const meta = await this.discover_(), [, clientId, redirectUri, scope] = /** @type {string[]} */ (this.oidc_);
@@ -437,11 +401,11 @@ export class AuthClient {
     if (r === undefined) throw invalidOption("returnTo", "must be on this page's origin");
     const own = Object.keys(params).find((k) => RESERVED.includes(k) || typeof params[k] != "string");
     if (own) throw invalidOption("params", `may only set other parameters than rotafetch's own, to strings (\`${own}\`)`);
-    const at = secs(), prefix = this.key_ + ":signin:", rand = (/** @type {number} */ n) => b64u(crypto.getRandomValues(new Uint8Array(n)));
+    const at = secs(), prefix = this.key_ + ":signin:";
     try {
       for (const k of Object.keys(localStorage)) if (k.startsWith(prefix) && !(at < (ls(k)?.t ?? 0) + SIGNIN_TTL)) ls(k, null);
     } catch { /* storage off */ }
-    const state = rand(16), v = rand(32), nonce = scope.split(" ").includes("openid") ? rand(16) : undefined;
+    const state = random(16), v = random(32), nonce = scope.split(" ").includes("openid") ? random(16) : undefined;
     ls(prefix + state, { t: at, v, n: nonce, r, p: popup });
     /** @type {Record<string, string | undefined>} */
     let q = {
@@ -458,22 +422,21 @@ export class AuthClient {
     return [query(meta.authorization_endpoint, q), state];
   }
 
-  /** `signIn(options)`: to the provider. @param {SignInOptions | undefined} o */
+  /** `signIn(options)`: to the provider. @param {SignInOptions} [o] */
   async signIn(o) {
     location.assign((await this.authorize_(o, false))[0]);
   }
 
-  /** `handleRedirect()`: completes the sign-in whose callback this page is; one promise per
-   * page (a second call, e.g. React StrictMode's, gets the same). */
+  /** `handleRedirect()`: completes the sign-in whose callback this page is; one promise per page (a second call, e.g.
+   * React StrictMode's, gets the same). */
   handleRedirect() {
     return (this.redirect_ ??= this.complete_(location.href));
   }
 
-  /** The callback at `href`: `{returnTo}`, or `null` when `href` is no callback. In a popup,
-   * the callback page hands `href` to the window that opened it (there, `expected` is the
-   * popup's state) and closes. The address bar loses the response's parameters, except after
-   * a transient failure (calling again retries).
-   * @param {string} href @param {string} [expected] @returns {Promise<{returnTo: string} | null>} */
+  /** The callback at `href`: `{returnTo}`, or `null` when `href` is no callback. In a popup, the callback page hands
+   * `href` to the window that opened it (there, `expected` is the popup's state) and closes. The address bar loses the
+   * response's parameters, except after a transient failure (calling again retries). @param {string} href
+   * @param {string} [expected] @returns {Promise<{returnTo: string} | null>} */
   async complete_(href, expected) {
     const q = new URL(href).searchParams, k = this.key_ + ":signin:" + q.get("state"), tx = ls(k);
     if (!q.has("state") && !q.has("code") && !q.has("error")) return null;
@@ -495,15 +458,14 @@ export class AuthClient {
     }
   }
 
-  /** Under the browser-wide lock (refreshes take it too): the callback `q`, whose transaction
-   * is stored under `k`, decided; its code exchanged once (the transaction is marked done
-   * first: a second callback, a reload or Back exchanges nothing; a transient failure gives
-   * it back); the ID token's claims checked; the session kept and handed to every tab. The
-   * return path. @param {URLSearchParams} q @param {string} k @param {Record<string, any>} meta the discovery
-   * document @param {string} [expected] */
+  /** Under the browser-wide lock (refreshes take it too): the callback `q`, whose transaction is stored under `k`,
+   * decided; its code exchanged once (the transaction is marked done first: a second callback, a reload or Back
+   * exchanges nothing; a transient failure gives it back); the ID token's claims checked; the session kept and handed
+   * to every tab. The return path. @param {URLSearchParams} q @param {string} k @param {Record<string, any>} meta
+   * @param {string} [expected] */
   async exchange_(q, k, meta, expected) {
-    const ask = this.ask_, [issuer, clientId, redirectUri] = /** @type {string[]} */ (this.oidc_);
-    const tx = ls(k), verdict = callbackVerdict(q, tx, issuer, meta.authorization_response_iss_parameter_supported === true, secs(), expected);
+    const ask = this.ask_, [issuer, clientId, redirectUri] = /** @type {string[]} */ (this.oidc_), tx = ls(k);
+    const verdict = callbackVerdict(q, tx, issuer, meta.authorization_response_iss_parameter_supported === true, secs(), expected);
     if (verdict == "done" && ask(Question.Access) !== undefined) return tx.r;
     if (verdict != "exchange") {
       if (tx && !tx.d) ls(k, null);
@@ -527,16 +489,16 @@ export class AuthClient {
     return tx.r;
   }
 
-  /** `signInPopup(options)`: the window opens now, in the caller's click handler (else popup
-   * blockers refuse it: `popup_blocked`); the sign-in completes here when the popup's callback
-   * page answers, by a message from that window and this origin, or on the BroadcastChannel
-   * when it has no `opener`. Closed first: `popup_closed`. @param {SignInOptions | undefined} o */
+  /** `signInPopup(options)`: the window opens now, in the caller's click handler (else popup blockers refuse it:
+   * `popup_blocked`); the sign-in completes here when the popup's callback page answers, by a message from that window
+   * and this origin, or on the BroadcastChannel when it has no `opener`. Closed first: `popup_closed`.
+   * @param {SignInOptions} [o] */
   signInPopup(o) {
     const w = open("", "rotafetch", "popup,width=520,height=680");
     return w ? this.popup_(w, o) : Promise.reject(authError(ErrorCode.PopupBlocked, "the popup was blocked"));
   }
 
-  /** @param {Window} w @param {SignInOptions | undefined} o @returns {Promise<{returnTo: string}>} */
+  /** @param {Window} w @param {SignInOptions} [o] @returns {Promise<{returnTo: string}>} */
   async popup_(w, o) {
     const channel = new BroadcastChannel(this.lockName_);
     /** @type {(e: MessageEvent) => void} */
@@ -568,8 +530,7 @@ export class AuthClient {
 
   // DPoP: the key (read or made once, forgotten at sign-out) and the proofs.
 
-  /** The key pair: IndexedDB's, else a new one stored first-writer-wins (plumbing.js's
-   * dpopKey). */
+  /** The key pair: IndexedDB's, else a new one stored first-writer-wins (plumbing.js's dpopKey). */
   loadKeyPair_() {
     const dpop = /** @type {Dpop} */ (this.dpop_);
     return (this.keyPair_ ??= (this.keyDb_ ??= idbOpen()).then((db) => dpop.loadKey_(/** @type {IDBDatabase} */ (db), this.key_))
@@ -579,8 +540,8 @@ export class AuthClient {
       }));
   }
 
-  /** A proof for `method` `url` (with `ath` for `access` when given): what it names (htu, the
-   * origin's nonce) is the core's. @param {string} method @param {string} url @param {string} [access] */
+  /** A proof for `method` `url` (with `ath` for `access` when given): what it names (htu, the origin's nonce) is the
+   * core's. @param {string} method @param {string} url @param {string} [access] */
   async proof_(method, url, access) {
     const dpop = /** @type {Dpop} */ (this.dpop_), [htu, nonce] = this.ask_(Question.ProofFor, url);
     return dpop.sign_(await this.loadKeyPair_(), method, htu, nonce, access);
@@ -605,6 +566,6 @@ export class AuthClient {
 // The name survives minification (as AuthError's does).
 Object.defineProperty(AuthClient, "name", { value: "AuthClient" });
 
-// The glue imports plumbing.js's exports too: the package ships this module bundled with
-// plumbing.js as one file (scripts/package.mjs), which then serves both.
+// The glue imports plumbing.js's exports too: the package ships this module bundled with plumbing.js as one file
+// (scripts/package.mjs), which then serves both.
 export * from "./plumbing.js";
