@@ -121,15 +121,21 @@ impl Page {
 
 /// A browser: keeps cookies, does not follow redirects.
 pub struct Browser {
-    base: String,
+    /// The server it talks to (switch it to talk to another instance with the same
+    /// cookies, as behind a load balancer).
+    pub base: String,
     http: reqwest::Client,
     pub cookies: BTreeMap<String, String>,
 }
 
 impl Browser {
     pub fn new(s: &TestServer) -> Self {
+        Self::at(&s.base)
+    }
+
+    pub fn at(base: &str) -> Self {
         Browser {
-            base: s.base.clone(),
+            base: base.to_owned(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
