@@ -39,6 +39,9 @@ fn help_lists_every_flag() {
         "--cors-origin",
         "--no-demo-user",
         "--test-faults",
+        "--client",
+        "--post-logout",
+        "--provider-session-ttl",
     ] {
         assert!(help.contains(flag), "missing {flag} in\n{help}");
     }
@@ -52,6 +55,17 @@ fn help_lists_every_flag() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    for client in [
+        "app",
+        "app=http://evil.example/cb",
+        "app=https://a.example/cb#f",
+    ] {
+        let bad = Command::new(BIN)
+            .args(["--client", client])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success(), "--client {client}");
+    }
 }
 
 #[test]

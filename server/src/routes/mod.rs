@@ -323,8 +323,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         .layer(cors_layer(&config.cors_origins, config.test_faults)?);
     // The provider's pages are navigations: no CORS, HTML errors.
     let pages = provider::page_routes().layer(tower_http::catch_panic::CatchPanicLayer::new());
-    Ok(app
-        .merge(pages)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state))
+    // Request spans name the path only: a query can carry an `id_token_hint` (RP-Initiated
+    // Logout sends it in the URL) or other values that do not belong in logs.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+    });
+    Ok(app.merge(pages).layer(trace).with_state(state))
 }
