@@ -4,7 +4,7 @@
 // 127.0.0.1 and a free port, trust auth, as `nobody` when we are root; stopped and deleted by
 // stop(), and by a janitor shell if this process dies first (its stdin pipe closes).
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, existsSync, readFileSync, chownSync } from "node:fs";
+import { mkdtempSync, readdirSync, existsSync, readFileSync, chownSync, rmSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -81,12 +81,27 @@ function freePort() {
   });
 }
 
+let keyDir;
+
 /**
- * Starts one server instance on `db` (a postgres:// URL): harness.startServer with a second
- * `--db`, which overrides the SQLite file it names (the last value of a flag wins).
+ * The key file every instance on `db` shares (instances with different keys are refused):
+ * in a temp dir of this process, deleted when it exits.
+ */
+export function keyFileFor(db) {
+  if (!keyDir) {
+    keyDir = mkdtempSync(join(tmpdir(), "rotafetch-keys-"));
+    process.on("exit", () => rmSync(keyDir, { recursive: true, force: true }));
+  }
+  return join(keyDir, `${db.replace(/[^A-Za-z0-9]+/g, "_")}.json`);
+}
+
+/**
+ * Starts one server instance on `db` (a postgres:// URL) with its shared key file:
+ * harness.startServer with a second `--db`, which overrides the SQLite file it names (the
+ * last value of a flag wins).
  */
 export function startInstance(db, flags = []) {
-  return startServer(["--db", db, ...flags]);
+  return startServer(["--db", db, "--key-file", keyFileFor(db), ...flags]);
 }
 
 /**

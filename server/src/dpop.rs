@@ -238,34 +238,38 @@ pub fn verify(
 }
 
 /// Server nonces: `base64url(HMAC-SHA256(key, "dpop-nonce" || window))[..16 bytes]` for the
-/// current time window of `period_secs`. Every instance sharing a database derives the same
-/// nonces (the key is in the secrets table); the current and the previous window's nonce are
-/// accepted. `Debug` hides the key.
+/// current time window of `period_secs`. Every instance with the same key file derives the
+/// same nonces; the current and the previous window's nonce are accepted, by the current key
+/// or any other nonce key of the ring (so a key rotation refuses no nonce). `Debug` hides the
+/// keys.
 #[derive(Clone)]
 pub struct Nonces {
-    key: [u8; 32],
+    /// The current key first.
+    keys: Vec<[u8; 32]>,
     period_secs: u64,
 }
 
 impl fmt::Debug for Nonces {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Nonces")
-            .field("key", &"<redacted>")
+            .field("keys", &"<redacted>")
             .field("period_secs", &self.period_secs)
             .finish()
     }
 }
 
 impl Nonces {
-    pub fn new(key: [u8; 32], period_secs: u64) -> Self {
+    /// Nonces by `keys[0]`, accepted by any of `keys`.
+    pub fn new(keys: Vec<[u8; 32]>, period_secs: u64) -> Self {
+        assert!(!keys.is_empty(), "nonces need a key");
         Nonces {
-            key,
+            keys,
             period_secs: period_secs.max(1),
         }
     }
 
-    fn for_window(&self, window: u64) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key size");
+    fn for_window(&self, key: &[u8; 32], window: u64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key size");
         mac.update(b"dpop-nonce");
         mac.update(&window.to_be_bytes());
         B64URL.encode(&mac.finalize().into_bytes()[..16])
@@ -273,16 +277,19 @@ impl Nonces {
 
     /// The nonce to hand out at `now_secs`.
     pub fn current(&self, now_secs: u64) -> String {
-        self.for_window(now_secs / self.period_secs)
+        self.for_window(&self.keys[0], now_secs / self.period_secs)
     }
 
-    /// True for the nonce of the current or the previous window.
+    /// True for the nonce of the current or the previous window, by any key.
     pub fn is_valid(&self, nonce: &str, now_secs: u64) -> bool {
         let w = now_secs / self.period_secs;
-        [Some(w), w.checked_sub(1)]
-            .into_iter()
-            .flatten()
-            .any(|w| bool::from(self.for_window(w).as_bytes().ct_eq(nonce.as_bytes())))
+        let windows = [Some(w), w.checked_sub(1)];
+        self.keys.iter().any(|key| {
+            windows
+                .iter()
+                .flatten()
+                .any(|&w| bool::from(self.for_window(key, w).as_bytes().ct_eq(nonce.as_bytes())))
+        })
     }
 }
 
@@ -319,7 +326,7 @@ mod tests {
 
     #[test]
     fn nonces_rotate_and_accept_the_previous_window() {
-        let n = Nonces::new([3; 32], 10);
+        let n = Nonces::new(vec![[3; 32]], 10);
         let a = n.current(100);
         assert_eq!(a, n.current(109));
         assert!(n.is_valid(&a, 105));
@@ -328,7 +335,13 @@ mod tests {
         assert!(!n.is_valid(&a, 99), "not valid before its window");
         assert_ne!(a, n.current(110));
         assert!(!n.is_valid("", 105));
-        assert_ne!(a, Nonces::new([4; 32], 10).current(100));
+        let rotated = Nonces::new(vec![[4; 32], [3; 32]], 10);
+        assert_ne!(a, rotated.current(100), "the new key issues");
+        assert!(
+            rotated.is_valid(&a, 105),
+            "the old key's nonce still passes"
+        );
+        assert!(!Nonces::new(vec![[4; 32]], 10).is_valid(&a, 105));
         assert!(!format!("{n:?}").contains("[3"));
     }
 }

@@ -13,6 +13,7 @@
 pub mod dpop;
 pub mod error;
 pub mod faults;
+pub mod keys;
 pub mod metrics;
 pub mod oidc;
 mod routes;
@@ -85,6 +86,8 @@ pub struct Config {
     /// The URL of the bound listener, set by [`serve`] (and `main`): the issuer when
     /// `public_url` is unset.
     pub bound_url: Option<String>,
+    /// Where the keys come from; `None`: [`keys::KeySource::default_for`] the database.
+    pub keys: Option<keys::KeySource>,
 }
 
 impl std::fmt::Debug for Config {
@@ -110,6 +113,7 @@ impl std::fmt::Debug for Config {
             .field("post_logout", &self.post_logout)
             .field("provider_session_ttl_secs", &self.provider_session_ttl_secs)
             .field("bound_url", &self.bound_url)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -137,6 +141,7 @@ impl Default for Config {
             post_logout: Vec::new(),
             provider_session_ttl_secs: routes::DEFAULT_PROVIDER_SESSION_TTL_SECS,
             bound_url: None,
+            keys: None,
         }
     }
 }

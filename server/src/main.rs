@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use rotafetch_server::keys::{KeySource, KEYS_ENV};
 use rotafetch_server::oidc::clients::ClientSpec;
 use rotafetch_server::{display_url, serve_with_state, AppState, Config};
 
@@ -25,8 +26,8 @@ struct Cli {
     /// URL postgres://USER[:PASSWORD]@HOST[:PORT]/DB (no TLS) that several instances can share.
     #[arg(long, default_value = "rotafetch.db")]
     db: String,
-    /// Access token lifetime in seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Access token lifetime in seconds (at most a day: retired signing keys verify that long).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     access_ttl: u64,
     /// Absolute session (refresh token family) lifetime in seconds.
     #[arg(long, default_value_t = 2_592_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -67,6 +68,19 @@ struct Cli {
     /// DPoP nonce rotation period in seconds (the previous period's nonce stays valid).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     dpop_nonce_period: u64,
+    /// The key file (signing keys, refresh and nonce secrets; JSON, mode 0600), created when
+    /// absent. Default: the SQLite file's name + ".keys.json"; required with PostgreSQL
+    /// (every instance must use the same file) unless ROTAFETCH_KEYS holds the keys.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+    /// Add a new key of every kind to the key file (signing after --new-key-delay), drop
+    /// keys replaced more than a day ago, print the new key ids and exit.
+    #[arg(long)]
+    rotate_keys: bool,
+    /// With --rotate-keys: seconds before the new keys sign (publish them to every instance
+    /// first: restart them all within this time).
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    new_key_delay: u64,
     /// Maximum number of unexpired entries in the DPoP jti replay cache; proofs beyond it are
     /// answered 503 until entries expire.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -141,6 +155,27 @@ async fn shutdown_signal() {
     }
 }
 
+/// `--rotate-keys`: rotates the key file and prints the new key ids.
+fn rotate_keys(keys: &KeySource, delay: u64) -> Result<()> {
+    let KeySource::File(path) = keys else {
+        anyhow::bail!(
+            "--rotate-keys needs a key file (--key-file): to rotate keys held in {KEYS_ENV}, \
+             rotate a copy in a file and put its content there"
+        );
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let (_, added) = rotafetch_server::keys::file::rotate(path, now, delay)?;
+    println!(
+        "rotated {}: new keys {} sign from {} (Unix time); restart every instance with this file",
+        path.display(),
+        added.join(", "),
+        now + delay
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -152,6 +187,18 @@ async fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+
+    let from_env = std::env::var(KEYS_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let keys = match (&cli.key_file, from_env) {
+        (Some(path), _) => KeySource::File(path.clone()),
+        (None, Some(json)) => KeySource::Inline(json),
+        (None, None) => KeySource::default_for(&cli.db)?,
+    };
+    if cli.rotate_keys {
+        return rotate_keys(&keys, cli.new_key_delay);
+    }
 
     let config = Config {
         db: cli.db,
@@ -172,6 +219,7 @@ async fn main() -> Result<()> {
         clients: cli.clients,
         post_logout: cli.post_logout,
         provider_session_ttl_secs: cli.provider_session_ttl,
+        keys: Some(keys),
         ..Config::default()
     };
     if config.test_faults {

@@ -1,18 +1,17 @@
-//! Key material, access tokens (EdDSA JWTs) and opaque refresh tokens.
+//! Access tokens (EdDSA JWTs signed by the key ring) and opaque refresh tokens.
 
 use std::fmt;
 
 use anyhow::{Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use ed25519_dalek::SigningKey;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::{Store, TokenHash};
+use crate::keys::{Alg, KeyRing, Purpose};
+use crate::store::TokenHash;
 
 /// Seconds of clock skew tolerated when checking `exp`.
 pub const LEEWAY_SECS: u64 = 1;
@@ -103,90 +102,31 @@ impl AccessError {
     }
 }
 
-/// The server's persistent secrets: the Ed25519 signing key and the HMAC key that derives
-/// successor refresh tokens. `Debug` redacts both.
+/// The access-token and refresh-token side of the key ring: signs and verifies access
+/// tokens and derives successor refresh tokens. `Debug` redacts every key.
+#[derive(Debug)]
 pub struct Keys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    ring: KeyRing,
     validation: Validation,
-    kid: String,
-    x: String,
-    successor_key: [u8; 32],
-}
-
-impl fmt::Debug for Keys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("kid", &self.kid)
-            .field("signing_key", &"<redacted>")
-            .field("successor_key", &"<redacted>")
-            .finish()
-    }
 }
 
 impl Keys {
-    /// Loads the keys from the store, generating and persisting them on first start.
-    /// Every server instance sharing a database reads the same keys: the first one to start
-    /// stores them.
-    pub async fn load_or_create(store: &dyn Store, now: crate::store::Millis) -> Result<Self> {
-        let seed = store
-            .get_or_init_secret("ed25519_seed", &random_bytes::<32>(), now)
-            .await?;
-        let hmac = store
-            .get_or_init_secret("successor_hmac_key", &random_bytes::<32>(), now)
-            .await?;
-        let seed: [u8; 32] = seed
-            .as_slice()
-            .try_into()
-            .context("stored signing key has the wrong length")?;
-        let successor_key: [u8; 32] = hmac
-            .as_slice()
-            .try_into()
-            .context("stored HMAC key has the wrong length")?;
-        Self::from_secrets(&seed, successor_key)
-    }
-
-    fn from_secrets(seed: &[u8; 32], successor_key: [u8; 32]) -> Result<Self> {
-        let signing = SigningKey::from_bytes(seed);
-        let der = signing
-            .to_pkcs8_der()
-            .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?;
-        let encoding = EncodingKey::from_ed_der(der.as_bytes());
-        let x = B64URL.encode(signing.verifying_key().as_bytes());
-        let decoding = DecodingKey::from_ed_components(&x).context("public key")?;
-        // RFC 7638 thumbprint: members in lexicographic order, no whitespace.
-        let thumb_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        let kid = B64URL.encode(Sha256::digest(thumb_input.as_bytes()));
+    pub fn new(ring: KeyRing) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Ok(Keys {
-            encoding,
-            decoding,
-            validation,
-            kid,
-            x,
-            successor_key,
-        })
+        Keys { ring, validation }
     }
 
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The whole key ring.
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
     }
 
-    /// The public key as a JWK Set.
+    /// The public keys as a JWK Set (every key that verifies).
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({
-            "keys": [{
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": self.x,
-                "kid": self.kid,
-                "alg": "EdDSA",
-                "use": "sig",
-            }]
-        })
+        self.ring.jwks()
     }
 
     /// Signs an access token for `user_id` in family `sid`, valid `ttl_secs` from `now_secs`.
@@ -209,8 +149,6 @@ impl Keys {
         now_secs: u64,
         ttl_secs: u64,
     ) -> Result<String> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
         let claims = Claims {
             sub: user_id.to_string(),
             sid: sid.to_owned(),
@@ -221,13 +159,16 @@ impl Keys {
                 jkt: jkt.to_owned(),
             }),
         };
-        jsonwebtoken::encode(&header, &claims, &self.encoding).context("signing access token")
+        self.ring
+            .sign(Alg::EdDSA, None, &claims, now_secs)
+            .context("signing access token")
     }
 
-    /// Verifies signature and expiry (with [`LEEWAY_SECS`]).
+    /// Verifies signature (by any key of the ring, found by `kid`) and expiry (with
+    /// [`LEEWAY_SECS`]).
     pub fn verify_access(&self, token: &str) -> Result<Claims, AccessError> {
         use jsonwebtoken::errors::ErrorKind;
-        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+        match self.ring.verify::<Claims>(token, &self.validation) {
             Ok(data) => Ok(data.claims),
             Err(e) => Err(match e.kind() {
                 ErrorKind::ExpiredSignature => AccessError::Expired,
@@ -237,23 +178,36 @@ impl Keys {
         }
     }
 
-    /// The deterministic successor of `parent`: HMAC-SHA256(server secret, parent), base64url.
-    /// Determinism is what lets the grace rule hand out the same successor again without the
-    /// server ever storing a refresh token in plaintext.
-    pub fn successor(&self, parent: &RefreshToken) -> RefreshToken {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.successor_key).expect("HMAC takes any key size");
-        mac.update(parent.as_str().as_bytes());
-        RefreshToken(B64URL.encode(mac.finalize().into_bytes()))
+    /// The deterministic successors of `parent`: HMAC-SHA256(refresh key, parent), base64url,
+    /// by each refresh key, the current one first. A rotation stores the first; the grace rule
+    /// answers again with whichever is stored (so a key rotation never turns a lost response
+    /// into reuse). Determinism is what lets the grace rule hand out the same successor again
+    /// without the server ever storing a refresh token in plaintext.
+    pub fn successors(&self, parent: &RefreshToken, now_secs: u64) -> Vec<RefreshToken> {
+        self.ring
+            .secrets(Purpose::RefreshSuccessor, now_secs)
+            .into_iter()
+            .map(|key| {
+                let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key size");
+                mac.update(parent.as_str().as_bytes());
+                RefreshToken(B64URL.encode(mac.finalize().into_bytes()))
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::KeyFile;
 
     fn keys() -> Keys {
-        Keys::from_secrets(&[7u8; 32], [9u8; 32]).unwrap()
+        let mut file = KeyFile {
+            version: crate::keys::file::VERSION,
+            ..KeyFile::default()
+        };
+        file.add_missing(0).unwrap();
+        Keys::new(file.ring().unwrap())
     }
 
     #[test]
@@ -269,14 +223,14 @@ mod tests {
         assert_eq!(c.sid, "fam");
         assert_eq!(c.exp, now + 60);
         let header = jsonwebtoken::decode_header(&t).unwrap();
-        assert_eq!(header.kid.as_deref(), Some(k.kid()));
+        let kid = k.ring().signer(Alg::EdDSA, now).unwrap().kid();
+        assert_eq!(header.kid.as_deref(), Some(kid));
         assert_eq!(header.alg, Algorithm::EdDSA);
 
         let old = k.issue_access(42, "fam", now - 100, 60).unwrap();
         assert_eq!(k.verify_access(&old), Err(AccessError::Expired));
         assert_eq!(k.verify_access("nope"), Err(AccessError::Malformed));
-        let other = Keys::from_secrets(&[8u8; 32], [9u8; 32]).unwrap();
-        let forged = other.issue_access(42, "fam", now, 60).unwrap();
+        let forged = keys().issue_access(42, "fam", now, 60).unwrap();
         assert_eq!(k.verify_access(&forged), Err(AccessError::BadSignature));
     }
 
@@ -285,8 +239,9 @@ mod tests {
         let k = keys();
         let p = RefreshToken::generate();
         assert_eq!(p.as_str().len(), 43);
-        assert_eq!(k.successor(&p), k.successor(&p));
-        assert_ne!(k.successor(&p), p);
+        assert_eq!(k.successors(&p, 0), k.successors(&p, 0));
+        assert_eq!(k.successors(&p, 0).len(), 1);
+        assert_ne!(k.successors(&p, 0)[0], p);
     }
 
     #[test]
@@ -295,7 +250,7 @@ mod tests {
         assert!(!format!("{t:?}").contains(t.as_str()));
         let k = keys();
         let d = format!("{k:?}");
-        assert!(d.contains("redacted"));
-        assert!(!d.contains("[7, 7"));
+        assert!(d.contains("kid"));
+        assert!(!d.contains("key: ["), "{d}");
     }
 }

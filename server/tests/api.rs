@@ -423,14 +423,14 @@ async fn restart_with_the_same_database_keeps_sessions(b: Backend) {
     assert_eq!(s.scalar("SELECT COUNT(*) FROM users", None).await, 1);
     if b == Backend::Postgres {
         let version = s.scalar("SELECT version FROM rotafetch_schema", None).await;
-        assert_eq!(version, 3, "migration 3: the OpenID provider");
+        assert_eq!(version, 4, "migration 4: the OpenID provider");
         return;
     }
     let conn = rusqlite::Connection::open(&s.db).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3, "migration 3: the OpenID provider");
+    assert_eq!(version, 4, "migration 4: the OpenID provider");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -1110,7 +1110,13 @@ async fn jwks_verifies_access_tokens(b: Backend) {
     let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let jwks: Value = s.get_json("/.well-known/jwks.json").await;
-    let key = &jwks["keys"][0];
+    let keys = jwks["keys"].as_array().unwrap();
+    // The access-token key beside the ID-token key (RS256), found by the token's kid.
+    assert!(keys
+        .iter()
+        .any(|k| k["alg"] == "RS256" && k["kty"] == "RSA"));
+    let kid = jsonwebtoken::decode_header(&t.access).unwrap().kid.unwrap();
+    let key = keys.iter().find(|k| k["kid"] == kid.as_str()).unwrap();
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
     assert_eq!(key["alg"], "EdDSA");
@@ -1182,7 +1188,7 @@ async fn static_files() {
 
 #[tokio::test]
 async fn debug_output_redacts_secrets() {
-    use rotafetch_server::store::{SqliteStore, Store, User};
+    use rotafetch_server::store::User;
     use rotafetch_server::tokens::{Keys, RefreshToken};
     let t = RefreshToken::generate();
     assert!(!format!("{t:?}").contains(t.as_str()));
@@ -1192,27 +1198,26 @@ async fn debug_output_redacts_secrets() {
         password_hash: "$argon2id$v=19$secret".into(),
     };
     assert!(!format!("{u:?}").contains("argon2"));
-    let store = SqliteStore::open(":memory:").await.unwrap();
-    let keys = Keys::load_or_create(&store, 0).await.unwrap();
-    let seed = store
-        .get_or_init_secret("ed25519_seed", &[0; 32], 0)
-        .await
-        .unwrap();
-    let dbg = format!("{keys:?}");
-    assert!(dbg.contains("redacted"));
-    assert!(!dbg.contains(
-        &format!("{:?}", &seed[..4])
-            .trim_end_matches(']')
-            .to_string()
-    ));
-    assert!(!dbg.contains(&b64(&seed)));
+    let mut file = rotafetch_server::keys::KeyFile {
+        version: 1,
+        ..Default::default()
+    };
+    file.add_missing(0).unwrap();
+    let keys = Keys::new(file.ring().unwrap());
+    let dbg = format!("{keys:?} {file:?}");
+    for secret in file.signing.iter().map(|e| &e.pkcs8) {
+        assert!(!dbg.contains(secret.as_str()), "{dbg}");
+    }
+    for secret in file.secrets.iter().map(|e| &e.key) {
+        assert!(!dbg.contains(secret.as_str()), "{dbg}");
+    }
     let config = rotafetch_server::Config {
         db: ":memory:".into(),
         ..Default::default()
     };
     let state = rotafetch_server::AppState::new(&config).await.unwrap();
     let dbg = format!("{state:?}");
-    assert!(dbg.contains("redacted"), "{dbg}");
+    assert!(dbg.contains("kid") && !dbg.contains("key: ["), "{dbg}");
     let config = rotafetch_server::Config {
         db: "postgres://rotafetch:pw-s3cret@db.internal:5432/auth".into(),
         ..Default::default()

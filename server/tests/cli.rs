@@ -42,6 +42,9 @@ fn help_lists_every_flag() {
         "--client",
         "--post-logout",
         "--provider-session-ttl",
+        "--key-file",
+        "--rotate-keys",
+        "--new-key-delay",
     ] {
         assert!(help.contains(flag), "missing {flag} in\n{help}");
     }
@@ -197,4 +200,82 @@ fn a_repeated_flag_takes_its_last_value() {
     child.wait().unwrap();
     assert!(dir.path().join("last.db").exists());
     assert!(!dir.path().join("first.db").exists());
+}
+
+/// Starts the binary with `args` (and `--listen 127.0.0.1:0 --port-file`) and `env`; returns
+/// it and its port once it listens.
+fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
+    let port_file = dir.join("port");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return (child, port);
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn rotate_keys_and_keys_from_the_environment() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys.json");
+    let rotate = || {
+        let out = Command::new(BIN)
+            .arg("--key-file")
+            .arg(&key_file)
+            .arg("--rotate-keys")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(rotate().contains("new keys"));
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    rotate();
+    let keys = std::fs::read_to_string(&key_file).unwrap();
+    let db = dir.path().join("db.sqlite");
+    let db = db.to_str().unwrap();
+    // The key file's content from the environment: nothing is written beside the database.
+    let (mut child, port) = start(dir.path(), &["--db", db], &[("ROTAFETCH_KEYS", &keys)]);
+    let jwks = http_get(port, "/.well-known/jwks.json");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(jwks.starts_with("HTTP/1.1 200"), "{jwks}");
+    let body: serde_json::Value =
+        serde_json::from_str(&jwks[jwks.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    for alg in ["EdDSA", "RS256"] {
+        let n = body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == alg)
+            .count();
+        assert_eq!(n, 2, "both rotations' {alg} keys");
+    }
+    assert!(!dir.path().join("db.sqlite.keys.json").exists());
+
+    // PostgreSQL without a key file: refused before anything else.
+    let out = Command::new(BIN)
+        .args(["--db", "postgres://u@127.0.0.1:1/db"])
+        .env_remove("ROTAFETCH_KEYS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
 }

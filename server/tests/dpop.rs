@@ -627,7 +627,7 @@ async fn nonces_are_required_when_enabled(b: Backend) {
     assert_eq!(s.login_dpop(None).await.status(), 200);
 
     // A second instance on the same database accepts this instance's nonce.
-    let s2 = TestServer::start_db(b, s.db.clone(), |c| c.dpop_nonce = true).await;
+    let s2 = TestServer::start_beside(&s, |c| c.dpop_nonce = true).await;
     let r = s2
         .login_dpop(Some(key.proof_with(
             "POST",
@@ -651,7 +651,7 @@ async fn replay_cache_is_shared_by_instances_and_bounded(b: Backend) {
         c.dpop_jti_cap = 3;
     })
     .await;
-    let s2 = TestServer::start_db(b, s1.db.clone(), |c| {
+    let s2 = TestServer::start_beside(&s1, |c| {
         c.public_url = Some(public.into());
         c.dpop_jti_cap = 3;
     })

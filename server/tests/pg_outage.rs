@@ -88,10 +88,12 @@ async fn unreachable_at_start_is_a_clear_error_without_the_password() {
         .unwrap()
         .port(); // nothing listens there once the listener is dropped
     let db = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/nothing");
+    let dir = tempfile::tempdir().unwrap();
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--db", &db])
+            .args(["--listen", "127.0.0.1:0", "--db", &db, "--key-file"])
+            .arg(dir.path().join("keys.json"))
             .env("RUST_LOG", "debug")
             .output(),
     )

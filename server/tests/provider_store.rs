@@ -127,7 +127,7 @@ async fn codes_redeem_once_and_reuse_revokes(b: Backend) {
     );
     // The family exists, bound, with its first token.
     let rotated = s
-        .rotate_dpop(&[11; 32], &[12; 32], Some("jkt"), 1_001, &POLICY)
+        .rotate_dpop(&[11; 32], &[[12; 32]], Some("jkt"), 1_001, &POLICY)
         .await
         .unwrap();
     assert_eq!(rotated.jkt.as_deref(), Some("jkt"));

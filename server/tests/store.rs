@@ -1,5 +1,5 @@
 //! The `Store` trait itself, on both backends: rotation, grace, reuse, expiry, pruning and
-//! secrets, with explicit clocks.
+//! server-wide values, with explicit clocks.
 
 mod common;
 
@@ -123,17 +123,21 @@ async fn expiry_and_prune(b: Backend) {
     );
 }
 
-async fn secrets_are_created_once(b: Backend) {
+async fn meta_values_are_written_replaced_and_deleted(b: Backend) {
     let (s, _) = setup(b).await;
-    let a = s.get_or_init_secret("k", &[1; 32], 0).await.unwrap();
-    let b = s.get_or_init_secret("k", &[2; 32], 0).await.unwrap();
-    assert_eq!(a, vec![1; 32]);
-    assert_eq!(a, b);
+    assert_eq!(s.read_meta("k").await.unwrap(), None);
+    s.write_meta("k", &[1; 4], 0).await.unwrap();
+    s.write_meta("k", &[2; 4], 0).await.unwrap();
+    s.write_meta("j", b"x", 0).await.unwrap();
+    assert_eq!(s.read_meta("k").await.unwrap(), Some(vec![2; 4]));
+    s.delete_meta(&["k", "absent"]).await.unwrap();
+    assert_eq!(s.read_meta("k").await.unwrap(), None);
+    assert_eq!(s.read_meta("j").await.unwrap(), Some(b"x".to_vec()));
 }
 
 on_both_backends!(
     rotate_grace_reuse,
     grace_ends_when_the_successor_is_used,
     expiry_and_prune,
-    secrets_are_created_once,
+    meta_values_are_written_replaced_and_deleted,
 );

@@ -16,21 +16,6 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        if st.0.faults.as_ref().is_some_and(Faults::api_always_401) {
-            // Counted like any 401 the API sends: the loop-guard tests count them.
-            return Err(ApiError::invalid_token("injected fault: api_always_401"));
-        }
-        if st
-            .0
-            .faults
-            .as_ref()
-            .is_some_and(Faults::take_api_nonce_challenge)
-        {
-            return Err(ApiError::dpop_challenge(
-                "use_dpop_nonce",
-                "injected fault: api_nonce_challenges",
-            ));
-        }
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
             return Err(ApiError::missing_token());
         };
@@ -163,11 +148,7 @@ pub(super) async fn echo(
 // misc
 
 pub(super) async fn jwks(State(st): State<AppState>) -> Response {
-    let mut jwks = st.0.keys.jwks();
-    if let Some(keys) = jwks["keys"].as_array_mut() {
-        keys.push(st.0.provider.id_jwk());
-    }
-    let mut resp = Json(jwks).into_response();
+    let mut resp = Json(st.0.keys.jwks()).into_response();
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
     resp

@@ -1,4 +1,4 @@
-//! `/auth/*`: login, refresh (rotation, grace, reuse, faults), logout.
+//! `/auth/*`: login, refresh (rotation, grace, reuse), logout.
 
 use super::*;
 
@@ -83,101 +83,37 @@ struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
-/// Closes the calling connection without a response. Never returns when running under
-/// [`crate::serve`].
-async fn drop_connection(kill: Option<Extension<ConnKill>>) -> Response {
-    match kill {
-        Some(Extension(ConnKill(notify))) => {
-            notify.notify_one();
-            std::future::pending::<Response>().await
-        }
-        // Not behind our connection loop (e.g. a unit test calling the router directly):
-        // a body that fails makes hyper abort the connection.
-        None => Response::new(Body::from_stream(futures_util::stream::once(async {
-            Err::<Bytes, _>(std::io::Error::other("connection dropped (test fault)"))
-        }))),
-    }
-}
-
-fn fault_body(status: StatusCode, content_type: &'static str, body: Body) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.extensions_mut().insert(crate::error::Faulted);
-    no_store(resp)
+/// What a refresh does with a usable token: rotate it (always, but for the non-rotating
+/// test fault, which only checks it and answers without a new refresh token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refresh {
+    Rotate,
+    CheckOnly,
 }
 
 pub(super) async fn refresh(
     State(st): State<AppState>,
-    kill: Option<Extension<ConnKill>>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let fault = st.0.faults.as_ref().and_then(Faults::pop_refresh);
-    if let Some(f) = &fault {
-        tracing::info!(fault = ?f, "applying injected refresh fault");
-    }
-    match fault {
-        Some(Fault::Status { status }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let code = match status.as_u16() {
-                400..=499 if status != StatusCode::TOO_MANY_REQUESTS => "invalid_request",
-                500 => "server_error",
-                _ => "temporarily_unavailable",
-            };
-            return ApiError::new(
-                status,
-                code,
-                format!("injected fault: status {}", status.as_u16()),
-            )
-            .faulted()
-            .into_response();
-        }
-        Some(Fault::Drop) => return drop_connection(kill).await,
-        Some(Fault::Hang { ms }) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            return drop_connection(kill).await;
-        }
-        Some(Fault::MalformedJson) => {
-            return fault_body(
-                StatusCode::OK,
-                "application/json",
-                Body::from(r#"{"access_token": "x", "#),
-            )
-        }
-        Some(Fault::NonJson) => {
-            return fault_body(StatusCode::OK, "text/html", Body::from("<html>ok</html>"))
-        }
-        Some(Fault::NoAccessToken) => {
-            let body =
-                serde_json::json!({"token_type": "Bearer", "expires_in": st.0.access_ttl_secs});
-            return fault_body(
-                StatusCode::OK,
-                "application/json",
-                Body::from(body.to_string()),
-            );
-        }
-        Some(Fault::HugeBody) => {
-            let mut s = String::with_capacity(10 * 1024 * 1024 + 64);
-            s.push_str(r#"{"access_token":""#);
-            s.extend(std::iter::repeat_n('a', 10 * 1024 * 1024));
-            s.push_str(r#"","token_type":"Bearer","expires_in":60}"#);
-            return fault_body(StatusCode::OK, "application/json", Body::from(s));
-        }
-        Some(Fault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
-        Some(Fault::NoRefreshToken | Fault::LostResponse) | None => {}
-    }
-    let no_rotate = matches!(fault, Some(Fault::NoRefreshToken));
-    let resp = match do_refresh(&st, &method, &uri, &headers, body, no_rotate).await {
+    answer_refresh(&st, &method, &uri, &headers, body, Refresh::Rotate).await
+}
+
+/// The refresh endpoint's answer, success or error.
+pub(super) async fn answer_refresh(
+    st: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Body,
+    mode: Refresh,
+) -> Response {
+    match do_refresh(st, method, uri, headers, body, mode).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    };
-    if matches!(fault, Some(Fault::LostResponse)) {
-        return drop_connection(kill).await;
     }
-    resp
 }
 
 async fn do_refresh(
@@ -186,8 +122,9 @@ async fn do_refresh(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Body,
-    no_rotate: bool,
+    mode: Refresh,
 ) -> Result<Response, ApiError> {
+    let no_rotate = mode == Refresh::CheckOnly;
     // A non-rotating (faulted) refresh is not counted at all.
     let metrics = (!no_rotate).then_some(&st.0.metrics);
     let count_invalid = |e: ApiError| {
@@ -226,19 +163,21 @@ async fn do_refresh(
         .map_err(ProofFailure::at_token_endpoint)?;
     let proof_jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let presented = RefreshToken::from_presented(token);
-    let successor = st.0.keys.successor(&presented);
-    let (p_hash, s_hash) = (presented.hash(), successor.hash());
+    let mut successors = st.0.keys.successors(&presented, now_secs());
+    let p_hash = presented.hash();
+    let s_hashes: Vec<_> = successors.iter().map(RefreshToken::hash).collect();
     let (store, policy) = (&st.0.store, &st.0.policy);
     // The family's binding is read and enforced inside the rotation's transaction.
     let rotation = if no_rotate {
         store.check_dpop(&p_hash, proof_jkt, now_ms(), policy).await
     } else {
         store
-            .rotate_dpop(&p_hash, &s_hash, proof_jkt, now_ms(), policy)
+            .rotate_dpop(&p_hash, &s_hashes, proof_jkt, now_ms(), policy)
             .await
     }
     .map_err(ApiError::store)?;
     let (outcome, jkt) = (rotation.outcome, rotation.jkt);
+    let successor = successors.swap_remove(rotation.successor.min(successors.len() - 1));
     let bound = jkt.is_some();
     let m = &st.0.metrics;
     let count = |c: &std::sync::atomic::AtomicU64| {

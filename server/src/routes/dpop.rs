@@ -10,9 +10,9 @@ use axum::response::Response;
 use super::{now_ms, now_secs, AppState};
 use crate::dpop::{self, Nonces, Proof, ProofError};
 use crate::error::ApiError;
+use crate::keys::{KeyRing, Purpose};
 use crate::metrics::inc;
-use crate::store::{JtiOutcome, Millis, Store};
-use crate::tokens::random_bytes;
+use crate::store::JtiOutcome;
 use crate::Config;
 
 /// DPoP settings (see [`crate::dpop`]).
@@ -27,17 +27,13 @@ pub(super) struct DpopSettings {
 }
 
 impl DpopSettings {
-    /// Loads (or creates) the nonce key if `--dpop-nonce` is on, and normalizes `--public-url`.
-    pub(super) async fn load(config: &Config, store: &dyn Store, now: Millis) -> Result<Self> {
+    /// Takes the nonce keys from the ring if `--dpop-nonce` is on, and normalizes
+    /// `--public-url`.
+    pub(super) fn new(config: &Config, ring: &KeyRing) -> Result<Self> {
         let nonces = if config.dpop_nonce {
-            let key = store
-                .get_or_init_secret("dpop_nonce_key", &random_bytes::<32>(), now)
-                .await?;
-            let key: [u8; 32] = key
-                .as_slice()
-                .try_into()
-                .context("stored DPoP nonce key has the wrong length")?;
-            Some(Nonces::new(key, config.dpop_nonce_period_secs))
+            let keys = ring.secrets(Purpose::DpopNonce, now_secs());
+            let keys = keys.into_iter().copied().collect();
+            Some(Nonces::new(keys, config.dpop_nonce_period_secs))
         } else {
             None
         };

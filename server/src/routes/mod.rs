@@ -51,7 +51,10 @@ use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
 pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
 pub use statics::normalize_mount;
 use statics::static_files;
-use testing::{faults_delete, faults_get, faults_post, test_redirect, test_unauthorized};
+use testing::{
+    api_faults, faults_delete, faults_get, faults_post, refresh_faults, test_redirect,
+    test_unauthorized,
+};
 
 /// Body limit for `/auth/*` and `/test/*`.
 pub const AUTH_BODY_LIMIT: usize = 64 * 1024;
@@ -135,15 +138,19 @@ impl AppState {
     /// Like [`AppState::new`] with a caller-provided store.
     pub async fn with_store(config: &Config, store: Arc<dyn Store>) -> Result<Self> {
         let now = now_ms();
-        let keys = Keys::load_or_create(store.as_ref(), now).await?;
+        let source = match &config.keys {
+            Some(source) => source.clone(),
+            None => crate::keys::KeySource::default_for(&config.db)?,
+        };
+        let keys = Keys::new(crate::keys::load(&source, store.as_ref(), now).await?);
         if config.demo_user && store.user_by_name("demo").await?.is_none() {
             let hash = hash_password("demo")?;
             if store.create_user("demo", &hash, now).await?.is_some() {
                 tracing::info!("created demo user 'demo'");
             }
         }
-        let dpop = DpopSettings::load(config, store.as_ref(), now).await?;
-        let provider = provider::Provider::load(config, store.as_ref(), now).await?;
+        let dpop = DpopSettings::new(config, keys.ring())?;
+        let provider = provider::Provider::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
@@ -271,14 +278,23 @@ async fn blocking<T: Send + 'static>(
 
 /// Builds the application router (without the connection-level machinery of [`crate::serve`]).
 pub fn router(state: AppState, config: &Config) -> Result<Router> {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/me", get(me))
-        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_api));
+        .route("/api/echo", post(echo).put(echo).patch(echo).delete(echo));
+    let mut refresh_route = post(refresh);
+    // The testing layer: scripted faults in front of the real handlers.
+    if config.test_faults {
+        api = api.route_layer(middleware::from_fn_with_state(state.clone(), api_faults));
+        refresh_route = refresh_route.layer(middleware::from_fn_with_state(
+            state.clone(),
+            refresh_faults,
+        ));
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), count_api));
 
     let mut app = Router::new()
         .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
+        .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))

@@ -1,5 +1,8 @@
-//! `/test/*`: the fault queue, redirects and the 401 reporter (only with `--test-faults`).
+//! The testing layer, mounted only with `--test-faults`: the `/test/*` routes (the fault
+//! queue, redirects, the 401 reporter) and the middleware that applies the scripted faults to
+//! `POST /auth/refresh` and `/api/*` before (or instead of) their real handlers.
 
+use super::auth::{answer_refresh, Refresh};
 use super::*;
 
 fn faults(st: &AppState) -> &Faults {
@@ -84,4 +87,125 @@ pub(super) async fn test_unauthorized(headers: HeaderMap) -> Response {
 pub(super) async fn faults_delete(State(st): State<AppState>) -> Response {
     faults(&st).clear();
     no_store(Json(faults(&st).state()).into_response())
+}
+
+/// Closes the calling connection without a response. Never returns when running under
+/// [`crate::serve`].
+async fn drop_connection(kill: Option<Extension<ConnKill>>) -> Response {
+    match kill {
+        Some(Extension(ConnKill(notify))) => {
+            notify.notify_one();
+            std::future::pending::<Response>().await
+        }
+        // Not behind our connection loop (e.g. a unit test calling the router directly):
+        // a body that fails makes hyper abort the connection.
+        None => Response::new(Body::from_stream(futures_util::stream::once(async {
+            Err::<Bytes, _>(std::io::Error::other("connection dropped (test fault)"))
+        }))),
+    }
+}
+
+fn fault_body(status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.extensions_mut().insert(crate::error::Faulted);
+    no_store(resp)
+}
+
+/// Middleware on `POST /auth/refresh`: pops the next scripted fault and applies it around
+/// (or instead of) the real refresh.
+pub(super) async fn refresh_faults(
+    State(st): State<AppState>,
+    kill: Option<Extension<ConnKill>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let fault = faults(&st).pop_refresh();
+    if let Some(f) = &fault {
+        tracing::info!(fault = ?f, "applying injected refresh fault");
+    }
+    match fault {
+        None => next.run(req).await,
+        Some(Fault::Status { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let code = match status.as_u16() {
+                400..=499 if status != StatusCode::TOO_MANY_REQUESTS => "invalid_request",
+                500 => "server_error",
+                _ => "temporarily_unavailable",
+            };
+            let description = format!("injected fault: status {}", status.as_u16());
+            ApiError::new(status, code, description)
+                .faulted()
+                .into_response()
+        }
+        Some(Fault::Drop) => drop_connection(kill).await,
+        Some(Fault::Hang { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            drop_connection(kill).await
+        }
+        Some(Fault::MalformedJson) => fault_body(
+            StatusCode::OK,
+            "application/json",
+            Body::from(r#"{"access_token": "x", "#),
+        ),
+        Some(Fault::NonJson) => {
+            fault_body(StatusCode::OK, "text/html", Body::from("<html>ok</html>"))
+        }
+        Some(Fault::NoAccessToken) => {
+            let body =
+                serde_json::json!({"token_type": "Bearer", "expires_in": st.0.access_ttl_secs});
+            let body = Body::from(body.to_string());
+            fault_body(StatusCode::OK, "application/json", body)
+        }
+        Some(Fault::HugeBody) => {
+            let mut s = String::with_capacity(10 * 1024 * 1024 + 64);
+            s.push_str(r#"{"access_token":""#);
+            s.extend(std::iter::repeat_n('a', 10 * 1024 * 1024));
+            s.push_str(r#"","token_type":"Bearer","expires_in":60}"#);
+            fault_body(StatusCode::OK, "application/json", Body::from(s))
+        }
+        Some(Fault::Delay { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            next.run(req).await
+        }
+        Some(Fault::NoRefreshToken) => {
+            let (parts, body) = req.into_parts();
+            let uri = parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or(&parts.uri, |u| &u.0);
+            answer_refresh(
+                &st,
+                &parts.method,
+                uri,
+                &parts.headers,
+                body,
+                Refresh::CheckOnly,
+            )
+            .await
+        }
+        Some(Fault::LostResponse) => {
+            // The refresh really happens (and commits); only its answer is lost.
+            drop(next.run(req).await);
+            drop_connection(kill).await
+        }
+    }
+}
+
+/// Middleware on `/api/*`: the scripted 401s (`api_always_401`, `api_nonce_challenges`),
+/// answered before the real handler (the body is read first, as a handler's 401 would).
+pub(super) async fn api_faults(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let f = faults(&st);
+    let error = if f.api_always_401() {
+        // Counted like any 401 the API sends: the loop-guard tests count them.
+        ApiError::invalid_token("injected fault: api_always_401")
+    } else if f.take_api_nonce_challenge() {
+        ApiError::dpop_challenge("use_dpop_nonce", "injected fault: api_nonce_challenges")
+    } else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let _ = read_body(&parts.headers, body, API_BODY_LIMIT).await;
+    error.into_response()
 }

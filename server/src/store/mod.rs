@@ -7,11 +7,14 @@
 //!   reuse detection and revocation is one transaction that first locks the family row
 //!   (`SELECT ... FOR UPDATE`), so any number of server processes can share one database.
 //!
-//! Each trait method is one atomic unit of work. The store never sees a refresh token in
-//! plaintext: only SHA-256 hashes.
+//! Each trait method is one atomic unit of work. The rules that decide about a refresh token
+//! (rotation, grace, reuse, DPoP binding, expiry) live once, in the pure [`rules`] module: a
+//! store reads the rows under the family's lock, asks [`rules::decide_rotation`] and runs the
+//! SQL of the answer. The store never sees a refresh token in plaintext: only SHA-256 hashes.
 
 mod pg;
 pub mod provider;
+pub mod rules;
 mod sqlite;
 
 use std::fmt;
@@ -102,6 +105,9 @@ pub enum RotateOutcome {
 pub struct Rotation {
     pub outcome: RotateOutcome,
     pub jkt: Option<String>,
+    /// Which of the successors passed to [`Store::rotate_dpop`] the answer carries: 0, but
+    /// for a grace answer whose stored successor an older refresh key derived.
+    pub successor: usize,
 }
 
 /// What [`Store::revoke_family_dpop`] did.
@@ -129,14 +135,14 @@ pub enum JtiOutcome {
 /// Storage operations used by the server. Every method is atomic.
 #[async_trait]
 pub trait Store: ProviderStore + Send + Sync + 'static {
-    /// Returns the persisted secret called `name`, storing `candidate` first if there is none.
-    /// Whichever server instance stores first wins; every instance reads back the same value.
-    async fn get_or_init_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-        now: Millis,
-    ) -> Result<Vec<u8>>;
+    /// A server-wide value by name (table `server_meta`): since schema 3 only bookkeeping
+    /// that is not secret, such as the key registry; the keys an older version kept there
+    /// are read once to move them out (see `keys::load`).
+    async fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets a server-wide value (inserted or replaced).
+    async fn write_meta(&self, name: &str, value: &[u8], now: Millis) -> Result<()>;
+    /// Deletes these server-wide values (absent names are ignored).
+    async fn delete_meta(&self, names: &[&str]) -> Result<()>;
     async fn user_by_name(&self, username: &str) -> Result<Option<User>>;
     /// Creates a user; returns `None` if the username is taken.
     async fn create_user(
@@ -174,21 +180,30 @@ pub trait Store: ProviderStore + Send + Sync + 'static {
         policy: &Policy,
     ) -> Result<RotateOutcome> {
         Ok(self
-            .rotate_dpop(presented, successor, None, now, policy)
+            .rotate_dpop(
+                presented,
+                std::slice::from_ref(successor),
+                None,
+                now,
+                policy,
+            )
             .await?
             .outcome)
     }
-    /// Spends `presented` and stores `successor` as its child, or applies the grace / reuse
-    /// rules if `presented` is already spent. One transaction, under the family's lock.
+    /// Spends `presented` and stores `successors[0]` as its child, or applies the grace /
+    /// reuse rules if `presented` is already spent: the grace rule answers again when the
+    /// stored child is any of `successors` (the successor as derived by each refresh key, the
+    /// current one first; see [`Rotation::successor`]). One transaction, under the family's
+    /// lock.
     ///
     /// `proof_jkt` is the thumbprint of a verified DPoP proof's key. The binding rule
-    /// ([`dpop_mismatch`]) is applied first: a bound family refuses a request without the
+    /// ([`rules::dpop_mismatch`]) is applied first: a bound family refuses a request without the
     /// right key with `DpopMismatch` and changes nothing. A rotation with a proof binds an
     /// unbound family (the successor is then a bound token).
     async fn rotate_dpop(
         &self,
         presented: &TokenHash,
-        successor: &TokenHash,
+        successors: &[TokenHash],
         proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
@@ -216,8 +231,9 @@ pub trait Store: ProviderStore + Send + Sync + 'static {
     async fn revoke_family_of(&self, token: &TokenHash, now: Millis, reason: &str) -> Result<bool> {
         Ok(self.revoke_family_dpop(token, None, now, reason).await? == RevokeOutcome::Revoked)
     }
-    /// Revokes the family `token` belongs to, unless the binding rule ([`dpop_mismatch`])
-    /// refuses a request whose proof (`proof_jkt`) is missing or by another key.
+    /// Revokes the family `token` belongs to, unless the binding rule
+    /// ([`rules::dpop_mismatch`]) refuses a request whose proof (`proof_jkt`) is missing or by
+    /// another key.
     async fn revoke_family_dpop(
         &self,
         token: &TokenHash,
@@ -310,109 +326,6 @@ fn redact_query_password(tail: &str) -> String {
         .collect();
     format!("{path}?{}", params.join("&"))
 }
-
-/// A refresh token row: its family and when it was spent.
-pub(crate) struct TokenRow {
-    pub family_id: String,
-    pub used_at: Option<Millis>,
-    /// Issued while its family was DPoP-bound (a sender-constrained token).
-    pub bound: bool,
-}
-
-/// A family row.
-pub(crate) struct FamilyRow {
-    pub user_id: i64,
-    pub created_at: Millis,
-    pub last_rotated_at: Millis,
-    pub revoked: bool,
-    /// The DPoP key thumbprint the family is bound to.
-    pub jkt: Option<String>,
-}
-
-impl FamilyRow {
-    /// `Some(outcome)` if the family can no longer be used (revoked or expired).
-    pub fn dead(&self, now: Millis, policy: &Policy) -> Option<RotateOutcome> {
-        if self.revoked {
-            return Some(RotateOutcome::Revoked);
-        }
-        let expired = now >= self.created_at.saturating_add(policy.session_ttl_ms)
-            || now >= self.last_rotated_at.saturating_add(policy.idle_ttl_ms);
-        expired.then_some(RotateOutcome::Expired)
-    }
-}
-
-/// The grace rule: a token spent at `used_at` may be answered again with its successor if
-/// that is recent enough and the stored child (`child`: hash, used_at) is exactly `successor`
-/// and still unused.
-pub(crate) fn grace_applies(
-    used_at: Millis,
-    child: Option<(&[u8], Option<Millis>)>,
-    successor: &TokenHash,
-    now: Millis,
-    policy: &Policy,
-) -> bool {
-    // `now` is taken before the transaction waits for its lock, and instances' clocks differ
-    // a little: a `used_at` slightly after `now` means "just now", not "outside the window".
-    let elapsed = now.saturating_sub(used_at).max(0);
-    let within_window = policy.reuse_grace_ms > 0 && elapsed <= policy.reuse_grace_ms;
-    let child_unused = matches!(child, Some((hash, None)) if hash == &successor[..]);
-    within_window && child_unused
-}
-
-/// The DPoP binding rule, decided under the family lock before anything is spent: true if
-/// the request must be refused with `DpopMismatch` (nothing changed, no reuse, no revocation).
-///
-/// A bound family requires a proof by its key (`proof_jkt == family.jkt`). Without one, the
-/// request is refused when the presented token is unspent or was itself issued bound. The
-/// one exception is a spent token issued *before* the family was bound (the token a refresh
-/// with a proof spent to bind an unbound family): it was a plain bearer token, so presenting
-/// it again stays ordinary reuse (it revokes the family). Otherwise a thief who stole an
-/// unbound token could bind the family to their own key and so disarm reuse detection.
-pub(crate) fn dpop_mismatch(token: &TokenRow, family: &FamilyRow, proof_jkt: Option<&str>) -> bool {
-    !key_ok(family, proof_jkt) && (token.used_at.is_none() || token.bound)
-}
-
-/// The answer to a rotation or check of a bound family without its key: refused, nothing
-/// spent (see [`dpop_mismatch`]); `None` when the key is right.
-pub(crate) fn mismatch_rotation(
-    token: &TokenRow,
-    family: &FamilyRow,
-    proof_jkt: Option<&str>,
-) -> Option<Rotation> {
-    dpop_mismatch(token, family, proof_jkt).then(|| Rotation {
-        outcome: RotateOutcome::DpopMismatch {
-            family_id: token.family_id.clone(),
-        },
-        jkt: family.jkt.clone(),
-    })
-}
-
-/// Whether the grace rule may answer this request: never for a bound family without its key.
-pub(crate) fn key_ok(family: &FamilyRow, proof_jkt: Option<&str>) -> bool {
-    family.jkt.is_none() || family.jkt.as_deref() == proof_jkt
-}
-
-/// What `check` reports for a live family: `Valid` for an unspent token, `Reused` (without
-/// acting) for a spent one.
-pub(crate) fn check_outcome(token: TokenRow, family: &FamilyRow) -> RotateOutcome {
-    if token.used_at.is_some() {
-        return RotateOutcome::Reused {
-            family_id: token.family_id,
-            newly_revoked: false,
-        };
-    }
-    RotateOutcome::Valid {
-        user_id: family.user_id,
-        family_id: token.family_id,
-    }
-}
-
-/// The `WHERE` condition (on `families`) of a family that ended before `$1` (cutoff), with
-/// `$2` = session TTL and `$3` = idle TTL in milliseconds. Placeholders are rewritten per
-/// backend.
-pub(crate) const DEAD_FAMILY: &str = "(revoked_at IS NOT NULL AND revoked_at < $1)
-     OR created_at + $2 < $1
-     OR last_rotated_at + $3 < $1";
 
 #[cfg(test)]
 mod tests {

@@ -8,9 +8,11 @@ pub mod pg;
 pub mod process;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rotafetch_server::keys::KeySource;
 use rotafetch_server::{serve, Config};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -52,6 +54,8 @@ pub struct TestServer {
     pub backend: Backend,
     /// The SQLite file or the PostgreSQL URL.
     pub db: String,
+    /// The key file (`dir/keys.json` unless shared with another instance).
+    pub key_file: PathBuf,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -83,32 +87,53 @@ impl TestServer {
             Backend::Sqlite => sqlite_file(&dir),
             Backend::Postgres => pg::shared().create_db().await,
         };
-        Self::launch(backend, dir, db, tweak).await
+        let key_file = dir.path().join("keys.json");
+        Self::launch(backend, dir, db, key_file, tweak).await
     }
 
     /// A server on the given database (a SQLite file or a PostgreSQL URL).
     pub async fn start_db(backend: Backend, db: String, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        Self::launch(backend, dir, db, tweak).await
+        let key_file = dir.path().join("keys.json");
+        Self::launch(backend, dir, db, key_file, tweak).await
+    }
+
+    /// A second instance beside `other`: the same database and key file.
+    pub async fn start_beside(other: &TestServer, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let (db, key_file) = (other.db.clone(), other.key_file.clone());
+        Self::launch(other.backend, dir, db, key_file, tweak).await
     }
 
     /// A SQLite server whose database (and www/pkg directories) live in `dir`.
     pub async fn start_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> Self {
         let db = sqlite_file(&dir);
-        Self::launch(Backend::Sqlite, dir, db, tweak).await
+        let key_file = dir.path().join("keys.json");
+        Self::launch(Backend::Sqlite, dir, db, key_file, tweak).await
     }
 
-    /// Stops this server and starts a new one on the same database.
+    /// Stops this server and starts a new one on the same database and key file.
     pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
-        let (backend, db) = (self.backend, self.db.clone());
+        let (backend, db, key_file) = (self.backend, self.db.clone(), self.key_file.clone());
         let dir = self.stop().await;
-        Self::launch(backend, dir, db, tweak).await
+        Self::launch(backend, dir, db, key_file, tweak).await
+    }
+
+    /// Like [`TestServer::start_db`], but the start's error instead of a server.
+    pub async fn try_start(db: String, key_file: PathBuf) -> anyhow::Result<()> {
+        let config = Config {
+            db,
+            keys: Some(KeySource::File(key_file)),
+            ..Config::default()
+        };
+        rotafetch_server::AppState::new(&config).await.map(drop)
     }
 
     async fn launch(
         backend: Backend,
         dir: Arc<TempDir>,
         db: String,
+        key_file: PathBuf,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = Config {
@@ -117,6 +142,7 @@ impl TestServer {
             pkg: Some(dir.path().join("pkg")),
             test_faults: true,
             shutdown_grace: Duration::from_secs(2),
+            keys: Some(KeySource::File(key_file.clone())),
             ..Config::default()
         };
         tweak(&mut config);
@@ -132,6 +158,7 @@ impl TestServer {
             dir,
             backend,
             db,
+            key_file,
             client: client(),
             shutdown: Some(tx),
             handle: Some(handle),

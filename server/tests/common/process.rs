@@ -13,8 +13,9 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bin --db <db> --listen 127.0.0.1:0 <extra>` (stderr to `<dir>/<name>.log`) and
-    /// waits until it answers `/metrics`.
+    /// Starts `bin --db <db> --listen 127.0.0.1:0 --key-file <dir>/keys.json <extra>` (stderr
+    /// to `<dir>/<name>.log`; instances started in one `dir` share the key file) and waits
+    /// until it answers `/metrics`.
     pub async fn start(bin: &Path, db: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::start_logging(bin, db, dir, name, extra, "warn").await
     }
@@ -38,6 +39,8 @@ impl ServerProcess {
             .arg(dir)
             .arg("--pkg")
             .arg(dir)
+            .arg("--key-file")
+            .arg(dir.join("keys.json"))
             .args(extra)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())

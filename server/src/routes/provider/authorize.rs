@@ -127,8 +127,8 @@ fn login_form(
     let cookie = existing.clone().unwrap_or_else(FormKey::new_cookie);
     let body = pages::login(&LoginForm {
         client_id: &req.client_id,
-        request: &p.form.seal(req, now_secs()),
-        csrf_token: &p.form.csrf_token(&cookie),
+        request: &st.form_key().seal(req, now_secs()),
+        csrf_token: &st.form_key().csrf_token(&cookie),
         username,
         error,
     });
@@ -220,11 +220,11 @@ pub(super) async fn login(State(st): State<AppState>, headers: HeaderMap, body: 
         );
     }
     let cookie = session::read(cookie_headers(&headers), p.cookies.csrf());
-    if !p.form.csrf_ok(cookie.as_deref(), form.get("csrf_token")) {
+    if !st.csrf_ok(cookie.as_deref(), form.get("csrf_token")) {
         tracing::info!("sign-in form refused: CSRF token missing or not this browser's");
         return error_page(StatusCode::FORBIDDEN, stale);
     }
-    let Some(req) = form.get("request").and_then(|r| p.form.open(r, now_secs())) else {
+    let Some(req) = form.get("request").and_then(|r| st.open_form(r)) else {
         return error_page(StatusCode::BAD_REQUEST, stale);
     };
     // The client may have changed since the form was shown (run-time registration).

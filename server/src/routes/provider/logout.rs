@@ -12,9 +12,9 @@ use axum::response::Response;
 use super::{cookie_headers, error_page, html, read_form, see_other, set_cookie, Provider};
 use crate::oidc::authorize::Params;
 use crate::oidc::form::{FormKey, FORM_TTL_SECS};
-use crate::oidc::logout;
 use crate::oidc::pages::{self, LogoutConfirm};
 use crate::oidc::session;
+use crate::oidc::{id_token, logout};
 use crate::routes::{now_ms, AppState};
 
 /// Where to go after signing out, or the error page to show instead.
@@ -66,7 +66,7 @@ pub(super) async fn end_session(
         Params::new(url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned());
     let p = &st.0.provider;
     let hint = match params.get("id_token_hint") {
-        Some(h) => match p.id_key.verify_hint(h, &p.issuer) {
+        Some(h) => match id_token::verify_hint(st.0.keys.ring(), h, &p.issuer) {
             Some(claims) => Some(claims),
             None => {
                 return error_page(
@@ -88,7 +88,7 @@ pub(super) async fn end_session(
     let existing = session::read(cookie_headers(&headers), p.cookies.csrf());
     let cookie = existing.clone().unwrap_or_else(FormKey::new_cookie);
     let body = pages::logout_confirm(&LogoutConfirm {
-        csrf_token: &p.form.csrf_token(&cookie),
+        csrf_token: &st.form_key().csrf_token(&cookie),
         client_id: params.get("client_id"),
         post_logout_redirect_uri: params.get("post_logout_redirect_uri"),
         state: params.get("state"),
@@ -120,7 +120,7 @@ pub(super) async fn confirmed(
     };
     let p = &st.0.provider;
     let cookie = session::read(cookie_headers(&headers), p.cookies.csrf());
-    if !p.form.csrf_ok(cookie.as_deref(), params.get("csrf_token")) {
+    if !st.csrf_ok(cookie.as_deref(), params.get("csrf_token")) {
         return error_page(
             StatusCode::FORBIDDEN,
             "This sign-out form has expired or did not come from this server.",

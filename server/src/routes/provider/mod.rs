@@ -8,7 +8,7 @@
 
 use std::sync::RwLock;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::body::Body;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -17,8 +17,11 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::body::read_body;
+use super::now_secs;
 use super::{AppState, AUTH_BODY_LIMIT};
 use crate::error::ApiError;
+use crate::keys::{Alg, KeyRing, Purpose};
+use crate::oidc::authorize::AuthRequest;
 use crate::oidc::authorize::Params;
 use crate::oidc::clients::Clients;
 use crate::oidc::discovery::{
@@ -26,11 +29,9 @@ use crate::oidc::discovery::{
     TOKEN,
 };
 use crate::oidc::form::FormKey;
-use crate::oidc::id_token::IdTokenKey;
 use crate::oidc::pages;
 use crate::oidc::session::CookieNames;
-use crate::store::{Millis, Store};
-use crate::tokens::random_bytes;
+use crate::store::Millis;
 use crate::Config;
 
 mod authorize;
@@ -41,12 +42,11 @@ mod token;
 /// Default lifetime of a provider session (the sign-in cookie): one day.
 pub const DEFAULT_PROVIDER_SESSION_TTL_SECS: u64 = 24 * 3600;
 
-/// The provider's settings and keys.
+/// The provider's settings. Its keys are the key ring's (`Alg::RS256` signs ID tokens,
+/// `Purpose::SignInForm` protects the sign-in form).
 pub(super) struct Provider {
     issuer: String,
     clients: RwLock<Clients>,
-    form: FormKey,
-    id_key: IdTokenKey,
     cookies: CookieNames,
     session_ttl_ms: Millis,
 }
@@ -55,7 +55,6 @@ impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provider")
             .field("issuer", &self.issuer)
-            .field("id_key", &self.id_key)
             .finish_non_exhaustive()
     }
 }
@@ -72,27 +71,17 @@ pub fn issuer(config: &Config) -> String {
 }
 
 impl Provider {
-    /// Registers the clients and loads (or creates) the ID-token key and the form key.
-    pub(super) async fn load(config: &Config, store: &dyn Store, now: Millis) -> Result<Self> {
+    /// Registers the clients; checks that the ring holds the provider's keys.
+    pub(super) fn new(config: &Config, ring: &KeyRing) -> Result<Self> {
         let issuer = issuer(config);
         let clients = Clients::build(&config.clients, &config.post_logout, &issuer)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let form = store
-            .get_or_init_secret("form_key", &random_bytes::<32>(), now)
-            .await?;
-        let form: [u8; 32] = form
-            .as_slice()
-            .try_into()
-            .context("stored form key has the wrong length")?;
-        let der = store
-            .get_or_init_secret("rsa_id_token_key", &IdTokenKey::generate_pkcs8()?, now)
-            .await?;
+        ring.signer(Alg::RS256, now_secs())?;
+        ring.secret(Purpose::SignInForm, now_secs())?;
         Ok(Provider {
             cookies: CookieNames::for_issuer(&issuer),
             issuer,
             clients: RwLock::new(clients),
-            form: FormKey::new(&form),
-            id_key: IdTokenKey::from_pkcs8(&der)?,
             session_ttl_ms: i64::try_from(config.provider_session_ttl_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
         })
@@ -102,10 +91,32 @@ impl Provider {
     fn clients(&self) -> std::sync::RwLockReadGuard<'_, Clients> {
         self.clients.read().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    /// The ID-token key's JWK (for the JWKS).
-    pub(super) fn id_jwk(&self) -> serde_json::Value {
-        self.id_key.jwk()
+impl AppState {
+    /// The form key that seals and issues CSRF tokens now.
+    fn form_key(&self) -> FormKey {
+        let ring = self.0.keys.ring();
+        let secret = ring
+            .secret(Purpose::SignInForm, now_secs())
+            .expect("checked at start: the ring has a sign-in form secret");
+        FormKey::new(secret)
+    }
+
+    /// Every form key (a form shown before a key rotation stays good).
+    fn form_keys(&self) -> Vec<FormKey> {
+        let ring = self.0.keys.ring();
+        let secrets = ring.secrets(Purpose::SignInForm, now_secs());
+        secrets.into_iter().map(FormKey::new).collect()
+    }
+
+    fn csrf_ok(&self, cookie: Option<&str>, token: Option<&str>) -> bool {
+        self.form_keys().iter().any(|k| k.csrf_ok(cookie, token))
+    }
+
+    fn open_form(&self, sealed: &str) -> Option<AuthRequest> {
+        let now = now_secs();
+        self.form_keys().iter().find_map(|k| k.open(sealed, now))
     }
 }
 

@@ -11,6 +11,7 @@ use axum::Json;
 
 use super::{invalid_client, is_form};
 use crate::error::ApiError;
+use crate::keys::Alg;
 use crate::metrics::inc;
 use crate::oidc::authorize::Params;
 use crate::oidc::code::{self, Presented, MAX_CODE_LEN};
@@ -69,7 +70,6 @@ async fn refresh(
 ) -> Response {
     auth::refresh(
         State(st),
-        None,
         method,
         OriginalUri(uri),
         headers,
@@ -168,16 +168,14 @@ async fn exchange(
     let mut body = st.token_body(access, Some(refresh), jkt.is_some());
     body["scope"] = grant.scope.clone().into();
     if grant.scope.split(' ').any(|s| s == "openid") {
-        let claims = id_token::claims(&st.0.provider.issuer, &grant, now_secs());
-        let signed =
-            st.0.provider
-                .id_key
-                .sign(&claims)
-                .map_err(ApiError::internal)?;
+        let now = now_secs();
+        let claims = id_token::claims(&st.0.provider.issuer, &grant, now);
+        let ring = st.0.keys.ring();
+        let signed = ring
+            .sign(Alg::RS256, None, &claims, now)
+            .map_err(ApiError::internal)?;
         body["id_token"] = signed.into();
     }
     tracing::info!(client_id, user_id = grant.user_id, sid = %family_id, dpop = jkt.is_some(), "authorization code redeemed");
-    let mut resp = (StatusCode::OK, Json(body)).into_response();
-    resp = no_store(resp);
-    Ok(resp)
+    Ok(no_store((StatusCode::OK, Json(body)).into_response()))
 }

@@ -44,7 +44,12 @@ const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL
     );
     CREATE INDEX dpop_jti_expires ON dpop_jti(expires_at);",
-    // 3: the OpenID provider: pushed requests, authorization codes, provider sessions
+    // 3: keys out of the database: the table keeps only bookkeeping (the key registry);
+    // the replay cache numbers its entries, so its size is bounded without a COUNT
+    "ALTER TABLE server_secrets RENAME TO server_meta;
+    ALTER TABLE dpop_jti ADD COLUMN seq BIGSERIAL;
+    CREATE INDEX dpop_jti_seq ON dpop_jti(seq);",
+    // 4: the OpenID provider: pushed requests, authorization codes, provider sessions
     "CREATE TABLE par_requests (
         hash       BYTEA PRIMARY KEY,
         client_id  TEXT NOT NULL,

@@ -8,34 +8,42 @@ use async_trait::async_trait;
 
 use super::families::{check_tx, revoke_tx, rotate_tx, CREATE_FAMILY};
 use super::{is_retryable, pg_err, PgStore, ATTEMPTS};
+use crate::store::rules::DEAD_FAMILY;
 use crate::store::{
     JtiOutcome, Millis, Policy, RevokeOutcome, Rotation, Session, Store, TokenHash, User,
-    DEAD_FAMILY,
 };
 
 #[async_trait]
 impl Store for PgStore {
-    async fn get_or_init_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-        now: Millis,
-    ) -> Result<Vec<u8>> {
+    async fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
-        // The first instance to insert wins; everyone reads back the winner's value.
+        let row = client
+            .query_opt("SELECT value FROM server_meta WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn write_meta(&self, name: &str, value: &[u8], now: Millis) -> Result<()> {
+        let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO NOTHING",
-                &[&name, &candidate, &now],
+                "INSERT INTO server_meta (name, value, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&name, &value, &now],
             )
             .await
             .map_err(pg_err)?;
-        let row = client
-            .query_one("SELECT value FROM server_secrets WHERE name = $1", &[&name])
+        Ok(())
+    }
+
+    async fn delete_meta(&self, names: &[&str]) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM server_meta WHERE name = ANY($1)", &[&names])
             .await
             .map_err(pg_err)?;
-        Ok(row.get(0))
+        Ok(())
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
@@ -90,13 +98,14 @@ impl Store for PgStore {
     async fn rotate_dpop(
         &self,
         presented: &TokenHash,
-        successor: &TokenHash,
+        successors: &[TokenHash],
         proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
+        anyhow::ensure!(!successors.is_empty(), "a rotation needs a successor");
         retrying!(self, |c| rotate_tx(
-            &mut c, presented, successor, proof_jkt, now, policy
+            &mut c, presented, successors, proof_jkt, now, policy
         ))
     }
 

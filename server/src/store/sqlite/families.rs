@@ -1,66 +1,66 @@
-//! Session families and their refresh tokens: login, rotation with the grace and reuse
-//! rules, checks, revocation, session lookup and pruning. Every multi-statement change is one
+//! Session families and their refresh tokens: login, rotation, checks, revocation, session
+//! lookup and pruning. The decisions are `store::rules`'s; every multi-statement change is one
 //! `BEGIN IMMEDIATE` transaction.
 
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::SqliteDb;
-use crate::store::{
-    check_outcome, dpop_mismatch, grace_applies, key_ok, mismatch_rotation, FamilyRow, Millis,
-    Policy, RevokeOutcome, RotateOutcome, Rotation, Session, TokenHash, TokenRow, DEAD_FAMILY,
+use crate::store::rules::{
+    decide_check, decide_revocation, decide_rotation, ChildRow, Decision, FamilyRow, Loaded,
+    Revocation, TokenRow, DEAD_FAMILY,
 };
+use crate::store::{Millis, Policy, RevokeOutcome, Rotation, Session, TokenHash};
 
-fn load_token(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<TokenRow>> {
-    conn.query_row(
-        "SELECT family_id, used_at, bound FROM refresh_tokens WHERE hash = ?1",
-        params![&hash[..]],
-        |r| {
-            Ok(TokenRow {
-                family_id: r.get(0)?,
-                used_at: r.get(1)?,
-                bound: r.get(2)?,
-            })
-        },
-    )
-    .optional()
-}
-
-fn load_family(conn: &Connection, id: &str) -> rusqlite::Result<Option<FamilyRow>> {
-    conn.query_row(
-        "SELECT user_id, created_at, last_rotated_at, revoked_at IS NOT NULL, jkt
-         FROM families WHERE id = ?1",
-        params![id],
-        |r| {
-            Ok(FamilyRow {
-                user_id: r.get(0)?,
-                created_at: r.get(1)?,
-                last_rotated_at: r.get(2)?,
-                revoked: r.get(3)?,
-                jkt: r.get(4)?,
-            })
-        },
-    )
-    .optional()
-}
-
-/// The presented token and its family, if the family is still live; otherwise why not.
-fn load_live(
-    conn: &Connection,
-    presented: &TokenHash,
-    now: Millis,
-    policy: &Policy,
-) -> rusqlite::Result<Result<(TokenRow, FamilyRow), RotateOutcome>> {
-    let Some(token) = load_token(conn, presented)? else {
-        return Ok(Err(RotateOutcome::Unknown));
+/// The presented token, its successor (if stored) and its family.
+fn load(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<Loaded>> {
+    let row = conn
+        .query_row(
+            "SELECT t.family_id, t.used_at, t.bound, c.hash, c.used_at
+             FROM refresh_tokens t LEFT JOIN refresh_tokens c ON c.parent_hash = t.hash
+             WHERE t.hash = ?1",
+            params![&hash[..]],
+            |r| {
+                let token = TokenRow {
+                    family_id: r.get(0)?,
+                    used_at: r.get(1)?,
+                    bound: r.get(2)?,
+                };
+                let child = match r.get::<_, Option<Vec<u8>>>(3)? {
+                    Some(hash) => Some(ChildRow {
+                        hash,
+                        used_at: r.get(4)?,
+                    }),
+                    None => None,
+                };
+                Ok((token, child))
+            },
+        )
+        .optional()?;
+    let Some((token, child)) = row else {
+        return Ok(None);
     };
-    let Some(family) = load_family(conn, &token.family_id)? else {
-        return Ok(Err(RotateOutcome::Unknown));
-    };
-    if let Some(dead) = family.dead(now, policy) {
-        return Ok(Err(dead));
-    }
-    Ok(Ok((token, family)))
+    let family = conn
+        .query_row(
+            "SELECT user_id, created_at, last_rotated_at, revoked_at IS NOT NULL, jkt
+             FROM families WHERE id = ?1",
+            params![token.family_id],
+            |r| {
+                Ok(FamilyRow {
+                    user_id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    last_rotated_at: r.get(2)?,
+                    revoked: r.get(3)?,
+                    jkt: r.get(4)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(Some(Loaded {
+        token,
+        family,
+        child,
+    }))
 }
 
 pub(super) fn revoke(
@@ -99,11 +99,6 @@ pub(super) fn insert_family(
     Ok(())
 }
 
-/// A rotation outcome of a family that could not be used (no binding to report).
-fn unbound(outcome: RotateOutcome) -> Rotation {
-    Rotation { outcome, jkt: None }
-}
-
 impl SqliteDb {
     pub fn create_family(
         &self,
@@ -123,25 +118,18 @@ impl SqliteDb {
     pub fn rotate(
         &self,
         presented: &TokenHash,
-        successor: &TokenHash,
+        successors: &[TokenHash],
         proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
+        anyhow::ensure!(!successors.is_empty(), "a rotation needs a successor");
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (token, family) = match load_live(&tx, presented, now, policy)? {
-            Ok(live) => live,
-            Err(outcome) => return Ok(unbound(outcome)),
-        };
-        if let Some(refused) = mismatch_rotation(&token, &family, proof_jkt) {
-            return Ok(refused);
-        }
-        let mut jkt = family.jkt.clone();
-        let outcome = match token.used_at {
-            None => {
-                // A rotation with a proof binds an unbound family from here on.
-                jkt = jkt.or_else(|| proof_jkt.map(str::to_owned));
+        let loaded = load(&tx, presented)?;
+        let rotation = match decide_rotation(loaded, proof_jkt, successors, now, policy) {
+            Decision::Answer(answer) => return Ok(answer),
+            Decision::Spend(spend) => {
                 tx.execute(
                     "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1",
                     params![&presented[..], now],
@@ -150,49 +138,26 @@ impl SqliteDb {
                     "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        &successor[..],
-                        token.family_id,
+                        &successors[0][..],
+                        spend.family_id,
                         &presented[..],
                         now,
-                        jkt.is_some()
+                        spend.jkt.is_some()
                     ],
                 )?;
                 tx.execute(
                     "UPDATE families SET last_rotated_at = ?2, jkt = ?3 WHERE id = ?1",
-                    params![token.family_id, now, jkt],
+                    params![spend.family_id, now, spend.jkt],
                 )?;
-                RotateOutcome::Rotated {
-                    user_id: family.user_id,
-                    family_id: token.family_id,
-                }
+                spend.rotated()
             }
-            Some(used_at) => {
-                let child: Option<(Vec<u8>, Option<Millis>)> = tx
-                    .query_row(
-                        "SELECT hash, used_at FROM refresh_tokens WHERE parent_hash = ?1",
-                        params![&presented[..]],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                let child = child.as_ref().map(|(hash, used)| (hash.as_slice(), *used));
-                if key_ok(&family, proof_jkt)
-                    && grace_applies(used_at, child, successor, now, policy)
-                {
-                    RotateOutcome::Grace {
-                        user_id: family.user_id,
-                        family_id: token.family_id,
-                    }
-                } else {
-                    let newly_revoked = revoke(&tx, &token.family_id, now, "reuse")?;
-                    RotateOutcome::Reused {
-                        family_id: token.family_id,
-                        newly_revoked,
-                    }
-                }
+            Decision::Revoke(reuse) => {
+                let newly_revoked = revoke(&tx, &reuse.family_id, now, "reuse")?;
+                reuse.outcome(newly_revoked)
             }
         };
         tx.commit()?;
-        Ok(Rotation { outcome, jkt })
+        Ok(rotation)
     }
 
     pub fn check(
@@ -202,19 +167,8 @@ impl SqliteDb {
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
-        let conn = self.lock();
-        let (token, family) = match load_live(&conn, presented, now, policy)? {
-            Ok(live) => live,
-            Err(outcome) => return Ok(unbound(outcome)),
-        };
-        if let Some(refused) = mismatch_rotation(&token, &family, proof_jkt) {
-            return Ok(refused);
-        }
-        let outcome = check_outcome(token, &family);
-        Ok(Rotation {
-            outcome,
-            jkt: family.jkt,
-        })
+        let loaded = load(&self.lock(), presented)?;
+        Ok(decide_check(loaded, proof_jkt, now, policy))
     }
 
     pub fn revoke_family_of(
@@ -226,21 +180,18 @@ impl SqliteDb {
     ) -> Result<RevokeOutcome> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(row) = load_token(&tx, token)? else {
-            return Ok(RevokeOutcome::Unchanged);
+        let loaded = load(&tx, token)?;
+        let revocation = decide_revocation(
+            loaded.as_ref().map(|l| &l.token),
+            loaded.as_ref().and_then(|l| l.family.as_ref()),
+            proof_jkt,
+        );
+        let changed = match &revocation {
+            Revocation::Revoke { family_id } => revoke(&tx, family_id, now, reason)?,
+            _ => false,
         };
-        if let Some(family) = load_family(&tx, &row.family_id)? {
-            if dpop_mismatch(&row, &family, proof_jkt) {
-                return Ok(RevokeOutcome::DpopMismatch);
-            }
-        }
-        let changed = revoke(&tx, &row.family_id, now, reason)?;
         tx.commit()?;
-        Ok(if changed {
-            RevokeOutcome::Revoked
-        } else {
-            RevokeOutcome::Unchanged
-        })
+        Ok(revocation.outcome(changed))
     }
 
     pub fn session(&self, family_id: &str) -> Result<Option<Session>> {

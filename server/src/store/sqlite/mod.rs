@@ -1,7 +1,7 @@
 //! The SQLite store: [`SqliteDb`] does the (synchronous) work on one connection behind a
 //! mutex; [`SqliteStore`] runs it on tokio's blocking pool behind the async [`Store`] trait.
 //!
-//! This module opens the database and holds users and server secrets; the schema is in
+//! This module opens the database and holds users and server-wide values (`server_meta`); the schema is in
 //! `schema`, the session families (login, rotation, grace, revocation, pruning) in
 //! `families`, the DPoP replay cache in `dpop` and [`SqliteStore`] in `store_impl`.
 //!
@@ -62,22 +62,36 @@ impl SqliteDb {
     }
 }
 
-// Users and server secrets (signing and DPoP nonce keys).
+// Users and server-wide values.
 impl SqliteDb {
-    pub fn get_or_init_secret(&self, name: &str, candidate: &[u8], now: Millis) -> Result<Vec<u8>> {
+    pub fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT value FROM server_meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn write_meta(&self, name: &str, value: &[u8], now: Millis) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO server_meta (name, value, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            params![name, value, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_meta(&self, names: &[&str]) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO server_secrets (name, value, created_at) VALUES (?1, ?2, ?3)",
-            params![name, candidate, now],
-        )?;
-        let value: Vec<u8> = tx.query_row(
-            "SELECT value FROM server_secrets WHERE name = ?1",
-            params![name],
-            |r| r.get(0),
-        )?;
+        for name in names {
+            tx.execute("DELETE FROM server_meta WHERE name = ?1", params![name])?;
+        }
         tx.commit()?;
-        Ok(value)
+        Ok(())
     }
 
     pub fn user_by_name(&self, username: &str) -> Result<Option<User>> {

@@ -42,7 +42,9 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX dpop_jti_expires ON dpop_jti(expires_at);",
-    // 3: the OpenID provider: pushed requests, authorization codes, provider sessions
+    // 3: keys out of the database: the table keeps only bookkeeping (the key registry)
+    "ALTER TABLE server_secrets RENAME TO server_meta;",
+    // 4: the OpenID provider: pushed requests, authorization codes, provider sessions
     "CREATE TABLE par_requests (
         hash       BLOB PRIMARY KEY,
         client_id  TEXT NOT NULL,

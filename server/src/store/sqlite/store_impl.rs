@@ -41,15 +41,23 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn get_or_init_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-        now: Millis,
-    ) -> Result<Vec<u8>> {
-        let (name, candidate) = (name.to_owned(), candidate.to_vec());
-        self.run(move |db| db.get_or_init_secret(&name, &candidate, now))
-            .await
+    async fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        self.run(move |db| db.read_meta(&name)).await
+    }
+
+    async fn write_meta(&self, name: &str, value: &[u8], now: Millis) -> Result<()> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.run(move |db| db.write_meta(&name, &value, now)).await
+    }
+
+    async fn delete_meta(&self, names: &[&str]) -> Result<()> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        self.run(move |db| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            db.delete_meta(&names)
+        })
+        .await
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
@@ -85,12 +93,12 @@ impl Store for SqliteStore {
     async fn rotate_dpop(
         &self,
         presented: &TokenHash,
-        successor: &TokenHash,
+        successors: &[TokenHash],
         proof_jkt: Option<&str>,
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
-        let (p, s, policy) = (*presented, *successor, *policy);
+        let (p, s, policy) = (*presented, successors.to_vec(), *policy);
         let jkt = proof_jkt.map(str::to_owned);
         self.run(move |db| db.rotate(&p, &s, jkt.as_deref(), now, &policy))
             .await
