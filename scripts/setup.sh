@@ -59,9 +59,11 @@ fi
 
 # 5. npm tools pinned in package-lock.json: binaryen (wasm-opt 132, never Debian's 108),
 #    playwright-core (drives Chromium), puppeteer-core (drives Firefox over WebDriver BiDi),
-#    typescript, esbuild (minifies pkg/'s JS glue).
+#    typescript, esbuild (minifies pkg/'s JS glue), openid-client (the relying party of
+#    e2e/oidc-conformance.test.mjs).
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
    || [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/puppeteer-core ] \
+   || [ ! -d node_modules/openid-client ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dev tools"
   npm ci --no-audit --no-fund --loglevel=error
