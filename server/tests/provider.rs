@@ -207,6 +207,11 @@ async fn codes_are_single_use_short_lived_and_bound_to_the_request(b: Backend) {
     let body = token_ok(redeem(&s, &code, &pk, None).await).await;
     let access = body["access_token"].as_str().unwrap();
     assert_eq!(s.me(access).await.status(), 200);
+    // A replay without the verifier (a code leaked from a URL) revokes nothing ...
+    let leaked = set(base(&code, &pk.verifier), "code_verifier", &wrong_verifier);
+    assert_eq!(refused(leaked).await.1, "invalid_grant");
+    assert_eq!(s.me(access).await.status(), 200);
+    // ... a replay with it (the client redeeming twice) revokes the session.
     let (status, error, d) = json_error(redeem(&s, &code, &pk, None).await).await;
     assert_eq!((status, error.as_str()), (400, "invalid_grant"));
     assert!(d.contains("already used"), "{d}");

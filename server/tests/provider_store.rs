@@ -1,6 +1,6 @@
 //! The provider's part of the `Store` trait on both backends, with explicit clocks: pushed
 //! requests (one use, expiry, client), codes (refusals spend nothing, a redemption starts a
-//! family, a reuse revokes it), provider sessions and pruning.
+//! family, a reuse with what redeemed it revokes it), provider sessions and pruning.
 
 mod common;
 
@@ -132,13 +132,27 @@ async fn codes_redeem_once_and_reuse_revokes(b: Backend) {
         .unwrap();
     assert_eq!(rotated.jkt.as_deref(), Some("jkt"));
     assert!(matches!(rotated.outcome, RotateOutcome::Rotated { .. }));
-    // A second use, whatever it presents: refused, and the family is revoked.
+    // A second use without what redeemed it (another client, no key): refused, and nothing
+    // is revoked; with it: refused, and the family is revoked.
     let wrong_client = Presented {
         client_id: "other".into(),
         ..good.clone()
     };
-    assert_eq!(
+    assert!(matches!(
         redeem(wrong_client, "f2", 13, 1_002).await,
+        Redemption::Refused(_)
+    ));
+    let no_key = Presented {
+        proof_jkt: None,
+        ..good.clone()
+    };
+    assert!(matches!(
+        redeem(no_key, "f2", 13, 1_002).await,
+        Redemption::Refused(_)
+    ));
+    assert!(!s.session("f1").await.unwrap().unwrap().revoked);
+    assert_eq!(
+        redeem(good.clone(), "f2", 13, 1_002).await,
         Redemption::Reused {
             family_id: Some("f1".into()),
             newly_revoked: true

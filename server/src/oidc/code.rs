@@ -59,11 +59,11 @@ pub enum Decision {
     /// Spend it and start a session.
     Redeem,
     /// Refuse with `invalid_grant` and this description; the code is left as it was, so a
-    /// request that merely lacks the verifier or the key cannot burn the rightful client's
-    /// code.
+    /// request that merely lacks the verifier or the key can neither burn the rightful
+    /// client's code nor, replaying a spent one, revoke its session.
     Refuse(&'static str),
-    /// The code was redeemed before: refuse and revoke the session its redemption started
-    /// (RFC 6749 §4.1.2).
+    /// The code was redeemed before and is presented again with everything that redeemed
+    /// it: refuse and revoke the session its redemption started (RFC 6749 §4.1.2).
     Reuse,
 }
 
@@ -91,16 +91,17 @@ pub fn s256(verifier: &str) -> String {
     B64URL.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// The redemption rules, in order: reuse first (whatever else is presented), then expiry,
-/// the client, the redirect URI, the PKCE verifier and the DPoP key.
+/// The redemption rules, in order: the client, the redirect URI, the PKCE verifier and the
+/// DPoP key must match the code's request; only then does a spent code count as reused
+/// (which revokes the session its redemption started), and an unspent one must be unexpired.
+///
+/// Reuse is judged last on purpose: revoking is destructive, so only a request that could
+/// have redeemed the code (it holds the verifier, and the key of a bound code) may trigger
+/// it. A code that leaked from a URL, a log or the history cannot be replayed by someone
+/// else to sign the user out; a replay by the rightful client (or by whoever stole its
+/// verifier) still revokes.
 pub fn decide(row: &CodeRow, p: &Presented, now: Millis) -> Decision {
     let g = &row.grant;
-    if row.used {
-        return Decision::Reuse;
-    }
-    if now >= row.expires_at {
-        return Decision::Refuse("authorization code expired");
-    }
     if g.client_id != p.client_id {
         return Decision::Refuse("authorization code was issued to another client");
     }
@@ -116,13 +117,20 @@ pub fn decide(row: &CodeRow, p: &Presented, now: Millis) -> Decision {
     }
     match (&g.dpop_jkt, p.proof_jkt.as_deref()) {
         (Some(_), None) => {
-            Decision::Refuse("this code is DPoP-bound: a DPoP proof by its key is required")
+            return Decision::Refuse("this code is DPoP-bound: a DPoP proof by its key is required")
         }
         (Some(want), Some(got)) if want != got => {
-            Decision::Refuse("DPoP proof key does not match the code's key")
+            return Decision::Refuse("DPoP proof key does not match the code's key")
         }
-        _ => Decision::Redeem,
+        _ => {}
     }
+    if row.used {
+        return Decision::Reuse;
+    }
+    if now >= row.expires_at {
+        return Decision::Refuse("authorization code expired");
+    }
+    Decision::Redeem
 }
 
 /// The key the session a redemption starts is bound to: the code's, else the proof's (a
@@ -199,11 +207,20 @@ mod tests {
             client_id: "other".into(),
             ..presented()
         };
+        // A spent code: reuse (even after expiry) only with everything that redeemed it.
         assert_eq!(
-            decide(&used, &wrong, now + 10_000),
-            Decision::Reuse,
-            "reuse whatever else"
+            decide(&used, &presented(), now + 10 * CODE_TTL_MS),
+            Decision::Reuse
         );
+        assert!(matches!(decide(&used, &wrong, now), Decision::Refuse(_)));
+        let no_verifier = Presented {
+            code_verifier: "x".repeat(43),
+            ..presented()
+        };
+        assert!(matches!(
+            decide(&used, &no_verifier, now),
+            Decision::Refuse(_)
+        ));
         let refused = |p: Presented, now| match decide(&row(), &p, now) {
             Decision::Refuse(d) => d,
             other => panic!("{other:?}"),
