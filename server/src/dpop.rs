@@ -12,11 +12,15 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// A proof's `iat` may be at most this many seconds in the past or in the future.
-pub const IAT_WINDOW_SECS: u64 = 60;
-/// A `jti` stays in the replay cache this long after its proof's `iat` (the acceptance window
-/// plus a margin for clock differences between instances sharing the cache).
-pub const JTI_KEEP_SECS: u64 = IAT_WINDOW_SECS + 30;
+/// A proof's `iat` may be at most this many seconds ahead of the server's clock (client
+/// clock skew; Keycloak allows 10 s)...
+pub const IAT_FUTURE_SECS: u64 = 5;
+/// ... and at most this many seconds old (the time a proof may take to arrive).
+pub const IAT_PAST_SECS: u64 = 50;
+/// A `jti` stays in the replay cache this long after its proof's `iat`: while the proof can
+/// be accepted, plus 5 s for clock differences between instances sharing the cache. With
+/// [`IAT_FUTURE_SECS`], no entry lives more than 60 s.
+pub const JTI_KEEP_SECS: u64 = IAT_PAST_SECS + 5;
 /// Default bound on the live entries of the replay cache.
 pub const DEFAULT_JTI_CAP: u64 = 100_000;
 /// Default nonce rotation period.
@@ -216,7 +220,8 @@ pub fn verify(
         .and_then(Value::as_f64)
         .filter(|t| t.is_finite() && *t >= 0.0)
         .ok_or_else(|| invalid("DPoP proof iat missing"))? as u64;
-    if iat.abs_diff(expected.now_secs) > IAT_WINDOW_SECS {
+    let too_new = iat > expected.now_secs.saturating_add(IAT_FUTURE_SECS);
+    if too_new || iat.saturating_add(IAT_PAST_SECS) < expected.now_secs {
         return Err(invalid("DPoP proof iat outside the accepted window"));
     }
     if let Some(token) = expected.access_token {

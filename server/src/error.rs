@@ -1,7 +1,9 @@
 //! The JSON error shape used by every endpoint: `{"error": "...", "error_description": "..."}`.
 
 use axum::body::Body;
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -15,6 +17,8 @@ pub struct ApiError {
     pub error: &'static str,
     pub description: String,
     pub www_authenticate: Option<String>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
     pub faulted: bool,
 }
 
@@ -25,6 +29,7 @@ impl ApiError {
             error,
             description: description.into(),
             www_authenticate: None,
+            retry_after: None,
             faulted: false,
         }
     }
@@ -111,6 +116,12 @@ impl ApiError {
         )
     }
 
+    /// Adds `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn faulted(mut self) -> Self {
         self.faulted = true;
         self
@@ -131,6 +142,9 @@ impl IntoResponse for ApiError {
             .and_then(|v| HeaderValue::from_str(&v).ok())
         {
             h.insert(WWW_AUTHENTICATE, v);
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.faulted {
             resp.extensions_mut().insert(Faulted);

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod oidc;
 mod routes;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 
 use std::future::Future;
@@ -35,7 +36,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::ServiceExt as _;
 
-pub use routes::{is_loopback_origin, normalize_mount, router, AppState};
+pub use routes::{
+    is_loopback_origin, normalize_mount, router, AppState, ClientAddr, GateStats, HashGate,
+    SignInError, HASH_MEMORY_MIB,
+};
 
 /// Server configuration (mirrors the command-line flags). `Debug` hides a database password.
 #[derive(Clone)]
@@ -88,6 +92,16 @@ pub struct Config {
     pub bound_url: Option<String>,
     /// Where the keys come from; `None`: [`keys::KeySource::default_for`] the database.
     pub keys: Option<keys::KeySource>,
+    /// Sign-in failure budgets per account and per address (see [`throttle`]).
+    pub login_limits: throttle::Limits,
+    /// Memory for concurrent password hashes (MiB): one slot per 19 MiB.
+    pub hash_memory_mib: u64,
+    /// How long a sign-in waits for a password-hash slot before a 503.
+    pub hash_wait: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client's address (for throttling).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed DPoP proofs per address before back-off (see [`throttle::ProofThrottle`]).
+    pub proof_budget: throttle::Budget,
 }
 
 impl std::fmt::Debug for Config {
@@ -114,6 +128,11 @@ impl std::fmt::Debug for Config {
             .field("provider_session_ttl_secs", &self.provider_session_ttl_secs)
             .field("bound_url", &self.bound_url)
             .field("keys", &self.keys)
+            .field("login_limits", &self.login_limits)
+            .field("hash_memory_mib", &self.hash_memory_mib)
+            .field("hash_wait", &self.hash_wait)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("proof_budget", &self.proof_budget)
             .finish()
     }
 }
@@ -142,6 +161,11 @@ impl Default for Config {
             provider_session_ttl_secs: routes::DEFAULT_PROVIDER_SESSION_TTL_SECS,
             bound_url: None,
             keys: None,
+            login_limits: throttle::Limits::default(),
+            hash_memory_mib: 256,
+            hash_wait: Duration::from_secs(2),
+            trusted_proxies: Vec::new(),
+            proof_budget: throttle::ProofThrottle::DEFAULT,
         }
     }
 }
@@ -150,6 +174,10 @@ impl Default for Config {
 /// (used by the `drop`, `hang` and `lost_response` test faults).
 #[derive(Clone, Debug)]
 pub(crate) struct ConnKill(pub(crate) Arc<Notify>);
+
+/// The connection's peer address (a request extension set by [`serve`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerAddr(pub(crate) SocketAddr);
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains in-flight requests
 /// for at most [`Config::shutdown_grace`].
@@ -180,10 +208,10 @@ pub async fn serve_with_state(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -198,6 +226,7 @@ pub async fn serve_with_state(
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(handle.clone());
+                req.extensions_mut().insert(PeerAddr(peer));
                 req
             });
         let conn = hyper::server::conn::http1::Builder::new()

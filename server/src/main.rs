@@ -68,6 +68,21 @@ struct Cli {
     /// DPoP nonce rotation period in seconds (the previous period's nonce stays valid).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     dpop_nonce_period: u64,
+    /// Failed sign-ins per account before exponential back-off (1 s, doubling, at most
+    /// 15 min; forgotten an hour after the latest failure).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    login_failures_per_account: u32,
+    /// Failed sign-ins per client address (any accounts) before the same back-off.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    login_failures_per_address: u32,
+    /// Memory for password hashes running at once, in MiB: one argon2id hash takes 19 MiB,
+    /// so the default allows 13 at a time; more wait (at most 2 s, else 503).
+    #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(19..))]
+    hash_memory_mib: u64,
+    /// A reverse proxy (IP address, repeatable) whose X-Forwarded-For names the client's
+    /// address for sign-in throttling. Default: none (the connection's peer counts).
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// The key file (signing keys, refresh and nonce secrets; JSON, mode 0600), created when
     /// absent. Default: the SQLite file's name + ".keys.json"; required with PostgreSQL
     /// (every instance must use the same file) unless ROTAFETCH_KEYS holds the keys.
@@ -155,6 +170,13 @@ async fn shutdown_signal() {
     }
 }
 
+fn login_limits(cli: &Cli) -> rotafetch_server::throttle::Limits {
+    let mut limits = rotafetch_server::throttle::Limits::default();
+    limits.account.free = cli.login_failures_per_account;
+    limits.address.free = cli.login_failures_per_address;
+    limits
+}
+
 /// `--rotate-keys`: rotates the key file and prints the new key ids.
 fn rotate_keys(keys: &KeySource, delay: u64) -> Result<()> {
     let KeySource::File(path) = keys else {
@@ -200,6 +222,7 @@ async fn main() -> Result<()> {
         return rotate_keys(&keys, cli.new_key_delay);
     }
 
+    let login_limits = login_limits(&cli);
     let config = Config {
         db: cli.db,
         access_ttl_secs: cli.access_ttl,
@@ -220,6 +243,9 @@ async fn main() -> Result<()> {
         post_logout: cli.post_logout,
         provider_session_ttl_secs: cli.provider_session_ttl,
         keys: Some(keys),
+        login_limits,
+        hash_memory_mib: cli.hash_memory_mib,
+        trusted_proxies: cli.trusted_proxies,
         ..Config::default()
     };
     if config.test_faults {

@@ -9,6 +9,10 @@ use std::sync::Mutex;
 pub struct Metrics {
     pub logins_success: AtomicU64,
     pub logins_invalid_credentials: AtomicU64,
+    /// Sign-ins refused (429) while the account or the address backs off.
+    pub logins_throttled: AtomicU64,
+    /// Sign-ins refused (503) because no password-hash slot came free in time.
+    pub logins_busy: AtomicU64,
     pub refresh_rotated: AtomicU64,
     pub refresh_grace: AtomicU64,
     pub refresh_reused: AtomicU64,
@@ -22,6 +26,10 @@ pub struct Metrics {
     pub dpop_proofs_replayed: AtomicU64,
     pub dpop_proofs_use_nonce: AtomicU64,
     pub dpop_proofs_cache_full: AtomicU64,
+    /// Proofs refused unread because their address's failed proofs back off.
+    pub dpop_proofs_throttled: AtomicU64,
+    /// Entries in the DPoP replay cache after the latest prune (a gauge).
+    pub dpop_jti_entries: AtomicU64,
     /// Logout of a DPoP-bound family without a proof by its key.
     pub dpop_mismatch_logout: AtomicU64,
     /// A bound access token at /api/* without a proof by its key (or with the Bearer scheme).
@@ -35,6 +43,23 @@ pub struct Metrics {
     pub codes_reused: AtomicU64,
     pub codes_unknown: AtomicU64,
     api_requests: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// Values read from elsewhere when `/metrics` is rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Password-hash slots (the semaphore's size).
+    pub hash_slots: u64,
+    pub hashes_in_flight: u64,
+    /// The most hashes that ran at once since start.
+    pub hashes_peak: u64,
+    /// Hashes that waited for a slot (a counter).
+    pub hash_waits: u64,
+    /// Addresses the DPoP proof throttle remembers.
+    pub proof_throttle_addresses: u64,
+    /// Keys the sign-in throttle remembers.
+    pub throttle_accounts: u64,
+    pub throttle_addresses: u64,
 }
 
 /// Increments a counter.
@@ -52,14 +77,16 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, gauges: &Gauges) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut s = String::with_capacity(1024);
+        let mut s = String::with_capacity(2048);
         s.push_str("# HELP rotafetch_logins_total Login attempts by outcome.\n");
         s.push_str("# TYPE rotafetch_logins_total counter\n");
         for (label, c) in [
             ("success", &self.logins_success),
             ("invalid_credentials", &self.logins_invalid_credentials),
+            ("throttled", &self.logins_throttled),
+            ("busy", &self.logins_busy),
         ] {
             let _ = writeln!(s, "rotafetch_logins_total{{outcome=\"{label}\"}} {}", g(c));
         }
@@ -75,7 +102,7 @@ impl Metrics {
         ] {
             let _ = writeln!(s, "rotafetch_refresh_total{{outcome=\"{label}\"}} {}", g(c));
         }
-        s.push_str("# HELP rotafetch_dpop_proofs_total DPoP proofs by outcome (rejected: invalid, replayed, use_nonce, cache_full).\n");
+        s.push_str("# HELP rotafetch_dpop_proofs_total DPoP proofs by outcome (rejected: invalid, replayed, use_nonce, cache_full, throttled).\n");
         s.push_str("# TYPE rotafetch_dpop_proofs_total counter\n");
         for (label, c) in [
             ("accepted", &self.dpop_proofs_accepted),
@@ -83,6 +110,7 @@ impl Metrics {
             ("replayed", &self.dpop_proofs_replayed),
             ("use_nonce", &self.dpop_proofs_use_nonce),
             ("cache_full", &self.dpop_proofs_cache_full),
+            ("throttled", &self.dpop_proofs_throttled),
         ] {
             let _ = writeln!(
                 s,
@@ -126,6 +154,59 @@ impl Metrics {
             "rotafetch_families_revoked_total {}",
             g(&self.families_revoked)
         );
+        let series: [(&str, &str, &str, u64); 8] = [
+            (
+                "rotafetch_dpop_jti_entries",
+                "gauge",
+                "Entries in the DPoP replay cache (after the latest prune, every 5 s).",
+                g(&self.dpop_jti_entries),
+            ),
+            (
+                "rotafetch_dpop_throttle_addresses",
+                "gauge",
+                "Client addresses the DPoP proof throttle remembers.",
+                gauges.proof_throttle_addresses,
+            ),
+            (
+                "rotafetch_password_hash_slots",
+                "gauge",
+                "Password hashes allowed at once (memory budget / 19 MiB).",
+                gauges.hash_slots,
+            ),
+            (
+                "rotafetch_password_hashes_in_flight",
+                "gauge",
+                "Password hashes running now.",
+                gauges.hashes_in_flight,
+            ),
+            (
+                "rotafetch_password_hashes_peak",
+                "gauge",
+                "The most password hashes that ran at once since start.",
+                gauges.hashes_peak,
+            ),
+            (
+                "rotafetch_password_hash_waits_total",
+                "counter",
+                "Password hashes that waited for a slot.",
+                gauges.hash_waits,
+            ),
+            (
+                "rotafetch_login_throttle_accounts",
+                "gauge",
+                "Accounts the sign-in throttle remembers.",
+                gauges.throttle_accounts,
+            ),
+            (
+                "rotafetch_login_throttle_addresses",
+                "gauge",
+                "Client addresses the sign-in throttle remembers.",
+                gauges.throttle_addresses,
+            ),
+        ];
+        for (name, kind, help, v) in series {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
         s.push_str("# HELP rotafetch_api_requests_total Responses from /api/* by HTTP status.\n");
         s.push_str("# TYPE rotafetch_api_requests_total counter\n");
         let mut api = self
@@ -152,10 +233,19 @@ mod tests {
         inc(&m.refresh_grace);
         m.api_request(200);
         m.api_request(413);
-        let text = m.render();
+        let gauges = Gauges {
+            hash_slots: 13,
+            ..Gauges::default()
+        };
+        let text = m.render(&gauges);
         for line in [
             "rotafetch_logins_total{outcome=\"success\"} 0",
             "rotafetch_logins_total{outcome=\"invalid_credentials\"} 0",
+            "rotafetch_logins_total{outcome=\"throttled\"} 0",
+            "rotafetch_logins_total{outcome=\"busy\"} 0",
+            "rotafetch_password_hash_slots 13",
+            "rotafetch_password_hashes_peak 0",
+            "rotafetch_login_throttle_accounts 0",
             "rotafetch_refresh_total{outcome=\"rotated\"} 0",
             "rotafetch_refresh_total{outcome=\"grace\"} 1",
             "rotafetch_refresh_total{outcome=\"reused\"} 0",
@@ -164,6 +254,8 @@ mod tests {
             "rotafetch_refresh_total{outcome=\"dpop_mismatch\"} 0",
             "rotafetch_dpop_proofs_total{outcome=\"accepted\"} 0",
             "rotafetch_dpop_proofs_total{outcome=\"cache_full\"} 0",
+            "rotafetch_dpop_proofs_total{outcome=\"throttled\"} 0",
+            "rotafetch_dpop_jti_entries 0",
             "rotafetch_dpop_key_mismatch_total{endpoint=\"api\"} 0",
             "rotafetch_dpop_key_mismatch_total{endpoint=\"revoke\"} 0",
             "rotafetch_authorization_codes_total{outcome=\"issued\"} 0",

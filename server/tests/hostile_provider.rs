@@ -95,7 +95,13 @@ fn content_type(headers: &reqwest::header::HeaderMap) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzzed_provider_requests_get_4xx_and_issue_nothing() {
-    let s = TestServer::start(register).await;
+    // Bad input, not guessing, is what this test is about: no back-off for its 150 forms.
+    let s = TestServer::start(|c| {
+        register(c);
+        c.login_limits.account.free = 100_000;
+        c.login_limits.address.free = 100_000;
+    })
+    .await;
     let mut rng = Rng(0x5eed_0022);
     let mut browser = Browser::new(&s);
     let valid = auth_params(&pkce());
@@ -476,4 +482,59 @@ async fn codes_tokens_passwords_and_cookies_never_reach_the_logs() {
         assert!(!log.contains(&secret), "{what} leaked into the logs");
     }
     server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_is_throttled_without_telling_users_apart() {
+    let s = TestServer::start(register).await;
+    let free = rotafetch_server::Config::default()
+        .login_limits
+        .account
+        .free;
+    let mut browser = Browser::new(&s);
+    let form = browser.authorize(&auth_params(&pkce())).await;
+    let alert = |b: &str| {
+        b.split("role=\"alert\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    // The same answers for a known and an unknown account, then the same back-off.
+    for user in ["demo", "nobody"] {
+        for _ in 0..free {
+            let page = browser.submit(&form, user, "wrong").await;
+            assert_eq!(page.status, 401, "{user}");
+            assert_eq!(alert(&page.body), "Invalid username or password.");
+        }
+        let page = browser.submit(&form, user, "wrong").await;
+        assert_eq!(
+            page.status, 401,
+            "the failure past the budget is still checked"
+        );
+        let throttled = browser.submit(&form, user, "demo").await;
+        assert_eq!(
+            throttled.status, 429,
+            "{user}: backing off, the password is not even checked"
+        );
+        let retry: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=900).contains(&retry), "{retry}");
+        assert!(alert(&throttled.body).starts_with("Too many failed attempts."));
+        assert!(
+            throttled.body.contains("name=\"csrf_token\""),
+            "the form stays usable"
+        );
+    }
+    assert_eq!(
+        s.scalar("SELECT COUNT(*) FROM provider_sessions", None)
+            .await,
+        0
+    );
+    assert!(
+        s.metric("rotafetch_logins_total{outcome=\"throttled\"}")
+            .await
+            >= 2
+    );
 }

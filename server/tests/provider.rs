@@ -298,8 +298,18 @@ async fn dpop_bound_codes_need_their_key(b: Backend) {
     let (_, error, d) = json_error(redeem(&s, &code, &pk, Some(with_nonce(&thief))).await).await;
     assert_eq!(error, "invalid_grant");
     assert!(d.contains("does not match"), "{d}");
-    let body = token_ok(redeem(&s, &code, &pk, Some(with_nonce(&key))).await).await;
+    let proof = with_nonce(&key);
+    let body = token_ok(redeem(&s, &code, &pk, Some(proof.clone())).await).await;
     assert_eq!(body["token_type"], "DPoP");
+    // The proof that redeemed the code is spent: replayed at /token, it is refused.
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let replay = exchange(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        Some(proof),
+    )
+    .await;
+    assert_eq!(json_error(replay).await.1, "invalid_dpop_proof");
     assert_eq!(
         jwt_claims(body["access_token"].as_str().unwrap())["cnf"]["jkt"],
         key.thumbprint()

@@ -15,90 +15,121 @@ pub struct Authenticated {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
+    /// A DPoP proof is recorded (replay cache) only after the token, the proof and the
+    /// session all checked out; a request with a proof that fails to authenticate is charged
+    /// to its address, whose further proofs are refused unread once it backs off.
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(ApiError::missing_token());
+        let Ok(ClientAddr(client)) = ClientAddr::from_request_parts(parts, st).await;
+        let with_proof = parts.headers.contains_key("dpop");
+        if with_proof {
+            st.proof_gate(client).map_err(ProofFailure::at_resource)?;
+        }
+        let charge = |e: ApiError| {
+            if with_proof {
+                st.proof_failed(client);
+            }
+            e
         };
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::invalid_token("malformed authorization header"))?;
-        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-        let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
-        if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::missing_token());
-        }
-        // Token errors are answered in the scheme the client used.
-        let token_error = |d: &str| {
-            if dpop_scheme {
-                ApiError::dpop_challenge("invalid_token", d)
-            } else {
-                ApiError::invalid_token(d)
-            }
-        };
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(token_error("access token malformed"));
-        }
-        let claims =
-            st.0.keys
-                .verify_access(token)
-                .map_err(|e| token_error(e.description()))?;
-        match (&claims.cnf, dpop_scheme) {
-            (None, false) => {}
-            (Some(_), false) => {
-                // A bound token is never accepted as a bearer token (RFC 9449 §7.2).
-                inc(&st.0.metrics.dpop_mismatch_api);
-                return Err(ApiError::dpop_challenge(
-                    "invalid_token",
-                    "DPoP-bound access token: use the DPoP authorization scheme with a proof",
-                ));
-            }
-            (None, true) => {
-                return Err(ApiError::dpop_challenge(
-                    "invalid_token",
-                    "access token is not DPoP-bound: use the Bearer scheme",
-                ));
-            }
-            (Some(cnf), true) => {
-                let uri = parts
-                    .extensions
-                    .get::<OriginalUri>()
-                    .map_or(&parts.uri, |u| &u.0);
-                let proof = st
-                    .dpop_proof(&parts.headers, &parts.method, uri, Some(token))
-                    .await
-                    .map_err(ProofFailure::at_resource)?;
-                let Some(proof) = proof else {
-                    inc(&st.0.metrics.dpop_mismatch_api);
-                    return Err(ApiError::dpop_challenge(
-                        "invalid_dpop_proof",
-                        "DPoP proof required with a DPoP-bound access token",
-                    ));
-                };
-                let same_key: bool = proof.jkt.as_bytes().ct_eq(cnf.jkt.as_bytes()).into();
-                if !same_key {
-                    inc(&st.0.metrics.dpop_mismatch_api);
-                    return Err(ApiError::dpop_challenge(
-                        "invalid_dpop_proof",
-                        "DPoP proof key does not match the access token's key",
-                    ));
-                }
-            }
-        }
-        let session =
-            st.0.store
-                .session(&claims.sid)
+        let (auth, proof) = authenticate(parts, st, client, charge).await?;
+        if let Some(proof) = proof {
+            st.record_proof(&proof, client)
                 .await
-                .map_err(ApiError::store)?
-                .ok_or_else(|| token_error("session unknown"))?;
-        if session.revoked {
-            return Err(token_error("session revoked"));
+                .map_err(ProofFailure::at_resource)?;
         }
-        if session.user_id.to_string() != claims.sub {
-            return Err(token_error("access token subject mismatch"));
-        }
-        Ok(Authenticated { claims, session })
+        Ok(auth)
     }
+}
+
+/// The token, its DPoP binding and its session: the request's identity and its verified
+/// (not yet recorded) proof. `charge` marks a failure of the credential.
+async fn authenticate(
+    parts: &Parts,
+    st: &AppState,
+    client: std::net::IpAddr,
+    charge: impl Fn(ApiError) -> ApiError,
+) -> Result<(Authenticated, Option<crate::dpop::Proof>), ApiError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Err(charge(ApiError::missing_token()));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| charge(ApiError::invalid_token("malformed authorization header")))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(charge(ApiError::missing_token()));
+    }
+    // Token errors are answered in the scheme the client used.
+    let token_error = |d: &str| {
+        charge(if dpop_scheme {
+            ApiError::dpop_challenge("invalid_token", d)
+        } else {
+            ApiError::invalid_token(d)
+        })
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(token_error("access token malformed"));
+    }
+    let claims =
+        st.0.keys
+            .verify_access(token)
+            .map_err(|e| token_error(e.description()))?;
+    let mismatch = |error, d: &str| {
+        inc(&st.0.metrics.dpop_mismatch_api);
+        charge(ApiError::dpop_challenge(error, d))
+    };
+    let proof = match (&claims.cnf, dpop_scheme) {
+        (None, false) => None,
+        // A bound token is never accepted as a bearer token (RFC 9449 §7.2).
+        (Some(_), false) => {
+            return Err(mismatch(
+                "invalid_token",
+                "DPoP-bound access token: use the DPoP authorization scheme with a proof",
+            ))
+        }
+        (None, true) => {
+            return Err(charge(ApiError::dpop_challenge(
+                "invalid_token",
+                "access token is not DPoP-bound: use the Bearer scheme",
+            )))
+        }
+        (Some(cnf), true) => {
+            let uri = parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or(&parts.uri, |u| &u.0);
+            let proof = st
+                .dpop_proof(&parts.headers, &parts.method, uri, Some(token), client)
+                .map_err(ProofFailure::at_resource)?;
+            let Some(proof) = proof else {
+                return Err(mismatch(
+                    "invalid_dpop_proof",
+                    "DPoP proof required with a DPoP-bound access token",
+                ));
+            };
+            if !bool::from(proof.jkt.as_bytes().ct_eq(cnf.jkt.as_bytes())) {
+                return Err(mismatch(
+                    "invalid_dpop_proof",
+                    "DPoP proof key does not match the access token's key",
+                ));
+            }
+            Some(proof)
+        }
+    };
+    let session =
+        st.0.store
+            .session(&claims.sid)
+            .await
+            .map_err(ApiError::store)?
+            .ok_or_else(|| token_error("session unknown"))?;
+    if session.revoked {
+        return Err(token_error("session revoked"));
+    }
+    if session.user_id.to_string() != claims.sub {
+        return Err(token_error("access token subject mismatch"));
+    }
+    Ok((Authenticated { claims, session }, proof))
 }
 
 pub(super) async fn count_api(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -155,7 +186,17 @@ pub(super) async fn jwks(State(st): State<AppState>) -> Response {
 }
 
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
-    let mut resp = st.0.metrics.render().into_response();
+    let (gate, (accounts, addresses)) = st.signin_stats();
+    let gauges = crate::metrics::Gauges {
+        hash_slots: gate.permits,
+        hashes_in_flight: gate.in_flight,
+        hashes_peak: gate.peak,
+        hash_waits: gate.waited,
+        throttle_accounts: accounts as u64,
+        proof_throttle_addresses: st.proof_throttle_len() as u64,
+        throttle_addresses: addresses as u64,
+    };
+    let mut resp = st.0.metrics.render(&gauges).into_response();
     resp.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -12,6 +12,7 @@ struct LoginRequest {
 
 pub(super) async fn login(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -27,38 +28,18 @@ pub(super) async fn login(
     if username.len() > 256 || password.len() > 4096 {
         return Err(ApiError::invalid_request("username or password too long"));
     }
-    // A valid proof binds the new session family to the proof's key.
+    // A valid proof binds the new session family to the proof's key; its jti is recorded
+    // once the password checked out.
     let proof = st
-        .dpop_proof(&headers, &method, &uri, None)
-        .await
+        .dpop_proof(&headers, &method, &uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
-    let jkt = proof.map(|p| p.jkt);
-    let user =
-        st.0.store
-            .user_by_name(&username)
+    let user = st.check_password(&username, &password, client).await?;
+    if let Some(p) = &proof {
+        st.record_proof(p, client)
             .await
-            .map_err(ApiError::store)?;
-    let st2 = st.clone();
-    let user = blocking(move || {
-        let ok = match &user {
-            Some(u) => verify_password(&password, &u.password_hash),
-            None => {
-                verify_password(&password, &st2.0.dummy_hash);
-                false
-            }
-        };
-        Ok(user.filter(|_| ok))
-    })
-    .await?;
-    let Some(user) = user else {
-        inc(&st.0.metrics.logins_invalid_credentials);
-        tracing::info!("login failed: invalid credentials");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "invalid username or password",
-        ));
-    };
+            .map_err(ProofFailure::at_token_endpoint)?;
+    }
+    let jkt = proof.map(|p| p.jkt);
     let family_id = random_id();
     let refresh = RefreshToken::generate();
     st.0.store
@@ -72,7 +53,6 @@ pub(super) async fn login(
         .await
         .map_err(ApiError::store)?;
     let access = st.issue_access(user.id, &family_id, jkt.as_deref())?;
-    inc(&st.0.metrics.logins_success);
     tracing::info!(user_id = user.id, sid = %family_id, dpop = jkt.is_some(), "login");
     Ok(st.token_response(access, Some(refresh), jkt.is_some()))
 }
@@ -93,24 +73,38 @@ pub(super) enum Refresh {
 
 pub(super) async fn refresh(
     State(st): State<AppState>,
+    client: ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer_refresh(&st, &method, &uri, &headers, body, Refresh::Rotate).await
+    let req = RefreshCall {
+        client,
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    answer_refresh(&st, req, body, Refresh::Rotate).await
+}
+
+/// What a refresh needs of its request besides the body.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RefreshCall<'a> {
+    pub(super) client: ClientAddr,
+    pub(super) method: &'a Method,
+    pub(super) uri: &'a axum::http::Uri,
+    pub(super) headers: &'a HeaderMap,
 }
 
 /// The refresh endpoint's answer, success or error.
 pub(super) async fn answer_refresh(
     st: &AppState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
+    req: RefreshCall<'_>,
     body: Body,
     mode: Refresh,
 ) -> Response {
-    match do_refresh(st, method, uri, headers, body, mode).await {
+    match do_refresh(st, req, body, mode).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -118,12 +112,11 @@ pub(super) async fn answer_refresh(
 
 async fn do_refresh(
     st: &AppState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
+    call: RefreshCall<'_>,
     body: Body,
     mode: Refresh,
 ) -> Result<Response, ApiError> {
+    let (headers, client) = (call.headers, call.client.0);
     let no_rotate = mode == Refresh::CheckOnly;
     // A non-rotating (faulted) refresh is not counted at all.
     let metrics = (!no_rotate).then_some(&st.0.metrics);
@@ -156,11 +149,16 @@ async fn do_refresh(
             "refresh token unknown",
         )));
     }
-    // An invalid proof is refused before the store is asked: nothing is spent.
+    // An invalid proof is refused before the store is asked, a replayed one before anything
+    // is spent; its jti is recorded once the token checked out.
     let proof = st
-        .dpop_proof(headers, method, uri, None)
-        .await
+        .dpop_proof(headers, call.method, call.uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
+    if let Some(p) = &proof {
+        st.peek_proof(p, client)
+            .await
+            .map_err(ProofFailure::at_token_endpoint)?;
+    }
     let proof_jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let presented = RefreshToken::from_presented(token);
     let mut successors = st.0.keys.successors(&presented, now_secs());
@@ -185,7 +183,7 @@ async fn do_refresh(
             inc(c)
         }
     };
-    match outcome {
+    let answer = match outcome {
         RotateOutcome::Rotated { user_id, family_id } => {
             let access = st.issue_access(user_id, &family_id, jkt.as_deref())?;
             count(&m.refresh_rotated);
@@ -228,18 +226,29 @@ async fn do_refresh(
             newly_revoked,
         } => {
             if no_rotate {
-                return Err(ApiError::invalid_grant("refresh token already used"));
+                Err(ApiError::invalid_grant("refresh token already used"))
+            } else {
+                count(&m.refresh_reused);
+                if newly_revoked {
+                    count(&m.families_revoked);
+                }
+                tracing::warn!(sid = %family_id, "refresh token reuse detected; session family revoked");
+                Err(ApiError::invalid_grant(
+                    "refresh token reuse detected; session revoked",
+                ))
             }
-            count(&m.refresh_reused);
-            if newly_revoked {
-                count(&m.families_revoked);
-            }
-            tracing::warn!(sid = %family_id, "refresh token reuse detected; session family revoked");
-            Err(ApiError::invalid_grant(
-                "refresh token reuse detected; session revoked",
-            ))
+        }
+    };
+    if let Some(p) = &proof {
+        match &answer {
+            Ok(_) => st
+                .record_proof(p, client)
+                .await
+                .map_err(ProofFailure::at_token_endpoint)?,
+            Err(_) => st.proof_failed(client),
         }
     }
+    answer
 }
 
 #[derive(Deserialize)]
@@ -249,6 +258,7 @@ struct LogoutRequest {
 
 pub(super) async fn logout(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -260,35 +270,43 @@ pub(super) async fn logout(
         return Err(ApiError::invalid_request("refresh_token is required"));
     };
     let proof = st
-        .dpop_proof(&headers, &method, &uri, None)
-        .await
+        .dpop_proof(&headers, &method, &uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
-    if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
+    let outcome = if !token.is_empty() && token.len() <= MAX_TOKEN_LEN {
         let hash = RefreshToken::from_presented(token).hash();
-        let outcome =
-            st.0.store
-                .revoke_family_dpop(
-                    &hash,
-                    proof.as_ref().map(|p| p.jkt.as_str()),
-                    now_ms(),
-                    "logout",
-                )
-                .await
-                .map_err(ApiError::store)?;
+        let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+        st.0.store
+            .revoke_family_dpop(&hash, jkt, now_ms(), "logout")
+            .await
+            .map_err(ApiError::store)?
+    } else {
+        RevokeOutcome::Unchanged
+    };
+    // A proof whose token revoked something is recorded; one that came with nothing is a
+    // failure of its address (a made-up proof costs nothing lasting).
+    if let Some(p) = &proof {
         match outcome {
             RevokeOutcome::Revoked => {
-                inc(&st.0.metrics.families_revoked);
-                tracing::info!("logout: session family revoked");
+                if let Err(e) = st.record_proof(p, client).await {
+                    tracing::info!("logout proof not recorded: {e:?}");
+                }
             }
-            RevokeOutcome::Unchanged => {}
-            RevokeOutcome::DpopMismatch => {
-                // A thief holding only the refresh token must not sign the user out.
-                inc(&st.0.metrics.dpop_mismatch_logout);
-                tracing::warn!("logout of a DPoP-bound session without its key refused");
-                return Err(ApiError::invalid_grant(
-                    "this session is DPoP-bound: a DPoP proof by its key is required",
-                ));
-            }
+            _ => st.proof_failed(client),
+        }
+    }
+    match outcome {
+        RevokeOutcome::Revoked => {
+            inc(&st.0.metrics.families_revoked);
+            tracing::info!("logout: session family revoked");
+        }
+        RevokeOutcome::Unchanged => {}
+        RevokeOutcome::DpopMismatch => {
+            // A thief holding only the refresh token must not sign the user out.
+            inc(&st.0.metrics.dpop_mismatch_logout);
+            tracing::warn!("logout of a DPoP-bound session without its key refused");
+            return Err(ApiError::invalid_grant(
+                "this session is DPoP-bound: a DPoP proof by its key is required",
+            ));
         }
     }
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))

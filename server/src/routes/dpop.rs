@@ -1,6 +1,13 @@
-//! DPoP at the request level: the settings, verifying a request's `DPoP` header (with the
-//! replay cache), the answers to a refused proof and the `DPoP-Nonce` response header. The
-//! proof format itself is in [`crate::dpop`].
+//! DPoP at the request level: the settings, verifying a request's `DPoP` header, the replay
+//! cache, the per-address throttle of proofs that do not check out, the answers to a refused
+//! proof and the `DPoP-Nonce` response header. The proof format itself is in [`crate::dpop`].
+//!
+//! A proof's `jti` is recorded only once the proof *and* the credential it came with checked
+//! out ([`AppState::record_proof`]): a made-up proof (any key, no credential) costs the server
+//! nothing lasting. Proofs from one address that keep failing are refused before their
+//! signature is verified or the store asked ([`crate::throttle::ProofThrottle`]).
+
+use std::net::IpAddr;
 
 use anyhow::{Context, Result};
 use axum::extract::State;
@@ -13,6 +20,7 @@ use crate::error::ApiError;
 use crate::keys::{KeyRing, Purpose};
 use crate::metrics::inc;
 use crate::store::JtiOutcome;
+use crate::throttle::ProofThrottle;
 use crate::Config;
 
 /// DPoP settings (see [`crate::dpop`]).
@@ -63,6 +71,8 @@ pub(super) enum ProofFailure {
     Proof(ProofError),
     /// The replay cache is at its bound.
     CacheFull,
+    /// Too many proofs from this address failed: retry after this many seconds.
+    Throttled(u64),
     Store(anyhow::Error),
 }
 
@@ -73,6 +83,7 @@ impl ProofFailure {
             ProofFailure::Proof(ProofError::Invalid(d)) => ApiError::invalid_dpop_proof(d),
             ProofFailure::Proof(ProofError::UseNonce) => ApiError::use_dpop_nonce(),
             ProofFailure::CacheFull => replay_cache_full(),
+            ProofFailure::Throttled(secs) => proofs_throttled(secs),
             ProofFailure::Store(e) => ApiError::store(e),
         }
     }
@@ -88,9 +99,20 @@ impl ProofFailure {
                 "DPoP proof must carry the server nonce from the DPoP-Nonce response header",
             ),
             ProofFailure::CacheFull => replay_cache_full(),
+            ProofFailure::Throttled(secs) => proofs_throttled(secs),
             ProofFailure::Store(e) => ApiError::store(e),
         }
     }
+}
+
+/// 429 (not a 401 challenge, which a client would answer with a refresh).
+fn proofs_throttled(secs: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        format!("too many failed DPoP proofs from this address; retry in {secs} s"),
+    )
+    .retry_after(secs)
 }
 
 fn replay_cache_full() -> ApiError {
@@ -119,23 +141,53 @@ impl AppState {
         Some(format!("http://{host}{path}"))
     }
 
-    /// Verifies the request's `DPoP` header, if any, and records its `jti` in the replay
-    /// cache. `Ok(None)`: no proof. `access_token`: the token whose hash the proof's `ath`
-    /// must be (resource requests).
-    pub(super) async fn dpop_proof(
+    fn proof_throttle(&self) -> std::sync::MutexGuard<'_, ProofThrottle> {
+        self.0
+            .proof_throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Addresses the proof throttle remembers (for `/metrics`).
+    pub(super) fn proof_throttle_len(&self) -> usize {
+        self.proof_throttle().len()
+    }
+
+    /// Refuses a proof from `client` unread while its failed proofs back off.
+    pub(super) fn proof_gate(&self, client: IpAddr) -> Result<(), ProofFailure> {
+        self.proof_throttle().check(client, now_ms()).map_err(|t| {
+            inc(&self.0.metrics.dpop_proofs_throttled);
+            ProofFailure::Throttled(t.retry_after_secs)
+        })
+    }
+
+    /// A request from `client` that carried a proof failed to authenticate (invalid proof,
+    /// replay, or a credential that did not check out): charged to its address.
+    pub(super) fn proof_failed(&self, client: IpAddr) {
+        self.proof_throttle().fail(client, now_ms());
+    }
+
+    /// Verifies the request's `DPoP` header, if any, without the store: format, signature,
+    /// `htm`, `htu`, `iat`, `ath` (with `access_token`, on resource requests) and nonce.
+    /// `Ok(None)`: no proof. Refused at once while `client`'s failed proofs back off. The
+    /// `jti` is not recorded here: see [`AppState::record_proof`].
+    pub(super) fn dpop_proof(
         &self,
         headers: &HeaderMap,
         method: &Method,
         uri: &axum::http::Uri,
         access_token: Option<&str>,
+        client: IpAddr,
     ) -> Result<Option<Proof>, ProofFailure> {
         let m = &self.0.metrics;
         let mut values = headers.get_all("dpop").iter();
         let Some(value) = values.next() else {
             return Ok(None);
         };
+        self.proof_gate(client)?;
         let invalid = |d: &str| {
             inc(&m.dpop_proofs_invalid);
+            self.proof_failed(client);
             Err(ProofFailure::Proof(ProofError::Invalid(d.to_owned())))
         };
         if values.next().is_some() {
@@ -154,17 +206,29 @@ impl AppState {
             now_secs: now,
             access_token,
         };
-        let proof = match dpop::verify(value.trim(), &expected, self.0.dpop.nonces.as_ref()) {
-            Ok(p) => p,
+        match dpop::verify(value.trim(), &expected, self.0.dpop.nonces.as_ref()) {
+            Ok(p) => Ok(Some(p)),
             Err(e) => {
-                inc(match e {
-                    ProofError::Invalid(_) => &m.dpop_proofs_invalid,
-                    ProofError::UseNonce => &m.dpop_proofs_use_nonce,
-                });
+                if let ProofError::Invalid(_) = e {
+                    inc(&m.dpop_proofs_invalid);
+                    // A nonce challenge is the protocol, not a failure.
+                    self.proof_failed(client);
+                } else {
+                    inc(&m.dpop_proofs_use_nonce);
+                }
                 tracing::info!(reason = %e, "DPoP proof refused");
-                return Err(ProofFailure::Proof(e));
+                Err(ProofFailure::Proof(e))
             }
-        };
+        }
+    }
+
+    /// Records a verified proof's `jti` once its credential checked out: refused if it was
+    /// used before (a replay, charged to `client`) or the cache is at its bound.
+    pub(super) async fn record_proof(
+        &self,
+        proof: &Proof,
+        client: IpAddr,
+    ) -> Result<(), ProofFailure> {
         let outcome = self
             .0
             .store
@@ -176,13 +240,38 @@ impl AppState {
             )
             .await
             .map_err(ProofFailure::Store)?;
+        self.jti_verdict(outcome, client)
+    }
+
+    /// Refuses a proof whose `jti` was used before (or a full cache) without recording it:
+    /// a refresh asks this before it spends a token, so a replayed proof spends nothing.
+    pub(super) async fn peek_proof(
+        &self,
+        proof: &Proof,
+        client: IpAddr,
+    ) -> Result<(), ProofFailure> {
+        let outcome = self
+            .0
+            .store
+            .peek_dpop_jti(&proof.replay_key(), now_ms(), self.0.dpop.jti_cap)
+            .await
+            .map_err(ProofFailure::Store)?;
+        match outcome {
+            JtiOutcome::Fresh => Ok(()),
+            other => self.jti_verdict(other, client),
+        }
+    }
+
+    fn jti_verdict(&self, outcome: JtiOutcome, client: IpAddr) -> Result<(), ProofFailure> {
+        let m = &self.0.metrics;
         match outcome {
             JtiOutcome::Fresh => {
                 inc(&m.dpop_proofs_accepted);
-                Ok(Some(proof))
+                Ok(())
             }
             JtiOutcome::Replayed => {
                 inc(&m.dpop_proofs_replayed);
+                self.proof_failed(client);
                 tracing::warn!("DPoP proof replayed (jti seen before)");
                 Err(ProofFailure::Proof(ProofError::Invalid(
                     "DPoP proof jti was used before".into(),

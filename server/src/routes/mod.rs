@@ -39,6 +39,7 @@ mod body;
 mod cors;
 mod dpop;
 mod provider;
+mod signin;
 mod statics;
 mod testing;
 
@@ -49,6 +50,7 @@ use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
 pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
+pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
 use testing::{
@@ -93,6 +95,10 @@ struct Inner {
     dummy_hash: String,
     dpop: DpopSettings,
     provider: provider::Provider,
+    throttle: std::sync::Mutex<crate::throttle::LoginThrottle>,
+    proof_throttle: std::sync::Mutex<crate::throttle::ProofThrottle>,
+    hash_gate: HashGate,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -166,6 +172,15 @@ impl AppState {
             dummy_hash: hash_password(&random_id())?,
             dpop,
             provider,
+            throttle: std::sync::Mutex::new(crate::throttle::LoginThrottle::new(
+                config.login_limits,
+            )),
+            proof_throttle: std::sync::Mutex::new(crate::throttle::ProofThrottle::new(
+                config.proof_budget,
+                config.login_limits.capacity,
+            )),
+            hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
+            trusted_proxies: config.trusted_proxies.clone(),
         })))
     }
 
@@ -186,23 +201,33 @@ impl AppState {
     }
 
     /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
-    /// cache entries, pushed requests, codes and provider sessions every 30 seconds.
+    /// cache entries every 5 seconds (entries live at most 60 s), and pushed requests, codes
+    /// and provider sessions every 30 seconds.
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        let mut jti_tick = tokio::time::interval(Duration::from_secs(30));
+        let mut jti_tick = tokio::time::interval(Duration::from_secs(5));
+        let mut provider_tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = jti_tick.tick() => {
-                    match self.0.store.prune_dpop_jti(now_ms()).await {
-                        Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned DPoP replay cache"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
-                    }
+                _ = provider_tick.tick() => {
                     match self.0.store.prune_provider(now_ms()).await {
                         Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned codes, pushed requests and provider sessions"),
                         Ok(_) => {}
                         Err(e) => tracing::warn!("pruning the provider's rows failed: {e:#}"),
+                    }
+                    continue;
+                }
+                _ = jti_tick.tick() => {
+                    match self.0.store.prune_dpop_jti(now_ms()).await {
+                        Ok((pruned, left)) => {
+                            let entries = &self.0.metrics.dpop_jti_entries;
+                            entries.store(left, std::sync::atomic::Ordering::Relaxed);
+                            if pruned > 0 {
+                                tracing::debug!(pruned, left, "pruned DPoP replay cache");
+                            }
+                        }
+                        Err(e) => tracing::warn!("pruning the DPoP replay cache failed: {e:#}"),
                     }
                     continue;
                 }
@@ -265,14 +290,25 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Runs blocking work (argon2) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
-        Err(e) => Err(ApiError::internal(e)),
+/// The client's address: the connection's peer, or the `X-Forwarded-For` address a trusted
+/// proxy names (see [`crate::throttle::client_addr`]). Unspecified when the router runs
+/// without [`crate::serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(crate::PeerAddr(peer)) = parts.extensions.get().copied() else {
+            return Ok(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()));
+        };
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let addr = crate::throttle::client_addr(peer.ip(), forwarded, &st.0.trusted_proxies);
+        Ok(ClientAddr(addr))
     }
 }
 

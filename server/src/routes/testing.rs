@@ -2,7 +2,7 @@
 //! queue, redirects, the 401 reporter) and the middleware that applies the scripted faults to
 //! `POST /auth/refresh` and `/api/*` before (or instead of) their real handlers.
 
-use super::auth::{answer_refresh, Refresh};
+use super::auth::{answer_refresh, Refresh, RefreshCall};
 use super::*;
 
 fn faults(st: &AppState) -> &Faults {
@@ -170,20 +170,19 @@ pub(super) async fn refresh_faults(
             next.run(req).await
         }
         Some(Fault::NoRefreshToken) => {
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            let Ok(client) = ClientAddr::from_request_parts(&mut parts, &st).await;
             let uri = parts
                 .extensions
                 .get::<OriginalUri>()
                 .map_or(&parts.uri, |u| &u.0);
-            answer_refresh(
-                &st,
-                &parts.method,
+            let call = RefreshCall {
+                client,
+                method: &parts.method,
                 uri,
-                &parts.headers,
-                body,
-                Refresh::CheckOnly,
-            )
-            .await
+                headers: &parts.headers,
+            };
+            answer_refresh(&st, call, body, Refresh::CheckOnly).await
         }
         Some(Fault::LostResponse) => {
             // The refresh really happens (and commits); only its answer is lost.

@@ -121,14 +121,15 @@ pub enum RevokeOutcome {
     DpopMismatch,
 }
 
-/// What [`Store::use_dpop_jti`] found.
+/// What [`Store::use_dpop_jti`] / [`Store::peek_dpop_jti`] found (see
+/// [`rules::jti_outcome`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JtiOutcome {
     /// First use: recorded.
     Fresh,
     /// Seen before and not yet expired: a replay.
     Replayed,
-    /// The cache holds `cap` live entries already: not recorded, refuse the proof.
+    /// The cache holds about `cap` entries already: not recorded, refuse the proof.
     Full,
 }
 
@@ -242,8 +243,9 @@ pub trait Store: ProviderStore + Send + Sync + 'static {
         reason: &str,
     ) -> Result<RevokeOutcome>;
     /// Records a DPoP proof's replay key until `expires_at` unless it is already recorded
-    /// and unexpired (`Replayed`) or `cap` unexpired entries exist (`Full`). Atomic across
-    /// instances sharing the database.
+    /// and unexpired (`Replayed`) or the cache is at its bound (`Full`: the entries span
+    /// `cap` entry numbers; no `COUNT`, two index look-ups). Atomic across instances sharing
+    /// the database.
     async fn use_dpop_jti(
         &self,
         key: &[u8; 32],
@@ -251,8 +253,11 @@ pub trait Store: ProviderStore + Send + Sync + 'static {
         now: Millis,
         cap: u64,
     ) -> Result<JtiOutcome>;
-    /// Deletes expired replay-cache entries; returns how many.
-    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize>;
+    /// What [`Store::use_dpop_jti`] would answer, recording nothing (`Fresh`: it would
+    /// record).
+    async fn peek_dpop_jti(&self, key: &[u8; 32], now: Millis, cap: u64) -> Result<JtiOutcome>;
+    /// Deletes expired replay-cache entries; returns how many, and how many remain.
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<(usize, u64)>;
     /// Looks up a session family with its user.
     async fn session(&self, family_id: &str) -> Result<Option<Session>>;
     /// Deletes families (and their tokens) that ended more than `keep_ms` ago. Returns the

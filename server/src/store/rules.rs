@@ -13,7 +13,7 @@
 //! 5. a spent token: the grace rule ([`grace_applies`]) answers again with the same
 //!    successor; otherwise it is reuse and the family is revoked.
 
-use super::{Millis, Policy, RevokeOutcome, RotateOutcome, Rotation, TokenHash};
+use super::{JtiOutcome, Millis, Policy, RevokeOutcome, RotateOutcome, Rotation, TokenHash};
 
 /// A refresh token row: its family and when it was spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +298,21 @@ pub fn decide_revocation(
     }
 }
 
+/// The replay-cache rule: a key recorded and unexpired (`live`) is a replay; otherwise the
+/// cache is full when its entries span `cap` entry numbers (`span`: highest - lowest + 1;
+/// entries are numbered as recorded, so this bounds the rows without counting them).
+pub fn jti_outcome(live: Option<bool>, span: Option<i64>, cap: u64) -> JtiOutcome {
+    if live == Some(true) {
+        return JtiOutcome::Replayed;
+    }
+    let span = u64::try_from(span.unwrap_or(0)).unwrap_or(0);
+    if span >= cap {
+        JtiOutcome::Full
+    } else {
+        JtiOutcome::Fresh
+    }
+}
+
 /// The `WHERE` condition (on `families`) of a family that ended before `$1` (cutoff), with
 /// `$2` = session TTL and `$3` = idle TTL in milliseconds. Placeholders are rewritten per
 /// backend.
@@ -496,6 +511,23 @@ mod tests {
             panic!("rotation expected");
         };
         assert_eq!(s.jkt.as_deref(), Some("k"), "stays bound to its key");
+    }
+
+    #[test]
+    fn the_replay_cache_refuses_live_keys_and_a_full_span() {
+        assert_eq!(jti_outcome(None, None, 3), JtiOutcome::Fresh, "empty");
+        assert_eq!(
+            jti_outcome(Some(false), Some(2), 3),
+            JtiOutcome::Fresh,
+            "expired: reused"
+        );
+        assert_eq!(jti_outcome(Some(true), Some(1), 3), JtiOutcome::Replayed);
+        assert_eq!(jti_outcome(None, Some(3), 3), JtiOutcome::Full);
+        assert_eq!(
+            jti_outcome(Some(true), Some(9), 3),
+            JtiOutcome::Replayed,
+            "a replay first"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Client-side DPoP for the tests: real ES256 (p256) and EdDSA (ed25519-dalek) keys and
-//! proofs, built here independently of the server.
+//! DPoP clients for the tests: real ES256 (p256) and EdDSA (ed25519-dalek) keys, proofs
+//! with every field under the test's control, and the requests that carry them.
+#![allow(dead_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,6 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use super::{json_error, TestServer};
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -161,4 +164,112 @@ pub fn ath(access: &str) -> String {
 pub fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&B64URL.decode(payload).unwrap()).unwrap()
+}
+
+pub fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestServer {
+    pub async fn login_dpop(&self, proof: Option<String>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/auth/login"))
+            .json(&json!({"username": "demo", "password": "demo"}));
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn refresh_dpop(&self, refresh: &str, proof: Option<String>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}));
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn me_with(&self, authorization: &str, proof: Option<String>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .get(self.url("/api/me"))
+            .header("authorization", authorization);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Logs in with a proof by `key` and checks the bound token response.
+    pub async fn login_bound(&self, key: &Key) -> Bound {
+        let r = self
+            .login_dpop(Some(key.proof("POST", &self.url("/auth/login"))))
+            .await;
+        bound_ok(r, key).await
+    }
+
+    pub async fn refresh_bound(&self, refresh: &str, key: &Key) -> Bound {
+        let r = self
+            .refresh_dpop(refresh, Some(key.proof("POST", &self.url("/auth/refresh"))))
+            .await;
+        bound_ok(r, key).await
+    }
+
+    /// GET /api/me with the DPoP scheme and a correct proof by `key`.
+    pub async fn me_dpop(&self, access: &str, key: &Key) -> reqwest::Response {
+        let o = Opts {
+            ath: Some(ath(access)),
+            ..Opts::default()
+        };
+        let proof = key.proof_with("GET", &self.url("/api/me"), &o);
+        self.me_with(&format!("DPoP {access}"), Some(proof)).await
+    }
+}
+
+/// A 200 token response of a session bound to `key`.
+pub async fn bound_ok(r: reqwest::Response, key: &Key) -> Bound {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        jwt_claims(&access)["cnf"]["jkt"],
+        key.thumbprint(),
+        "cnf.jkt is the key's RFC 7638 thumbprint"
+    );
+    Bound {
+        access,
+        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A refusal: status and `error`.
+pub async fn refused(r: reqwest::Response) -> (u16, String) {
+    let (status, error, _) = json_error(r).await;
+    (status, error)
+}
+
+/// The `WWW-Authenticate` challenge of a 401.
+pub async fn challenge(r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 401);
+    let wa = header(&r, "www-authenticate").expect("WWW-Authenticate");
+    let (_, error, _) = json_error(r).await;
+    assert!(
+        wa.contains(&format!("error=\"{error}\"")),
+        "{wa} vs {error}"
+    );
+    wa
 }

@@ -2,10 +2,11 @@
 //! 7636 §4.5, and DPoP-bound codes, RFC 9449 §10) here; `grant_type=refresh_token` is
 //! exactly `/auth/refresh`.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{OriginalUri, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -18,12 +19,13 @@ use crate::oidc::code::{self, Presented, MAX_CODE_LEN};
 use crate::oidc::id_token;
 use crate::routes::body::read_body;
 use crate::routes::dpop::ProofFailure;
-use crate::routes::{auth, no_store, now_ms, now_secs, AppState, AUTH_BODY_LIMIT};
+use crate::routes::{auth, no_store, now_ms, now_secs, AppState, ClientAddr, AUTH_BODY_LIMIT};
 use crate::store::provider::{NewFamily, Redemption};
 use crate::tokens::{random_id, RefreshToken};
 
 pub(super) async fn token(
     State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -38,7 +40,13 @@ pub(super) async fn token(
     match params.as_ref().and_then(|p| p.get("grant_type")) {
         Some("authorization_code") => {
             let params = params.expect("a form was parsed");
-            match exchange(&st, &method, &uri, &headers, &params).await {
+            let call = Call {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                client,
+            };
+            match exchange(&st, call, &params).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             }
@@ -49,42 +57,29 @@ pub(super) async fn token(
         // The refresh grant (form or JSON, as /auth/refresh takes it) is /auth/refresh's,
         // which also answers unsupported grant types.
         _ => {
-            let mut headers = headers;
-            if !headers.contains_key(CONTENT_TYPE) {
-                headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-www-form-urlencoded"),
-                );
-            }
-            refresh(st, method, uri, headers, bytes).await
+            let answer = auth::refresh(
+                State(st),
+                ClientAddr(client),
+                method,
+                OriginalUri(uri),
+                headers,
+                Body::from(bytes),
+            );
+            answer.await
         }
     }
 }
 
-async fn refresh(
-    st: AppState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    auth::refresh(
-        State(st),
-        method,
-        OriginalUri(uri),
-        headers,
-        Body::from(bytes),
-    )
-    .await
+/// The request around a token request's parameters.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    client: IpAddr,
 }
 
-async fn exchange(
-    st: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn exchange(st: &AppState, call: Call<'_>, p: &Params) -> Result<Response, ApiError> {
     if let Some(name) = p.first_repeated() {
         return Err(ApiError::invalid_request(format!(
             "parameter {name} given more than once"
@@ -112,15 +107,22 @@ async fn exchange(
         inc(&st.0.metrics.codes_unknown);
         return Err(ApiError::invalid_grant("authorization code unknown"));
     }
+    // An invalid proof is refused before the store is asked, a replayed one before the code
+    // can be spent; its jti is recorded once the code is redeemed.
+    let client = call.client;
     let proof = st
-        .dpop_proof(headers, method, uri, None)
-        .await
+        .dpop_proof(call.headers, call.method, call.uri, None, client)
         .map_err(ProofFailure::at_token_endpoint)?;
+    if let Some(p) = &proof {
+        st.peek_proof(p, client)
+            .await
+            .map_err(ProofFailure::at_token_endpoint)?;
+    }
     let presented = Presented {
         client_id: client_id.to_owned(),
         redirect_uri: redirect_uri.to_owned(),
         code_verifier: verifier.to_owned(),
-        proof_jkt: proof.map(|p| p.jkt),
+        proof_jkt: proof.as_ref().map(|p| p.jkt.clone()),
     };
     let family_id = random_id();
     let refresh = RefreshToken::generate();
@@ -134,6 +136,15 @@ async fn exchange(
             .redeem_code(&code::hash(code), &presented, family, now_ms())
             .await
             .map_err(ApiError::store)?;
+    if let Some(p) = &proof {
+        match &redemption {
+            Redemption::Redeemed { .. } => st
+                .record_proof(p, client)
+                .await
+                .map_err(ProofFailure::at_token_endpoint)?,
+            _ => st.proof_failed(client),
+        }
+    }
     let (grant, jkt) = match redemption {
         Redemption::Redeemed { grant, jkt } => (grant, jkt),
         Redemption::Refused(why) => {

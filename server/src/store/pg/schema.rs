@@ -47,7 +47,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: keys out of the database: the table keeps only bookkeeping (the key registry);
     // the replay cache numbers its entries, so its size is bounded without a COUNT
     "ALTER TABLE server_secrets RENAME TO server_meta;
-    ALTER TABLE dpop_jti ADD COLUMN seq BIGSERIAL;
+    ALTER TABLE dpop_jti ADD COLUMN seq BIGINT;
+    UPDATE dpop_jti d SET seq = r.n
+      FROM (SELECT key, row_number() OVER (ORDER BY expires_at) AS n FROM dpop_jti) r
+      WHERE d.key = r.key;
+    ALTER TABLE dpop_jti ALTER COLUMN seq SET NOT NULL;
     CREATE INDEX dpop_jti_seq ON dpop_jti(seq);",
     // 4: the OpenID provider: pushed requests, authorization codes, provider sessions
     "CREATE TABLE par_requests (

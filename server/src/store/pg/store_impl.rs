@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::families::{check_tx, revoke_tx, rotate_tx, CREATE_FAMILY};
 use super::{is_retryable, pg_err, PgStore, ATTEMPTS};
-use crate::store::rules::DEAD_FAMILY;
+use crate::store::rules::{jti_outcome, DEAD_FAMILY};
 use crate::store::{
     JtiOutcome, Millis, Policy, RevokeOutcome, Rotation, Session, Store, TokenHash, User,
 };
@@ -141,12 +141,17 @@ impl Store for PgStore {
         let client = self.client().await?;
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         // One statement: the primary key serializes concurrent uses of one key across
-        // instances; an expired entry (not pruned yet) is taken over.
+        // instances; an expired entry (not pruned yet) is taken over and renumbered. Entries
+        // are numbered highest + 1 (two instances may pick the same number: the bound is
+        // then exceeded by at most the inserts running at once), and the bound is the span
+        // of numbers (two index look-ups), never a COUNT.
         let insert = client
             .prepare_cached(
-                "INSERT INTO dpop_jti (key, expires_at)
-                 SELECT $1, $2 WHERE (SELECT count(*) FROM dpop_jti WHERE expires_at > $3) < $4
-                 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                "WITH span AS (SELECT max(seq) AS hi, min(seq) AS lo FROM dpop_jti)
+                 INSERT INTO dpop_jti (key, expires_at, seq)
+                 SELECT $1, $2, coalesce(hi, 0) + 1 FROM span
+                 WHERE coalesce(hi - lo + 1, 0) < $4
+                 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, seq = EXCLUDED.seq
                  WHERE dpop_jti.expires_at <= $3",
             )
             .await
@@ -158,28 +163,34 @@ impl Store for PgStore {
         if n > 0 {
             return Ok(JtiOutcome::Fresh);
         }
-        let live = client
-            .query_opt(
-                "SELECT expires_at > $2 FROM dpop_jti WHERE key = $1",
-                &[&&key[..], &now],
-            )
-            .await
-            .map_err(pg_err)?
-            .is_some_and(|r| r.get::<_, bool>(0));
-        Ok(if live {
-            JtiOutcome::Replayed
-        } else {
-            JtiOutcome::Full
+        // Not recorded: a live entry, or the bound.
+        let outcome = peek(&client, key, now, u64::try_from(cap).unwrap_or(0)).await?;
+        Ok(match outcome {
+            JtiOutcome::Fresh => JtiOutcome::Full,
+            other => other,
         })
     }
 
-    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize> {
+    async fn peek_dpop_jti(&self, key: &[u8; 32], now: Millis, cap: u64) -> Result<JtiOutcome> {
+        let client = self.client().await?;
+        peek(&client, key, now, cap).await
+    }
+
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<(usize, u64)> {
         let client = self.client().await?;
         let n = client
             .execute("DELETE FROM dpop_jti WHERE expires_at <= $1", &[&now])
             .await
             .map_err(pg_err)?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let left: i64 = client
+            .query_one("SELECT COUNT(*) FROM dpop_jti", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        Ok((
+            usize::try_from(n).unwrap_or(usize::MAX),
+            u64::try_from(left).unwrap_or(0),
+        ))
     }
 
     async fn session(&self, family_id: &str) -> Result<Option<Session>> {
@@ -211,4 +222,25 @@ impl Store for PgStore {
         ))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
+}
+
+/// What recording `key` now would find (see [`jti_outcome`]).
+async fn peek(
+    client: &deadpool_postgres::Object,
+    key: &[u8; 32],
+    now: Millis,
+    cap: u64,
+) -> Result<JtiOutcome> {
+    let st = client
+        .prepare_cached(
+            "SELECT (SELECT expires_at > $2 FROM dpop_jti WHERE key = $1),
+                    (SELECT max(seq) FROM dpop_jti) - (SELECT min(seq) FROM dpop_jti) + 1",
+        )
+        .await
+        .map_err(pg_err)?;
+    let row = client
+        .query_one(&st, &[&&key[..], &now])
+        .await
+        .map_err(pg_err)?;
+    Ok(jti_outcome(row.get(0), row.get(1), cap))
 }

@@ -142,7 +142,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn prune_dpop_jti(&self, now: Millis) -> Result<usize> {
+    async fn peek_dpop_jti(&self, key: &[u8; 32], now: Millis, cap: u64) -> Result<JtiOutcome> {
+        let key = *key;
+        self.run(move |db| db.peek_dpop_jti(&key, now, cap)).await
+    }
+
+    async fn prune_dpop_jti(&self, now: Millis) -> Result<(usize, u64)> {
         self.run(move |db| db.prune_dpop_jti(now)).await
     }
 
