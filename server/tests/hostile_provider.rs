@@ -10,26 +10,9 @@ use std::path::Path;
 
 use common::oidc::{auth_params, pkce, query, register, with, Browser, CLIENT, REDIRECT};
 use common::process::ServerProcess;
+use common::rng::Rng;
 use common::TestServer;
 use serde_json::Value;
-
-/// A small deterministic PRNG (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 const JUNK: &[&str] = &[
     "",

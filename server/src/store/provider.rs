@@ -98,6 +98,34 @@ pub trait ProviderStore: Send + Sync {
     async fn prune_provider(&self, now: Millis) -> Result<usize>;
 }
 
+// The provider's SQL, written once for both dialects with PostgreSQL's `$n` placeholders
+// (the SQLite store rewrites them to `?n`, as for `DEAD_FAMILY`). Loads list their columns
+// in the order the stores read them.
+pub(crate) const LOAD_PAR: &str =
+    "SELECT client_id, expires_at, used_at IS NOT NULL, request FROM par_requests WHERE hash = $1";
+pub(crate) const PUT_PAR: &str =
+    "INSERT INTO par_requests (hash, client_id, request, expires_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const SPEND_PAR: &str = "UPDATE par_requests SET used_at = $2 WHERE hash = $1";
+pub(crate) const LOAD_CODE: &str = "\
+     SELECT client_id, redirect_uri, code_challenge, dpop_jkt, nonce, scope, user_id, \
+     session_id, auth_time, expires_at, used_at IS NOT NULL, family_id FROM \
+     auth_codes WHERE hash = $1";
+pub(crate) const PUT_CODE: &str = "\
+     INSERT INTO auth_codes (hash, client_id, redirect_uri, code_challenge, dpop_jkt, \
+     nonce, scope, user_id, session_id, auth_time, expires_at) VALUES ($1, $2, $3, \
+     $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(crate) const SPEND_CODE: &str =
+    "UPDATE auth_codes SET used_at = $2, family_id = $3 WHERE hash = $1";
+pub(crate) const PUT_SESSION: &str = "\
+     INSERT INTO provider_sessions (id, secret_hash, user_id, auth_time, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const LOAD_SESSION: &str = "\
+     SELECT id, user_id, auth_time FROM provider_sessions WHERE secret_hash = $1 AND \
+     ended_at IS NULL AND expires_at > $2";
+pub(crate) const END_SESSION: &str = "\
+     UPDATE provider_sessions SET ended_at = $2 WHERE secret_hash = $1 AND ended_at \
+     IS NULL AND expires_at > $2";
+
 /// The `DELETE`s of [`ProviderStore::prune_provider`]: each takes one cutoff, `$1`; `true`
 /// means the cutoff is now - [`PROVIDER_KEEP_MS`], `false` now.
 pub(crate) const PRUNE: [(&str, bool); 3] = [

@@ -6,6 +6,7 @@ pub mod dpop;
 pub mod oidc;
 pub mod pg;
 pub mod process;
+pub mod rng;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,18 +4,19 @@
 
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
 use super::{
-    cookie_headers, error_page, html, read_form, see_other, set_cookie, with_query, Provider,
+    cookie_headers, csrf_cookie, error_page, html, read_form, see_other, set_cookie, with_query,
+    Provider,
 };
 use crate::metrics::inc;
 use crate::oidc::authorize::{
     front_channel, AuthRequest, AuthorizeError, FrontChannel, Params, Prompt,
 };
 use crate::oidc::code::{self, CodeGrant};
-use crate::oidc::form::{FormKey, FORM_TTL_SECS};
 use crate::oidc::pages::{self, LoginForm};
 use crate::oidc::session::{self, ProviderSession};
 use crate::routes::{now_ms, now_secs, AppState, ClientAddr, SignInError};
@@ -121,9 +122,7 @@ fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let p = &st.0.provider;
-    let existing = session::read(cookie_headers(headers), p.cookies.csrf());
-    let cookie = existing.clone().unwrap_or_else(FormKey::new_cookie);
+    let (cookie, set) = csrf_cookie(st, headers);
     let body = pages::login(&LoginForm {
         client_id: &req.client_id,
         request: &st.form_key().seal(req, now_secs()),
@@ -135,12 +134,8 @@ fn login_form(
         .map(|u| u.origin().ascii_serialization())
         .ok();
     let mut resp = html(status, body, origin.as_deref());
-    if existing.is_none() {
-        let max_age = i64::try_from(FORM_TTL_SECS * 6).unwrap_or(3600);
-        set_cookie(
-            &mut resp,
-            &p.cookies.set(p.cookies.csrf(), &cookie, max_age),
-        );
+    if let Some(set) = set {
+        set_cookie(&mut resp, &set);
     }
     resp
 }
@@ -218,51 +213,42 @@ pub(super) async fn login(
     }
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    if username.is_empty() || password.is_empty() {
-        let msg = "Enter your username and password.";
-        return login_form(
-            &st,
-            &headers,
-            &req,
-            username,
-            Some(msg),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
-        let msg = "Invalid username or password.";
-        return login_form(&st, &headers, &req, "", Some(msg), StatusCode::UNAUTHORIZED);
-    }
-    // The one sign-in check of every surface: throttled per account and per address,
-    // argon2 behind the hash gate, counted in rotafetch_logins_total.
-    let retry = |msg: &str, secs: u64, status: StatusCode| {
+    // The form again, with a message (and a Retry-After when there is a wait).
+    let again = |msg: &str, status: StatusCode, retry_after: Option<u64>| {
         let mut r = login_form(&st, &headers, &req, username, Some(msg), status);
-        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            r.headers_mut().insert(RETRY_AFTER, v);
         }
         r
     };
+    let invalid = "Invalid username or password.";
+    if username.is_empty() || password.is_empty() {
+        return again(
+            "Enter your username and password.",
+            StatusCode::BAD_REQUEST,
+            None,
+        );
+    }
+    if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+        return again(invalid, StatusCode::UNAUTHORIZED, None);
+    }
+    // The one sign-in check of every surface: throttled per account and per address,
+    // argon2 behind the hash gate, counted in rotafetch_logins_total.
     let user = match st.check_password(username, password, client).await {
         Ok(user) => user,
         Err(SignInError::InvalidCredentials) => {
             tracing::info!("sign-in form: invalid credentials");
-            let msg = "Invalid username or password.";
-            return login_form(
-                &st,
-                &headers,
-                &req,
-                username,
-                Some(msg),
-                StatusCode::UNAUTHORIZED,
-            );
+            return again(invalid, StatusCode::UNAUTHORIZED, None);
         }
-        Err(SignInError::Throttled { retry_after_secs }) => {
-            let msg = format!("Too many failed attempts. Try again in {retry_after_secs} seconds.");
-            return retry(&msg, retry_after_secs, StatusCode::TOO_MANY_REQUESTS);
+        Err(SignInError::Throttled {
+            retry_after_secs: s,
+        }) => {
+            let msg = format!("Too many failed attempts. Try again in {s} seconds.");
+            return again(&msg, StatusCode::TOO_MANY_REQUESTS, Some(s));
         }
         Err(SignInError::Busy) => {
             let msg = "The sign-in service is busy. Try again in a moment.";
-            return retry(msg, 1, StatusCode::SERVICE_UNAVAILABLE);
+            return again(msg, StatusCode::SERVICE_UNAVAILABLE, Some(1));
         }
         Err(SignInError::Store(e)) => return store_failure(e),
         Err(SignInError::Internal(e)) => {

@@ -9,9 +9,10 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{cookie_headers, error_page, html, read_form, see_other, set_cookie, Provider};
+use super::{
+    cookie_headers, csrf_cookie, error_page, html, read_form, see_other, set_cookie, Provider,
+};
 use crate::oidc::authorize::Params;
-use crate::oidc::form::{FormKey, FORM_TTL_SECS};
 use crate::oidc::pages::{self, LogoutConfirm};
 use crate::oidc::session;
 use crate::oidc::{id_token, logout};
@@ -85,8 +86,7 @@ pub(super) async fn end_session(
         return sign_out(&st, &headers, to).await;
     }
     // No hint: ask first.
-    let existing = session::read(cookie_headers(&headers), p.cookies.csrf());
-    let cookie = existing.clone().unwrap_or_else(FormKey::new_cookie);
+    let (cookie, set) = csrf_cookie(&st, &headers);
     let body = pages::logout_confirm(&LogoutConfirm {
         csrf_token: &st.form_key().csrf_token(&cookie),
         client_id: params.get("client_id"),
@@ -98,12 +98,8 @@ pub(super) async fn end_session(
         .and_then(|u| url::Url::parse(u).ok())
         .map(|u| u.origin().ascii_serialization());
     let mut resp = html(StatusCode::OK, body, origin.as_deref());
-    if existing.is_none() {
-        let max_age = i64::try_from(FORM_TTL_SECS * 6).unwrap_or(3600);
-        set_cookie(
-            &mut resp,
-            &p.cookies.set(p.cookies.csrf(), &cookie, max_age),
-        );
+    if let Some(set) = set {
+        set_cookie(&mut resp, &set);
     }
     resp
 }

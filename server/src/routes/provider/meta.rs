@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{invalid_client, read_form, ClientRegistration};
+use super::{client_param, invalid_client, read_form, ClientRegistration};
 use crate::error::ApiError;
 use crate::oidc::authorize::{known_client, request, AuthRequest, Params};
 use crate::oidc::clients::{Client, Clients};
@@ -106,17 +106,7 @@ pub(super) async fn revoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     let p = read_form(&headers, body).await?;
-    if let Some(name) = p.first_repeated() {
-        return Err(ApiError::invalid_request(format!(
-            "parameter {name} given more than once"
-        )));
-    }
-    let client_id = p
-        .get("client_id")
-        .ok_or_else(|| ApiError::invalid_request("client_id is required"))?;
-    if st.0.provider.clients().get(client_id).is_none() {
-        return Err(invalid_client());
-    }
+    let _client_id = client_param(&st, &p)?;
     let token = p
         .get("token")
         .ok_or_else(|| ApiError::invalid_request("token is required"))?;

@@ -28,9 +28,9 @@ use crate::oidc::discovery::{
     AUTHORIZE, AUTHORIZE_LOGIN, END_SESSION, OAUTH_METADATA, OPENID_CONFIGURATION, PAR, REVOKE,
     TOKEN,
 };
-use crate::oidc::form::FormKey;
+use crate::oidc::form::{FormKey, FORM_TTL_SECS};
 use crate::oidc::pages;
-use crate::oidc::session::CookieNames;
+use crate::oidc::session::{self, CookieNames};
 use crate::store::Millis;
 use crate::Config;
 
@@ -259,6 +259,37 @@ fn invalid_client() -> ApiError {
         "invalid_client",
         "unknown client_id",
     )
+}
+
+/// The registered `client_id` of a token or revocation request (public clients identify,
+/// not authenticate, themselves: RFC 6749 §3.2.1), after refusing repeated parameters.
+fn client_param<'p>(st: &AppState, p: &'p Params) -> Result<&'p str, ApiError> {
+    if let Some(name) = p.first_repeated() {
+        return Err(ApiError::invalid_request(format!(
+            "parameter {name} given more than once"
+        )));
+    }
+    let client_id = p
+        .get("client_id")
+        .ok_or_else(|| ApiError::invalid_request("client_id is required"))?;
+    if st.0.provider.clients().get(client_id).is_none() {
+        return Err(invalid_client());
+    }
+    Ok(client_id)
+}
+
+/// The browser's CSRF cookie value, and the `Set-Cookie` to send when it has none yet.
+fn csrf_cookie(st: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    let names = st.0.provider.cookies;
+    match session::read(cookie_headers(headers), names.csrf()) {
+        Some(existing) => (existing, None),
+        None => {
+            let value = FormKey::new_cookie();
+            let max_age = i64::try_from(FORM_TTL_SECS * 6).unwrap_or(3600);
+            let set = names.set(names.csrf(), &value, max_age);
+            (value, Some(set))
+        }
+    }
 }
 
 /// Test-only: the run-time client registration body.

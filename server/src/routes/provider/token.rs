@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{invalid_client, is_form};
+use super::{client_param, is_form};
 use crate::error::ApiError;
 use crate::keys::Alg;
 use crate::metrics::inc;
@@ -80,17 +80,7 @@ struct Call<'a> {
 }
 
 async fn exchange(st: &AppState, call: Call<'_>, p: &Params) -> Result<Response, ApiError> {
-    if let Some(name) = p.first_repeated() {
-        return Err(ApiError::invalid_request(format!(
-            "parameter {name} given more than once"
-        )));
-    }
-    let client_id = p
-        .get("client_id")
-        .ok_or_else(|| ApiError::invalid_request("client_id is required"))?;
-    if st.0.provider.clients().get(client_id).is_none() {
-        return Err(invalid_client());
-    }
+    let client_id = client_param(st, p)?;
     let (Some(code), Some(redirect_uri), Some(verifier)) =
         (p.get("code"), p.get("redirect_uri"), p.get("code_verifier"))
     else {

@@ -17,8 +17,16 @@ use crate::oidc::authorize::AuthRequest;
 use crate::oidc::code::{self, CodeGrant, CodeRow, Decision, Presented};
 use crate::oidc::par::{self, ParRow};
 use crate::oidc::session::ProviderSession;
-use crate::store::provider::{NewFamily, ProviderStore, Redemption, PROVIDER_KEEP_MS, PRUNE};
+use crate::store::provider::{
+    NewFamily, ProviderStore, Redemption, END_SESSION, LOAD_CODE, LOAD_PAR, LOAD_SESSION,
+    PROVIDER_KEEP_MS, PRUNE, PUT_CODE, PUT_PAR, PUT_SESSION, SPEND_CODE, SPEND_PAR,
+};
 use crate::store::Millis;
+
+/// A load that locks the row it reads.
+fn for_update(q: &str) -> String {
+    format!("{q} FOR UPDATE")
+}
 
 async fn take_par_tx(
     client: &mut Object,
@@ -27,13 +35,7 @@ async fn take_par_tx(
     now: Millis,
 ) -> Result<Result<String, &'static str>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "SELECT client_id, expires_at, used_at IS NOT NULL, request
-             FROM par_requests WHERE hash = $1 FOR UPDATE",
-            &[&&handle[..]],
-        )
-        .await?;
+    let row = tx.query_opt(&for_update(LOAD_PAR), &[&&handle[..]]).await?;
     let state = row.as_ref().map(|r| ParRow {
         client_id: r.get(0),
         expires_at: r.get(1),
@@ -42,11 +44,7 @@ async fn take_par_tx(
     if let Err(why) = par::take(state.as_ref(), client_id, now) {
         return Ok(Err(why));
     }
-    tx.execute(
-        "UPDATE par_requests SET used_at = $2 WHERE hash = $1",
-        &[&&handle[..], &now],
-    )
-    .await?;
+    tx.execute(SPEND_PAR, &[&&handle[..], &now]).await?;
     tx.commit().await?;
     Ok(Ok(row.map(|r| r.get(3)).unwrap_or_default()))
 }
@@ -59,13 +57,7 @@ async fn redeem_tx(
     now: Millis,
 ) -> Result<Redemption, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let lock = tx
-        .prepare_cached(
-            "SELECT client_id, redirect_uri, code_challenge, dpop_jkt, nonce, scope, user_id,
-                    session_id, auth_time, expires_at, used_at IS NOT NULL, family_id
-             FROM auth_codes WHERE hash = $1 FOR UPDATE",
-        )
-        .await?;
+    let lock = tx.prepare_cached(&for_update(LOAD_CODE)).await?;
     let Some(r) = tx.query_opt(&lock, &[&&hash[..]]).await? else {
         return Ok(Redemption::Unknown);
     };
@@ -111,11 +103,8 @@ async fn redeem_tx(
                 ],
             )
             .await?;
-            tx.execute(
-                "UPDATE auth_codes SET used_at = $2, family_id = $3 WHERE hash = $1",
-                &[&&hash[..], &now, &family.family_id],
-            )
-            .await?;
+            tx.execute(SPEND_CODE, &[&&hash[..], &now, &family.family_id])
+                .await?;
             Redemption::Redeemed {
                 grant: row.grant,
                 jkt,
@@ -138,8 +127,7 @@ impl ProviderStore for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO par_requests (hash, client_id, request, expires_at)
-                 VALUES ($1, $2, $3, $4)",
+                PUT_PAR,
                 &[&&handle[..], &request.client_id, &json, &expires_at],
             )
             .await
@@ -165,9 +153,7 @@ impl ProviderStore for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO auth_codes (hash, client_id, redirect_uri, code_challenge,
-                     dpop_jkt, nonce, scope, user_id, session_id, auth_time, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                PUT_CODE,
                 &[
                     &&hash[..],
                     &g.client_id,
@@ -206,8 +192,7 @@ impl ProviderStore for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO provider_sessions (id, secret_hash, user_id, auth_time, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)",
+                PUT_SESSION,
                 &[
                     &s.id,
                     &&secret_hash[..],
@@ -228,11 +213,7 @@ impl ProviderStore for PgStore {
     ) -> Result<Option<ProviderSession>> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT id, user_id, auth_time FROM provider_sessions
-                 WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > $2",
-                &[&&secret_hash[..], &now],
-            )
+            .query_opt(LOAD_SESSION, &[&&secret_hash[..], &now])
             .await
             .map_err(pg_err)?;
         Ok(row.map(|r| ProviderSession {
@@ -245,11 +226,7 @@ impl ProviderStore for PgStore {
     async fn end_provider_session(&self, secret_hash: &[u8; 32], now: Millis) -> Result<bool> {
         let client = self.client().await?;
         let n = client
-            .execute(
-                "UPDATE provider_sessions SET ended_at = $2
-                 WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > $2",
-                &[&&secret_hash[..], &now],
-            )
+            .execute(END_SESSION, &[&&secret_hash[..], &now])
             .await
             .map_err(pg_err)?;
         Ok(n > 0)

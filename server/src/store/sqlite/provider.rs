@@ -12,51 +12,48 @@ use crate::oidc::authorize::AuthRequest;
 use crate::oidc::code::{self, CodeGrant, CodeRow, Decision, Presented};
 use crate::oidc::par::{self, ParRow};
 use crate::oidc::session::ProviderSession;
-use crate::store::provider::{NewFamily, ProviderStore, Redemption, PROVIDER_KEEP_MS, PRUNE};
+use crate::store::provider::{
+    NewFamily, ProviderStore, Redemption, END_SESSION, LOAD_CODE, LOAD_PAR, LOAD_SESSION,
+    PROVIDER_KEEP_MS, PRUNE, PUT_CODE, PUT_PAR, PUT_SESSION, SPEND_CODE, SPEND_PAR,
+};
 use crate::store::{Millis, TokenHash};
 
+/// The shared SQL with SQLite's `?n` placeholders.
+fn sql(q: &str) -> String {
+    q.replace('$', "?")
+}
+
 fn load_par(conn: &Connection, handle: &[u8; 32]) -> rusqlite::Result<Option<(ParRow, String)>> {
-    conn.query_row(
-        "SELECT client_id, expires_at, used_at IS NOT NULL, request
-         FROM par_requests WHERE hash = ?1",
-        params![&handle[..]],
-        |r| {
-            let row = ParRow {
-                client_id: r.get(0)?,
-                expires_at: r.get(1)?,
-                used: r.get(2)?,
-            };
-            Ok((row, r.get(3)?))
-        },
-    )
+    conn.query_row(&sql(LOAD_PAR), params![&handle[..]], |r| {
+        let row = ParRow {
+            client_id: r.get(0)?,
+            expires_at: r.get(1)?,
+            used: r.get(2)?,
+        };
+        Ok((row, r.get(3)?))
+    })
     .optional()
 }
 
 fn load_code(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<CodeRow>> {
-    conn.query_row(
-        "SELECT client_id, redirect_uri, code_challenge, dpop_jkt, nonce, scope, user_id,
-                session_id, auth_time, expires_at, used_at IS NOT NULL, family_id
-         FROM auth_codes WHERE hash = ?1",
-        params![&hash[..]],
-        |r| {
-            Ok(CodeRow {
-                grant: CodeGrant {
-                    client_id: r.get(0)?,
-                    redirect_uri: r.get(1)?,
-                    code_challenge: r.get(2)?,
-                    dpop_jkt: r.get(3)?,
-                    nonce: r.get(4)?,
-                    scope: r.get(5)?,
-                    user_id: r.get(6)?,
-                    session_id: r.get(7)?,
-                    auth_time: r.get(8)?,
-                },
-                expires_at: r.get(9)?,
-                used: r.get(10)?,
-                family_id: r.get(11)?,
-            })
-        },
-    )
+    conn.query_row(&sql(LOAD_CODE), params![&hash[..]], |r| {
+        Ok(CodeRow {
+            grant: CodeGrant {
+                client_id: r.get(0)?,
+                redirect_uri: r.get(1)?,
+                code_challenge: r.get(2)?,
+                dpop_jkt: r.get(3)?,
+                nonce: r.get(4)?,
+                scope: r.get(5)?,
+                user_id: r.get(6)?,
+                session_id: r.get(7)?,
+                auth_time: r.get(8)?,
+            },
+            expires_at: r.get(9)?,
+            used: r.get(10)?,
+            family_id: r.get(11)?,
+        })
+    })
     .optional()
 }
 
@@ -68,7 +65,7 @@ impl SqliteDb {
         expires_at: Millis,
     ) -> Result<()> {
         self.lock().execute(
-            "INSERT INTO par_requests (hash, client_id, request, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            &sql(PUT_PAR),
             params![
                 &handle[..],
                 request.client_id,
@@ -95,10 +92,7 @@ impl SqliteDb {
         if let Err(why) = par::take(state.as_ref(), client_id, now) {
             return Ok(Err(why));
         }
-        tx.execute(
-            "UPDATE par_requests SET used_at = ?2 WHERE hash = ?1",
-            params![&handle[..], now],
-        )?;
+        tx.execute(&sql(SPEND_PAR), params![&handle[..], now])?;
         tx.commit()?;
         Ok(Ok(
             serde_json::from_str(&request).context("stored pushed request")?
@@ -107,9 +101,7 @@ impl SqliteDb {
 
     pub fn put_code(&self, hash: &[u8; 32], g: &CodeGrant, expires_at: Millis) -> Result<()> {
         self.lock().execute(
-            "INSERT INTO auth_codes (hash, client_id, redirect_uri, code_challenge, dpop_jkt,
-                                     nonce, scope, user_id, session_id, auth_time, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            &sql(PUT_CODE),
             params![
                 &hash[..],
                 g.client_id,
@@ -162,10 +154,7 @@ impl SqliteDb {
                     jkt.as_deref(),
                     now,
                 )?;
-                tx.execute(
-                    "UPDATE auth_codes SET used_at = ?2, family_id = ?3 WHERE hash = ?1",
-                    params![&hash[..], now, family_id],
-                )?;
+                tx.execute(&sql(SPEND_CODE), params![&hash[..], now, family_id])?;
                 Redemption::Redeemed {
                     grant: row.grant,
                     jkt,
@@ -183,8 +172,7 @@ impl SqliteDb {
         expires_at: Millis,
     ) -> Result<()> {
         self.lock().execute(
-            "INSERT INTO provider_sessions (id, secret_hash, user_id, auth_time, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            &sql(PUT_SESSION),
             params![s.id, &secret_hash[..], s.user_id, s.auth_time, expires_at],
         )?;
         Ok(())
@@ -197,27 +185,20 @@ impl SqliteDb {
     ) -> Result<Option<ProviderSession>> {
         Ok(self
             .lock()
-            .query_row(
-                "SELECT id, user_id, auth_time FROM provider_sessions
-                 WHERE secret_hash = ?1 AND ended_at IS NULL AND expires_at > ?2",
-                params![&secret_hash[..], now],
-                |r| {
-                    Ok(ProviderSession {
-                        id: r.get(0)?,
-                        user_id: r.get(1)?,
-                        auth_time: r.get(2)?,
-                    })
-                },
-            )
+            .query_row(&sql(LOAD_SESSION), params![&secret_hash[..], now], |r| {
+                Ok(ProviderSession {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    auth_time: r.get(2)?,
+                })
+            })
             .optional()?)
     }
 
     pub fn end_provider_session(&self, secret_hash: &[u8; 32], now: Millis) -> Result<bool> {
-        let n = self.lock().execute(
-            "UPDATE provider_sessions SET ended_at = ?2
-             WHERE secret_hash = ?1 AND ended_at IS NULL AND expires_at > ?2",
-            params![&secret_hash[..], now],
-        )?;
+        let n = self
+            .lock()
+            .execute(&sql(END_SESSION), params![&secret_hash[..], now])?;
         Ok(n > 0)
     }
 
@@ -229,9 +210,9 @@ impl SqliteDb {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut n = 0;
-        for (sql, keep) in PRUNE {
+        for (query, keep) in PRUNE {
             let cutoff = if keep { now - PROVIDER_KEEP_MS } else { now };
-            n += tx.execute(&sql.replace('$', "?"), params![cutoff])?;
+            n += tx.execute(&sql(query), params![cutoff])?;
         }
         tx.commit()?;
         Ok(n)
