@@ -19,16 +19,21 @@ PKG_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME)/registry/src/= --remap-path-p
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
 DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
 
-.PHONY: all setup pkg examples doc server demo test test-native test-browser test-e2e lint fmt bench clean
+.PHONY: all setup setup-build pkg examples doc server demo test test-native test-browser test-e2e lint fmt bench clean
 
 all: pkg server
 
+# Everything the suites need (browsers, drivers, PostgreSQL included).
 setup:
 	@scripts/setup.sh
 
+# What building needs (make pkg, make demo, make lint): no browser, no PostgreSQL.
+setup-build:
+	@scripts/setup.sh build
+
 # The npm package (web target: works in <script type="module"> pages and in bundlers).
 # scripts/pkg.sh: a build-std build where rust-src is installed, else the normal one.
-pkg: setup
+pkg: setup-build
 	@mkdir -p target
 	flock target/.pkg.lock env PKG_RUSTFLAGS='$(PKG_RUSTFLAGS)' PKG_FEATURES='$(PKG_FEATURES)' scripts/pkg.sh
 	@ls -l pkg/*.wasm pkg/*.js
@@ -61,15 +66,18 @@ test-native:
 # The wasm browser suites in Chromium, Firefox and WebKit (ENGINES="firefox" for one), against
 # one server. xvfb-run wraps the whole command (WebKit needs a display), so no Xvfb or driver
 # process outlives it.
-test-browser: server
+test-browser: setup server
 	xvfb-run -a scripts/with-server.sh --access-ttl 2 --reuse-grace 5 --test-faults --dpop-nonce --dpop-nonce-period 5 -- \
 	  scripts/browser-tests.sh
 
 # Every e2e/*.test.mjs, one file at a time (they start their own servers and browsers).
-test-e2e: pkg server examples
+test-e2e: setup pkg server examples
 	node --test --test-concurrency=1 e2e/
 
-lint:
+# Rust: rustfmt and clippy on both targets. JS: tsc --checkJs of the driver and the plumbing
+# against the core's declared interface (js/tsconfig.json, js/core.d.ts).
+lint: setup-build
+	tsc -p js
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --tests -- -D warnings
@@ -80,7 +88,7 @@ lint:
 fmt:
 	cargo fmt --all
 
-bench: pkg server
+bench: setup pkg server
 	node bench/run.mjs
 	node bench/server.mjs
 

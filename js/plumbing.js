@@ -1,7 +1,9 @@
+// @ts-check
 // Browser plumbing, imported by the .wasm through #[wasm_bindgen(module)] (issue #15): as JS
 // it is a fraction of the size it costs through web-sys and wasm-bindgen's per-import glue.
 // It only moves values between the browser and Rust; every decision (options' meaning,
 // tokens, responses, what to store, when to refresh) stays in Rust, natively tested.
+// Fields only JS reads end in `_` (shortened by the package build, see js/driver.js).
 
 const g = globalThis;
 const now = Date.now;
@@ -17,15 +19,20 @@ const now = Date.now;
  */
 export function readOptions(o) {
   if (typeof o != "object" || !o) return "options must be an object with at least refreshUrl";
+  /** @type {(k: string, m: string) => never} */
   const bad = (k, m) => { throw `option \`${k}\` ${m}`; };
-  const get = (k) => { try { return o[k]; } catch { /* a throwing getter reads as absent */ } };
+  /** @type {(k: string) => any} */
+  const get = (k) => { try { return /** @type {any} */ (o)[k]; } catch { /* a throwing getter reads as absent */ } };
+  /** @param {string} k */
   const str = (k) => { const v = get(k); return v === undefined || typeof v == "string" ? v : bad(k, "must be a string"); };
+  /** @param {string} k @param {string[]} list */
   const choice = (k, list) => {
     const v = str(k);
     if (v === undefined) return v;
     const i = list.indexOf(v);
     return i < 0 ? bad(k, `must be ${list.map((c) => `"${c}"`).join(", ").replace(/, (?=[^,]*$)/, " or ")}`) : i;
   };
+  /** @param {string} k @param {number} min */
   const int = (k, min) => {
     const v = get(k);
     return v === undefined || (typeof v == "number" && v >= min && v <= 4294967295 && v % 1 == 0) ? v
@@ -39,10 +46,11 @@ export function readOptions(o) {
     const out = [url, str("logoutUrl"), choice("refreshFormat", ["json", "oauth2"]), str("clientId"),
       choice("storage", ["local", "session", "memory"]), str("storageKey")];
     const list = get("allowedOrigins"), must = "must be an array of origin strings";
-    if (list !== undefined && (!Array.isArray(list) || list.some((v) => typeof v != "string"))) bad("allowedOrigins", must);
+    if (list !== undefined && (!Array.isArray(list) || list.some((/** @type {unknown} */ v) => typeof v != "string"))) bad("allowedOrigins", must);
     const leeway = get("leewaySeconds");
     out.push(list && [...list], leeway === undefined ? leeway : typeof leeway == "number" ? leeway : NaN,
       int("refreshTimeoutMs", 1), int("minRefreshIntervalMs", 0), choice("redirect", ["follow", "error"]));
+    /** @param {string} k */
     const flag = (k) => { const v = get(k); return v === undefined || typeof v == "boolean" ? v : bad(k, "must be a boolean"); };
     out.push(flag("crossTab"), flag("dpop"));
     return out;
@@ -53,7 +61,8 @@ export function readOptions(o) {
 }
 
 /** The persisted session record (Rust's `token::parse_stored` reads it back; an unknown time,
- * NaN, is written as `null`). */
+ * NaN, is written as `null`). Its field names are a stored format: never shortened.
+ * @param {number} v @param {string} rt @param {string} at @param {number} exp @param {number} rat @param {number} rfa */
 export const storedJson = (v, rt, at, exp, rat, rfa) => JSON.stringify({ v, rt, at, exp, rat, rfa });
 
 /**
@@ -63,23 +72,26 @@ export const storedJson = (v, rt, at, exp, rat, rfa) => JSON.stringify({ v, rt, 
  */
 export class Events {
   constructor() {
-    this.l = new Set();
+    /** @type {Set<[string, (detail: object, type: string) => void]>} */
+    this.listeners_ = new Set();
   }
   /** @param {string} type @param {(detail: object, type: string) => void} f @returns {() => void} */
   on(type, f) {
+    /** @type {[string, (detail: object, type: string) => void]} */
     const e = [type, f];
-    this.l.add(e);
-    return () => void this.l.delete(e);
+    this.listeners_.add(e);
+    return () => void this.listeners_.delete(e);
   }
   /**
    * Tells the listeners of `type`: "refresh" with `{expiresAt: a (NaN: unknown, left out),
    * source: b}`, or "signout" with `{reason: a, error: b}` (`error` only when the server named
    * one).
+   * @param {string} type @param {unknown} a @param {unknown} b
    */
   emit(type, a, b) {
     const detail = type == "refresh" ? { expiresAt: a === a ? a : undefined, source: b }
       : b === undefined ? { reason: a } : { reason: a, error: b };
-    for (const [t, f] of [...this.l]) if (!t || t == type) try { f(detail, type); } catch { /* the app's */ }
+    for (const [t, f] of [...this.listeners_]) if (!t || t == type) try { f(detail, type); } catch { /* the app's */ }
   }
 }
 
@@ -87,9 +99,11 @@ export class Events {
  * POSTs `body` as `type` (JSON accepted, never cached; with `proof`, its `DPoP` header), aborted
  * after `ms`. Resolves
  * `[status, content-length header or null, response]`; rejects on a network error or timeout.
- * @returns {Promise<[number, string | null, Response]>}
+ * @param {string} url @param {string} type @param {string} body @param {number} ms
+ * @param {string | undefined} proof @returns {Promise<[number, string | null, Response]>}
  */
 export async function post(url, type, body, ms, proof) {
+  /** @type {Record<string, string>} */
   const headers = { "Content-Type": type, Accept: "application/json" };
   if (proof) headers.DPoP = proof;
   const r = await g.fetch(url, { method: "POST", headers, body, cache: "no-store", signal: AbortSignal.timeout(ms) });
@@ -101,18 +115,20 @@ export async function post(url, type, body, ms, proof) {
 export function bodyText(r, skip) {
   if (skip) {
     r.body?.cancel().catch(() => {});
-    return Promise.resolve();
+    return /** @type {Promise<undefined>} */ (Promise.resolve());
   }
-  return r.text().catch(() => {});
+  return r.text().catch(() => undefined);
 }
 
 // IndexedDB: one database, one object store, a string value per key. The store that is
 // consistent between tabs at lock hand-over (see the README).
 
+/** @param {IDBDatabase} db @param {IDBTransactionMode} mode @returns {[IDBTransaction, IDBObjectStore]} */
 const tx = (db, mode) => {
   const t = db.transaction("kv", mode);
   return [t, t.objectStore("kv")];
 };
+/** @param {IDBTransaction} t @param {(v: any) => void} resolve @param {(e: unknown) => void} reject */
 const committed = (t, resolve, reject) => {
   t.oncomplete = resolve;
   t.onerror = t.onabort = reject;
@@ -140,7 +156,7 @@ export function idbGet(db, key) {
 }
 
 /** Writes (or, with `undefined`, deletes) `key`; resolves once the transaction committed.
- * @param {IDBDatabase} db @param {string} key @param {string | undefined} value */
+ * @param {IDBDatabase} db @param {string} key @param {string} [value] */
 export function idbPut(db, key, value) {
   return new Promise((resolve, reject) => {
     const [t, s] = tx(db, "readwrite");
@@ -153,12 +169,14 @@ export function idbPut(db, key, value) {
  * The lease that stands in for Web Locks where `navigator.locks` is missing: `{o: owner,
  * u: until}` taken with a compare-and-set in one readwrite transaction (IndexedDB serialises
  * those across the origin), polled with backoff only while a caller waits, for at most `ms`
- * (a crashed holder's lease expires after `ms` too). Resolves its release, or `null`.
+ * (a crashed holder's lease expires after `ms` too). Resolves its release, or `null`. (Its
+ * fields are a stored format, shared with other tabs: never shortened.)
+ * @param {IDBDatabase} db @param {string} name @param {number} ms @returns {Promise<(() => void) | null>}
  */
 async function lease(db, name, ms) {
   const key = "lock:" + name, o = Math.random(), deadline = now() + ms;
   for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
-    const taken = await new Promise((resolve, reject) => {
+    const taken = await new Promise((/** @type {(ok: boolean) => void} */ resolve, reject) => {
       const [t, s] = tx(db, "readwrite");
       let ok = false;
       committed(t, () => resolve(ok), reject);
@@ -189,7 +207,7 @@ async function lease(db, name, ms) {
  * The browser-wide lock `name`, waited for at most `ms`: a Web Lock, else the IndexedDB lease
  * on `db`, else none (one tab only). Resolves the function that releases it (a no-op without
  * a lock), or `null` when it was not granted in time.
- * @param {string} name @param {number} ms @param {IDBDatabase | undefined} db
+ * @param {string} name @param {number} ms @param {IDBDatabase | null} db
  * @returns {Promise<(() => void) | null>}
  */
 export function lock(name, ms, db) {
@@ -197,7 +215,7 @@ export function lock(name, ms, db) {
   if (!locks) return db ? lease(db, name, ms).catch(() => null) : Promise.resolve(() => {});
   return new Promise((resolve) => {
     // Held until `release` resolves the callback's promise; rejects when the wait times out.
-    locks.request(name, { signal: AbortSignal.timeout(ms) }, () => new Promise((release) => resolve(release)))
+    locks.request(name, { signal: AbortSignal.timeout(ms) }, () => new Promise((release) => resolve(/** @type {() => void} */ (release))))
       .catch(() => resolve(null));
   });
 }
@@ -210,37 +228,43 @@ export function lock(name, ms, db) {
 export class Store {
   /** @param {string} name @param {string} key */
   constructor(name, key) {
-    this.k = key;
-    this.m = null;
+    this.key_ = key;
+    /** The last value read or written. @type {string | null} */
+    this.memory_ = null;
+    /** The Web Storage area; `null`: memory only. @type {Storage | null} */
+    this.area_ = null;
     // Reading `window.localStorage` itself throws where storage is disabled.
-    try { this.a = name && g[name] instanceof g.Storage ? g[name] : null; } catch { this.a = null; }
+    try { this.area_ = name && /** @type {any} */ (g)[name] instanceof g.Storage ? /** @type {any} */ (g)[name] : null; } catch { /* memory */ }
   }
   /** @returns {string | null} */
   read() {
-    if (this.a) try { return (this.m = this.a.getItem(this.k)); } catch { this.a = null; }
-    return this.m;
+    if (this.area_) try { return (this.memory_ = this.area_.getItem(this.key_)); } catch { this.area_ = null; }
+    return this.memory_;
   }
   /** @param {string | undefined} v (undefined removes) */
   write(v) {
-    this.m = v ?? null;
-    if (this.a) try { v === undefined ? this.a.removeItem(this.k) : this.a.setItem(this.k, v); } catch { this.a = null; }
+    this.memory_ = v ?? null;
+    if (this.area_) try { v === undefined ? this.area_.removeItem(this.key_) : this.area_.setItem(this.key_, v); } catch { this.area_ = null; }
   }
   /** True while a Web Storage area (not memory) holds the session. */
-  get persistent() { return !!this.a; }
+  get persistent() { return !!this.area_; }
   /**
-   * Calls `f(newValue)` on every `storage` event (another tab's write) of this key in this
-   * store's area, or of the area's clearing; returns the function that stops listening.
+   * Calls `f(value)` on every `storage` event (another tab's write) of this key in this store's
+   * area, or of the area's clearing, with the value the area holds now: an event can arrive
+   * after a later write (this tab's own, e.g. a `logout()`), and its `newValue` is then stale.
+   * Returns the function that stops listening.
    * @param {(v: string | null) => void} f
    */
   listen(f) {
-    const h = (e) => this.a && e.storageArea === this.a && (e.key === null || e.key === this.k) && f(e.newValue);
+    const h = (/** @type {StorageEvent} */ e) =>
+      this.area_ && e.storageArea === this.area_ && (e.key === null || e.key === this.key_) && f(this.read());
     g.addEventListener?.("storage", h);
     return () => g.removeEventListener?.("storage", h);
   }
 }
 
 /** `url` resolved the way `fetch(url)` does (against the document's base URL, in a worker its
- * location): `[href, protocol, origin]`, or `undefined` when it is not a URL. */
+ * location): `[href, protocol, origin]`, or `undefined` when it is not a URL. @param {string} url */
 export function resolveUrl(url) {
   try {
     const u = new URL(url, g.document ? g.document.baseURI : g.location?.href);
@@ -256,7 +280,7 @@ export const pageOrigin = () => g.location?.origin;
  * configured and the request has the default mode) a `new Request(request, {redirect:
  * "error"})` takes its place; then `Authorization: Bearer <access>` (`DPoP <access>` with
  * `dpop`). Throws what those throw.
- * @param {Request} request @param {string} access @param {boolean} strict @param {boolean} dpop
+ * @param {Request} request @param {string} access @param {boolean} strict @param {unknown} dpop truthy: DPoP on
  * @returns {Request}
  */
 export function authorize(request, access, strict, dpop) {
@@ -295,8 +319,11 @@ export const dpopCapable = () => !!(g.indexedDB && g.crypto?.subtle);
 // nonce) and what an answer means are the Rust core's (src/dpop.rs). Builds without the
 // crate's `dpop` feature never call these.
 
+/** @param {ArrayBuffer | Uint8Array} buf */
 const b64u = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+/** @param {string} s */
 const utf8 = (s) => new TextEncoder().encode(s);
+/** @param {object} o */
 const part = (o) => b64u(utf8(JSON.stringify(o)));
 const DPOP = "dpop:";
 
@@ -324,8 +351,10 @@ export async function dpopKey(db, key) {
   });
 }
 
+/** @type {WeakMap<CryptoKeyPair, string>} */
 const headers = new WeakMap();
-/** A proof's header for `pair` (its public JWK exported once per key, not once per proof). */
+/** A proof's header for `pair` (its public JWK exported once per key, not once per proof).
+ * @param {CryptoKeyPair} pair */
 async function header(pair) {
   let h = headers.get(pair);
   if (!h) {
@@ -342,6 +371,7 @@ async function header(pair) {
  * @param {string | undefined} nonce @param {string | undefined} access @returns {Promise<string>}
  */
 export async function dpopSign(pair, htm, htu, nonce, access) {
+  /** @type {Record<string, unknown>} */
   const claims = { jti: b64u(crypto.getRandomValues(new Uint8Array(16))), htm, htu, iat: Math.floor(Date.now() / 1000), nonce };
   if (access) claims.ath = b64u(await crypto.subtle.digest("SHA-256", utf8(access)));
   const input = (await header(pair)) + "." + part(claims);
@@ -349,4 +379,4 @@ export async function dpopSign(pair, htm, htu, nonce, access) {
 }
 
 /** What the driver uses, as one object (Rust hands it to the driver). */
-export const dpop = () => ({ key: dpopKey, sign: dpopSign, forget: dpopForget });
+export const dpop = () => ({ loadKey_: dpopKey, sign_: dpopSign, forget_: dpopForget });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the reference server on a free loopback port with a fresh SQLite file, runs a
-# command with ROTAFETCH_SERVER=http://127.0.0.1:PORT, then stops the server.
+# Starts the reference server on a free loopback port with a fresh SQLite file and the user
+# demo/demo, runs a command with ROTAFETCH_SERVER=http://127.0.0.1:PORT, then stops the server.
 #   scripts/with-server.sh [server flags…] -- command [args…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ flags=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do flags+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 dir=$(mktemp -d "${TMPDIR:-/tmp}/rotafetch-srv.XXXXXX")
-"$bin" --listen 127.0.0.1:0 --port-file "$dir/port" --db "$dir/test.db" "${flags[@]}" \
+"$bin" --listen 127.0.0.1:0 --port-file "$dir/port" --db "$dir/test.db" --demo-user "${flags[@]}" \
   >"$dir/stdout" 2>"$dir/stderr" &
 pid=$!
 cleanup() {

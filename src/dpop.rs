@@ -19,6 +19,13 @@ pub fn token_endpoint_wants_nonce(status: u16, error: Option<&str>) -> bool {
     status == 400 && error == Some("use_dpop_nonce")
 }
 
+/// What a token endpoint's answer (`status`, its `error` code) is to a call that has or has
+/// not `retried` already: a nonce challenge to answer by sending the request again (true), at
+/// most once; a second one is the answer.
+pub fn token_challenge(status: u16, error: Option<&str>, retried: bool) -> bool {
+    !retried && token_endpoint_wants_nonce(status, error)
+}
+
 /// A resource server's answer is a nonce challenge (RFC 9449 §9): `401` whose
 /// `WWW-Authenticate` has a `DPoP` challenge with `error="use_dpop_nonce"`.
 pub fn resource_wants_nonce(status: u16, www_authenticate: Option<&str>) -> bool {
@@ -161,6 +168,8 @@ mod tests {
         assert!(!token_endpoint_wants_nonce(400, Some("invalid_grant")));
         assert!(!token_endpoint_wants_nonce(401, Some("use_dpop_nonce")));
         assert!(!token_endpoint_wants_nonce(400, None));
+        assert!(token_challenge(400, Some("use_dpop_nonce"), false));
+        assert!(!token_challenge(400, Some("use_dpop_nonce"), true));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! background timers.
 //!
 //! The crate has two layers:
-//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`error`]) that never touch the
-//!   browser and are tested natively;
+//! - pure decision modules ([`jwt`], [`token`], [`policy`], [`dpop`], [`error`], [`event`]) and the
+//!   session state machine ([`session`]) that never touch the browser and are tested natively,
+//!   and [`seam`], the names the browser layer's Rust core and its JS driver share;
 //! - on `wasm32`, the browser layer ([`AuthClient`], [`Options`], [`AuthEvent`]) and the JS
 //!   façade exported to the npm package.
 #![warn(missing_docs)]
@@ -33,12 +34,16 @@ compile_error!("`panic-trap` builds a whole program: it needs `small-alloc` as i
 
 pub mod dpop;
 pub mod error;
+pub mod event;
 pub mod json;
 pub mod jwt;
 pub mod policy;
+pub mod seam;
+pub mod session;
 pub mod token;
 
 pub use error::{AuthError, ErrorCode};
+pub use event::{AuthEvent, SignoutReason, Source};
 
 // wasm is single-threaded here (no atomics/shared memory), which is what
 // `AssumeSingleThreaded` requires.

@@ -106,29 +106,33 @@ pub fn adopt_before_lock(
 /// After the refresh before sending failed: send with the current token anyway? Only after a
 /// transient failure (`transient`: the refresh token was kept), while signed in and the token,
 /// refreshed early, has not expired (an unknown expiry counts as not expired).
-pub fn send_despite_failure(
-    transient: bool,
-    signed_in: bool,
-    expires_at: Option<f64>,
-    now: f64,
-) -> bool {
+pub fn send_anyway(transient: bool, signed_in: bool, expires_at: Option<f64>, now: f64) -> bool {
     transient && signed_in && expires_at.map_or(true, |at| now < at)
 }
 
-/// What to do with a 401 from an allowed origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum On401 {
-    /// Give the response to the caller as it is.
-    Return,
-    /// Another refresh already replaced the token the request carried: replay with the current one.
-    ReplayWithCurrent,
-    /// Join (or start) the single refresh, then replay once.
-    RefreshThenReplay,
+crate::seam::answer! {
+    /// What to do with a 401 from an allowed origin (the answer of the core's `on401`).
+    pub enum On401 {
+        /// Give the response to the caller as it is.
+        Return = 0,
+        /// Another refresh already replaced the token the request carried: replay with the
+        /// current one.
+        ReplayWithCurrent = 1,
+        /// Join (or start) the single refresh, then replay once.
+        RefreshThenReplay = 2,
+        /// DPoP: a nonce challenge (see `dpop::resource_challenge`): replay with the current
+        /// token and the nonce the response gave.
+        ReplayWithNonce = 3,
+    }
 }
 
 /// The inputs of [`on_401`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Seen401 {
+    /// DPoP only: the response is a nonce challenge, to answer (`Some(true)`) or, when this
+    /// call already answered one, to give back (`Some(false)`); see `dpop::resource_challenge`.
+    /// `None`: not a challenge (or DPoP off), the token rules below decide.
+    pub nonce_challenge: Option<bool>,
     /// This response answers a replay: never a second one (no loops).
     pub was_replay: bool,
     /// The request carried an access token at all.
@@ -151,8 +155,16 @@ pub struct Seen401 {
     pub min_interval_ms: f64,
 }
 
-/// Decides what a 401 leads to.
+/// Decides what a 401 leads to. A nonce challenge is answered once per call, and a second one
+/// goes back to the caller: never taken for a token failure (no refresh).
 pub fn on_401(s: Seen401) -> On401 {
+    if let Some(answer) = s.nonce_challenge {
+        return if answer {
+            On401::ReplayWithNonce
+        } else {
+            On401::Return
+        };
+    }
     if s.was_replay || !s.carried_token || !s.have_access {
         return On401::Return;
     }
@@ -360,6 +372,7 @@ mod tests {
 
     fn seen() -> Seen401 {
         Seen401 {
+            nonce_challenge: None,
             was_replay: false,
             carried_token: true,
             carried_is_current: true,
@@ -375,6 +388,16 @@ mod tests {
     #[test]
     fn a_401_refreshes_then_replays() {
         assert_eq!(on_401(seen()), On401::RefreshThenReplay);
+    }
+
+    #[test]
+    fn a_nonce_challenge_is_answered_once_and_never_refreshes() {
+        let challenged = |answer| Seen401 {
+            nonce_challenge: Some(answer),
+            ..seen()
+        };
+        assert_eq!(on_401(challenged(true)), On401::ReplayWithNonce);
+        assert_eq!(on_401(challenged(false)), On401::Return);
     }
 
     #[test]
@@ -639,21 +662,15 @@ mod tests {
 
     #[test]
     fn a_failed_refresh_before_sending_sends_only_a_still_valid_token_after_a_transient_failure() {
-        assert!(send_despite_failure(true, true, Some(2_000.0), 1_000.0));
+        assert!(send_anyway(true, true, Some(2_000.0), 1_000.0));
+        assert!(send_anyway(true, true, None, 1_000.0), "unknown expiry");
+        assert!(!send_anyway(true, true, Some(1_000.0), 1_000.0), "expired");
         assert!(
-            send_despite_failure(true, true, None, 1_000.0),
-            "unknown expiry"
-        );
-        assert!(
-            !send_despite_failure(true, true, Some(1_000.0), 1_000.0),
-            "expired"
-        );
-        assert!(
-            !send_despite_failure(false, true, Some(2_000.0), 1_000.0),
+            !send_anyway(false, true, Some(2_000.0), 1_000.0),
             "rejected/aborted"
         );
         assert!(
-            !send_despite_failure(true, false, Some(2_000.0), 1_000.0),
+            !send_anyway(true, false, Some(2_000.0), 1_000.0),
             "signed out"
         );
     }

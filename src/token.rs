@@ -104,6 +104,12 @@ pub fn declares_more_than(content_length: &str, max: usize) -> bool {
     }
 }
 
+/// Should a response declaring this `Content-Length` be left unread (over
+/// [`MAX_RESPONSE_BYTES`])?
+pub fn too_big(content_length: Option<&str>) -> bool {
+    content_length.is_some_and(|l| declares_more_than(l, MAX_RESPONSE_BYTES))
+}
+
 /// A token may go into `Authorization: Bearer …` and into JSON/form bodies: visible ASCII
 /// without spaces, quotes or backslashes (covers JWTs, base64url and RFC 6750's b64token).
 pub fn is_token_string(s: &str) -> bool {

@@ -86,6 +86,16 @@ export function idbValue(key) {
 }
 // Adds <base href>; returns the function that removes it.
 export function setBase(href) { const b = document.createElement("base"); b.href = href; document.head.append(b); return () => b.remove(); }
+// Holds the Web Lock `name` (as another tab would); resolves, once granted, the function that
+// releases it; `null` where the engine has no Web Locks.
+export function holdLock(name) {
+  if (!navigator.locks) return Promise.resolve(null);
+  return new Promise((granted) => navigator.locks.request(name, () => new Promise((release) => granted(release))));
+}
+// How many requests wait for the Web Lock `name`.
+export async function waitingFor(name) {
+  return (await navigator.locks.query()).pending.filter((l) => l.name === name).length;
+}
 export function errorInfo(e) {
   return { isError: e instanceof Error, name: e && e.name, code: e && e.code, message: e && e.message,
            proto: Object.getPrototypeOf(e) && Object.getPrototypeOf(e).constructor && Object.getPrototypeOf(e).constructor.name };
@@ -113,6 +123,10 @@ extern "C" {
     async fn idb_value(key: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = errorInfo)]
     fn error_info(e: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = holdLock)]
+    async fn hold_lock(name: &str) -> JsValue;
+    #[wasm_bindgen(js_name = waitingFor)]
+    async fn waiting_for(name: &str) -> JsValue;
     #[wasm_bindgen(js_name = setBase)]
     fn set_base(href: &str) -> Function;
 }
@@ -771,6 +785,103 @@ async fn the_cross_tab_hand_over_store_holds_the_rotated_session() {
         idb_value("t-idb").await.unwrap().is_null(),
         "cleared on logout"
     );
+}
+
+// ---- The seam between the Rust core and the JS driver ----
+
+/// A question the core does not have (a typo in the driver, or an old name) is a thrown
+/// `Error` that names it, never an answer: the driver once read the `undefined` of an unknown
+/// question as "return the 401". Asked through the driver's own typed handle on the core.
+#[wasm_bindgen_test]
+fn a_misspelt_question_to_the_core_throws_an_error_naming_it() {
+    let c = AuthClient::new(options("t-seam")).unwrap();
+    let core = get(c.driver_object(), "core_");
+    let ask = |name: &str, args: Array| {
+        let f: Function = get(&core, name).unchecked_into();
+        f.apply(&core, &args)
+    };
+    assert!(ask("generation", Array::new()).unwrap().as_f64().is_some());
+    assert_eq!(ask("access", Array::new()).unwrap(), JsValue::UNDEFINED);
+    // `request` was `beginRefresh`'s name; `fast` was `adoptBeforeLock`'s.
+    for typo in ["strat", "beginRefersh", "request", "fast", "Start", ""] {
+        let e = ask(typo, Array::of1(&url("/api/me").into())).expect_err(typo);
+        let info = error_info(&e);
+        assert_eq!(get(&info, "isError"), JsValue::TRUE, "{typo}");
+        let message = get_str(&info, "message");
+        assert!(
+            message.ends_with(&format!("has no question {typo}")),
+            "{message}"
+        );
+    }
+    // A failure kind that is no `DriverError` throws too (kind 3 once reached a catch-all).
+    let e = ask("fail", Array::of1(&JsValue::from(7))).expect_err("kind 7");
+    assert!(get_str(&error_info(&e), "message").contains("no such driver error"));
+    let e = ask("fail", Array::of1(&JsValue::from(3))).unwrap();
+    assert_eq!(get_str(&error_info(&e), "code"), "not_authenticated");
+    // The throws left the core usable (nothing stayed borrowed).
+    assert!(ask("generation", Array::new()).unwrap().as_f64().is_some());
+    assert!(!c.authenticated());
+}
+
+/// `logout()` while this tab's refresh waits for the cross-tab lock (another tab holds it):
+/// the refresh ends once it gets the lock, without refreshing and without taking the session
+/// back from the hand-over store, and the tab stays signed out. (The refresh used to read the
+/// session's generation after the lock, so the sign-out went unnoticed: the tab refreshed,
+/// stayed signed in after `logout()`, and its listeners got `refresh` instead of `signout`.)
+#[wasm_bindgen_test]
+async fn a_logout_while_a_refresh_waits_for_the_lock_ends_that_refresh() {
+    let _serial = serial().await;
+    let (c, _) = signed_in("t-queued").await;
+    let events = record(&c);
+    let lock = "rotafetch:t-queued";
+    let Some(release) = hold_lock(lock).await.dyn_into::<Function>().ok() else {
+        console_log!("no Web Locks in this engine: nothing to queue behind");
+        return;
+    };
+    wait_until_due(&c).await;
+    let rot0 = metric(ROTATED).await;
+    let waiting = || async { waiting_for(lock).await.as_f64().unwrap_or(0.0) };
+    let call = {
+        let c = c.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let r = fetch(&c, "/api/me", &JsValue::UNDEFINED).await;
+            Ok(JsValue::from(r.err().and_then(|e| match e {
+                rotafetch::FetchError::Auth(a) => Some(a.code().as_str().to_owned()),
+                rotafetch::FetchError::Js(_) => None,
+            })))
+        })
+    };
+    let queued = |n: f64| async move {
+        for _ in 0..250 {
+            if waiting().await >= n {
+                break;
+            }
+            sleep(20).await;
+        }
+        waiting().await
+    };
+    assert_eq!(queued(1.0).await, 1.0, "the refresh queued for the lock");
+    let logout = {
+        let c = c.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            c.logout().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    };
+    assert_eq!(queued(2.0).await, 2.0, "the logout queued behind it");
+    assert!(!c.authenticated(), "signed out before the lock");
+    release.call0(&JsValue::NULL).unwrap();
+    let code = JsFuture::from(call).await.unwrap();
+    JsFuture::from(logout).await.unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("not_authenticated"));
+    assert!(!c.authenticated(), "still signed out after logout()");
+    assert_eq!(metric(ROTATED).await, rot0, "no refresh after logout()");
+    assert_eq!(signouts(&events), vec![SignoutReason::Logout]);
+    let refreshed = events
+        .borrow()
+        .iter()
+        .any(|e| matches!(e, AuthEvent::Refresh { .. }));
+    assert!(!refreshed, "{:?}", events.borrow());
 }
 
 // ---- The JS façade, as JS calls it ----

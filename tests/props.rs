@@ -417,8 +417,10 @@ fn seen() -> impl Strategy<Value = Seen401> {
         0.0f64..1e13,
         prop::option::of(0.0f64..5_000.0),
         0u32..5_000,
+        prop::option::weighted(0.2, any::<bool>()),
     )
-        .prop_map(|(b, now, since, min)| Seen401 {
+        .prop_map(|(b, now, since, min, challenge)| Seen401 {
+            nonce_challenge: challenge,
             was_replay: b[0],
             carried_token: b[1],
             carried_is_current: b[2],
@@ -437,7 +439,12 @@ proptest! {
     #[test]
     fn a_replay_or_an_anonymous_request_never_refreshes(s in seen()) {
         let d = policy::on_401(s);
-        if s.was_replay || !s.carried_token || !s.have_access {
+        // A DPoP nonce challenge is answered once, a second one returned: never a refresh.
+        match s.nonce_challenge {
+            Some(answer) => prop_assert_eq!(d, if answer { On401::ReplayWithNonce } else { On401::Return }),
+            None => prop_assert!(d != On401::ReplayWithNonce),
+        }
+        if s.nonce_challenge.is_none() && (s.was_replay || !s.carried_token || !s.have_access) {
             prop_assert_eq!(d, On401::Return);
         }
         if d == On401::RefreshThenReplay && !s.refresh_in_flight {
@@ -469,12 +476,13 @@ proptest! {
             let mut replay = false;
             loop {
                 let d = policy::on_401(Seen401 {
-                    was_replay: replay, carried_token: true, carried_is_current: true,
+                    nonce_challenge: None, was_replay: replay, carried_token: true, carried_is_current: true,
                     have_access: true, have_refresh: true, refresh_in_flight: false,
                     now, refreshed_at: last_refresh, min_interval_ms: min,
                 });
                 match d {
                     On401::Return => break,
+                    On401::ReplayWithNonce => prop_assert!(false, "no nonce challenge here"),
                     On401::ReplayWithCurrent => { replay = true; sends += 1; }
                     On401::RefreshThenReplay => {
                         refreshes += 1;

@@ -14,7 +14,8 @@ pub enum Fault {
     Status { status: u16 },
     /// Close the connection without any response.
     Drop,
-    /// Wait `ms` milliseconds, then close the connection without any response.
+    /// Wait `ms` milliseconds (at most [`MAX_WAIT_MS`]), then close the connection without
+    /// any response.
     Hang {
         #[serde(default = "default_hang_ms")]
         ms: u64,
@@ -32,15 +33,18 @@ pub enum Fault {
     NoRefreshToken,
     /// Rotate for real, then close the connection without a response.
     LostResponse,
-    /// Wait `ms` milliseconds, then process normally.
+    /// Wait `ms` milliseconds (at most [`MAX_WAIT_MS`]), then process normally.
     Delay {
         #[serde(default = "default_delay_ms")]
         ms: u64,
     },
 }
 
+/// The longest `hang` or `delay`: below the request timeout, so a fault ends as scripted.
+pub const MAX_WAIT_MS: u64 = 20_000;
+
 fn default_hang_ms() -> u64 {
-    30_000
+    MAX_WAIT_MS
 }
 
 fn default_delay_ms() -> u64 {
@@ -135,7 +139,7 @@ mod tests {
         assert!(faults.take_api_nonce_challenge() && faults.take_api_nonce_challenge());
         assert!(!faults.take_api_nonce_challenge(), "two, then none");
         assert_eq!(plan.refresh.len(), 11);
-        assert_eq!(plan.refresh[10], Fault::Hang { ms: 30_000 });
+        assert_eq!(plan.refresh[10], Fault::Hang { ms: MAX_WAIT_MS });
         assert!(serde_json::from_str::<FaultPlan>(r#"{"refresh":[{"kind":"nope"}]}"#).is_err());
     }
 }

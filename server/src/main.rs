@@ -52,8 +52,12 @@ struct Cli {
     /// http://localhost:<port>.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
-    /// Do not create the user demo/demo on start.
-    #[arg(long)]
+    /// Create the user demo with the password demo (for the demo and the tests; never in
+    /// production). Without it, a demo/demo user left in the database refuses the start.
+    #[arg(long, conflicts_with = "no_demo_user")]
+    demo_user: bool,
+    /// No longer needed (there is no default user); accepted so older command lines work.
+    #[arg(long, hide = true)]
     no_demo_user: bool,
     /// Enable the /test/* fault-injection endpoints. Never use in production.
     #[arg(long)]
@@ -96,6 +100,17 @@ struct Cli {
     /// first: restart them all within this time).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     new_key_delay: u64,
+    /// The audience (`aud`) of access tokens, checked on /api/*: the resource's identifier.
+    /// Default: the issuer (--public-url, else http://127.0.0.1).
+    #[arg(long, value_name = "AUD")]
+    audience: Option<String>,
+    /// Connections served at once; more wait in the listen backlog (keep it below the
+    /// process's open-file limit).
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Maximum number of unexpired entries in the DPoP jti replay cache; proofs beyond it are
     /// answered 503 until entries expire.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -233,7 +248,7 @@ async fn main() -> Result<()> {
         pkg: Some(cli.pkg),
         statics: cli.statics,
         cors_origins: cli.cors_origins,
-        demo_user: !cli.no_demo_user,
+        demo_user: cli.demo_user,
         test_faults: cli.test_faults,
         public_url: cli.public_url,
         dpop_nonce: cli.dpop_nonce,
@@ -246,6 +261,9 @@ async fn main() -> Result<()> {
         login_limits,
         hash_memory_mib: cli.hash_memory_mib,
         trusted_proxies: cli.trusted_proxies,
+        audience: cli.audience,
+        max_connections: usize::try_from(cli.max_connections)?,
+        metrics_on_main: cli.metrics_listen.is_none(),
         ..Config::default()
     };
     if config.test_faults {
@@ -258,12 +276,30 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr()?;
+    config.check_listen(addr)?;
     let config = Config {
         bound_url: Some(display_url(addr)),
         ..config
     };
+    let metrics_listener = match &cli.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a}"))?,
+        ),
+        None => None,
+    };
     // Open the database and keys before announcing readiness.
     let state = AppState::new(&config).await?;
+    if let Some(l) = metrics_listener {
+        tracing::info!("metrics on {}/metrics", display_url(l.local_addr()?));
+        let app = rotafetch_server::metrics_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!("the metrics listener failed: {e}");
+            }
+        });
+    }
     if let Some(path) = &cli.port_file {
         write_port_file(path, addr.port())?;
     }

@@ -42,6 +42,22 @@ pub struct Metrics {
     pub codes_refused: AtomicU64,
     pub codes_reused: AtomicU64,
     pub codes_unknown: AtomicU64,
+    /// Connections accepted, open now (shared with the accept loop), and the times the
+    /// accept loop waited for a free connection slot.
+    pub connections: AtomicU64,
+    pub connections_open: std::sync::Arc<AtomicU64>,
+    pub connection_waits: AtomicU64,
+    /// Requests refused by the request bounds: a body (or a whole request) not received in
+    /// time (408), a body over its limit (413).
+    pub body_timeouts: AtomicU64,
+    pub bodies_too_large: AtomicU64,
+    /// Connections closed because a request's headers (or an idle connection's next
+    /// request) did not arrive in time, and requests answered 408 at the request timeout.
+    pub header_timeouts: AtomicU64,
+    pub request_timeouts: AtomicU64,
+    /// DPoP proof signature checks: their total time (ns) and count.
+    pub dpop_verify_nanos: AtomicU64,
+    pub dpop_verifications: AtomicU64,
     api_requests: Mutex<BTreeMap<u16, u64>>,
 }
 
@@ -55,6 +71,8 @@ pub struct Gauges {
     pub hashes_peak: u64,
     /// Hashes that waited for a slot (a counter).
     pub hash_waits: u64,
+    /// Hashes computed (a counter).
+    pub hashes: u64,
     /// Addresses the DPoP proof throttle remembers.
     pub proof_throttle_addresses: u64,
     /// Keys the sign-in throttle remembers.
@@ -154,7 +172,41 @@ impl Metrics {
             "rotafetch_families_revoked_total {}",
             g(&self.families_revoked)
         );
-        let series: [(&str, &str, &str, u64); 8] = [
+        let series: [(&str, &str, &str, u64); 17] = [
+            ("rotafetch_http_header_timeouts_total", "counter", "Connections closed because headers (or an idle connection's next request) did not arrive in time.", g(&self.header_timeouts)),
+            ("rotafetch_http_request_timeouts_total", "counter", "Requests answered 408 at the request timeout.", g(&self.request_timeouts)),
+            ("rotafetch_dpop_verifications_total", "counter", "DPoP proofs whose signature was checked (see rotafetch_dpop_verify_seconds_total).", g(&self.dpop_verifications)),
+            ("rotafetch_password_hashes_total", "counter", "Password hashes computed.", gauges.hashes),
+            (
+                "rotafetch_http_connections_total",
+                "counter",
+                "Connections accepted.",
+                g(&self.connections),
+            ),
+            (
+                "rotafetch_http_connections_open",
+                "gauge",
+                "Connections open now.",
+                g(&self.connections_open),
+            ),
+            (
+                "rotafetch_http_connection_waits_total",
+                "counter",
+                "Times the accept loop waited for a free connection slot (--max-connections).",
+                g(&self.connection_waits),
+            ),
+            (
+                "rotafetch_http_body_timeouts_total",
+                "counter",
+                "Requests whose body did not arrive in time (408).",
+                g(&self.body_timeouts),
+            ),
+            (
+                "rotafetch_http_bodies_too_large_total",
+                "counter",
+                "Requests whose body exceeded its limit (413).",
+                g(&self.bodies_too_large),
+            ),
             (
                 "rotafetch_dpop_jti_entries",
                 "gauge",
@@ -207,6 +259,8 @@ impl Metrics {
         for (name, kind, help, v) in series {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }
+        let secs = g(&self.dpop_verify_nanos) as f64 / 1e9;
+        let _ = writeln!(s, "# HELP rotafetch_dpop_verify_seconds_total Time spent checking DPoP proofs (format, signature, claims).\n# TYPE rotafetch_dpop_verify_seconds_total counter\nrotafetch_dpop_verify_seconds_total {secs:.6}");
         s.push_str("# HELP rotafetch_api_requests_total Responses from /api/* by HTTP status.\n");
         s.push_str("# TYPE rotafetch_api_requests_total counter\n");
         let mut api = self

@@ -3,14 +3,17 @@
 //! from.
 //!
 //! An attempt is checked before its password is (and checked again right before the hash
-//! runs, so guesses sent in parallel exceed a budget by at most the number of hashes that
-//! run at once); a failure is charged to both the account and the address; a success
-//! forgets the account's failures; an attempt the server could not decide (database down,
-//! too busy) costs nothing. Once a key has more than its `free` failures, attempts are
-//! refused for `base`, `2 × base`, `4 × base`, … (at most `max`) after its latest failure,
-//! without checking the password. A key's failures are forgotten `forget` after the latest
-//! one. Unknown accounts are counted like real ones, so the answers never tell a wrong user
-//! from a wrong password.
+//! runs); a failure is charged to both the account and the address; a success forgets the
+//! account's failures; an attempt the server could not decide (database down, too busy)
+//! costs nothing. Once a key has more than its `free` failures, each further failure closes
+//! it for `base`, `2 × base`, `4 × base`, … (at most `max`): attempts are refused without
+//! checking the password until it opens again. The back-off doubles per *opening*, not per
+//! failure: failures of attempts that were already under way when the key closed (a burst
+//! sent in parallel, at most the number of hashes that run at once) land while it is closed
+//! and are not counted, so one burst of wrong guesses cannot lock an account for the
+//! maximum; the real user waits one step. A key's failures are forgotten `forget` after the
+//! latest counted one. Unknown accounts are counted like real ones, so the answers never
+//! tell a wrong user from a wrong password.
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
@@ -64,17 +67,39 @@ impl Default for Limits {
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
+    /// Failures counted.
     count: u32,
+    /// When the latest counted failure happened.
     last: Millis,
+    /// Closed until then (a time in the past: open).
+    closed_until: Millis,
 }
 
 impl Budget {
-    /// Until when attempts are refused after these failures (`None`: not refused).
-    fn blocked_until(&self, f: &Failures) -> Option<Millis> {
-        let excess = f.count.checked_sub(self.free).filter(|n| *n > 0)?;
-        let factor = 1i64 << (excess - 1).min(40);
-        let wait = self.base_ms.saturating_mul(factor).min(self.max_ms);
-        Some(f.last.saturating_add(wait))
+    /// `f` after a failure at `now`: not counted while closed; past `free`, it closes the key
+    /// for the next back-off step.
+    fn failed(&self, f: Option<Failures>, now: Millis) -> Failures {
+        let f = f.unwrap_or(Failures {
+            count: 0,
+            last: now,
+            closed_until: Millis::MIN,
+        });
+        if now < f.closed_until {
+            return f;
+        }
+        let count = f.count.saturating_add(1);
+        let closed_until = match count.checked_sub(self.free).filter(|n| *n > 0) {
+            Some(step) => {
+                let wait = self.base_ms.saturating_mul(1i64 << (step - 1).min(40));
+                now.saturating_add(wait.min(self.max_ms))
+            }
+            None => Millis::MIN,
+        };
+        Failures {
+            count,
+            last: now,
+            closed_until,
+        }
     }
 
     fn forgotten(&self, f: &Failures, now: Millis) -> bool {
@@ -155,16 +180,14 @@ impl<K: std::hash::Hash + Eq> Backoff<K> {
     /// Until when `key` backs off, if it does at `now`.
     pub fn blocked_until(&mut self, key: &K, now: Millis) -> Option<Millis> {
         let f = self.live(key, now)?;
-        self.budget.blocked_until(&f).filter(|until| *until > now)
+        Some(f.closed_until).filter(|until| *until > now)
     }
 
-    /// Charges a failure to `key`.
+    /// Charges a failure to `key` (not counted while it is closed).
     pub fn fail(&mut self, key: K, now: Millis) {
-        let count = self
-            .live(&key, now)
-            .map_or(0, |f| f.count)
-            .saturating_add(1);
-        self.map.put(key, Failures { count, last: now });
+        let prior = self.live(&key, now);
+        let f = self.budget.failed(prior, now);
+        self.map.put(key, f);
     }
 
     /// Forgets `key`'s failures.
@@ -408,6 +431,27 @@ mod tests {
             t.settle(ticket, Outcome::Success, 0);
         }
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_parallel_failures_closes_an_account_for_one_step_only() {
+        let mut t = LoginThrottle::new(limits());
+        // 16 guesses admitted at once (before any failed), then all fail together.
+        let tickets: Vec<_> = (0..16).map(|_| t.check("alice", A, 0).unwrap()).collect();
+        for ticket in tickets {
+            t.settle(ticket, Outcome::Failure, 10);
+        }
+        // 3 free + 1 that closes it for 1 s; the 12 that landed while closed are not counted.
+        assert_eq!(t.check("alice", B, 1_009).unwrap_err().retry_after_secs, 1);
+        assert!(
+            t.check("alice", B, 1_010).is_ok(),
+            "the real user waits one step"
+        );
+        // The next failure doubles the back-off (2 s), the one after 4 s.
+        fail(&mut t, "alice", B, 1_010).unwrap();
+        assert_eq!(fail(&mut t, "alice", B, 3_009), Err(1));
+        fail(&mut t, "alice", B, 3_010).unwrap();
+        assert_eq!(fail(&mut t, "alice", B, 7_009), Err(1));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Access tokens (EdDSA JWTs signed by the key ring) and opaque refresh tokens.
+//! Access tokens (RFC 9068 JWTs: `typ: at+jwt`, EdDSA, signed by the key ring) and opaque
+//! refresh tokens.
 
 use std::fmt;
 
@@ -62,9 +63,17 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// Claims of an access token.
+/// The header `typ` of an access token (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Claims of an access token (RFC 9068 §2.2; there is no `client_id` for the first-party
+/// password sign-in).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
+    /// The issuer: `--public-url`, else the URL the server listens on.
+    pub iss: String,
+    /// The audience: `--audience`, else the issuer.
+    pub aud: String,
     /// User id, as a string.
     pub sub: String,
     /// Session family id.
@@ -90,6 +99,9 @@ pub enum AccessError {
     Expired,
     BadSignature,
     Malformed,
+    /// A JWT of ours that is not an access token (`typ`), or one for another issuer or
+    /// audience.
+    NotForUs,
 }
 
 impl AccessError {
@@ -98,6 +110,7 @@ impl AccessError {
             AccessError::Expired => "access token expired",
             AccessError::BadSignature => "access token signature invalid",
             AccessError::Malformed => "access token malformed",
+            AccessError::NotForUs => "not an access token for this server",
         }
     }
 }
@@ -108,15 +121,30 @@ impl AccessError {
 pub struct Keys {
     ring: KeyRing,
     validation: Validation,
+    issuer: String,
+    audience: String,
 }
 
 impl Keys {
-    pub fn new(ring: KeyRing) -> Self {
+    /// Access tokens issued by `issuer` for `audience`, signed by `ring`.
+    pub fn new(ring: KeyRing, issuer: &str, audience: &str) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Keys { ring, validation }
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        Keys {
+            ring,
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// The `iss` of access tokens (an OpenID provider's issuer identifier too).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// The whole key ring.
@@ -150,6 +178,8 @@ impl Keys {
         ttl_secs: u64,
     ) -> Result<String> {
         let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
             sub: user_id.to_string(),
             sid: sid.to_owned(),
             iat: now_secs,
@@ -160,22 +190,39 @@ impl Keys {
             }),
         };
         self.ring
-            .sign(Alg::EdDSA, None, &claims, now_secs)
+            .sign(Alg::EdDSA, Some(ACCESS_TOKEN_TYP), &claims, now_secs)
             .context("signing access token")
     }
 
-    /// Verifies signature (by any key of the ring, found by `kid`) and expiry (with
-    /// [`LEEWAY_SECS`]).
+    /// Verifies signature (by any key of the ring, found by `kid`), expiry (with
+    /// [`LEEWAY_SECS`]), `typ` (RFC 9068 §4: `at+jwt` or `application/at+jwt`), `iss` and
+    /// `aud`.
     pub fn verify_access(&self, token: &str) -> Result<Claims, AccessError> {
         use jsonwebtoken::errors::ErrorKind;
-        match self.ring.verify::<Claims>(token, &self.validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) => Err(match e.kind() {
-                ErrorKind::ExpiredSignature => AccessError::Expired,
-                ErrorKind::InvalidSignature => AccessError::BadSignature,
-                _ => AccessError::Malformed,
-            }),
+        let data = match self.ring.verify::<Claims>(token, &self.validation) {
+            Ok(data) => data,
+            Err(e) => {
+                return Err(match e.kind() {
+                    ErrorKind::ExpiredSignature => AccessError::Expired,
+                    ErrorKind::InvalidSignature => AccessError::BadSignature,
+                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => AccessError::NotForUs,
+                    ErrorKind::MissingRequiredClaim(c) if c == "iss" || c == "aud" => {
+                        AccessError::NotForUs
+                    }
+                    _ => AccessError::Malformed,
+                })
+            }
+        };
+        let typ = data
+            .header
+            .typ
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if typ != ACCESS_TOKEN_TYP && typ != "application/at+jwt" {
+            return Err(AccessError::NotForUs);
         }
+        Ok(data.claims)
     }
 
     /// The deterministic successors of `parent`: HMAC-SHA256(refresh key, parent), base64url,
@@ -207,7 +254,11 @@ mod tests {
             ..KeyFile::default()
         };
         file.add_missing(0).unwrap();
-        Keys::new(file.ring().unwrap())
+        Keys::new(
+            file.ring().unwrap(),
+            "https://as.example",
+            "https://api.example",
+        )
     }
 
     #[test]
@@ -222,10 +273,35 @@ mod tests {
         assert_eq!(c.sub, "42");
         assert_eq!(c.sid, "fam");
         assert_eq!(c.exp, now + 60);
+        assert_eq!(
+            (c.iss.as_str(), c.aud.as_str()),
+            ("https://as.example", "https://api.example")
+        );
         let header = jsonwebtoken::decode_header(&t).unwrap();
         let kid = k.ring().signer(Alg::EdDSA, now).unwrap().kid();
         assert_eq!(header.kid.as_deref(), Some(kid));
         assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        // Another issuer's or audience's tokens, and a JWT of ours that is not an access
+        // token, are refused.
+        let other = Keys::new(
+            k.ring().clone(),
+            "https://other.example",
+            "https://api.example",
+        );
+        let t2 = other.issue_access(42, "fam", now, 60).unwrap();
+        assert_eq!(k.verify_access(&t2), Err(AccessError::NotForUs));
+        let other = Keys::new(
+            k.ring().clone(),
+            "https://as.example",
+            "https://else.example",
+        );
+        let t3 = other.issue_access(42, "fam", now, 60).unwrap();
+        assert_eq!(k.verify_access(&t3), Err(AccessError::NotForUs));
+        let claims = serde_json::json!({"iss": "https://as.example", "aud": "https://api.example",
+            "sub": "42", "sid": "fam", "iat": now, "exp": now + 60, "jti": "j"});
+        let id_token = k.ring().sign(Alg::EdDSA, None, &claims, now).unwrap();
+        assert_eq!(k.verify_access(&id_token), Err(AccessError::NotForUs));
 
         let old = k.issue_access(42, "fam", now - 100, 60).unwrap();
         assert_eq!(k.verify_access(&old), Err(AccessError::Expired));

@@ -37,7 +37,7 @@ fn help_lists_every_flag() {
         "--pkg",
         "--static",
         "--cors-origin",
-        "--no-demo-user",
+        "--demo-user",
         "--test-faults",
         "--client",
         "--post-logout",
@@ -45,6 +45,13 @@ fn help_lists_every_flag() {
         "--key-file",
         "--rotate-keys",
         "--new-key-delay",
+        "--login-failures-per-account",
+        "--login-failures-per-address",
+        "--hash-memory-mib",
+        "--trusted-proxy",
+        "--audience",
+        "--max-connections",
+        "--metrics-listen",
     ] {
         assert!(help.contains(flag), "missing {flag} in\n{help}");
     }
@@ -84,7 +91,14 @@ fn binary_starts_reports_port_and_stops_on_sigterm() {
         .arg(dir.path().join("www"))
         .arg("--pkg")
         .arg(dir.path().join("pkg"))
-        .args(["--access-ttl", "5", "--reuse-grace", "0", "--test-faults"])
+        .args([
+            "--access-ttl",
+            "5",
+            "--reuse-grace",
+            "0",
+            "--test-faults",
+            "--demo-user",
+        ])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -179,7 +193,7 @@ fn a_repeated_flag_takes_its_last_value() {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("port");
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--no-demo-user"])
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--db")
         .arg(dir.path().join("first.db"))
         .arg("--db")
@@ -278,4 +292,38 @@ fn rotate_keys_and_keys_from_the_environment() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
+}
+
+#[test]
+fn metrics_listen_moves_metrics_to_their_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_port = free.local_addr().unwrap().port();
+    drop(free);
+    let db = dir.path().join("db.sqlite");
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let (mut child, port) = start(
+        dir.path(),
+        &["--db", db.to_str().unwrap(), "--metrics-listen", &listen],
+        &[],
+    );
+    let main = http_get(port, "/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let separate = loop {
+        // The metrics listener starts with the server; retry until it answers.
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", metrics_port)) {
+            drop(s);
+            break http_get(metrics_port, "/metrics");
+        }
+        assert!(Instant::now() < deadline, "no metrics listener");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(main.starts_with("HTTP/1.1 404"), "{main}");
+    assert!(separate.starts_with("HTTP/1.1 200"), "{separate}");
+    assert!(
+        separate.contains("rotafetch_http_connections_total"),
+        "{separate}"
+    );
 }

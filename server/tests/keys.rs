@@ -1,12 +1,13 @@
 //! Keys out of the database (issue 25): a private key file generated once, keys an older
 //! version left in the database moved out of it, rotation that keeps tokens and the grace
-//! rule working, and instances with other keys refused. On both stores.
+//! rule working, and instances with other keys refused; the JWKS verifying RFC 9068 access
+//! tokens; nothing secret in `Debug`. On both stores.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use common::{Backend, TestServer};
+use common::{json_error, Backend, TestServer};
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use rotafetch_server::keys::{file, KeyFile, Purpose};
 use rotafetch_server::store;
@@ -180,7 +181,107 @@ async fn instances_with_other_keys_are_refused(b: Backend) {
     );
 }
 
+async fn jwks_verifies_access_tokens(b: Backend) {
+    let s = TestServer::start_on(b, |_| {}).await;
+    let t = s.login_ok().await;
+    let jwks: Value = s.get_json("/.well-known/jwks.json").await;
+    let keys = jwks["keys"].as_array().unwrap();
+    // The access-token key beside the ID-token key (RS256), found by the token's kid.
+    assert!(keys
+        .iter()
+        .any(|k| k["alg"] == "RS256" && k["kty"] == "RSA"));
+    let kid = kid_of(&t.access);
+    let key = keys.iter().find(|k| k["kid"] == kid.as_str()).unwrap();
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["use"], "sig");
+    let header = jsonwebtoken::decode_header(&t.access).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.kid.as_deref(), key["kid"].as_str());
+    // RFC 9068: typ at+jwt; iss is the server (no --public-url, on loopback: a fixed
+    // http://127.0.0.1, the same for every instance of the host), aud defaults to it.
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let dk = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.leeway = 0;
+    v.set_issuer(&[rotafetch_server::LOOPBACK_ISSUER]);
+    v.set_audience(&[rotafetch_server::LOOPBACK_ISSUER]);
+    let data = jsonwebtoken::decode::<Value>(&t.access, &dk, &v).unwrap();
+    let c = data.claims;
+    for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti"] {
+        assert!(c.get(claim).is_some(), "missing {claim}");
+    }
+    // With --audience, the API accepts only tokens for that audience.
+    let s2 =
+        TestServer::start_beside(&s, |c| c.audience = Some("https://api.example".into())).await;
+    let (st, _, desc) = json_error(s2.me(&t.access).await).await;
+    assert_eq!(
+        (st, desc.as_str()),
+        (401, "not an access token for this server")
+    );
+    let t2 = s2.login_ok().await;
+    assert_eq!(s2.me(&t2.access).await.status(), 200);
+    let aud = &jsonwebtoken::decode::<Value>(&t2.access, &dk, &{
+        let mut v = v.clone();
+        v.set_audience(&["https://api.example"]);
+        v
+    })
+    .unwrap()
+    .claims["aud"];
+    assert_eq!(aud, "https://api.example");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
+}
+
+#[tokio::test]
+async fn debug_output_redacts_secrets() {
+    use rotafetch_server::store::User;
+    use rotafetch_server::tokens::{Keys, RefreshToken};
+    let t = RefreshToken::generate();
+    assert!(!format!("{t:?}").contains(t.as_str()));
+    let u = User {
+        id: 1,
+        username: "demo".into(),
+        password_hash: "$argon2id$v=19$secret".into(),
+    };
+    assert!(!format!("{u:?}").contains("argon2"));
+    let mut file = rotafetch_server::keys::KeyFile {
+        version: 1,
+        ..Default::default()
+    };
+    file.add_missing(0).unwrap();
+    let keys = Keys::new(
+        file.ring().unwrap(),
+        "https://as.example",
+        "https://as.example",
+    );
+    let dbg = format!("{keys:?} {file:?}");
+    for secret in file.signing.iter().map(|e| &e.pkcs8) {
+        assert!(!dbg.contains(secret.as_str()), "{dbg}");
+    }
+    for secret in file.secrets.iter().map(|e| &e.key) {
+        assert!(!dbg.contains(secret.as_str()), "{dbg}");
+    }
+    let config = rotafetch_server::Config {
+        db: ":memory:".into(),
+        ..Default::default()
+    };
+    let state = rotafetch_server::AppState::new(&config).await.unwrap();
+    let dbg = format!("{state:?}");
+    assert!(dbg.contains("kid") && !dbg.contains("key: ["), "{dbg}");
+    let config = rotafetch_server::Config {
+        db: "postgres://rotafetch:pw-s3cret@db.internal:5432/auth".into(),
+        ..Default::default()
+    };
+    let dbg = format!("{config:?}");
+    assert!(
+        dbg.contains("db.internal") && !dbg.contains("pw-s3cret"),
+        "{dbg}"
+    );
+}
+
 on_both_backends!(
+    jwks_verifies_access_tokens,
     keys_live_in_a_private_file_not_in_the_database,
     keys_an_older_version_left_in_the_database_are_moved_out,
     rotation_keeps_old_tokens_and_the_grace_rule,

@@ -1,7 +1,8 @@
 //! Password guessing (issue 25): per-account and per-address failure budgets with
 //! exponential back-off (429 + Retry-After), the same answers for a wrong user and a wrong
 //! password, the real user signing in once the back-off is over, and concurrent password
-//! hashes bounded by the hash gate (503 + Retry-After beyond it). On both stores.
+//! hashes bounded by the hash gate (503 + Retry-After beyond it); no default user. On both
+//! stores.
 
 mod common;
 
@@ -183,7 +184,41 @@ async fn concurrent_password_hashes_are_bounded(b: Backend) {
     assert_eq!(m["rotafetch_login_throttle_accounts"], 0);
 }
 
+async fn no_demo_user_by_default_and_a_leftover_one_refuses_the_start(b: Backend) {
+    let s = TestServer::start_on(b, |c| c.demo_user = false).await;
+    let (st, err, _) = json_error(s.login("demo", "demo").await).await;
+    assert_eq!((st, err.as_str()), (401, "invalid_credentials"));
+    assert!(
+        !rotafetch_server::Config::default().demo_user,
+        "off by default"
+    );
+    // A demo/demo user left by a run with --demo-user: refused without the flag.
+    let s = s.restart(|c| c.demo_user = true).await;
+    s.login_ok().await;
+    let (db, key_file) = (s.db.clone(), s.key_file.clone());
+    let _dir = s.stop().await;
+    let err = TestServer::try_start(db.clone(), key_file.clone())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--demo-user"), "{err:#}");
+    // A user demo with a real password is fine.
+    let s = TestServer::start_db(b, db.clone(), |c| {
+        c.keys = Some(rotafetch_server::keys::KeySource::File(key_file.clone()));
+    })
+    .await;
+    let salt = argon2::password_hash::SaltString::encode_b64(&[7; 16]).unwrap();
+    let hash = argon2::PasswordHasher::hash_password(&argon2::Argon2::default(), b"s3cret", &salt)
+        .unwrap()
+        .to_string();
+    let sql =
+        format!("UPDATE users SET password_hash = '{hash}' WHERE username = 'demo' RETURNING 1");
+    assert_eq!(s.scalar(&sql, None).await, 1);
+    drop(s.stop().await);
+    TestServer::try_start(db, key_file).await.unwrap();
+}
+
 on_both_backends!(
+    no_demo_user_by_default_and_a_leftover_one_refuses_the_start,
     guessing_one_account_backs_off_and_the_user_gets_in_after,
     one_address_guessing_many_accounts_backs_off,
     behind_a_trusted_proxy_each_forwarded_address_has_its_budget,

@@ -5,7 +5,7 @@
 use super::config;
 use super::core::Core;
 use super::glue;
-use super::session::State;
+use super::state::State;
 use super::store::Store;
 use super::types::*;
 use crate::error::{AuthError, ErrorCode};
@@ -152,9 +152,9 @@ impl AuthClient {
     /// (signed out), never an error.
     pub fn new(o: Options) -> Result<AuthClient, AuthError> {
         let kind = o.storage;
-        let (cfg, fx) = config::check(o)?;
+        let (cfg, settings, fx) = config::check(o)?;
         let store = Store::open(kind, &fx.key);
-        let state = Rc::new(State::new(cfg, store));
+        let state = Rc::new(State::new(cfg, settings, store));
         let driver = Driver::new(
             Core(state.clone()).into(),
             &state.store,
@@ -178,13 +178,13 @@ impl AuthClient {
 
     /// True while tokens are held.
     pub fn authenticated(&self) -> bool {
-        self.inner.state.session.borrow().is_some()
+        self.inner.state.session.borrow().current().is_some()
     }
 
     /// The access token's expiry (ms since the epoch), if known.
     pub fn expires_at(&self) -> Option<f64> {
         let session = self.inner.state.session.borrow();
-        session.as_ref().and_then(|s| s.expires_at)
+        session.current().and_then(|s| s.expires_at)
     }
 
     /// Registers a listener for every [`AuthEvent`]. Listeners run after the cross-tab lock
@@ -264,6 +264,13 @@ impl AuthClient {
     /// Sends `request` with authentication (see the crate docs for the rules).
     pub async fn fetch(&self, request: Request) -> Result<Response, FetchError> {
         self.fetch_with(&request, &JsValue::UNDEFINED).await
+    }
+
+    /// The driver (`js/driver.js`) as a JS object, for the browser tests that ask the core
+    /// through it. Not part of the API (and not in the npm package: nothing exports it).
+    #[doc(hidden)]
+    pub fn driver_object(&self) -> &JsValue {
+        self.inner.driver.as_ref()
     }
 
     /// The driver, for the JS façade.

@@ -5,25 +5,14 @@ use super::glue;
 use super::types::*;
 use crate::error::AuthError;
 use crate::policy::{self, AllowList};
+use crate::session::Settings;
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
-/// What the core decides with.
+/// How the core writes a refresh request (the rest of what it decides with is the session's
+/// `Settings`).
 pub(super) struct Config {
     pub(super) format: RefreshFormat,
     pub(super) client_id: Option<String>,
-    pub(super) allow: AllowList,
-    pub(super) leeway_ms: f64,
-    pub(super) min_interval_ms: f64,
-    pub(super) redirects: Redirects,
-    dpop: bool,
-}
-
-impl Config {
-    /// DPoP on (a constant `false` in builds without the `dpop` feature, so none of its code
-    /// ships there).
-    pub(super) fn dpop(&self) -> bool {
-        cfg!(feature = "dpop") && self.dpop
-    }
 }
 
 /// What the driver needs: where to send, how long to wait, what to lock and share.
@@ -72,7 +61,7 @@ fn origins(list: Option<Vec<String>>, refresh_url: &str) -> Result<Vec<String>, 
 }
 
 /// Checks every option; the first bad one is an `invalid_config` error naming it.
-pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
+pub(super) fn check(o: Options) -> Result<(Config, Settings, Effects), AuthError> {
     let refresh_url = resolve_http(&o.refresh_url, "refreshUrl")?;
     let logout_url = match &o.logout_url {
         Some(u) => Some(resolve_http(u, "logoutUrl")?),
@@ -109,10 +98,12 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
     let config = Config {
         format: o.refresh_format,
         client_id: o.client_id,
+    };
+    let settings = Settings {
         allow,
         leeway_ms: o.leeway_seconds * 1000.0,
         min_interval_ms: f64::from(o.min_refresh_interval_ms),
-        redirects: o.redirects,
+        strict_redirects: o.redirects == Redirects::Error,
         dpop: o.dpop,
     };
     let effects = Effects {
@@ -124,5 +115,5 @@ pub(super) fn check(o: Options) -> Result<(Config, Effects), AuthError> {
         cross_tab: o.cross_tab && o.storage == StorageKind::Local,
         dpop: o.dpop,
     };
-    Ok((config, effects))
+    Ok((config, settings, effects))
 }

@@ -1,53 +1,90 @@
-//! `Core`: every decision of the browser layer, as synchronous calls the driver
-//! (`js/driver.js`) makes between the effects it carries out (fetch, IndexedDB, the lock).
-//! The driver sequences; what each answer means, what to store and what to tell the app are
-//! decided here, on the pure modules.
+//! `Core`: the browser layer's decisions, as synchronous calls the driver (`js/driver.js`)
+//! makes between the effects it carries out (fetch, IndexedDB, the lock). The driver
+//! sequences; the pure session state machine (`crate::session`) and decision modules decide;
+//! this is their adapter: it converts the driver's arguments, asks, and carries out what
+//! comes back here (the persistent store, the listeners, errors as JS `AuthError`s).
+//!
+//! The driver asks through one export, `ask(name, args)`, as `core_.start(…)`: `js/core.d.ts`
+//! declares each question as a method (`tsc --checkJs` in `make lint` refuses a misspelt one,
+//! and `ask` throws for it; a native test in `crate::seam` checks that the match below answers
+//! exactly the questions declared there), `crate::seam` names the numeric answers. A
+//! question, the fn here, and the session method or pure decision it asks share one name.
+//!
+//! | question (args) → answer | the driver asks it | decided by |
+//! |---|---|---|
+//! | **Queries**: the session as it is | | |
+//! | `start(url, hasAuthorization, mode)` → `Start` | `fetch`, first | `Session::start` (allow-list, `policy::refresh_before_send`) |
+//! | `access()` → token or `undefined` | before each send and replay | `Session::access` |
+//! | `on401(carried, sentUrl, answeredUrl, redirected, refreshInFlight, wwwAuthenticate, replayed)` → `On401` | a 401 to an authenticated call | `Session::on_401` (`policy::on_401`) |
+//! | `sendAnyway(code)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
+//! | `generation()` → number | a refresh, as it starts | `Session::generation` |
+//! | `tooBig(contentLength)` → bool | a token endpoint's headers are in | `token::too_big` |
+//! | `login(url)` → href | `login()` begins | the URL resolved as `fetch` does |
+//! | `fail(kind)` → `AuthError` | the driver's own failures, a `DriverError` | |
+//! | `proofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `Session::proof_for` |
+//! | `tokenChallenge(status, text, retried)` → bool (send again) | DPoP: a token endpoint answered | `dpop::token_challenge` |
+//! | **Inputs**: what the driver saw | | |
+//! | `adopt(value)` | another tab's `storage` event | `Session::adopt` |
+//! | `adoptBeforeLock(shared, failed)` → bool (adopted) | a refresh, before queueing for the lock | `Session::adopt_before_lock` (`policy::adopt_before_lock`) |
+//! | `sync(shared, generation)` | under the lock, the hand-over store read | `Session::sync` |
+//! | `answer(status, text)` → record or `null` | the refresh endpoint answered | `Session::answer` (`policy::classify_refresh`) |
+//! | `loggedIn(status, text)` → record | the login endpoint answered | `Session::logged_in` |
+//! | `took(url, nonce)` | DPoP: a response with `DPoP-Nonce` | `Session::took` |
+//! | **Commands**: the session moves on | | |
+//! | `beginRefresh(failed)` → `[type, body]` or `null` | under the lock, after `sync` | `Session::begin_refresh` (`policy::still_needed`) |
+//! | `commit()` | the hand-over store holds `answer`'s record | `Session::commit` |
+//! | `flush()` | the lock is released | `Session::flush` |
+//! | `signOut()` → logout body | `logout()` begins | `Session::sign_out` |
+//! | `handOver(shared)` → logout body | `logout()`, under the lock | `Session::hand_over` |
+//!
+//! A refresh, in the driver's order: `generation` → `adoptBeforeLock` (done if true) → the
+//! lock → `sync` (fails if this tab signed in or out since `generation`) → `beginRefresh`
+//! (done if `null`) → POST → `answer` → the hand-over store written → `commit` → the lock
+//! released → `flush`.
 
 use super::glue::{self, now};
-use super::session::{other_tab_event, parse_record, stored_json, Outcome, State};
-use super::types::*;
-use crate::dpop;
-use crate::error::{push_decimal, AuthError, ErrorCode};
-use crate::policy::{self, On401, RefreshOutcome, Seen401};
+use super::state::State;
+use super::types::RefreshFormat;
+use crate::error::{AuthError, ErrorCode};
+use crate::seam::DriverError;
+use crate::session::{Outcome, Session};
 use crate::token;
 use alloc::rc::Rc;
-use alloc::{borrow::ToOwned, string::String};
+use alloc::string::String;
 use wasm_bindgen::prelude::*;
 
 /// The driver's handle on the session (not part of the public API).
 #[wasm_bindgen(skip_typescript)]
 pub struct Core(pub(super) Rc<State>);
 
-/// The errors the driver itself meets (`Core::fail`), in `js/driver.js`'s numbering.
-fn driver_error(kind: u8) -> AuthError {
+/// The errors the driver itself meets (`Core::fail`).
+fn driver_error(kind: DriverError) -> AuthError {
+    let refresh_failed = |m| AuthError::new(ErrorCode::RefreshFailed, m);
     match kind {
-        0 => refresh_failed("timed out waiting for another tab's refresh"),
-        1 => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
-        2 => AuthError::new(
+        DriverError::LockTimeout => refresh_failed("timed out waiting for another tab's refresh"),
+        DriverError::Aborted => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
+        DriverError::NotReplayable => AuthError::new(
             ErrorCode::BodyNotReplayable,
             "the request needs a replay after a refresh, but its body is a stream",
         ),
-        4 => AuthError::invalid_option("credentials", "must be JSON-serialisable"),
-        5 => AuthError::invalid_option("dpop", "is off: no proof to make"),
-        6 => {
+        DriverError::NotSignedIn => AuthError::new(ErrorCode::NotAuthenticated, "not signed in"),
+        DriverError::BadCredentials => {
+            AuthError::invalid_option("credentials", "must be JSON-serialisable")
+        }
+        DriverError::DpopOff => AuthError::invalid_option("dpop", "is off: no proof to make"),
+        DriverError::NoKey => {
             refresh_failed("no DPoP key could be read or made (IndexedDB or crypto.subtle failed)")
         }
-        _ => not_authenticated(),
     }
 }
 
-fn refresh_failed(msg: &str) -> AuthError {
-    AuthError::new(ErrorCode::RefreshFailed, msg)
-}
-
-fn not_authenticated() -> AuthError {
-    AuthError::new(ErrorCode::NotAuthenticated, "not signed in")
-}
-
-type Js<T> = Result<T, JsValue>;
-
-fn js<T>(r: Result<T, AuthError>) -> Js<T> {
-    r.map_err(|e| glue::js_error(&e))
+/// A question this core does not have (`name`), or a `fail` kind: a bug in the driver,
+/// thrown as an `Error` that names it, never read as an answer. (Thrown, it unwinds no Rust
+/// frame: nothing may be borrowed then.)
+fn unknown(what: &str, name: &str) -> ! {
+    let mut m = String::from(what);
+    m.push_str(name);
+    wasm_bindgen::throw_str(&m)
 }
 
 /// A request body sent to `refreshUrl` or `logoutUrl`: `{"refresh_token": RT}`.
@@ -58,437 +95,171 @@ fn json_body(rt: &str) -> String {
     b
 }
 
-/// `[content type, body]` for the driver's POST.
-fn post(content_type: &str, body: &str) -> JsValue {
-    js_sys::Array::of2(&content_type.into(), &body.into()).into()
-}
-
+#[wasm_bindgen(js_class = Core)]
 impl Core {
-    fn state(&self) -> &State {
-        &self.0
+    /// The driver's one way in: the question `name` (see the table above) with its `args`.
+    /// One export instead of one per question: each export costs the `.wasm` a shim and the
+    /// glue a method (measured: 0.6 KB gzip for the eighteen). A name that is no question
+    /// throws.
+    pub fn ask(&self, name: &str, args: &js_sys::Array) -> Result<JsValue, JsValue> {
+        self.answer(name, args).map_err(|e| glue::js_error(&e))
     }
 }
 
-#[wasm_bindgen(js_class = Core)]
 impl Core {
-    /// The driver's one way in: the question `name` (a method below) with its `args`. One
-    /// export instead of one per question: each export costs the `.wasm` a shim and the glue a
-    /// method (measured: 0.6 KB gzip for the eighteen).
-    pub fn ask(&self, name: &str, args: &js_sys::Array) -> Js<JsValue> {
+    /// The answer to `question`, or the `AuthError` to throw; a name that is no question
+    /// throws an `Error` naming it. (Each arm's name is a method of js/core.d.ts's `Core`: a
+    /// native test in `crate::seam` compares the two lists.) The session is borrowed for the
+    /// question, and released before the listeners hear what it left to tell (they may call
+    /// back into the client).
+    fn answer(&self, question: &str, args: &js_sys::Array) -> Result<JsValue, AuthError> {
         let arg = |i| args.get(i);
         let text = |i| arg(i).as_string();
         let num = |i| arg(i).as_f64().unwrap_or(0.0);
         let flag = |i| arg(i).is_truthy();
         let str = |i: u32| text(i).unwrap_or_default();
-        Ok(match name {
-            "start" => self.start(&str(0), flag(1), &str(2)).into(),
-            "access" => self.access().into(),
-            "on401" => self
-                .on_401(
-                    &str(0),
-                    &str(1),
-                    &str(2),
-                    flag(3),
-                    flag(4),
-                    text(5),
-                    num(6) as u8,
-                )
-                .into(),
+        let (st, now) = (&self.0, now());
+        let mut session = st.session.borrow_mut();
+        let mut tell = None;
+        let answer = match question {
+            "start" => {
+                let follows = str(2) == "follow";
+                session.start(&str(0), flag(1), follows, now).into()
+            }
+            "access" => session
+                .access()
+                .map_or(JsValue::UNDEFINED, JsValue::from_str),
+            "on401" => {
+                let (carried, sent, answered, www) = (str(0), str(1), str(2), text(5));
+                let (redirected, in_flight, replayed) = (flag(3), flag(4), num(6) as u8);
+                let www = www.as_deref();
+                let d = session.on_401(
+                    &carried, &sent, &answered, redirected, in_flight, www, replayed, now,
+                );
+                (d as u8).into()
+            }
+            "sendAnyway" => session.send_anyway(text(0).as_deref(), now).into(),
+            "generation" => session.generation().into(),
+            "tooBig" => token::too_big(text(0).as_deref()).into(),
+            "login" => super::config::resolve_http(&str(0), "url")?.into(),
+            "fail" => match DriverError::of(num(0) as u8) {
+                Some(kind) => glue::js_error(&driver_error(kind)),
+                None => {
+                    drop(session);
+                    unknown("rotafetch: the core has no such driver error", "")
+                }
+            },
             #[cfg(feature = "dpop")]
-            "proofFor" => self.proof_for(&str(0))?,
+            "proofFor" => proof_for(&session, &str(0))?,
+            #[cfg(feature = "dpop")]
+            "tokenChallenge" => token_challenge(num(0) as u16, text(1), flag(2)).into(),
+            "adopt" => {
+                tell = session.adopt::<JsValue>(text(0).as_deref());
+                JsValue::UNDEFINED
+            }
+            "adoptBeforeLock" => {
+                let (shared, failed) = (text(0), text(1));
+                tell =
+                    session.adopt_before_lock::<JsValue>(shared.as_deref(), failed.as_deref(), now);
+                tell.is_some().into()
+            }
+            "sync" => {
+                // `undefined`: nothing was read.
+                let shared = (!arg(0).is_undefined()).then(|| text(0));
+                session.sync::<JsValue>(shared.as_ref().map(Option::as_deref), num(1) as u32)?;
+                JsValue::UNDEFINED
+            }
+            "answer" => {
+                let body = text(1);
+                let record = session.answer::<JsValue>(num(0) as u16, body.as_deref(), now)?;
+                record.map_or(JsValue::NULL, JsValue::from_str)
+            }
+            "loggedIn" => {
+                let body = text(1);
+                let record = session.logged_in::<JsValue>(num(0) as u16, body.as_deref(), now)?;
+                st.store.write(Some(&record));
+                record.into()
+            }
             #[cfg(feature = "dpop")]
             "took" => {
-                self.took(&str(0), text(1));
+                session.took(&str(0), text(1).as_deref());
                 JsValue::UNDEFINED
             }
-            #[cfg(feature = "dpop")]
-            "tokenNonce" => self.token_nonce(num(0) as u16, text(1), flag(2)).into(),
-            "tolerate" => self.tolerate(text(0)).into(),
-            "fail" => self.fail(num(0) as u8),
-            "fast" => self.fast(&arg(0), text(1)).into(),
-            "generation" => self.generation().into(),
-            "sync" => self
-                .sync(&arg(0), num(1) as u32)
-                .map(|()| JsValue::UNDEFINED)?,
-            "request" => self.request(text(0))?,
-            "tooBig" => self.too_big(text(0)).into(),
-            "answer" => self.answer(num(0) as u16, text(1))?,
-            "commit" => self.commit().map(|()| JsValue::UNDEFINED)?,
-            "flush" => {
-                self.flush();
-                JsValue::UNDEFINED
-            }
-            "adopt" => {
-                self.adopt(&arg(0));
-                JsValue::UNDEFINED
-            }
-            "login" => self.login(&str(0))?.into(),
-            "loggedIn" => self.logged_in(num(0) as u16, text(1))?.into(),
-            "signOut" => self.sign_out().into(),
-            "handOver" => self.hand_over(&arg(0)).into(),
-            _ => JsValue::UNDEFINED,
-        })
-    }
-}
-
-impl Core {
-    // The request path.
-
-    /// A request to `url` (with an `Authorization` of its own or not, of `redirect` mode
-    /// `mode`): 0 not ours to authenticate (another origin, or its own credentials), sent as
-    /// is; 1 send it with the access token; 2 refresh the access token first (see
-    /// `policy::refresh_before_send`). Plus 4 when the request (and its replay, built from the
-    /// same input) must be made `redirect: "error"` before it carries the token (option
-    /// `redirect: "error"`; a call's own mode is kept).
-    fn start(&self, url: &str, has_authorization: bool, mode: &str) -> u8 {
-        let st = self.state();
-        if has_authorization || !policy::origin_of_href(url).is_some_and(|o| st.cfg.allow.allows(o))
-        {
-            return 0;
-        }
-        let strict = st.cfg.redirects == Redirects::Error && mode == "follow";
-        (if st.due() { 2 } else { 1 }) | if strict { 4 } else { 0 }
-    }
-
-    /// The access token to send, `undefined` when signed out.
-    fn access(&self) -> Option<String> {
-        self.state().access()
-    }
-
-    /// A 401 to a request that carried `carried`: 0 return it, 1 replay with the current
-    /// token, 2 refresh (once per browser) then replay, 3 (DPoP) a nonce challenge: replay
-    /// with the current token and the new nonce. `replays` says what this call already did:
-    /// bit 0 replayed after a token 401, bit 1 answered a nonce challenge. Each happens at
-    /// most once per call, and a second nonce challenge is returned, never taken for a token
-    /// failure (no refresh).
-    #[allow(clippy::too_many_arguments)]
-    fn on_401(
-        &self,
-        carried: &str,
-        sent_url: &str,
-        answered_url: &str,
-        redirected: bool,
-        refresh_in_flight: bool,
-        www_authenticate: Option<String>,
-        replays: u8,
-    ) -> u8 {
-        let st = self.state();
-        if st.cfg.dpop() {
-            if let Some(answer) =
-                dpop::resource_challenge(401, www_authenticate.as_deref(), replays & 2 != 0)
-            {
-                return if answer { 3 } else { 0 };
-            }
-        }
-        let session = st.session.borrow();
-        let seen = Seen401 {
-            was_replay: replays & 1 != 0,
-            carried_token: policy::token_reached(sent_url, answered_url, redirected),
-            carried_is_current: session.as_ref().map(|s| s.access_token.as_str()) == Some(carried),
-            have_access: session.is_some(),
-            have_refresh: true,
-            refresh_in_flight,
-            now: now(),
-            refreshed_at: session.as_ref().and_then(|s| s.refreshed_at),
-            min_interval_ms: st.cfg.min_interval_ms,
-        };
-        match policy::on_401(seen) {
-            On401::Return => 0,
-            On401::ReplayWithCurrent => 1,
-            On401::RefreshThenReplay => 2,
-        }
-    }
-
-    /// After the refresh before sending failed with `code`: send with the old token anyway?
-    /// Only after a transient failure, while the token (refreshed early) has not expired.
-    fn tolerate(&self, code: Option<String>) -> bool {
-        let session = self.state().session.borrow();
-        policy::send_despite_failure(
-            code.as_deref() == Some(ErrorCode::RefreshFailed.as_str()),
-            session.is_some(),
-            session.as_ref().and_then(|s| s.expires_at),
-            now(),
-        )
-    }
-
-    /// An error of the driver's own (see `driver_error`).
-    fn fail(&self, kind: u8) -> JsValue {
-        glue::js_error(&driver_error(kind))
-    }
-
-    // The refresh (`js/driver.js`'s `refresh`, `locked`, `underLock`).
-
-    /// The fast path before queueing for the lock: another tab's rotation that has already
-    /// committed to the hand-over store (`shared`), newer than ours and not due, and not the
-    /// token this refresh was meant to replace, is adopted (true: nothing left to do). Under
-    /// load, eight tabs queueing for the lock one after another could otherwise take longer
-    /// than the new token's refresh window.
-    fn fast(&self, shared: &JsValue, failed: Option<String>) -> bool {
-        let st = self.state();
-        let Some(s) = parse_record(shared) else {
-            return false;
-        };
-        let adopt = {
-            let mine = st.session.borrow();
-            policy::adopt_before_lock(
-                mine.is_some(),
-                mine.as_ref().and_then(|m| m.expires_at),
-                s.expires_at,
-                s.refresh_at,
-                failed.as_deref() == Some(&s.access_token),
-                now(),
-            )
-        };
-        if adopt {
-            st.adopt(Some(s));
-            return true;
-        }
-        false
-    }
-
-    /// The session's generation (see `sync`).
-    fn generation(&self) -> u32 {
-        self.state().generation.get()
-    }
-
-    /// Under the lock: takes over what the last lock holder left in the hand-over store
-    /// (`shared`: a record, `null` signed out, `undefined` nothing read). Fails when this tab
-    /// signed in or out since `generation`.
-    fn sync(&self, shared: &JsValue, generation: u32) -> Js<()> {
-        let st = self.state();
-        if shared.is_undefined() {
-            return Ok(());
-        }
-        if st.generation.get() != generation {
-            return js(Err(not_authenticated()));
-        }
-        let shared = parse_record(shared);
-        if shared != *st.session.borrow() {
-            *st.pending.borrow_mut() = Some(other_tab_event(&shared));
-            st.set_session(shared);
-        }
-        Ok(())
-    }
-
-    /// The refresh request to send (`[content type, body]`), or `null` when there is
-    /// nothing to do: another tab rotated already (learnt from the hand-over store or its
-    /// `storage` event), the token this refresh was meant to replace (`failed`) is gone and
-    /// the current one is not due.
-    fn request(&self, failed: Option<String>) -> Js<JsValue> {
-        let st = self.state();
-        let Some(cur) = st.session.borrow().clone() else {
-            return js(Err(not_authenticated()));
-        };
-        let failed_is_current = failed.as_deref() == Some(&cur.access_token);
-        if !policy::still_needed(failed_is_current, cur.refresh_at, now()) {
-            return Ok(JsValue::NULL);
-        }
-        let request = match st.cfg.format {
-            RefreshFormat::Json => post("application/json", &json_body(&cur.refresh_token)),
-            RefreshFormat::OAuth2 => {
-                let client_id = st.cfg.client_id.as_deref();
-                let client_id = client_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
-                let body = glue::form_body(&cur.refresh_token, &client_id);
-                post("application/x-www-form-urlencoded", &body)
-            }
-        };
-        *st.refreshing.borrow_mut() = Some((st.generation.get(), cur));
-        Ok(request)
-    }
-
-    /// Should a response declaring this `Content-Length` be left unread (over the limit)?
-    fn too_big(&self, content_length: Option<String>) -> bool {
-        content_length.is_some_and(|l| token::declares_more_than(&l, token::MAX_RESPONSE_BYTES))
-    }
-
-    /// The refresh endpoint's answer (`status` 0: a network error or timeout; `text`
-    /// `undefined`: unreadable or over the limit). Returns what to write to the hand-over
-    /// store (the new record, or `null` after a rejection), then `commit` finishes; fails for
-    /// a transient failure (the refresh token is kept) or when the session changed meanwhile.
-    fn answer(&self, status: u16, text: Option<String>) -> Js<JsValue> {
-        let st = self.state();
-        let Some((generation, cur)) = st.refreshing.borrow_mut().take() else {
-            return js(Err(not_authenticated()));
-        };
-        if st.generation.get() != generation {
-            // Signed out or signed in anew meanwhile: this result belongs to nobody.
-            return js(Err(not_authenticated()));
-        }
-        let text = text.filter(|t| t.len() <= token::MAX_RESPONSE_BYTES);
-        if status == 0 {
-            return js(Err(refresh_failed(
-                "refresh request failed (network error or timeout)",
-            )));
-        }
-        match policy::classify_refresh(status) {
-            RefreshOutcome::Success => {
-                let parsed = text
-                    .as_deref()
-                    .ok_or(token::TokenError::TooLarge)
-                    .and_then(token::parse::<JsValue>);
-                let parsed = parsed.and_then(|t| token::check_type(&t, st.cfg.dpop()).map(|()| t));
-                let tokens = match parsed {
-                    Ok(t) => t,
-                    Err(e) => {
-                        let mut m = String::from("refresh response unusable: ");
-                        m.push_str(e.message());
-                        return js(Err(refresh_failed(&m)));
+            "beginRefresh" => begin_refresh(st, &mut session, text(0), now)?,
+            "commit" => {
+                match session.commit() {
+                    Some(Outcome::Rotated(record)) => st.store.write(Some(&record)),
+                    Some(Outcome::Rejected(e)) => {
+                        st.store.write(None);
+                        return Err(e);
                     }
-                };
-                let stored = st.stored_from(tokens, Some(cur.refresh_token));
-                let json = stored_json(&stored);
-                let answer = JsValue::from_str(&json);
-                *st.outcome.borrow_mut() = Some(Outcome::Rotated(stored, json));
-                Ok(answer)
-            }
-            RefreshOutcome::Rejected => {
-                let error = text
-                    .as_deref()
-                    .and_then(<JsValue as crate::json::JsonValue>::parse)
-                    .and_then(|j| crate::json::JsonValue::str_field(&j, "error"));
-                let error = policy::rejection_code(error.as_deref()).map(str::to_owned);
-                st.set_session(None);
-                let mut m = String::from("the refresh token was rejected");
-                if let Some(code) = &error {
-                    m.push_str(" (");
-                    m.push_str(code);
-                    m.push(')');
+                    None => {}
                 }
-                *st.pending.borrow_mut() = Some(AuthEvent::Signout {
-                    reason: SignoutReason::Rejected,
-                    error,
-                });
-                let e = AuthError::new(ErrorCode::RefreshRejected, m);
-                *st.outcome.borrow_mut() = Some(Outcome::Rejected(e));
-                Ok(JsValue::NULL)
+                JsValue::UNDEFINED
             }
-            RefreshOutcome::Transient => {
-                let mut m = String::from("refresh endpoint answered HTTP ");
-                push_decimal(&mut m, status.into());
-                js(Err(refresh_failed(&m)))
+            "flush" => {
+                tell = session.flush();
+                JsValue::UNDEFINED
             }
-        }
-    }
-
-    /// Once the hand-over store has the answer: the persistent store (its `storage` event
-    /// wakes the other tabs), then this tab's session. Fails after a rejection.
-    fn commit(&self) -> Js<()> {
-        let st = self.state();
-        match st.outcome.borrow_mut().take() {
-            Some(Outcome::Rotated(stored, json)) => {
-                st.store.write(Some(&json));
-                *st.pending.borrow_mut() = Some(AuthEvent::Refresh {
-                    expires_at: stored.expires_at,
-                    source: Source::ThisTab,
-                });
-                *st.session.borrow_mut() = Some(stored);
-                Ok(())
-            }
-            Some(Outcome::Rejected(e)) => {
+            "signOut" => {
+                let rt = session.sign_out();
                 st.store.write(None);
-                js(Err(e))
+                rt.map(|rt| json_body(&rt)).into()
             }
-            None => Ok(()),
-        }
+            "handOver" => {
+                let rt = session.hand_over::<JsValue>(text(0).as_deref());
+                st.store.write(None);
+                rt.map(|rt| json_body(&rt)).into()
+            }
+            _ => {
+                drop(session);
+                unknown("rotafetch: the core has no question ", question)
+            }
+        };
+        drop(session);
+        st.emit(tell);
+        Ok(answer)
     }
-
-    /// Emits the event the refresh (or sign-out) left, once the lock is released.
-    fn flush(&self) {
-        let event = self.state().pending.borrow_mut().take();
-        if let Some(e) = event {
-            self.state().emit(&e);
-        }
-    }
-
-    /// Another tab wrote (`string`) or cleared (`null`) the session in the shared storage.
-    fn adopt(&self, value: &JsValue) {
-        self.state().adopt(parse_record(value));
-    }
-
-    // Sign-in and sign-out.
-
-    /// `login(url, …)`: the URL to POST the credentials to, or `invalid_config`.
-    fn login(&self, url: &str) -> Js<String> {
-        js(super::config::resolve_http(url, "url"))
-    }
-
-    /// The login endpoint's answer (`status` 0: network error or timeout): the session it
-    /// starts (returns the record for the hand-over store), or `login_failed`.
-    fn logged_in(&self, status: u16, text: Option<String>) -> Js<String> {
-        let failed = |m: &str| glue::js_error(&AuthError::new(ErrorCode::LoginFailed, m));
-        if status == 0 {
-            return Err(failed("login request failed (network error or timeout)"));
-        }
-        if !(200..300).contains(&status) {
-            let mut m = String::from("login was refused (HTTP ");
-            push_decimal(&mut m, status.into());
-            m.push(')');
-            return Err(failed(&m));
-        }
-        let tokens = text
-            .filter(|t| t.len() <= token::MAX_RESPONSE_BYTES)
-            .as_deref()
-            .ok_or(token::TokenError::TooLarge)
-            .and_then(token::parse::<JsValue>)
-            .and_then(|t| token::check_type(&t, self.state().cfg.dpop()).map(|()| t))
-            .map_err(|e| failed(e.message()))?;
-        self.state()
-            .sign_in(tokens)
-            .map_err(|_| failed("login response has no refresh_token"))
-    }
-
-    /// `logout()` begins: the session is cleared here and in the persistent store; returns
-    /// the body of the logout request (`undefined`: nothing to spend). The `signout` event
-    /// waits for `flush`.
-    fn sign_out(&self) -> Option<String> {
-        let st = self.state();
-        let mine = st.session.borrow_mut().take();
-        st.bump();
-        st.store.write(None);
-        *st.pending.borrow_mut() = Some(AuthEvent::Signout {
-            reason: SignoutReason::Logout,
-            error: None,
-        });
-        mine.map(|s| json_body(&s.refresh_token))
-    }
-
-    /// Under the lock at `logout()`: clears the persistent store again (a refresh in flight
-    /// in another tab may have written it) and returns the logout body for the refresh token
-    /// the hand-over store held (`shared`), which is the latest.
-    fn hand_over(&self, shared: &JsValue) -> Option<String> {
-        self.state().store.write(None);
-        parse_record(shared).map(|s| json_body(&s.refresh_token))
-    }
-
-    // DPoP (the driver signs; what goes in a proof and what an answer means is decided here).
 }
 
-#[cfg(feature = "dpop")]
-impl Core {
-    /// What a proof for a request to `url` names: `[htu, nonce]` (the nonce that origin gave
-    /// last, if any); `invalid_config` for a URL that is not http(s).
-    fn proof_for(&self, url: &str) -> Js<JsValue> {
-        let href = js(super::config::resolve_http(url, "url"))?;
-        let nonces = self.state().nonces.borrow();
-        let nonce = policy::origin_of_href(&href).and_then(|o| nonces.get(o));
-        let nonce = nonce.map_or(JsValue::UNDEFINED, JsValue::from_str);
-        Ok(js_sys::Array::of2(&dpop::htu(&href).into(), &nonce).into())
-    }
-
-    /// A response from `url` carried `DPoP-Nonce: nonce`: the one to use with that origin.
-    fn took(&self, url: &str, nonce: Option<String>) {
-        if let (Some(origin), Some(n)) = (policy::origin_of_href(url), nonce) {
-            self.state().nonces.borrow_mut().take(origin, &n);
+/// `beginRefresh`: the refresh request to send (`[content type, body]`), or `null`.
+fn begin_refresh(
+    st: &State,
+    session: &mut Session,
+    failed: Option<String>,
+    now: f64,
+) -> Result<JsValue, AuthError> {
+    let Some(rt) = session.begin_refresh(failed.as_deref(), now)? else {
+        return Ok(JsValue::NULL);
+    };
+    let (content_type, body) = match st.cfg.format {
+        RefreshFormat::Json => ("application/json", json_body(rt)),
+        RefreshFormat::OAuth2 => {
+            let client_id = st.cfg.client_id.as_deref();
+            let client_id = client_id.map_or(JsValue::UNDEFINED, JsValue::from_str);
+            let body = glue::form_body(rt, &client_id);
+            ("application/x-www-form-urlencoded", body)
         }
-    }
+    };
+    Ok(js_sys::Array::of2(&content_type.into(), &body.into()).into())
+}
 
-    /// Is a token endpoint's answer (`status`, body `text`) a nonce challenge to answer by
-    /// sending again (once: not when `retried`)?
-    fn token_nonce(&self, status: u16, text: Option<String>, retried: bool) -> bool {
-        let error = text
-            .as_deref()
-            .and_then(<JsValue as crate::json::JsonValue>::parse)
-            .and_then(|j| crate::json::JsonValue::str_field(&j, "error"));
-        !retried && dpop::token_endpoint_wants_nonce(status, error.as_deref())
-    }
+/// `proofFor`: `[htu, nonce]` for a proof for a request to `url`; `invalid_config` for a URL
+/// that is not http(s).
+#[cfg(feature = "dpop")]
+fn proof_for(session: &Session, url: &str) -> Result<JsValue, AuthError> {
+    let href = super::config::resolve_http(url, "url")?;
+    let (htu, nonce) = session.proof_for(&href);
+    let nonce = nonce.map_or(JsValue::UNDEFINED, JsValue::from_str);
+    Ok(js_sys::Array::of2(&htu.into(), &nonce).into())
+}
+
+/// `tokenChallenge`: a token endpoint's answer (`status`, body `text`) is a nonce challenge to
+/// answer by sending again (once: not when `retried`)?
+#[cfg(feature = "dpop")]
+fn token_challenge(status: u16, text: Option<String>, retried: bool) -> bool {
+    use crate::json::JsonValue;
+    let error = text.as_deref().and_then(JsValue::parse);
+    let error = error.and_then(|j| j.str_field("error"));
+    crate::dpop::token_challenge(status, error.as_deref(), retried)
 }

@@ -86,8 +86,8 @@ pub fn auth_error_of(v: &JsValue) -> Option<AuthError> {
 
 impl Events {
     /// Tells the listeners.
-    pub fn send(&self, e: &crate::web::AuthEvent) {
-        use crate::web::AuthEvent;
+    pub fn send(&self, e: &crate::event::AuthEvent) {
+        use crate::event::AuthEvent;
         match e {
             AuthEvent::Refresh { expires_at, source } => self.emit(
                 "refresh",

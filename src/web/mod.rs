@@ -1,17 +1,14 @@
-//! The browser layer (`wasm32` only). The Rust core (`core.rs`, on the session in
-//! `session.rs`) decides; the driver (`js/driver.js`) carries out the effects: fetch, the
-//! hand-over store, the cross-tab lock, events.
+//! The browser layer (`wasm32` only). The Rust core (`core.rs`, the adapter of the pure session
+//! state machine, `crate::session`, kept in `state.rs`) decides; the driver (`js/driver.js`)
+//! carries out the effects: fetch, the hand-over store, the cross-tab lock, events.
 
 mod client;
 mod config;
 mod core;
 pub(crate) mod glue;
-mod session;
+mod state;
 mod store;
 mod types;
 
 pub use client::AuthClient;
-pub use types::{
-    AuthEvent, FetchError, ListenerId, Options, Redirects, RefreshFormat, SignoutReason, Source,
-    StorageKind,
-};
+pub use types::{FetchError, ListenerId, Options, Redirects, RefreshFormat, StorageKind};

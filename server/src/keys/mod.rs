@@ -85,6 +85,7 @@ impl Purpose {
 }
 
 /// A private signing key with its public half. `Debug` shows only the `kid`.
+#[derive(Clone)]
 pub struct SigningKey {
     kid: String,
     alg: Alg,
@@ -203,7 +204,7 @@ impl Secret {
 }
 
 /// Every key the server holds. Each kind is ordered newest first (by `active_from`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyRing {
     signing: Vec<SigningKey>,
     secrets: Vec<Secret>,

@@ -16,21 +16,16 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     /// A DPoP proof is recorded (replay cache) only after the token, the proof and the
-    /// session all checked out; a request with a proof that fails to authenticate is charged
-    /// to its address, whose further proofs are refused unread once it backs off.
+    /// session all checked out. An invalid or replayed proof is charged to its address,
+    /// whose further proofs are refused unread once it backs off. (Token errors are not
+    /// charged: an expired token or a session ended in another tab is the normal flow, and
+    /// a made-up token never reaches the store.)
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
         let Ok(ClientAddr(client)) = ClientAddr::from_request_parts(parts, st).await;
-        let with_proof = parts.headers.contains_key("dpop");
-        if with_proof {
+        if parts.headers.contains_key("dpop") {
             st.proof_gate(client).map_err(ProofFailure::at_resource)?;
         }
-        let charge = |e: ApiError| {
-            if with_proof {
-                st.proof_failed(client);
-            }
-            e
-        };
-        let (auth, proof) = authenticate(parts, st, client, charge).await?;
+        let (auth, proof) = authenticate(parts, st, client).await?;
         if let Some(proof) = proof {
             st.record_proof(&proof, client)
                 .await
@@ -41,31 +36,30 @@ impl FromRequestParts<AppState> for Authenticated {
 }
 
 /// The token, its DPoP binding and its session: the request's identity and its verified
-/// (not yet recorded) proof. `charge` marks a failure of the credential.
+/// (not yet recorded) proof.
 async fn authenticate(
     parts: &Parts,
     st: &AppState,
     client: std::net::IpAddr,
-    charge: impl Fn(ApiError) -> ApiError,
 ) -> Result<(Authenticated, Option<crate::dpop::Proof>), ApiError> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return Err(charge(ApiError::missing_token()));
+        return Err(ApiError::missing_token());
     };
     let value = value
         .to_str()
-        .map_err(|_| charge(ApiError::invalid_token("malformed authorization header")))?;
+        .map_err(|_| ApiError::invalid_token("malformed authorization header"))?;
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
     if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(charge(ApiError::missing_token()));
+        return Err(ApiError::missing_token());
     }
     // Token errors are answered in the scheme the client used.
     let token_error = |d: &str| {
-        charge(if dpop_scheme {
+        if dpop_scheme {
             ApiError::dpop_challenge("invalid_token", d)
         } else {
             ApiError::invalid_token(d)
-        })
+        }
     };
     let token = token.trim();
     if token.is_empty() {
@@ -77,7 +71,7 @@ async fn authenticate(
             .map_err(|e| token_error(e.description()))?;
     let mismatch = |error, d: &str| {
         inc(&st.0.metrics.dpop_mismatch_api);
-        charge(ApiError::dpop_challenge(error, d))
+        ApiError::dpop_challenge(error, d)
     };
     let proof = match (&claims.cnf, dpop_scheme) {
         (None, false) => None,
@@ -89,10 +83,10 @@ async fn authenticate(
             ))
         }
         (None, true) => {
-            return Err(charge(ApiError::dpop_challenge(
+            return Err(ApiError::dpop_challenge(
                 "invalid_token",
                 "access token is not DPoP-bound: use the Bearer scheme",
-            )))
+            ))
         }
         (Some(cnf), true) => {
             let uri = parts
@@ -152,16 +146,19 @@ pub(super) async fn me(auth: Authenticated) -> Response {
 }
 
 pub(super) async fn echo(
+    State(st): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, API_BODY_LIMIT).await;
-    // Authentication failures win over body errors; the body is read (drained) either way so
-    // the client sees the 401 instead of a connection reset.
-    auth?;
-    let bytes = bytes?;
+    // The token is checked before the body is read: an unauthenticated request never makes
+    // the server buffer its body (a small one is dropped so the client reads the 401).
+    if let Err(e) = auth {
+        discard_body(body, Duration::from_secs(1)).await;
+        return Err(e);
+    }
+    let bytes = st.read_body(&headers, body, API_BODY_LIMIT).await?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -192,6 +189,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
         hashes_in_flight: gate.in_flight,
         hashes_peak: gate.peak,
         hash_waits: gate.waited,
+        hashes: gate.hashed,
         throttle_accounts: accounts as u64,
         proof_throttle_addresses: st.proof_throttle_len() as u64,
         throttle_addresses: addresses as u64,

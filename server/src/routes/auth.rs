@@ -18,8 +18,8 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
-    let req: LoginRequest = parse_body(&headers, &bytes)?;
+    let bytes = st.read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let req: LoginRequest = parse_json_body(&headers, &bytes)?;
     let (Some(username), Some(password)) = (req.username, req.password) else {
         return Err(ApiError::invalid_request(
             "username and password are required",
@@ -126,7 +126,8 @@ async fn do_refresh(
         }
         e
     };
-    let bytes = read_body(headers, body, AUTH_BODY_LIMIT)
+    let bytes = st
+        .read_body(headers, body, AUTH_BODY_LIMIT)
         .await
         .map_err(count_invalid)?;
     let req: RefreshRequest = parse_body(headers, &bytes).map_err(count_invalid)?;
@@ -264,7 +265,7 @@ pub(super) async fn logout(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let bytes = st.read_body(&headers, body, AUTH_BODY_LIMIT).await?;
     let req: LogoutRequest = parse_body(&headers, &bytes)?;
     let Some(token) = req.refresh_token else {
         return Err(ApiError::invalid_request("refresh_token is required"));

@@ -161,8 +161,9 @@ impl AppState {
         })
     }
 
-    /// A request from `client` that carried a proof failed to authenticate (invalid proof,
-    /// replay, or a credential that did not check out): charged to its address.
+    /// A request from `client` that carried a proof failed: an invalid proof, a replay, or
+    /// (at the token endpoint) a refresh token that did not check out. Charged to its
+    /// address.
     pub(super) fn proof_failed(&self, client: IpAddr) {
         self.proof_throttle().fail(client, now_ms());
     }
@@ -206,7 +207,13 @@ impl AppState {
             now_secs: now,
             access_token,
         };
-        match dpop::verify(value.trim(), &expected, self.0.dpop.nonces.as_ref()) {
+        let started = std::time::Instant::now();
+        let verified = dpop::verify(value.trim(), &expected, self.0.dpop.nonces.as_ref());
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        m.dpop_verify_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        inc(&m.dpop_verifications);
+        match verified {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
                 if let ProofError::Invalid(_) = e {

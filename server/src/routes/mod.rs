@@ -24,6 +24,7 @@ use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{json_errors, ApiError};
@@ -45,7 +46,7 @@ mod testing;
 
 use api::{count_api, echo, jwks, me, metrics};
 use auth::{login, logout, refresh};
-use body::{parse_body, parse_json, read_body};
+use body::{discard_body, parse_body, parse_json, parse_json_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
@@ -86,7 +87,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Arc<dyn Store>,
     keys: Keys,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     faults: Option<Faults>,
     policy: Policy,
     access_ttl_secs: u64,
@@ -99,6 +100,7 @@ struct Inner {
     proof_throttle: std::sync::Mutex<crate::throttle::ProofThrottle>,
     hash_gate: HashGate,
     trusted_proxies: Vec<std::net::IpAddr>,
+    body_timeout: Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -130,6 +132,37 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// With `--demo-user`, creates the user demo/demo if missing. Without it, refuses to start
+/// while a user demo has the password demo (left by a run with the flag): a server must not
+/// go live with a password anyone can guess.
+async fn demo_user(wanted: bool, store: &dyn Store, now: Millis) -> Result<()> {
+    let existing = store.user_by_name("demo").await?;
+    match (wanted, existing) {
+        (true, Some(_)) => {}
+        (true, None) => {
+            let hash = hash_password("demo")?;
+            if store.create_user("demo", &hash, now).await?.is_some() {
+                tracing::warn!(
+                    "created the demo user demo/demo (--demo-user): never in production"
+                );
+            }
+        }
+        (false, Some(user)) => {
+            let hash = user.password_hash.clone();
+            let guessable =
+                tokio::task::spawn_blocking(move || verify_password("demo", &hash)).await?;
+            anyhow::ensure!(
+                !guessable,
+                "the database has the user demo with the password demo, left by a run with \
+                 --demo-user: delete it (DELETE FROM users WHERE username = 'demo') or change its \
+                 password before serving, or start with --demo-user if this is a demo"
+            );
+        }
+        (false, None) => {}
+    }
+    Ok(())
+}
+
 impl AppState {
     /// Opens the store, runs migrations, loads (or creates) the keys and the demo user.
     pub async fn new(config: &Config) -> Result<Self> {
@@ -148,20 +181,20 @@ impl AppState {
             Some(source) => source.clone(),
             None => crate::keys::KeySource::default_for(&config.db)?,
         };
-        let keys = Keys::new(crate::keys::load(&source, store.as_ref(), now).await?);
-        if config.demo_user && store.user_by_name("demo").await?.is_none() {
-            let hash = hash_password("demo")?;
-            if store.create_user("demo", &hash, now).await?.is_some() {
-                tracing::info!("created demo user 'demo'");
-            }
-        }
+        let ring = crate::keys::load(&source, store.as_ref(), now).await?;
+        let issuer = (config.issuer.clone())
+            .or_else(|| config.public_url.clone())
+            .unwrap_or_else(|| crate::LOOPBACK_ISSUER.to_owned());
+        let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
+        let keys = Keys::new(ring, &issuer, &audience);
+        demo_user(config.demo_user, store.as_ref(), now).await?;
         let dpop = DpopSettings::new(config, keys.ring())?;
         let provider = provider::Provider::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
             keys,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             faults: config.test_faults.then(Faults::default),
             policy: Policy {
                 session_ttl_ms: secs_ms(config.session_ttl_secs),
@@ -181,7 +214,13 @@ impl AppState {
             )),
             hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
             trusted_proxies: config.trusted_proxies.clone(),
+            body_timeout: config.body_timeout,
         })))
+    }
+
+    /// The counters behind `/metrics`.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     /// The store, e.g. to add users.
@@ -312,6 +351,23 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Middleware: counts the 408s of the request timeout (sitting inside `json_errors`, it sees
+/// them bare; a body timeout's 408 is a JSON error already, counted where it happens).
+async fn count_timeouts(State(st): State<AppState>, resp: Response) -> Response {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT && !resp.headers().contains_key(CONTENT_TYPE) {
+        inc(&st.0.metrics.request_timeouts);
+    }
+    resp
+}
+
+/// `/metrics` alone, for a separate address (`--metrics-listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
+}
+
 /// Builds the application router (without the connection-level machinery of [`crate::serve`]).
 pub fn router(state: AppState, config: &Config) -> Result<Router> {
     let mut api = Router::new()
@@ -333,9 +389,11 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/metrics", get(metrics))
         .merge(api)
         .merge(provider::api_routes(config.test_faults));
+    if config.metrics_on_main {
+        app = app.route("/metrics", get(metrics));
+    }
     if config.test_faults {
         app = app
             .route(
@@ -365,7 +423,13 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         app = app.fallback_service(static_files(&dir));
     }
 
+    // Every request is answered (or refused, 408) within the request timeout.
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout);
+    let count = middleware::map_response_with_state(state.clone(), count_timeouts);
     let app = app
+        .layer(timeout)
+        .layer(count.clone())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::map_response_with_state(
@@ -374,7 +438,10 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         ))
         .layer(cors_layer(&config.cors_origins, config.test_faults)?);
     // The provider's pages are navigations: no CORS, HTML errors.
-    let pages = provider::page_routes().layer(tower_http::catch_panic::CatchPanicLayer::new());
+    let pages = provider::page_routes()
+        .layer(timeout)
+        .layer(count)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
     // Request spans name the path only: a query can carry an `id_token_hint` (RP-Initiated
     // Logout sends it in the URL) or other values that do not belong in logs.
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {

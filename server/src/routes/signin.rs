@@ -73,6 +73,7 @@ pub struct HashGate {
     peak: AtomicU64,
     waited: AtomicU64,
     refused: AtomicU64,
+    hashed: AtomicU64,
 }
 
 /// The gate's counters (for `/metrics`).
@@ -86,6 +87,8 @@ pub struct GateStats {
     pub waited: u64,
     /// Sign-ins refused (503) because no slot came free in time.
     pub refused: u64,
+    /// Hashes computed.
+    pub hashed: u64,
 }
 
 impl HashGate {
@@ -100,6 +103,7 @@ impl HashGate {
             peak: AtomicU64::new(0),
             waited: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            hashed: AtomicU64::new(0),
         }
     }
 
@@ -124,6 +128,7 @@ impl HashGate {
             }
         };
         admit()?;
+        inc(&self.hashed);
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
         let out = tokio::task::spawn_blocking(f).await;
@@ -140,6 +145,7 @@ impl HashGate {
             peak: g(&self.peak),
             waited: g(&self.waited),
             refused: g(&self.refused),
+            hashed: g(&self.hashed),
         }
     }
 }

@@ -20,15 +20,22 @@ pub(super) async fn faults_post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let bytes = st.read_body(&headers, body, AUTH_BODY_LIMIT).await?;
     let plan: FaultPlan = parse_json(&bytes)?;
     for f in &plan.refresh {
-        if let Fault::Status { status } = f {
-            if !(400..=599).contains(status) {
+        match f {
+            Fault::Status { status } if !(400..=599).contains(status) => {
                 return Err(ApiError::invalid_request(
                     "status faults need a 4xx or 5xx status",
                 ));
             }
+            Fault::Hang { ms } | Fault::Delay { ms } if *ms > crate::faults::MAX_WAIT_MS => {
+                return Err(ApiError::invalid_request(format!(
+                    "hang and delay faults wait at most {} ms",
+                    crate::faults::MAX_WAIT_MS
+                )));
+            }
+            _ => {}
         }
     }
     tracing::info!(
@@ -193,7 +200,8 @@ pub(super) async fn refresh_faults(
 }
 
 /// Middleware on `/api/*`: the scripted 401s (`api_always_401`, `api_nonce_challenges`),
-/// answered before the real handler (the body is read first, as a handler's 401 would).
+/// answered before the real handler (a small body is dropped first, as a handler's 401
+/// would).
 pub(super) async fn api_faults(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let f = faults(&st);
     let error = if f.api_always_401() {
@@ -205,6 +213,7 @@ pub(super) async fn api_faults(State(st): State<AppState>, req: Request, next: N
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let _ = read_body(&parts.headers, body, API_BODY_LIMIT).await;
+    drop(parts);
+    discard_body(body, Duration::from_secs(1)).await;
     error.into_response()
 }

@@ -25,6 +25,14 @@ pub struct PgCluster {
     as_user: Vec<String>,
     janitor: Mutex<Option<Child>>,
     next_db: AtomicU32,
+    /// Extra `postgres` options (TLS).
+    options: String,
+}
+
+/// A server certificate and key (PEM) for [`PgCluster::start_tls`].
+pub struct ServerTls<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: `$ROTAFETCH_PG_BINDIR`,
@@ -109,6 +117,16 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// initdb + start. Panics (with PostgreSQL's log) if it cannot.
     pub fn start() -> PgCluster {
+        Self::start_with(None)
+    }
+
+    /// A cluster that accepts TCP connections only over TLS (`hostssl`), with this
+    /// certificate.
+    pub fn start_tls(tls: ServerTls<'_>) -> PgCluster {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<ServerTls<'_>>) -> PgCluster {
         let bindir = bindir();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -118,8 +136,10 @@ impl PgCluster {
             std::env::temp_dir().join(format!("rotafetch-pg-{}-{nanos:x}", std::process::id()));
         std::fs::create_dir(&dir).expect("creating the cluster directory");
         let root = std::fs::metadata(&dir).unwrap().uid() == 0;
+        let mut owner = None;
         let as_user = if root {
             let (uid, gid) = (id_of("-u"), id_of("-g"));
+            owner = Some((uid.parse::<u32>().unwrap(), gid.parse::<u32>().unwrap()));
             std::os::unix::fs::chown(&dir, Some(uid.parse().unwrap()), Some(gid.parse().unwrap()))
                 .expect("chown of the cluster directory");
             [
@@ -162,6 +182,7 @@ impl PgCluster {
             as_user,
             janitor: Mutex::new(Some(janitor)),
             next_db: AtomicU32::new(0),
+            options: String::new(),
         };
         let mut initdb = cluster.command("initdb");
         initdb
@@ -174,6 +195,9 @@ impl PgCluster {
             .args(["--encoding=UTF8", "-D"])
             .arg(&data);
         run(&mut initdb, "initdb").unwrap_or_else(|e| panic!("{e}"));
+        if let Some(tls) = tls {
+            cluster.options = setup_tls(&data, &tls, owner);
+        }
         // The port is free when we look; if someone takes it before postgres binds it, try
         // another.
         let mut last = String::new();
@@ -209,9 +233,10 @@ impl PgCluster {
     fn pg_ctl_start(&self) -> Result<(), String> {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.options,
         );
         let mut cmd = self.command("pg_ctl");
         // -w: returns once the server accepts connections (pg_ctl polls it), -t: at most 120 s.
@@ -247,13 +272,45 @@ impl PgCluster {
     pub async fn create_db(&self) -> String {
         let n = self.next_db.fetch_add(1, Ordering::Relaxed);
         let name = format!("t{}_{n}", std::process::id());
-        let client = connect(&self.url("postgres")).await;
+        // Over the Unix socket: a TLS-only cluster refuses plain TCP.
+        let admin = format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
+        );
+        let client = connect(&admin).await;
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .expect("CREATE DATABASE");
         self.url(&name)
     }
+}
+
+/// Writes the certificate and key into the data directory (owned by the server's user, the
+/// key 0600) and lets TCP clients in over TLS only; returns the `postgres` options.
+fn setup_tls(data: &Path, tls: &ServerTls<'_>, owner: Option<(u32, u32)>) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = data.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
+    };
+    write("server.crt", tls.cert_pem, 0o644);
+    write("server.key", tls.key_pem, 0o600);
+    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+    let hba: String = hba
+        .lines()
+        .map(|l| match l.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    write("pg_hba.conf", &hba, 0o600);
+    " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".to_owned()
 }
 
 /// A connection to `url` whose connection task runs on the current runtime.

@@ -13,9 +13,9 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bin --db <db> --listen 127.0.0.1:0 --key-file <dir>/keys.json <extra>` (stderr
+    /// Starts `bin --db <db> --listen 127.0.0.1:0 --key-file <dir>/keys.json --demo-user <extra>` (stderr
     /// to `<dir>/<name>.log`; instances started in one `dir` share the key file) and waits
-    /// until it answers `/metrics`.
+    /// until it writes its port file (after the database and keys are open).
     pub async fn start(bin: &Path, db: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::start_logging(bin, db, dir, name, extra, "warn").await
     }
@@ -41,6 +41,7 @@ impl ServerProcess {
             .arg(dir)
             .arg("--key-file")
             .arg(dir.join("keys.json"))
+            .arg("--demo-user")
             .args(extra)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())

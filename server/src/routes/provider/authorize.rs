@@ -67,7 +67,7 @@ pub(super) async fn authorize(
     body: Body,
 ) -> Response {
     let params = if method == Method::POST {
-        match read_form(&headers, body).await {
+        match read_form(&st, &headers, body).await {
             Ok(p) => p,
             Err(e) => return error_page(e.status, &e.description),
         }
@@ -180,7 +180,7 @@ pub(super) async fn login(
     body: Body,
 ) -> Response {
     let p = &st.0.provider;
-    let form = match read_form(&headers, body).await {
+    let form = match read_form(&st, &headers, body).await {
         Ok(f) => f,
         Err(e) => return error_page(e.status, &e.description),
     };

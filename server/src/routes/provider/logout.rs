@@ -110,7 +110,7 @@ pub(super) async fn confirmed(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let params = match read_form(&headers, body).await {
+    let params = match read_form(&st, &headers, body).await {
         Ok(f) => f,
         Err(e) => return error_page(e.status, &e.description),
     };

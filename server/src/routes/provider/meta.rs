@@ -13,7 +13,7 @@ use crate::oidc::authorize::{known_client, request, AuthRequest, Params};
 use crate::oidc::clients::{Client, Clients};
 use crate::oidc::discovery;
 use crate::oidc::par::{self, PAR_TTL_SECS};
-use crate::routes::body::{parse_json, read_body};
+use crate::routes::body::parse_json;
 use crate::routes::dpop::ProofFailure;
 use crate::routes::{no_store, now_ms, AppState, ClientAddr, AUTH_BODY_LIMIT, MAX_TOKEN_LEN};
 use crate::store::RevokeOutcome;
@@ -31,7 +31,7 @@ pub(super) async fn par(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let p = read_form(&headers, body).await?;
+    let p = read_form(&st, &headers, body).await?;
     // The proof is checked first, and its jti recorded once the request validated.
     let proof = st
         .dpop_proof(&headers, &method, &uri, None, client)
@@ -105,7 +105,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let p = read_form(&headers, body).await?;
+    let p = read_form(&st, &headers, body).await?;
     let _client_id = client_param(&st, &p)?;
     let token = p
         .get("token")
@@ -192,7 +192,7 @@ pub(super) async fn register_client(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, AUTH_BODY_LIMIT).await?;
+    let bytes = st.read_body(&headers, body, AUTH_BODY_LIMIT).await?;
     let reg: ClientRegistration = parse_json(&bytes)?;
     let client = Clients::check(Client {
         id: reg.client_id,

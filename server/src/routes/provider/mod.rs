@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::body::read_body;
 use super::now_secs;
 use super::{AppState, AUTH_BODY_LIMIT};
 use crate::error::ApiError;
@@ -151,8 +150,8 @@ pub(super) fn page_routes() -> Router<AppState> {
 
 /// Reads an `application/x-www-form-urlencoded` body (RFC 6749 §3.2, RFC 9126 §2.1,
 /// RFC 7009 §2.1) into [`Params`].
-async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {
-    let bytes = read_body(headers, body, AUTH_BODY_LIMIT).await?;
+async fn read_form(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {
+    let bytes = st.read_body(headers, body, AUTH_BODY_LIMIT).await?;
     if !is_form(headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

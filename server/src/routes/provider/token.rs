@@ -17,7 +17,6 @@ use crate::metrics::inc;
 use crate::oidc::authorize::Params;
 use crate::oidc::code::{self, Presented, MAX_CODE_LEN};
 use crate::oidc::id_token;
-use crate::routes::body::read_body;
 use crate::routes::dpop::ProofFailure;
 use crate::routes::{auth, no_store, now_ms, now_secs, AppState, ClientAddr, AUTH_BODY_LIMIT};
 use crate::store::provider::{NewFamily, Redemption};
@@ -31,7 +30,7 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match read_body(&headers, body, AUTH_BODY_LIMIT).await {
+    let bytes = match st.read_body(&headers, body, AUTH_BODY_LIMIT).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

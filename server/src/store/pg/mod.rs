@@ -52,7 +52,14 @@ impl std::fmt::Debug for PgStore {
 /// (a bug, a constraint) stays an internal error. The text never contains the connection URL.
 fn pg_err(e: tokio_postgres::Error) -> anyhow::Error {
     if is_connection_error(&e) {
-        anyhow::Error::new(Unavailable(e.to_string()))
+        // With its causes (a TLS handshake says why the certificate was refused).
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        anyhow::Error::new(Unavailable(text))
     } else {
         anyhow::Error::new(e)
     }
@@ -108,11 +115,14 @@ mod families;
 mod provider;
 mod schema;
 mod store_impl;
+mod tls;
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db`, no TLS) and applies pending
-    /// migrations, serialized with any other instance starting at the same time.
+    /// Connects to `url` (`postgres://user:password@host:port/db`; TLS with
+    /// `?sslmode=verify-full&sslrootcert=FILE`, see `tls`) and applies pending migrations,
+    /// serialized with any other instance starting at the same time.
     pub async fn connect(url: &str) -> Result<Self> {
+        let (url, tls) = tls::split_url(url)?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {e}"))?;
@@ -127,13 +137,17 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("rotafetch-server");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = match tls {
+            tls::Tls::Off => Manager::from_config(config, NoTls, recycling()),
+            tls::Tls::Verified { roots } => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let connector = tls::connector(roots.as_deref())?;
+                Manager::from_config(config, connector, recycling())
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
