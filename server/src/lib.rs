@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt as _;
 
-pub use config::{Config, LOOPBACK_ISSUER};
+pub use config::Config;
 pub use routes::{
     is_loopback_origin, metrics_router, normalize_mount, router, AppState, ClientAddr, GateStats,
     HashGate, SignInError, HASH_MEMORY_MIB,

@@ -62,8 +62,10 @@ struct Cli {
     /// Enable the /test/* fault-injection endpoints. Never use in production.
     #[arg(long)]
     test_faults: bool,
-    /// The server's URL as clients see it (e.g. https://auth.example), used to check the htu
-    /// of DPoP proofs. Default: http:// plus the request's Host header.
+    /// The server's URL as clients see it (e.g. https://auth.example): the issuer (iss of
+    /// discovery, ID tokens and access tokens) and the base of DPoP proofs' htu. Instances
+    /// behind one load balancer share it. Default: the issuer is http://127.0.0.1:<port>,
+    /// the htu http:// plus the request's Host header.
     #[arg(long, value_name = "URL", value_parser = parse_public_url)]
     public_url: Option<String>,
     /// Require server-provided nonces in DPoP proofs (sent in the DPoP-Nonce header).
@@ -101,7 +103,7 @@ struct Cli {
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     new_key_delay: u64,
     /// The audience (`aud`) of access tokens, checked on /api/*: the resource's identifier.
-    /// Default: the issuer (--public-url, else http://127.0.0.1).
+    /// Default: the issuer (--public-url, else http://127.0.0.1:<port>).
     #[arg(long, value_name = "AUD")]
     audience: Option<String>,
     /// Connections served at once; more wait in the listen backlog (keep it below the

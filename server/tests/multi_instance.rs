@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rotafetch-server");
 const STORM: usize = 50;
+/// The issuer both instances share (as behind a load balancer).
+const PUBLIC: &str = "http://auth.test.invalid:8443";
 
 struct Pair {
     a: ServerProcess,
@@ -30,9 +32,12 @@ impl Pair {
     async fn start(args: &[&str]) -> Pair {
         let db = pg::shared().create_db().await;
         let dir = tempfile::tempdir().unwrap();
+        // One deployment, one issuer: both share --public-url (as behind a load balancer),
+        // so each accepts the other's access tokens.
+        let args = [&["--public-url", PUBLIC], args].concat();
         let (a, b) = tokio::join!(
-            ServerProcess::start(Path::new(BIN), &db, dir.path(), "a", args),
-            ServerProcess::start(Path::new(BIN), &db, dir.path(), "b", args),
+            ServerProcess::start(Path::new(BIN), &db, dir.path(), "a", &args),
+            ServerProcess::start(Path::new(BIN), &db, dir.path(), "b", &args),
         );
         // A rotation (or a code's redemption) now holds its transaction open for 200 ms
         // between reading the token and writing it spent: every other refresh of the storm arrives inside that window, so
@@ -280,21 +285,10 @@ async fn without_grace_reuse_is_detected_and_the_family_revoked_on_both() {
     assert_eq!(p.refresh(&p.b, &t.refresh).await.0, 400);
 }
 
-/// The issuer both instances share (as behind a load balancer).
-const PUBLIC: &str = "http://auth.test.invalid:8443";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_code_redeemed_on_two_instances_at_once_succeeds_once() {
     let client = format!("{CLIENT}={REDIRECT}");
-    let p = Pair::start(&[
-        "--reuse-grace",
-        "0",
-        "--public-url",
-        PUBLIC,
-        "--client",
-        &client,
-    ])
-    .await;
+    let p = Pair::start(&["--reuse-grace", "0", "--client", &client]).await;
     let jwks = |s: &ServerProcess| p.client.get(s.url("/.well-known/jwks.json")).send();
     let (ja, jb) = (jwks(&p.a).await.unwrap(), jwks(&p.b).await.unwrap());
     let ja: Value = ja.json().await.unwrap();

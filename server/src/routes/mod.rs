@@ -182,9 +182,7 @@ impl AppState {
             None => crate::keys::KeySource::default_for(&config.db)?,
         };
         let ring = crate::keys::load(&source, store.as_ref(), now).await?;
-        let issuer = (config.issuer.clone())
-            .or_else(|| config.public_url.clone())
-            .unwrap_or_else(|| crate::LOOPBACK_ISSUER.to_owned());
+        let issuer = config.issuer();
         let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
         let keys = Keys::new(ring, &issuer, &audience);
         demo_user(config.demo_user, store.as_ref(), now).await?;

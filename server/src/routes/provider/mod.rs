@@ -58,21 +58,10 @@ impl std::fmt::Debug for Provider {
     }
 }
 
-/// The issuer: `--public-url`, else the URL the server is bound to.
-pub fn issuer(config: &Config) -> String {
-    config
-        .public_url
-        .clone()
-        .or_else(|| config.bound_url.clone())
-        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 impl Provider {
     /// Registers the clients; checks that the ring holds the provider's keys.
     pub(super) fn new(config: &Config, ring: &KeyRing) -> Result<Self> {
-        let issuer = issuer(config);
+        let issuer = config.issuer();
         let clients = Clients::build(&config.clients, &config.post_logout, &issuer)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         ring.signer(Alg::RS256, now_secs())?;
