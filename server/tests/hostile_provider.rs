@@ -211,6 +211,33 @@ async fn fuzzed_provider_requests_get_4xx_and_issue_nothing() {
     common::oidc::token_ok(common::oidc::redeem(&s, &code, &pk, None).await).await;
 }
 
+/// POSTs the sign-in form (`csrf`, `request`, demo/demo) with `browser`'s cookies and
+/// `Sec-Fetch-Site: site`: the status.
+async fn browser_post_from(
+    s: &TestServer,
+    browser: &Browser,
+    site: &str,
+    csrf: &str,
+    request: &str,
+) -> u16 {
+    let form = [
+        ("csrf_token", csrf),
+        ("request", request),
+        ("username", "demo"),
+        ("password", "demo"),
+    ];
+    let r = s
+        .client
+        .post(s.url("/authorize/login"))
+        .header("cookie", browser.cookie_header())
+        .header("sec-fetch-site", site)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_forged_inputs() {
     let s = TestServer::start(register).await;
@@ -299,7 +326,13 @@ async fn oversized_and_forged_inputs() {
         )
         .await;
     assert_eq!(page.status, 403);
-    // A request sealed for one client cannot be edited to another redirect URI.
+    // Posted from another site (Fetch Metadata), even with a good token and cookie: 403.
+    for site in ["cross-site", "same-site"] {
+        let r = browser_post_from(&s, &browser, site, &csrf, &request).await;
+        assert_eq!(r, 403, "{site}");
+    }
+    // A request sealed for one client cannot be edited to another redirect URI (the token
+    // is bound to the sealed request, and the seal to its content).
     let mut parts: Vec<String> = request.split('.').map(str::to_owned).collect();
     parts[1] = parts[1].replace('A', "B");
     let page = browser
@@ -313,7 +346,7 @@ async fn oversized_and_forged_inputs() {
             ],
         )
         .await;
-    assert_eq!((page.status, page.location.as_deref()), (400, None));
+    assert_eq!((page.status, page.location.as_deref()), (403, None));
     // Wrong password and unknown user: the same answer.
     let wrong = browser.submit(&form, "demo", "nope").await;
     let unknown = browser.submit(&form, "nobody", "nope").await;

@@ -6,7 +6,7 @@ mod common;
 
 use common::dpop::{jwt_claims, Key};
 use common::oidc::{
-    auth_params, exchange, pkce, redeem, register, token_ok, with, Browser, CLIENT, OTHER,
+    auth_params, exchange, pkce, query, redeem, register, token_ok, with, Browser, CLIENT, OTHER,
     OTHER_REDIRECT, POST_LOGOUT, REDIRECT,
 };
 use common::{json_error, Backend, TestServer};
@@ -639,7 +639,51 @@ async fn end_session(b: Backend) {
     assert_eq!(forged_hint.status, 400);
 }
 
+/// Two tabs of a fresh browser (no cookie yet) render the sign-in form at the same moment,
+/// then both sign in: each form has its own cookie, so neither tab's `Set-Cookie` spoils
+/// the other's form (with one CSRF cookie per browser, the first tab's form was refused).
+async fn two_tabs_of_a_fresh_browser_sign_in_at_once(b: Backend) {
+    let s = start(b).await;
+    let mut browser = Browser::new(&s);
+    let tabs = [pkce(), pkce()];
+    let paths: Vec<String> = tabs
+        .iter()
+        .map(|pk| format!("/authorize?{}", query(&auth_params(pk))))
+        .collect();
+    let forms = browser.get_at_once(&paths).await;
+    let set_cookie = |p: &common::oidc::Page| p.headers.get("set-cookie").cloned();
+    for form in &forms {
+        assert_eq!(form.status, 200, "{}", form.body);
+    }
+    assert_ne!(
+        set_cookie(&forms[0]),
+        set_cookie(&forms[1]),
+        "a cookie each"
+    );
+    assert_eq!(browser.cookies.len(), 2, "{:?}", browser.cookies.keys());
+    let backs = browser.submit_at_once(&forms).await;
+    for (back, pk) in backs.iter().zip(&tabs) {
+        assert_eq!(back.status, 303, "{}", back.body);
+        token_ok(redeem(&s, &back.redirect_params()["code"], pk, None).await).await;
+    }
+    // Done forms drop their cookies; the provider session stays.
+    let names: Vec<&String> = browser.cookies.keys().collect();
+    assert_eq!(names, ["rotafetch_session"]);
+    // A failed attempt shows the form again with the same cookie: the first form and the
+    // new one are both good, and the browser gains no cookie per attempt.
+    let mut other = Browser::new(&s);
+    let form = other.authorize(&auth_params(&pkce())).await;
+    let wrong = other.submit(&form, "demo", "wrong").await;
+    assert_eq!((wrong.status, other.cookies.len()), (401, 1));
+    let pk = pkce();
+    let fresh = other.authorize(&auth_params(&pk)).await;
+    assert_eq!(other.cookies.len(), 2);
+    assert_eq!(other.submit(&form, "demo", "demo").await.status, 303);
+    assert_eq!(other.submit(&fresh, "demo", "demo").await.status, 303);
+}
+
 on_both_backends!(
+    two_tabs_of_a_fresh_browser_sign_in_at_once,
     sign_in_redeem_and_use_the_session,
     codes_are_single_use_short_lived_and_bound_to_the_request,
     dpop_bound_codes_need_their_key,

@@ -73,12 +73,18 @@ impl CookieNames {
         }
     }
 
-    pub fn csrf(self) -> &'static str {
+    /// The prefix of the forms' cookies (one per shown form, see [`super::form`]).
+    pub fn form_prefix(self) -> &'static str {
         if self.secure {
-            "__Host-rotafetch_csrf"
+            "__Host-rotafetch_form_"
         } else {
-            "rotafetch_csrf"
+            "rotafetch_form_"
         }
+    }
+
+    /// The name of form cookie `id`.
+    pub fn form(self, id: &str) -> String {
+        format!("{}{id}", self.form_prefix())
     }
 
     /// A `Set-Cookie` value; `max_age_secs` 0 deletes the cookie.
@@ -104,6 +110,32 @@ pub fn read<'a>(cookie_headers: impl IntoIterator<Item = &'a str>, name: &str) -
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE_VALUE)
+}
+
+/// Every cookie whose name starts with `prefix`: (the rest of the name, the value), the
+/// first of each name, at most `limit`.
+pub fn read_prefixed<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    prefix: &str,
+    limit: usize,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let found = cookie_headers
+        .into_iter()
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok);
+    for c in found {
+        if out.len() == limit {
+            break;
+        }
+        let Some(rest) = c.name().strip_prefix(prefix) else {
+            continue;
+        };
+        if !out.iter().any(|(n, _)| n == rest) && c.value().len() <= MAX_COOKIE_VALUE {
+            out.push((rest.to_owned(), c.value().to_owned()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -169,6 +201,13 @@ mod tests {
         assert_eq!(read(["rotafetch_session="], "rotafetch_session"), None);
         let long = format!("rotafetch_session={}", "x".repeat(200));
         assert_eq!(read([long.as_str()], "rotafetch_session"), None);
+        let h = ["f_a=1; x=2; f_b=3", "f_a=4; f_c=5"];
+        let all = read_prefixed(h, "f_", 10);
+        assert_eq!(
+            all,
+            [("a", "1"), ("b", "3"), ("c", "5")].map(|(n, v)| (n.into(), v.into()))
+        );
+        assert_eq!(read_prefixed(h, "f_", 2).len(), 2);
         let (id, secret, hash) = new_session();
         assert_ne!(id, secret);
         assert_eq!(secret_hash(&secret), hash);

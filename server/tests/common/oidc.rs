@@ -145,7 +145,8 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    /// The `Cookie` header this browser sends.
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -200,6 +201,55 @@ impl Browser {
             .await
             .unwrap();
         self.page(r).await
+    }
+
+    /// Sends these GETs at once, all with the cookies held now (tabs of this browser
+    /// opening together), then takes every answer's cookies: the pages, in order.
+    pub async fn get_at_once(&mut self, paths: &[String]) -> Vec<Page> {
+        let cookies = self.cookie_header();
+        let sent: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let req = self.http.get(format!("{}{path}", self.base));
+                tokio::spawn(req.header("cookie", &cookies).send())
+            })
+            .collect();
+        self.pages(sent).await
+    }
+
+    /// Submits these sign-in forms (pages showing them) as demo/demo at once, all with the
+    /// cookies held now: the answers, in order.
+    pub async fn submit_at_once(&mut self, forms: &[Page]) -> Vec<Page> {
+        let cookies = self.cookie_header();
+        let sent = forms.iter().map(|form| {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("csrf_token", form.hidden("csrf_token").expect("csrf_token")),
+                    ("request", form.hidden("request").expect("request")),
+                    ("username", "demo".into()),
+                    ("password", "demo".into()),
+                ])
+                .finish();
+            let req = self.http.post(format!("{}/authorize/login", self.base));
+            let req = req
+                .header("cookie", &cookies)
+                .header("content-type", "application/x-www-form-urlencoded");
+            tokio::spawn(req.body(body).send())
+        });
+        let sent: Vec<_> = sent.collect();
+        self.pages(sent).await
+    }
+
+    /// The answers of requests under way, in order, their cookies taken.
+    async fn pages(
+        &mut self,
+        sent: Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>,
+    ) -> Vec<Page> {
+        let mut pages = Vec::new();
+        for r in sent {
+            pages.push(self.page(r.await.unwrap().unwrap()).await);
+        }
+        pages
     }
 
     pub async fn authorize(&mut self, params: &[(String, String)]) -> Page {

@@ -9,14 +9,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
 use super::{
-    cookie_headers, csrf_cookie, error_page, html, read_form, see_other, set_cookie, with_query,
-    Provider,
+    cookie_headers, error_page, forget_form_cookie, form_cookie_set, from_another_site, html,
+    new_form_cookie, read_form, see_other, set_cookie, with_query, Provider,
 };
 use crate::metrics::inc;
 use crate::oidc::authorize::{
     front_channel, AuthRequest, AuthorizeError, FrontChannel, Params, Prompt,
 };
 use crate::oidc::code::{self, CodeGrant};
+use crate::oidc::form::{Bound, FormCookie};
 use crate::oidc::pages::{self, LoginForm};
 use crate::oidc::session::{self, ProviderSession};
 use crate::routes::{now_ms, now_secs, AppState, ClientAddr, SignInError};
@@ -110,32 +111,51 @@ pub(super) async fn authorize(
             },
         );
     }
-    login_form(&st, &headers, &req, "", None, StatusCode::OK)
+    let shown = Shown {
+        username: "",
+        error: None,
+        status: StatusCode::OK,
+    };
+    login_form(&st, &headers, &req, shown, None)
 }
 
-/// Shows the sign-in form for `req`, setting the CSRF cookie if the browser has none.
+/// What the sign-in form shows.
+struct Shown<'a> {
+    /// The username to prefill after a failed attempt.
+    username: &'a str,
+    error: Option<&'a str>,
+    status: StatusCode,
+}
+
+/// The sign-in form for `req`, with a new form cookie, or again with `submitted`, the
+/// cookie of the form just submitted (its lifetime renewed): the form shown before stays
+/// good too (a back button), and a browser gains no cookie per failed attempt.
 fn login_form(
     st: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
-    username: &str,
-    error: Option<&str>,
-    status: StatusCode,
+    shown: Shown<'_>,
+    submitted: Option<&FormCookie>,
 ) -> Response {
-    let (cookie, set) = csrf_cookie(st, headers);
+    let (cookie, set) = match submitted {
+        Some(c) => (c.clone(), vec![form_cookie_set(st, c)]),
+        None => new_form_cookie(st, headers),
+    };
+    let key = st.form_key();
+    let request = key.seal(req, now_secs());
     let body = pages::login(&LoginForm {
         client_id: &req.client_id,
-        request: &st.form_key().seal(req, now_secs()),
-        csrf_token: &st.form_key().csrf_token(&cookie),
-        username,
-        error,
+        csrf_token: &key.csrf_token(&cookie, Bound::SignIn(&request)),
+        request: &request,
+        username: shown.username,
+        error: shown.error,
     });
     let origin = url::Url::parse(&req.redirect_uri)
         .map(|u| u.origin().ascii_serialization())
         .ok();
-    let mut resp = html(status, body, origin.as_deref());
-    if let Some(set) = set {
-        set_cookie(&mut resp, &set);
+    let mut resp = html(shown.status, body, origin.as_deref());
+    for c in set {
+        set_cookie(&mut resp, &c);
     }
     resp
 }
@@ -192,12 +212,17 @@ pub(super) async fn login(
             "a form field was sent more than once",
         );
     }
-    let cookie = session::read(cookie_headers(&headers), p.cookies.csrf());
-    if !st.csrf_ok(cookie.as_deref(), form.get("csrf_token")) {
-        tracing::info!("sign-in form refused: CSRF token missing or not this browser's");
+    if from_another_site(&headers) {
+        tracing::info!("sign-in form refused: posted from another site (Sec-Fetch-Site)");
         return error_page(StatusCode::FORBIDDEN, stale);
     }
-    let Some(req) = form.get("request").and_then(|r| st.open_form(r)) else {
+    let sealed = form.get("request").unwrap_or("");
+    let bound = Bound::SignIn(sealed);
+    let Some(cookie) = st.submitted_form(&headers, form.get("csrf_token"), bound) else {
+        tracing::info!("sign-in form refused: CSRF token missing or not this browser's form's");
+        return error_page(StatusCode::FORBIDDEN, stale);
+    };
+    let Some(req) = st.open_form(sealed) else {
         return error_page(StatusCode::BAD_REQUEST, stale);
     };
     // The client may have changed since the form was shown (run-time registration).
@@ -215,7 +240,12 @@ pub(super) async fn login(
     let password = form.get("password").unwrap_or("");
     // The form again, with a message (and a Retry-After when there is a wait).
     let again = |msg: &str, status: StatusCode, retry_after: Option<u64>| {
-        let mut r = login_form(&st, &headers, &req, username, Some(msg), status);
+        let shown = Shown {
+            username,
+            error: Some(msg),
+            status,
+        };
+        let mut r = login_form(&st, &headers, &req, shown, Some(&cookie));
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             r.headers_mut().insert(RETRY_AFTER, v);
         }
@@ -278,6 +308,7 @@ pub(super) async fn login(
             &mut resp,
             &p.cookies.set(p.cookies.session(), &secret, max_age),
         );
+        forget_form_cookie(&st, &mut resp, &cookie);
     }
     resp
 }

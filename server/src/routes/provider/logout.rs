@@ -10,9 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{
-    cookie_headers, csrf_cookie, error_page, html, read_form, see_other, set_cookie, Provider,
+    cookie_headers, error_page, forget_form_cookie, from_another_site, html, new_form_cookie,
+    read_form, see_other, set_cookie, Provider,
 };
 use crate::oidc::authorize::Params;
+use crate::oidc::form::Bound;
 use crate::oidc::pages::{self, LogoutConfirm};
 use crate::oidc::session;
 use crate::oidc::{id_token, logout};
@@ -86,9 +88,9 @@ pub(super) async fn end_session(
         return sign_out(&st, &headers, to).await;
     }
     // No hint: ask first.
-    let (cookie, set) = csrf_cookie(&st, &headers);
+    let (cookie, set) = new_form_cookie(&st, &headers);
     let body = pages::logout_confirm(&LogoutConfirm {
-        csrf_token: &st.form_key().csrf_token(&cookie),
+        csrf_token: &st.form_key().csrf_token(&cookie, Bound::SignOut),
         client_id: params.get("client_id"),
         post_logout_redirect_uri: params.get("post_logout_redirect_uri"),
         state: params.get("state"),
@@ -98,8 +100,8 @@ pub(super) async fn end_session(
         .and_then(|u| url::Url::parse(u).ok())
         .map(|u| u.origin().ascii_serialization());
     let mut resp = html(StatusCode::OK, body, origin.as_deref());
-    if let Some(set) = set {
-        set_cookie(&mut resp, &set);
+    for c in set {
+        set_cookie(&mut resp, &c);
     }
     resp
 }
@@ -115,15 +117,22 @@ pub(super) async fn confirmed(
         Err(e) => return error_page(e.status, &e.description),
     };
     let p = &st.0.provider;
-    let cookie = session::read(cookie_headers(&headers), p.cookies.csrf());
-    if !st.csrf_ok(cookie.as_deref(), params.get("csrf_token")) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This sign-out form has expired or did not come from this server.",
-        );
-    }
+    let token = params.get("csrf_token");
+    let cookie = match st.submitted_form(&headers, token, Bound::SignOut) {
+        Some(c) if !from_another_site(&headers) => c,
+        _ => {
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "This sign-out form has expired or did not come from this server.",
+            )
+        }
+    };
     match destination(p, &params, None) {
-        Ok(to) => sign_out(&st, &headers, to).await,
+        Ok(to) => {
+            let mut resp = sign_out(&st, &headers, to).await;
+            forget_form_cookie(&st, &mut resp, &cookie);
+            resp
+        }
         Err(page) => *page,
     }
 }

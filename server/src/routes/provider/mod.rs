@@ -27,7 +27,7 @@ use crate::oidc::discovery::{
     AUTHORIZE, AUTHORIZE_LOGIN, END_SESSION, OAUTH_METADATA, OPENID_CONFIGURATION, PAR, REVOKE,
     TOKEN,
 };
-use crate::oidc::form::{FormKey, FORM_TTL_SECS};
+use crate::oidc::form::{self, Bound, FormCookie, FormKey, FORM_TTL_SECS};
 use crate::oidc::pages;
 use crate::oidc::session::{self, CookieNames};
 use crate::store::Millis;
@@ -98,8 +98,19 @@ impl AppState {
         secrets.into_iter().map(FormKey::new).collect()
     }
 
-    fn csrf_ok(&self, cookie: Option<&str>, token: Option<&str>) -> bool {
-        self.form_keys().iter().any(|k| k.csrf_ok(cookie, token))
+    /// The cookie of a submitted form whose `csrf_token` is good: made by this server (any
+    /// form key) for `bound` and the form cookie it names, which the browser sent.
+    fn submitted_form(
+        &self,
+        headers: &HeaderMap,
+        token: Option<&str>,
+        bound: Bound<'_>,
+    ) -> Option<FormCookie> {
+        let cookie = form_cookie(self, headers, token)?;
+        let keys = self.form_keys();
+        keys.iter()
+            .any(|k| k.csrf_ok(Some(&cookie), token, bound))
+            .then_some(cookie)
     }
 
     fn open_form(&self, sealed: &str) -> Option<AuthRequest> {
@@ -266,18 +277,53 @@ fn client_param<'p>(st: &AppState, p: &'p Params) -> Result<&'p str, ApiError> {
     Ok(client_id)
 }
 
-/// The browser's CSRF cookie value, and the `Set-Cookie` to send when it has none yet.
-fn csrf_cookie(st: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+/// A new cookie for a form shown now, and its `Set-Cookie`s: the cookie, and the expiry
+/// of the browser's oldest form cookies beyond [`form::MAX_PENDING_FORMS`].
+fn new_form_cookie(st: &AppState, headers: &HeaderMap) -> (FormCookie, Vec<String>) {
     let names = st.0.provider.cookies;
-    match session::read(cookie_headers(headers), names.csrf()) {
-        Some(existing) => (existing, None),
-        None => {
-            let value = FormKey::new_cookie();
-            let max_age = i64::try_from(FORM_TTL_SECS * 6).unwrap_or(3600);
-            let set = names.set(names.csrf(), &value, max_age);
-            (value, Some(set))
-        }
-    }
+    let pending = session::read_prefixed(cookie_headers(headers), names.form_prefix(), 64);
+    let pending = pending
+        .iter()
+        .filter_map(|(id, value)| FormCookie::parse(id, value))
+        .collect();
+    let mut set: Vec<String> = form::to_expire(pending)
+        .iter()
+        .map(|id| names.set(&names.form(id), "", 0))
+        .collect();
+    let cookie = FormCookie::new(now_secs());
+    set.push(form_cookie_set(st, &cookie));
+    (cookie, set)
+}
+
+/// The `Set-Cookie` of form cookie `cookie`, living [`FORM_TTL_SECS`] from now.
+fn form_cookie_set(st: &AppState, cookie: &FormCookie) -> String {
+    let names = st.0.provider.cookies;
+    let max_age = i64::try_from(FORM_TTL_SECS).unwrap_or(600);
+    names.set(&names.form(&cookie.id), &cookie.value(), max_age)
+}
+
+/// The form cookie a submitted `csrf_token` names, if the browser sent it.
+fn form_cookie(st: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<FormCookie> {
+    let id = FormCookie::id_of(token?)?;
+    let names = st.0.provider.cookies;
+    let value = session::read(cookie_headers(headers), &names.form(id))?;
+    FormCookie::parse(id, &value)
+}
+
+/// The `Set-Cookie` that ends a submitted form's cookie (its form is done).
+fn forget_form_cookie(st: &AppState, resp: &mut Response, cookie: &FormCookie) {
+    let names = st.0.provider.cookies;
+    set_cookie(resp, &names.set(&names.form(&cookie.id), "", 0));
+}
+
+/// True if the browser says the request came from another site (Fetch Metadata
+/// `Sec-Fetch-Site`: `cross-site`, or `same-site` from a sibling host). Our forms are
+/// submitted from our own pages (`same-origin`); browsers without Fetch Metadata send
+/// nothing, and the CSRF token still decides. Defence in depth for the form POSTs.
+fn from_another_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v == "cross-site" || v == "same-site")
 }
 
 /// Test-only: the run-time client registration body.
