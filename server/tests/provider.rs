@@ -11,7 +11,7 @@ use common::oidc::{
 };
 use common::{json_error, Backend, TestServer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn start(b: Backend) -> TestServer {
     TestServer::start_on(b, register).await
@@ -680,6 +680,54 @@ async fn two_tabs_of_a_fresh_browser_sign_in_at_once(b: Backend) {
     assert_eq!(other.cookies.len(), 2);
     assert_eq!(other.submit(&form, "demo", "demo").await.status, 303);
     assert_eq!(other.submit(&fresh, "demo", "demo").await.status, 303);
+}
+
+/// The testing layer's refresh faults apply to the refresh grant at `/token` (an SDK given
+/// an `issuer` refreshes there), form or JSON, and never to the authorization code grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_faults_apply_to_the_refresh_grant_at_token() {
+    let s = start(Backend::Sqlite).await;
+    let pk = pkce();
+    let back = Browser::new(&s).sign_in(&auth_params(&pk)).await;
+    let plan = [
+        json!({"kind": "status", "status": 503}),
+        json!({"kind": "no_refresh_token"}),
+        json!({"kind": "status", "status": 500}),
+    ];
+    s.set_faults(json!({ "refresh": plan })).await;
+    let remaining = || async { s.get_json::<Value>("/test/faults").await["remaining"].clone() };
+    // The code grant is untouched: every fault still waits for a refresh.
+    let body = token_ok(redeem(&s, &back.redirect_params()["code"], &pk, None).await).await;
+    assert_eq!(remaining().await, 3);
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let grant = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh),
+        ("client_id", CLIENT),
+    ];
+    let (st, err, desc) = json_error(exchange(&s, &grant, None).await).await;
+    assert_eq!(
+        (st, err.as_str()),
+        (503, "temporarily_unavailable"),
+        "{desc}"
+    );
+    assert!(desc.contains("injected fault"), "{desc}");
+    // no_refresh_token: an access token without rotation (the refresh token stays good).
+    let checked = token_ok(exchange(&s, &grant, None).await).await;
+    assert!(checked.get("refresh_token").is_none() && checked["access_token"].is_string());
+    // A JSON body at /token is the refresh grant too.
+    let r = s
+        .client
+        .post(s.url("/token"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_error(r).await.0, 500);
+    assert_eq!(remaining().await, 0);
+    // The queue is empty: the real rotation.
+    let rotated = token_ok(exchange(&s, &grant, None).await).await;
+    assert_ne!(rotated["refresh_token"].as_str(), Some(refresh));
 }
 
 on_both_backends!(

@@ -388,7 +388,7 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(api)
-        .merge(provider::api_routes(config.test_faults));
+        .merge(provider::api_routes(&state, config.test_faults));
     if config.metrics_on_main {
         app = app.route("/metrics", get(metrics));
     }

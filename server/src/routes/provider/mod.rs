@@ -12,6 +12,7 @@ use anyhow::Result;
 use axum::body::Body;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -37,6 +38,8 @@ mod authorize;
 mod logout;
 mod meta;
 mod token;
+
+pub(super) use token::is_refresh_grant;
 
 /// Default lifetime of a provider session (the sign-in cookie): one day.
 pub const DEFAULT_PROVIDER_SESSION_TTL_SECS: u64 = 24 * 3600;
@@ -119,12 +122,18 @@ impl AppState {
     }
 }
 
-/// The provider's JSON endpoints (CORS applies).
-pub(super) fn api_routes(test_faults: bool) -> Router<AppState> {
+/// The provider's JSON endpoints (CORS applies); with `--test-faults`, the testing layer's
+/// refresh faults in front of `/token` and the run-time client registration.
+pub(super) fn api_routes(state: &AppState, test_faults: bool) -> Router<AppState> {
+    let mut token_route = post(token::token);
+    if test_faults {
+        let faults = super::testing::token_faults;
+        token_route = token_route.layer(from_fn_with_state(state.clone(), faults));
+    }
     let r = Router::new()
         .route(OPENID_CONFIGURATION, get(meta::discovery))
         .route(OAUTH_METADATA, get(meta::discovery))
-        .route(TOKEN, post(token::token))
+        .route(TOKEN, token_route)
         .route(PAR, post(meta::par))
         .route(REVOKE, post(meta::revoke));
     if test_faults {

@@ -34,8 +34,7 @@ pub(super) async fn token(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let params =
-        is_form(&headers).then(|| Params::new(url::form_urlencoded::parse(&bytes).into_owned()));
+    let params = form_params(&headers, &bytes);
     match params.as_ref().and_then(|p| p.get("grant_type")) {
         Some("authorization_code") => {
             let params = params.expect("a form was parsed");
@@ -66,6 +65,20 @@ pub(super) async fn token(
             );
             answer.await
         }
+    }
+}
+
+/// A token request's form parameters (`None` for another body, e.g. JSON).
+fn form_params(headers: &HeaderMap, bytes: &[u8]) -> Option<Params> {
+    is_form(headers).then(|| Params::new(url::form_urlencoded::parse(bytes).into_owned()))
+}
+
+/// Whether [`token`] answers this request with the refresh grant: a form with
+/// `grant_type=refresh_token`, or a JSON body (as `/auth/refresh` takes it).
+pub(in crate::routes) fn is_refresh_grant(headers: &HeaderMap, bytes: &[u8]) -> bool {
+    match form_params(headers, bytes) {
+        Some(p) => p.get("grant_type") == Some("refresh_token"),
+        None => true,
     }
 }
 
