@@ -19,7 +19,7 @@ PKG_RUSTFLAGS := --remap-path-prefix=$(CARGO_HOME)/registry/src/= --remap-path-p
 # rule) is shorter than that, so the "stolen token" simulation is caught as reuse.
 DEMO_FLAGS := --listen 127.0.0.1:8080 --db target/demo.db --www www --pkg pkg $(shell cat scripts/demo.flags)
 
-.PHONY: all setup setup-build pkg examples doc server demo test test-native test-browser test-e2e lint fmt bench clean
+.PHONY: all setup setup-build pkg examples doc server demo test test-native test-browser test-e2e lint fmt bench bench-server bench-baseline bench-tools clean
 
 all: pkg server
 
@@ -88,9 +88,26 @@ lint: setup-build
 fmt:
 	cargo fmt --all
 
-bench: setup pkg server
+# Size, per-request and storm figures (browser), then the server's: rotations beside node
+# oidc-provider, and the abuse figures (floods, slow clients). With target/bench/baseline/
+# (`make bench-baseline`: the server before issue #25's hardening) the abuse figures have
+# before/after rows.
+bench: setup pkg bench-tools
 	node bench/run.mjs
+	$(MAKE) --no-print-directory bench-server
+
+# The server figures alone (no browser): bench/server.mjs and bench/abuse.mjs.
+bench-server: bench-tools
 	node bench/server.mjs
+	BENCH_BASELINE_BIN=$(wildcard $(CURDIR)/target/bench/baseline/rotafetch-server) node bench/abuse.mjs
+
+bench-baseline:
+	scripts/bench-baseline.sh
+
+# What the benches run besides the server: the dpop::verify micro-measure, bench/'s packages.
+bench-tools: server
+	flock target/.server.lock cargo build -p rotafetch-server --profile server --example dpop_verify_cost
+	node bench/lib/deps.mjs
 
 clean:
 	rm -rf pkg target/e2e target/bench target/examples examples/vite-ts/dist

@@ -4,13 +4,15 @@
 //
 // Only loopback traffic (the reference server on 127.0.0.1); every loop is bounded in count
 // and time. Run from the repository root: `make bench` (it builds pkg/ and the server first).
-import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync, statSync } from "node:fs";
-import { cpus, totalmem, release } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ROOT, startServer, launchBrowser, waitFor } from "../e2e/lib/harness.mjs";
+import { load, machine, writeSection } from "./lib/report.mjs";
+import { parseMetrics, pct, round } from "./lib/stats.mjs";
+import { BUDGET, DPOP_ALLOWANCE, kb, markdown } from "./lib/run-report.mjs";
+import { ensureDeps } from "./lib/deps.mjs";
 
 const BENCH = join(ROOT, "bench");
 const OUT = join(ROOT, "target/bench");
@@ -36,48 +38,9 @@ const STORM_TTL = 20;
 const log = (...a) => console.error("bench:", ...a);
 const t00 = Date.now();
 
-// ---------------------------------------------------------------- install (idempotent)
-
-function ensureDeps() {
-  const lock = readFileSync(join(BENCH, "package-lock.json"));
-  const hash = createHash("sha256").update(lock).digest("hex");
-  const stamp = join(BENCH, "node_modules/.bench-lock-sha256");
-  if (existsSync(stamp) && readFileSync(stamp, "utf8") === hash) return;
-  log("installing the pinned peers (npm ci in bench/)");
-  const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: BENCH, stdio: "inherit" });
-  if (r.status !== 0) throw new Error("npm ci in bench/ failed");
-  writeFileSync(stamp, hash);
-}
-
 // ---------------------------------------------------------------- statistics
 
-const sorted = (xs) => [...xs].sort((a, b) => a - b);
-function pct(xs, p) {
-  const s = sorted(xs);
-  if (!s.length) return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 const median = (xs) => pct(xs, 50);
-const round = (x, d = 2) => Number.isFinite(x) ? Number(x.toFixed(d)) : x;
-const kb = (bytes) => (bytes / 1000).toFixed(1);
-
-// ---------------------------------------------------------------- machine
-
-function machine() {
-  const sh = (cmd, args) => {
-    try { return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return "?"; }
-  };
-  return {
-    date: new Date().toISOString(),
-    cores: Number(sh("nproc", [])),
-    cpu: cpus()[0]?.model ?? "?",
-    memoryGiB: round(totalmem() / 2 ** 30, 1),
-    kernel: release(),
-    chromium: sh(process.env.CHROMIUM ?? "/usr/bin/chromium", ["--version"]),
-    node: process.version,
-    git: sh("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]) + (sh("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]) ? " (+ uncommitted src changes)" : ""),
-  };
-}
 
 // ---------------------------------------------------------------- 1. shipped size
 
@@ -152,14 +115,7 @@ async function server(flags = []) {
 
 /** Every counter of /metrics, by series. */
 async function metrics(srv) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = {};
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    m[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return m;
+  return parseMetrics(await (await fetch(`${srv.url}/metrics`)).text());
 }
 function delta(a, b) {
   const sum = (m, prefix) => Object.entries(m).filter(([k]) => k.startsWith(prefix)).reduce((s, [, v]) => s + v, 0);
@@ -246,19 +202,25 @@ async function overhead(browser) {
       });
     }
     const d = delta(m0, await metrics(srv));
-    return { isolated, concurrency: CONC, results: res, serverSaw: d };
+    // DPoP's parts: the page's WebCrypto work per call, and the server's (from Node, below).
+    const token = (await page.evaluate(() => loginTokens())).access_token;
+    const signing = await page.evaluate(([n, t]) => signTiming(n, t), [N_SEQ / 2, token]);
+    const browserShare = { n: signing.sign.length, digestMs: round(median(signing.digest), 3), signMs: round(median(signing.sign), 3), signP95Ms: round(pct(signing.sign, 95), 3) };
+    return { isolated, concurrency: CONC, results: res, serverSaw: d, browserShare, ...(await dpopServerShare(srv.url)) };
   } finally {
     await context.close();
     await srv.stop();
   }
 }
 
+/** The server's share of a DPoP call (bench/lib/dpop-share.mjs; imported once bench/'s packages are in). */
+async function dpopServerShare(url) {
+  const { serverShare, verifyCost } = await import("./lib/dpop-share.mjs");
+  return { serverShare: await serverShare(url, N_SEQ), verifyCost: verifyCost(join(ROOT, "target/server/examples/dpop_verify_cost"), url, N_SEQ) };
+}
+
 // ---------------------------------------------------------------- 3. refresh storm (one tab)
 
-const summary = (xs) => {
-  const s = sorted(xs);
-  return s[0] === s[s.length - 1] ? `${s[0]}` : xs.join(" / ");
-};
 
 async function waitExpired(since) {
   // Past exp plus the server's 1 s leeway, with a margin.
@@ -424,137 +386,6 @@ async function referenceServer() {
   }
 }
 
-// ---------------------------------------------------------------- report
-
-// bytes gzip, .wasm + glue + snippets: a ceiling (issue #15). Over it, `make bench` writes its
-// report and then fails.
-const BUDGET = 24_000;
-const STRETCH = 19_000;
-// bytes gzip the `rotafetch/dpop` entry may add to `rotafetch` (issue #16).
-const DPOP_ALLOWANCE = 3_000;
-
-function markdown(r) {
-  const L = [];
-  const m = r.machine;
-  L.push(`Measured ${m.date.slice(0, 10)} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel}; ${m.chromium} (headless: ${r.browserVersion}); Node ${m.node}; rotafetch ${r.sizes[0].version} at ${m.git}. Command: \`${COMMAND}\` (${r.seconds} s).`);
-  L.push("");
-  L.push("KB = 1000 bytes. Every number below comes from that one run; the machine is shared, so compare rows of one run, not runs.");
-  L.push("");
-  // 1
-  const self = r.sizes[0];
-  const withDpop = r.sizes.find((s) => s.dpop);
-  const fullPeers = r.sizes.filter((s) => !s.self && !s.name.startsWith("ky"));
-  const minPeer = Math.min(...fullPeers.map((s) => s.gzip));
-  L.push("### 1. Shipped size");
-  L.push("");
-  L.push("| library | version | contents (raw / gzip KB) | raw KB | gzip -9 KB |");
-  L.push("|---|---|---|--:|--:|");
-  for (const s of r.sizes) L.push(`| ${s.self ? `**${s.name}**` : s.name} | ${s.version} | ${s.parts} | ${kb(s.raw)} | ${s.self ? `**${kb(s.gzip)}**` : kb(s.gzip)} |`);
-  L.push("");
-  L.push(`Peers: esbuild ${r.esbuild} \`--bundle --minify --format=esm --platform=browser\` of bench/entries/*.js, then \`gzip -9\`. ` +
-    `Build: ${self.build.build} (${self.build.what}; scripts/pkg.sh). ` +
-    `Budget: rotafetch ≤ ${kb(BUDGET)} KB gzip in total (.wasm + glue + snippets, each gzipped) — **${self.gzip <= BUDGET ? "met" : "FAILED"}** (${kb(self.gzip)} KB: .wasm ${kb(self.wasm.gzip)}, glue ${kb(self.glue.gzip)}, snippets ${kb(self.snippets.gzip)}); ` +
-    `stretch goal ≤ ${kb(STRETCH)} KB — **${self.gzip <= STRETCH ? "met" : "missed"}**; ` +
-    `smaller than every full-featured peer (smallest: ${kb(minPeer)} KB) — **${self.gzip < minPeer ? "met" : "missed"}**.`);
-  L.push("");
-  if (withDpop) {
-    const added = withDpop.gzip - self.gzip;
-    L.push(`DPoP (issue #16): the \`rotafetch/dpop\` entry is ${kb(withDpop.gzip)} KB gzip, ${kb(added)} KB more than \`rotafetch\` ` +
-      `(.wasm ${kb(withDpop.wasm.gzip - self.wasm.gzip)}, glue ${kb(withDpop.glue.gzip - self.glue.gzip)}, snippets ${kb(withDpop.snippets.gzip - self.snippets.gzip)}); ` +
-      `allowance ≤ ${kb(DPOP_ALLOWANCE)} KB — **${added <= DPOP_ALLOWANCE ? "met" : "FAILED"}**. A page loads one entry, never both.`);
-    L.push("");
-  }
-  // 2
-  const o = r.overhead;
-  L.push(`### 2. Per-request overhead (GET /api/me, valid token, ${o.results.sequential[0].n} calls per variant and mode, interleaved)`);
-  L.push("");
-  L.push("| variant | mode | median ms | p95 ms | mean ms | ×raw (median) | ×raw (p95) | ×raw (mean) | ×rotafetch bearer (median) |");
-  L.push("|---|---|--:|--:|--:|--:|--:|--:|--:|");
-  const names = { raw: "raw fetch + hand-set header", rotafetch: "**rotafetch** `auth.fetch`", "rotafetch-dpop": "**rotafetch/dpop** `auth.fetch`, `dpop: true`",
-    "ky-hook": "ky + beforeRequest hook", axios: "axios + axios-auth-refresh" };
-  for (const mode of ["sequential", "concurrent"]) {
-    for (const x of o.results[mode]) {
-      L.push(`| ${names[x.variant]} | ${mode === "sequential" ? "sequential" : `concurrency ${o.concurrency}`} | ${x.medianMs} | ${x.p95Ms} | ${x.meanMs} | ${x.ratioMedian} | ${x.ratioP95} | ${x.ratioMean} | ${x.ratioBearer} |`);
-    }
-  }
-  const rs = o.results.sequential.find((x) => x.variant === "rotafetch");
-  const rc = o.results.concurrent.find((x) => x.variant === "rotafetch");
-  L.push("");
-  L.push(`Timer resolution: ${o.isolated ? "5 µs (page cross-origin isolated)" : "100 µs (page not isolated)"}. Latency per call includes reading the JSON body; at concurrency ${o.concurrency} Chromium queues on its 6 connections per host, so those latencies are mostly queueing. ` +
-    `Target rotafetch ≤ 1.05× raw fetch (median): sequential ${rs.ratioMedian}× — **${rs.ratioMedian <= 1.05 ? "met" : "missed"}**; concurrent ${rc.ratioMedian}× — **${rc.ratioMedian <= 1.05 ? "met" : "missed"}**.`);
-  L.push("");
-  const ds = o.results.sequential.find((x) => x.variant === "rotafetch-dpop");
-  const dc = o.results.concurrent.find((x) => x.variant === "rotafetch-dpop");
-  if (ds && dc) {
-    L.push(`DPoP: every call signs a fresh proof (ES256, with \`ath\`) in the browser, and the server verifies it and records its \`jti\` (a write to its SQLite replay cache): ` +
-      `sequential ${ds.ratioMedian}× raw fetch, ${ds.ratioBearer}× rotafetch bearer; concurrent ${dc.ratioMedian}× raw, ${dc.ratioBearer}× bearer (medians). ` +
-      `The server ran without nonces (\`--dpop-nonce\` off), so no call met a challenge.`);
-    L.push("");
-  }
-  // 3
-  const sv = { rotafetch: "**rotafetch**", axios: "axios + axios-auth-refresh (defaults)", "axios-nd": "axios + axios-auth-refresh, `deduplicateRefresh: false`", ky: "ky, README recipe", "ky-sf": "ky, recipe + shared refresh promise" };
-  L.push(`### 3. Refresh storm (access token expired, ${STORM_CALLS} concurrent calls in one tab; ${STORM_REPS} runs each: one value when they agree, else every run's)`);
-  L.push("");
-  L.push("| server reuse grace | client | refresh calls | reuse detected | requests server saw | answered 200 | time until all answered ms |");
-  L.push("|---|---|--:|--:|--:|--:|--:|");
-  for (const s of r.storms) {
-    for (const [v, runs] of Object.entries(s.runs)) {
-      L.push(`| ${s.grace} s | ${sv[v]} | ${summary(runs.map((x) => x.refreshes))} | ${summary(runs.map((x) => x.reused))} | ${summary(runs.map((x) => x.requests))} | ${summary(runs.map((x) => x.ok))} | ${summary(runs.map((x) => x.wallMs))} |`);
-    }
-  }
-  const rf = r.storms.flatMap((s) => s.runs.rotafetch);
-  const stormMet = rf.every((x) => x.refreshes === 1 && x.requests === STORM_CALLS + 1 && x.ok === STORM_CALLS);
-  L.push("");
-  L.push(`Target: 1 refresh and ${STORM_CALLS + 1} requests — rotafetch **${stormMet ? "met" : "missed"}** in every run. "Requests server saw" = refresh calls + /api responses (200 and 401).`);
-  L.push("");
-  // 4
-  L.push(`### 4. Multi-tab storm (${TABS} tabs × ${TAB_CALLS} concurrent calls after expiry, one browser profile; ${STORM_REPS} runs each)`);
-  L.push("");
-  L.push("| server reuse grace | client | refresh calls | reuse detected | sign-outs | answered 200 (of 800) | requests server saw | time ms |");
-  L.push("|---|---|--:|--:|--:|--:|--:|--:|");
-  for (const s of r.multiTab) {
-    for (const [v, runs] of Object.entries(s.runs)) {
-      L.push(`| ${s.grace} s | ${sv[v]} | ${summary(runs.map((x) => x.refreshes))} | ${summary(runs.map((x) => x.reused))} | ${summary(runs.map((x) => x.signouts))} | ${summary(runs.map((x) => x.ok))} | ${summary(runs.map((x) => x.requests))} | ${summary(runs.map((x) => x.wallMs))} |`);
-    }
-  }
-  L.push("");
-  // 5
-  const st = r.startup;
-  L.push(`### 5. Start-up (${st.loads} fresh page loads, no cache)`);
-  L.push("");
-  L.push("| step | median ms | p95 ms |");
-  L.push("|---|--:|--:|");
-  L.push(`| **\`init()\` → ready client** (init + \`new AuthClient\`) | **${st.initToReady.medianMs}** | **${st.initToReady.p95Ms}** |`);
-  L.push(`| of which \`init()\` (fetch, compile, instantiate the .wasm) | ${st.init.medianMs} | ${st.init.p95Ms} |`);
-  L.push(`| of which \`new AuthClient\` | ${st.ctor.medianMs} | ${st.ctor.p95Ms} |`);
-  L.push(`| \`import()\` of rotafetch.js (before init) | ${st.importModule.medianMs} | ${st.importModule.p95Ms} |`);
-  L.push("");
-  // 6
-  const sr = r.server;
-  L.push(`### 6. Reference server (loopback, Node fetch client on the same machine, ${sr.sessions} parallel sessions, ${sr.seconds} s per phase)`);
-  L.push("");
-  L.push("| measure | value |");
-  L.push("|---|--:|");
-  L.push(`| refresh rotations per second (${sr.sessions} sequential chains) | **${sr.rotationsPerSec}** |`);
-  L.push(`| \`POST /auth/refresh\` p50 / p99 ms | ${sr.refresh.p50Ms} / ${sr.refresh.p99Ms} |`);
-  L.push(`| \`GET /api/me\` per second | ${sr.me.perSec} |`);
-  L.push(`| \`GET /api/me\` p50 / p99 ms | ${sr.me.p50Ms} / ${sr.me.p99Ms} |`);
-  L.push(`| errors | ${sr.errors} |`);
-  return L.join("\n");
-}
-
-function updateBenchmarksMd(table) {
-  const file = join(ROOT, "BENCHMARKS.md");
-  const BEGIN = "<!-- BENCH:BEGIN (written by bench/run.mjs; do not edit by hand) -->";
-  const END = "<!-- BENCH:END -->";
-  let text = existsSync(file) ? readFileSync(file, "utf8") : `# Benchmarks\n\n${BEGIN}\n${END}\n`;
-  const a = text.indexOf(BEGIN), b = text.indexOf(END);
-  if (a < 0 || b < a) text += `\n${BEGIN}\n${END}\n`;
-  const i = text.indexOf(BEGIN), j = text.indexOf(END);
-  text = text.slice(0, i + BEGIN.length) + "\n" + table + "\n" + text.slice(j);
-  writeFileSync(file, text);
-}
-
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -585,11 +416,12 @@ async function main() {
   log("6/6 reference server");
   report.server = await referenceServer();
   report.seconds = Math.round((Date.now() - t00) / 1000);
+  report.loadEnd = load();
 
-  const md = markdown(report);
+  const md = markdown(report, { COMMAND, STORM_CALLS, STORM_REPS, TABS, TAB_CALLS });
   writeFileSync(join(OUT, "report.md"), md + "\n");
   writeFileSync(join(OUT, "report.json"), JSON.stringify(report, null, 2) + "\n");
-  if (!QUICK) updateBenchmarksMd(md);
+  if (!QUICK) writeSection("BENCH", md);
   console.log(md);
   log(`wrote ${join(OUT, "report.md")}, report.json${QUICK ? "" : " and BENCHMARKS.md"} in ${report.seconds} s`);
   const self = report.sizes[0];

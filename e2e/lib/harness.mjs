@@ -19,15 +19,17 @@ export const DEMO_FLAGS = readFileSync(join(ROOT, "scripts/demo.flags"), "utf8")
 /**
  * Starts the reference server: `flags` are extra CLI flags (e.g. ["--access-ttl", "5"]).
  * Serves www/ at / and pkg/ at /pkg/ unless flags say otherwise; the user demo/demo exists
- * (`--demo-user`: the server has no default user).
+ * (`--demo-user`: the server has no default user). `bin`: another build of the server (the
+ * benches compare with one from before `--demo-user`, which makes demo/demo unasked). The
+ * result's `pid` is the server's.
  */
-export async function startServer(flags = []) {
-  if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} missing: run \`make server\``);
+export async function startServer(flags = [], { bin = SERVER_BIN } = {}) {
+  if (!existsSync(bin)) throw new Error(`${bin} missing: run \`make server\``);
   const dir = mkdtempSync(join(tmpdir(), "rotafetch-e2e-"));
   const portFile = join(dir, "port");
   const args = ["--listen", "127.0.0.1:0", "--port-file", portFile, "--db", join(dir, "e2e.db"),
-    "--www", join(ROOT, "www"), "--pkg", join(ROOT, "pkg"), "--demo-user", ...flags];
-  const child = spawn(SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } });
+    "--www", join(ROOT, "www"), "--pkg", join(ROOT, "pkg"), ...(bin === SERVER_BIN ? ["--demo-user"] : []), ...flags];
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } });
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
@@ -44,6 +46,7 @@ export async function startServer(flags = []) {
   return {
     url,
     port,
+    pid: child.pid,
     log: () => log,
     /** The value of one /metrics series, e.g. `rotafetch_refresh_total{outcome="rotated"}`. */
     async metric(series) {

@@ -1,0 +1,81 @@
+// An attacker for bench/abuse.mjs, run in worker threads so that its CPU work (a fresh key per
+// proof) never stalls the event loop that times the legitimate users. The threads run at the
+// lowest CPU priority (nice 19): on this 2-core machine the attacker shares the cores with the
+// server, and a real attacker's key generation would not take the server's CPU; so it sends as
+// fast as the CPU the server and the users leave it allows. `flood(options)` starts the
+// workers and resolves with their added-up counts. Loopback only; each worker stops sending at
+// its deadline and is terminated if it has not reported 20 s after it.
+import { randomBytes } from "node:crypto";
+import { setPriority } from "node:os";
+import { performance } from "node:perf_hooks";
+import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { call, pool } from "./load.mjs";
+import { freshProof } from "./dpop.mjs";
+
+/**
+ * kind "jti": unauthenticated requests each with a DPoP proof by a key made for it alone
+ *   (half `POST /auth/logout {"refresh_token":""}`, half `POST /auth/refresh` with a random
+ *   token): proofs that check out while no credential does. EdDSA by default: the cheapest
+ *   fresh key and signature for the attacker (about half of ES256's cost here).
+ * kind "password": `POST /auth/login` for `username` with a wrong password each time.
+ * `workers` threads with `concurrency` requests in flight each, from loopback address `from`
+ * (or, with `spread` > 1, from that many addresses 127.0.1.1, 127.0.1.2, …, taking turns: an
+ * attacker with many hosts), for `seconds`.
+ */
+export async function flood({ url, kind, seconds, from = "127.0.0.66", spread = 1, workers = 2, concurrency = 32, alg = "EdDSA", username = "demo" }) {
+  const results = await Promise.all(Array.from({ length: workers }, (_, i) => new Promise((resolve, reject) => {
+    const w = new Worker(new URL(import.meta.url), { workerData: { url, kind, seconds, from, spread, concurrency, alg, username, id: i } });
+    const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not stop`)); }, (seconds + 20) * 1000);
+    w.once("message", (m) => { clearTimeout(kill); w.terminate(); resolve(m); });
+    w.once("error", (e) => { clearTimeout(kill); reject(e); });
+  })));
+  const sum = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
+  for (const r of results) {
+    sum.sent += r.sent;
+    sum.seconds = Math.max(sum.seconds, r.seconds);
+    for (const [k, v] of Object.entries(r.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
+    sum.retryAfter.push(...r.retryAfter);
+  }
+  sum.perSecond = sum.sent / sum.seconds;
+  return sum;
+}
+
+async function worker({ url, kind, seconds, from, spread, concurrency, alg, username, id }) {
+  setPriority(19); // this thread only (Linux priorities are per thread)
+  const pools = spread > 1
+    ? Array.from({ length: spread }, (_, i) => pool(url, { from: `127.0.1.${i + 1}`, connections: Math.max(1, Math.ceil(concurrency / spread)) }))
+    : [pool(url, { from, connections: concurrency })];
+  const status = {};
+  const retryAfter = new Set();
+  let sent = 0;
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  const one = (k) => {
+    const p = pools[k % pools.length];
+    if (kind === "password") {
+      return call(p, "POST", "/auth/login", { headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username, password: `guess-${id}-${k}` }) });
+    }
+    const path = k % 2 ? "/auth/logout" : "/auth/refresh";
+    const token = k % 2 ? "" : randomBytes(32).toString("base64url");
+    return call(p, "POST", path, { headers: { "content-type": "application/json", dpop: freshProof(alg, "POST", `${url}${path}`) },
+      body: JSON.stringify({ refresh_token: token }) });
+  };
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < deadline) {
+      const k = sent++;
+      try {
+        const r = await one(k);
+        status[r.status] = (status[r.status] ?? 0) + 1;
+        if (r.headers["retry-after"] !== undefined) retryAfter.add(String(r.headers["retry-after"]));
+      } catch (e) {
+        status[e.code ?? "error"] = (status[e.code ?? "error"] ?? 0) + 1;
+      }
+    }
+  }));
+  const elapsed = (performance.now() - t0) / 1000;
+  await Promise.all(pools.map((p) => p.destroy()));
+  return { sent, seconds: elapsed, status, retryAfter: [...retryAfter] };
+}
+
+if (!isMainThread) parentPort.postMessage(await worker(workerData));
