@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, watch, waitFor, ROOT, ROTATED, REUSED, API_200, API_401 } from "./lib/harness.mjs";
-import { startCluster, startInstance, roundRobinProxy } from "./lib/pg.mjs";
+import { startCluster, startBehindProxy } from "./lib/pg.mjs";
 
 const TABS = 8;
 const CALLS = 100;
@@ -27,8 +27,7 @@ before(async () => {
   cluster = await startCluster();
   const db = cluster.createDb("crosstab");
   const flags = ["--access-ttl", String(TTL), "--reuse-grace", "0", "--static", `/e2e=${ROOT}/e2e/pages`];
-  instances = await Promise.all([startInstance(db, flags), startInstance(db, flags)]);
-  proxy = await roundRobinProxy(instances.map((s) => s.url));
+  ({ proxy, instances } = await startBehindProxy(db, 2, flags));
   browser = await launchBrowser();
 });
 

@@ -76,6 +76,14 @@ setup_test() {
     $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 
+  # openid-client (pinned in package-lock.json): the relying party of
+  # e2e/oidc-conformance.test.mjs. setup_build's `npm ci` installs it with the build tools
+  # (one lock file); this covers `setup.sh test` alone on an older node_modules.
+  if [ ! -d node_modules/openid-client ]; then
+    say "installing npm test tools"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+
   # geckodriver (Firefox's WebDriver) from crates.io.
   if ! command -v geckodriver >/dev/null; then
     say "installing geckodriver"

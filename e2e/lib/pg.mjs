@@ -112,6 +112,7 @@ export async function roundRobinProxy(upstreams) {
   let next = 0;
   const counts = upstreams.map(() => 0);
   const server = createServer((req, res) => {
+    if (!upstreams.length) return res.writeHead(503).end();
     const k = next++ % upstreams.length;
     counts[k]++;
     const target = new URL(req.url, upstreams[k]);
@@ -128,4 +129,29 @@ export async function roundRobinProxy(upstreams) {
     counts,
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
   };
+}
+
+/**
+ * `n` instances on `db` behind one round-robin proxy, as one deployment: the proxy listens
+ * first and every instance gets its URL as `--public-url`, so they share one issuer (each
+ * accepts the others' access tokens) and check DPoP proofs' `htu` against the URL the
+ * browser uses. Talk to them through `proxy.url`; an instance's own `url` serves
+ * /metrics and proof-less calls only. Returns { proxy, instances }.
+ */
+export async function startBehindProxy(db, n, flags = []) {
+  const upstreams = [];
+  const proxy = await roundRobinProxy(upstreams);
+  let instances;
+  try {
+    instances = await Promise.all(
+      Array.from({ length: n }, () => startInstance(db, [...flags, "--public-url", proxy.url])));
+  } catch (e) {
+    await proxy.close();
+    throw e;
+  }
+  for (const s of instances) {
+    upstreams.push(s.url);
+    proxy.counts.push(0);
+  }
+  return { proxy, instances };
 }

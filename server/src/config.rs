@@ -3,10 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{dpop, keys, store, throttle};
-
-/// The access tokens' issuer without `--public-url` (a server listening on loopback only).
-pub const LOOPBACK_ISSUER: &str = "http://127.0.0.1";
+use crate::{dpop, keys, oidc, routes, store, throttle};
 
 /// Server configuration (mirrors the command-line flags). `Debug` hides a database password.
 #[derive(Clone)]
@@ -38,9 +35,9 @@ pub struct Config {
     pub test_faults: bool,
     /// How long graceful shutdown waits for in-flight requests before giving up.
     pub shutdown_grace: Duration,
-    /// The server's URL as clients see it (scheme, host, port; e.g. `https://auth.example`),
-    /// used to reconstruct a DPoP proof's expected `htu`. `None`: `http://` + the request's
-    /// `Host` header.
+    /// The server's URL as clients see it (scheme, host, port; e.g. `https://auth.example`):
+    /// the issuer (see [`Config::issuer`]) and the base of a DPoP proof's expected `htu`.
+    /// `None`: the issuer is the bound URL, and `htu` is `http://` + the request's `Host`.
     pub public_url: Option<String>,
     /// Require server-provided nonces in DPoP proofs (RFC 9449 §8).
     pub dpop_nonce: bool,
@@ -49,6 +46,15 @@ pub struct Config {
     pub dpop_nonce_period_secs: u64,
     /// Bound on the unexpired entries of the DPoP `jti` replay cache.
     pub dpop_jti_cap: u64,
+    /// Registered OpenID clients (`--client`); none = the demo client.
+    pub clients: Vec<oidc::clients::ClientSpec>,
+    /// Their post-logout redirect URIs (`--post-logout`).
+    pub post_logout: Vec<oidc::clients::ClientSpec>,
+    /// Lifetime of a provider session (the sign-in cookie) in seconds.
+    pub provider_session_ttl_secs: u64,
+    /// The URL of the bound listener, set by [`crate::serve`] (and `main`): the issuer when
+    /// `public_url` is unset.
+    pub bound_url: Option<String>,
     /// Where the keys come from; `None`: [`keys::KeySource::default_for`] the database.
     pub keys: Option<keys::KeySource>,
     /// Sign-in failure budgets per account and per address (see [`throttle`]).
@@ -61,9 +67,6 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed DPoP proofs per address before back-off (see [`throttle::ProofThrottle`]).
     pub proof_budget: throttle::Budget,
-    /// `iss` of access tokens (RFC 9068); `None`: `public_url`, else [`LOOPBACK_ISSUER`]
-    /// (the same for every instance on one host; off loopback `--public-url` is required).
-    pub issuer: Option<String>,
     /// `aud` of access tokens, checked on `/api/*`; `None`: the issuer.
     pub audience: Option<String>,
     /// Connections served at once; more wait in the listen backlog.
@@ -98,13 +101,16 @@ impl std::fmt::Debug for Config {
             .field("dpop_nonce", &self.dpop_nonce)
             .field("dpop_nonce_period_secs", &self.dpop_nonce_period_secs)
             .field("dpop_jti_cap", &self.dpop_jti_cap)
+            .field("clients", &self.clients)
+            .field("post_logout", &self.post_logout)
+            .field("provider_session_ttl_secs", &self.provider_session_ttl_secs)
+            .field("bound_url", &self.bound_url)
             .field("keys", &self.keys)
             .field("login_limits", &self.login_limits)
             .field("hash_memory_mib", &self.hash_memory_mib)
             .field("hash_wait", &self.hash_wait)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("proof_budget", &self.proof_budget)
-            .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("max_connections", &self.max_connections)
             .field("header_timeout", &self.header_timeout)
@@ -134,13 +140,16 @@ impl Default for Config {
             dpop_nonce: false,
             dpop_nonce_period_secs: dpop::DEFAULT_NONCE_PERIOD_SECS,
             dpop_jti_cap: dpop::DEFAULT_JTI_CAP,
+            clients: Vec::new(),
+            post_logout: Vec::new(),
+            provider_session_ttl_secs: routes::DEFAULT_PROVIDER_SESSION_TTL_SECS,
+            bound_url: None,
             keys: None,
             login_limits: throttle::Limits::default(),
             hash_memory_mib: 256,
             hash_wait: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
             proof_budget: throttle::ProofThrottle::DEFAULT,
-            issuer: None,
             audience: None,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
@@ -152,6 +161,20 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The server's one issuer identifier: the `iss` of discovery, of ID tokens, of
+    /// authorization responses (RFC 9207) and of access tokens (RFC 9068). `--public-url`,
+    /// else the URL of the bound listener (`http://127.0.0.1:<port>`), without a trailing
+    /// slash. Instances that serve one deployment share `--public-url` (each other's tokens
+    /// carry it).
+    pub fn issuer(&self) -> String {
+        self.public_url
+            .as_deref()
+            .or(self.bound_url.as_deref())
+            .unwrap_or("http://127.0.0.1:8080")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     /// Refuses settings unsafe on the address the server listens on: off loopback,
     /// `--public-url` is required (the DPoP `htu` and the tokens' `iss` must not come from a
     /// client's `Host` header) and `--test-faults` is refused (its endpoints are open).

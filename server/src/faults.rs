@@ -1,12 +1,13 @@
-//! Test-only fault injection for `POST /auth/refresh` and `/api/*` (routed only with
-//! `--test-faults`).
+//! Test-only fault injection for the refresh (`POST /auth/refresh`, and the refresh grant
+//! at `POST /token`) and `/api/*` (routed only with `--test-faults`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-/// One scripted misbehaviour of the next refresh request.
+/// One scripted misbehaviour of the next refresh request (at `/auth/refresh` or the refresh
+/// grant at `/token`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
@@ -95,6 +96,11 @@ impl Faults {
 
     pub fn pop_refresh(&self) -> Option<Fault> {
         self.lock().queue.pop_front()
+    }
+
+    /// True while refresh faults are queued.
+    pub fn refresh_pending(&self) -> bool {
+        !self.lock().queue.is_empty()
     }
 
     pub fn api_always_401(&self) -> bool {

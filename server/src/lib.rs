@@ -16,6 +16,7 @@ pub mod error;
 pub mod faults;
 pub mod keys;
 pub mod metrics;
+pub mod oidc;
 mod routes;
 pub mod store;
 pub mod throttle;
@@ -36,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt as _;
 
-pub use config::{Config, LOOPBACK_ISSUER};
+pub use config::Config;
 pub use routes::{
     is_loopback_origin, metrics_router, normalize_mount, router, AppState, ClientAddr, GateStats,
     HashGate, SignInError, HASH_MEMORY_MIB,
@@ -54,10 +55,13 @@ pub(crate) struct PeerAddr(pub(crate) SocketAddr);
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains in-flight requests
 /// for at most [`Config::shutdown_grace`].
 pub async fn serve(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    if config.bound_url.is_none() {
+        config.bound_url = Some(display_url(listener.local_addr()?));
+    }
     let state = AppState::new(&config).await?;
     serve_with_state(state, &config, listener, shutdown).await
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use rotafetch_server::keys::{KeySource, KEYS_ENV};
+use rotafetch_server::oidc::clients::ClientSpec;
 use rotafetch_server::{display_url, serve_with_state, AppState, Config};
 
 /// Reference auth server for rotafetch: EdDSA JWT access tokens, rotating one-time refresh
@@ -61,8 +62,10 @@ struct Cli {
     /// Enable the /test/* fault-injection endpoints. Never use in production.
     #[arg(long)]
     test_faults: bool,
-    /// The server's URL as clients see it (e.g. https://auth.example), used to check the htu
-    /// of DPoP proofs. Default: http:// plus the request's Host header.
+    /// The server's URL as clients see it (e.g. https://auth.example): the issuer (iss of
+    /// discovery, ID tokens and access tokens) and the base of DPoP proofs' htu. Instances
+    /// behind one load balancer share it. Default: the issuer is http://127.0.0.1:<port>,
+    /// the htu http:// plus the request's Host header.
     #[arg(long, value_name = "URL", value_parser = parse_public_url)]
     public_url: Option<String>,
     /// Require server-provided nonces in DPoP proofs (sent in the DPoP-Nonce header).
@@ -100,7 +103,7 @@ struct Cli {
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     new_key_delay: u64,
     /// The audience (`aud`) of access tokens, checked on /api/*: the resource's identifier.
-    /// Default: the issuer (--public-url, else http://127.0.0.1).
+    /// Default: the issuer (--public-url, else http://127.0.0.1:<port>).
     #[arg(long, value_name = "AUD")]
     audience: Option<String>,
     /// Connections served at once; more wait in the listen backlog (keep it below the
@@ -114,6 +117,20 @@ struct Cli {
     /// answered 503 until entries expire.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     dpop_jti_cap: u64,
+    /// Register an OpenID client: ID=URI[,URI...] with its exact redirect URIs (repeatable; a
+    /// URI starting with / is on the issuer). Without any, the demo client rotafetch-demo=/.
+    #[arg(long = "client", value_name = "ID=URI[,URI...]", value_parser = parse_client)]
+    clients: Vec<ClientSpec>,
+    /// A registered client's post-logout redirect URIs: ID=URI[,URI...] (repeatable).
+    #[arg(long = "post-logout", value_name = "ID=URI[,URI...]", value_parser = parse_client)]
+    post_logout: Vec<ClientSpec>,
+    /// Lifetime of a provider session (the sign-in cookie) in seconds.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    provider_session_ttl: u64,
+}
+
+fn parse_client(s: &str) -> Result<ClientSpec, String> {
+    rotafetch_server::oidc::clients::parse_spec(s)
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -239,6 +256,9 @@ async fn main() -> Result<()> {
         dpop_nonce: cli.dpop_nonce,
         dpop_nonce_period_secs: cli.dpop_nonce_period,
         dpop_jti_cap: cli.dpop_jti_cap,
+        clients: cli.clients,
+        post_logout: cli.post_logout,
+        provider_session_ttl_secs: cli.provider_session_ttl,
         keys: Some(keys),
         login_limits,
         hash_memory_mib: cli.hash_memory_mib,
@@ -259,6 +279,10 @@ async fn main() -> Result<()> {
         .with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr()?;
     config.check_listen(addr)?;
+    let config = Config {
+        bound_url: Some(display_url(addr)),
+        ..config
+    };
     let metrics_listener = match &cli.metrics_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

@@ -34,6 +34,14 @@ pub struct Metrics {
     pub dpop_mismatch_logout: AtomicU64,
     /// A bound access token at /api/* without a proof by its key (or with the Bearer scheme).
     pub dpop_mismatch_api: AtomicU64,
+    /// Revocation (`/revoke`) of a DPoP-bound session without a proof by its key.
+    pub dpop_mismatch_revoke: AtomicU64,
+    /// Authorization codes issued, and token requests presenting one, by outcome.
+    pub codes_issued: AtomicU64,
+    pub codes_redeemed: AtomicU64,
+    pub codes_refused: AtomicU64,
+    pub codes_reused: AtomicU64,
+    pub codes_unknown: AtomicU64,
     /// Connections accepted, open now (shared with the accept loop), and the times the
     /// accept loop waited for a free connection slot.
     pub connections: AtomicU64,
@@ -134,10 +142,26 @@ impl Metrics {
             ("refresh", &self.refresh_dpop_mismatch),
             ("logout", &self.dpop_mismatch_logout),
             ("api", &self.dpop_mismatch_api),
+            ("revoke", &self.dpop_mismatch_revoke),
         ] {
             let _ = writeln!(
                 s,
                 "rotafetch_dpop_key_mismatch_total{{endpoint=\"{label}\"}} {}",
+                g(c)
+            );
+        }
+        s.push_str("# HELP rotafetch_authorization_codes_total Authorization codes issued, and presented at the token endpoint by outcome.\n");
+        s.push_str("# TYPE rotafetch_authorization_codes_total counter\n");
+        for (label, c) in [
+            ("issued", &self.codes_issued),
+            ("redeemed", &self.codes_redeemed),
+            ("refused", &self.codes_refused),
+            ("reused", &self.codes_reused),
+            ("unknown", &self.codes_unknown),
+        ] {
+            let _ = writeln!(
+                s,
+                "rotafetch_authorization_codes_total{{outcome=\"{label}\"}} {}",
                 g(c)
             );
         }
@@ -287,6 +311,9 @@ mod tests {
             "rotafetch_dpop_proofs_total{outcome=\"throttled\"} 0",
             "rotafetch_dpop_jti_entries 0",
             "rotafetch_dpop_key_mismatch_total{endpoint=\"api\"} 0",
+            "rotafetch_dpop_key_mismatch_total{endpoint=\"revoke\"} 0",
+            "rotafetch_authorization_codes_total{outcome=\"issued\"} 0",
+            "rotafetch_authorization_codes_total{outcome=\"reused\"} 0",
             "rotafetch_families_revoked_total 0",
             "rotafetch_api_requests_total{status=\"200\"} 1",
             "rotafetch_api_requests_total{status=\"401\"} 0",

@@ -417,14 +417,14 @@ async fn restart_with_the_same_database_keeps_sessions(b: Backend) {
     assert_eq!(s.scalar("SELECT COUNT(*) FROM users", None).await, 1);
     if b == Backend::Postgres {
         let version = s.scalar("SELECT version FROM rotafetch_schema", None).await;
-        assert_eq!(version, 3, "migration 3: keys out of the database");
+        assert_eq!(version, 4, "migration 4: the OpenID provider");
         return;
     }
     let conn = rusqlite::Connection::open(&s.db).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3, "migration 3: keys out of the database");
+    assert_eq!(version, 4, "migration 4: the OpenID provider");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

@@ -39,6 +39,9 @@ fn help_lists_every_flag() {
         "--cors-origin",
         "--demo-user",
         "--test-faults",
+        "--client",
+        "--post-logout",
+        "--provider-session-ttl",
         "--key-file",
         "--rotate-keys",
         "--new-key-delay",
@@ -62,6 +65,17 @@ fn help_lists_every_flag() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    for client in [
+        "app",
+        "app=http://evil.example/cb",
+        "app=https://a.example/cb#f",
+    ] {
+        let bad = Command::new(BIN)
+            .args(["--client", client])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success(), "--client {client}");
+    }
 }
 
 #[test]
@@ -259,11 +273,15 @@ fn rotate_keys_and_keys_from_the_environment() {
     assert!(jwks.starts_with("HTTP/1.1 200"), "{jwks}");
     let body: serde_json::Value =
         serde_json::from_str(&jwks[jwks.find("\r\n\r\n").unwrap() + 4..]).unwrap();
-    assert_eq!(
-        body["keys"].as_array().unwrap().len(),
-        2,
-        "both rotations' keys"
-    );
+    for alg in ["EdDSA", "RS256"] {
+        let n = body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == alg)
+            .count();
+        assert_eq!(n, 2, "both rotations' {alg} keys");
+    }
     assert!(!dir.path().join("db.sqlite.keys.json").exists());
 
     // PostgreSQL without a key file: refused before anything else.

@@ -9,30 +9,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::rng::Rng;
 use common::{concurrent_refreshes, json_error, TestServer};
 use serde_json::{json, Value};
-
-/// A small deterministic PRNG (xorshift64*), so failures reproduce without extra crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// Sends `body` and asserts the answer is not a 5xx, and a JSON error if it is a 4xx.
 async fn assert_not_5xx(s: &TestServer, method: &str, path: &str, ct: &str, body: Vec<u8>) -> u16 {

@@ -22,9 +22,12 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The `kid`s of the access-token keys (EdDSA) in a JWKS (the ID-token keys, RS256, sit
+/// beside them).
 fn kids(jwks: &Value) -> Vec<String> {
     let keys = jwks["keys"].as_array().expect("keys");
     keys.iter()
+        .filter(|k| k["alg"] == "EdDSA")
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect()
 }
@@ -74,7 +77,7 @@ async fn keys_an_older_version_left_in_the_database_are_moved_out(b: Backend) {
     let t = s.login_ok().await;
     let next = s.refresh_ok(&t.refresh).await;
     let keys = read_keys(&s);
-    let db_url = s.db.clone();
+    let (db_url, issuer) = (s.db.clone(), s.base.clone());
     let dir = s.stop().await;
     // What an older version left behind: its keys in the database, no key file, no registry.
     let seed = ed25519_dalek::SigningKey::from_pkcs8_der(&b64url(&keys.signing[0].pkcs8))
@@ -98,6 +101,7 @@ async fn keys_an_older_version_left_in_the_database_are_moved_out(b: Backend) {
     let s = TestServer::start_db(b, db_url, |c| {
         c.reuse_grace_secs = 60;
         c.keys = Some(rotafetch_server::keys::KeySource::File(key_file.clone()));
+        c.public_url = Some(issuer); // the same deployment, on another port
     })
     .await;
     assert_eq!(legacy_rows(&s).await, 0, "moved out of the database");
@@ -182,7 +186,13 @@ async fn jwks_verifies_access_tokens(b: Backend) {
     let s = TestServer::start_on(b, |_| {}).await;
     let t = s.login_ok().await;
     let jwks: Value = s.get_json("/.well-known/jwks.json").await;
-    let key = &jwks["keys"][0];
+    let keys = jwks["keys"].as_array().unwrap();
+    // The access-token key beside the ID-token key (RS256), found by the token's kid.
+    assert!(keys
+        .iter()
+        .any(|k| k["alg"] == "RS256" && k["kty"] == "RSA"));
+    let kid = kid_of(&t.access);
+    let key = keys.iter().find(|k| k["kid"] == kid.as_str()).unwrap();
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
     assert_eq!(key["alg"], "EdDSA");
@@ -190,22 +200,37 @@ async fn jwks_verifies_access_tokens(b: Backend) {
     let header = jsonwebtoken::decode_header(&t.access).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     assert_eq!(header.kid.as_deref(), key["kid"].as_str());
-    // RFC 9068: typ at+jwt; iss is the server (no --public-url, on loopback: a fixed
-    // http://127.0.0.1, the same for every instance of the host), aud defaults to it.
+    // RFC 9068: typ at+jwt; iss is the server's one issuer (the bound URL without
+    // --public-url: the issuer of discovery and ID tokens too), aud defaults to it.
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let meta: Value = s.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(meta["issuer"], s.base);
     let dk = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     v.leeway = 0;
-    v.set_issuer(&[rotafetch_server::LOOPBACK_ISSUER]);
-    v.set_audience(&[rotafetch_server::LOOPBACK_ISSUER]);
+    v.set_issuer(&[&s.base]);
+    v.set_audience(&[&s.base]);
     let data = jsonwebtoken::decode::<Value>(&t.access, &dk, &v).unwrap();
     let c = data.claims;
     for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti"] {
         assert!(c.get(claim).is_some(), "missing {claim}");
     }
+    // Another instance on the same database and keys accepts the token only under the same
+    // issuer: instances of one deployment share --public-url.
+    let apart = TestServer::start_beside(&s, |_| {}).await;
+    let (st, _, desc) = json_error(apart.me(&t.access).await).await;
+    assert_eq!(
+        (st, desc.as_str()),
+        (401, "not an access token for this server")
+    );
+    let beside = TestServer::start_beside(&s, |c| c.public_url = Some(s.base.clone())).await;
+    assert_eq!(beside.me(&t.access).await.status(), 200);
     // With --audience, the API accepts only tokens for that audience.
-    let s2 =
-        TestServer::start_beside(&s, |c| c.audience = Some("https://api.example".into())).await;
+    let s2 = TestServer::start_beside(&s, |c| {
+        c.public_url = Some(s.base.clone());
+        c.audience = Some("https://api.example".into());
+    })
+    .await;
     let (st, _, desc) = json_error(s2.me(&t.access).await).await;
     assert_eq!(
         (st, desc.as_str()),

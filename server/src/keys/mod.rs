@@ -11,6 +11,7 @@
 //! sign).
 
 pub mod file;
+mod rsa;
 mod startup;
 
 use std::fmt;
@@ -31,16 +32,20 @@ pub use startup::{load, KeySource, KEYS_ENV};
 pub enum Alg {
     /// Ed25519: access tokens.
     EdDSA,
+    /// RSA 2048 with SHA-256 (PKCS#1 v1.5): OpenID Connect ID tokens (Discovery §3 requires
+    /// RS256). Through aws-lc-rs, not the `rsa` crate: see server/README, "Keys".
+    RS256,
 }
 
 /// The signing algorithms the server keeps a key of (a key of each is generated when
 /// missing).
-pub const SIGNING_ALGS: &[Alg] = &[Alg::EdDSA];
+pub const SIGNING_ALGS: &[Alg] = &[Alg::EdDSA, Alg::RS256];
 
 impl Alg {
     fn jwt(self) -> Algorithm {
         match self {
             Alg::EdDSA => Algorithm::EdDSA,
+            Alg::RS256 => Algorithm::RS256,
         }
     }
 
@@ -53,6 +58,7 @@ impl Alg {
                 let der = key.to_pkcs8_der().context("encoding an Ed25519 key")?;
                 Ok(der.as_bytes().to_vec())
             }
+            Alg::RS256 => rsa::generate(),
         }
     }
 }
@@ -65,11 +71,17 @@ pub enum Purpose {
     RefreshSuccessor,
     /// HMAC key of the DPoP nonces (`--dpop-nonce`).
     DpopNonce,
+    /// The provider's sign-in form: its CSRF tokens and sealed requests (`oidc::form`).
+    SignInForm,
 }
 
 impl Purpose {
     /// Every purpose (a secret of each is generated when missing).
-    pub const ALL: &'static [Purpose] = &[Purpose::RefreshSuccessor, Purpose::DpopNonce];
+    pub const ALL: &'static [Purpose] = &[
+        Purpose::RefreshSuccessor,
+        Purpose::DpopNonce,
+        Purpose::SignInForm,
+    ];
 }
 
 /// A private signing key with its public half. `Debug` shows only the `kid`.
@@ -116,6 +128,22 @@ impl SigningKey {
                     decoding: DecodingKey::from_ed_components(&x).context("public key")?,
                     jwk: serde_json::json!({
                         "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA",
+                        "use": "sig",
+                    }),
+                    kid,
+                    alg,
+                    active_from,
+                })
+            }
+            Alg::RS256 => {
+                let key = rsa::from_pkcs8(der)?;
+                let kid = thumbprint(&serde_json::json!({"e": key.e, "kty": "RSA", "n": key.n}));
+                Ok(SigningKey {
+                    decoding: DecodingKey::from_rsa_components(&key.n, &key.e)
+                        .context("RSA public key")?,
+                    encoding: key.encoding,
+                    jwk: serde_json::json!({
+                        "kty": "RSA", "n": key.n, "e": key.e, "kid": kid, "alg": "RS256",
                         "use": "sig",
                     }),
                     kid,

@@ -39,6 +39,7 @@ mod auth;
 mod body;
 mod cors;
 mod dpop;
+mod provider;
 mod signin;
 mod statics;
 mod testing;
@@ -49,6 +50,7 @@ use body::{discard_body, parse_body, parse_json, parse_json_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
+pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
 pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
@@ -93,6 +95,7 @@ struct Inner {
     /// wrong passwords.
     dummy_hash: String,
     dpop: DpopSettings,
+    provider: provider::Provider,
     throttle: std::sync::Mutex<crate::throttle::LoginThrottle>,
     proof_throttle: std::sync::Mutex<crate::throttle::ProofThrottle>,
     hash_gate: HashGate,
@@ -179,13 +182,12 @@ impl AppState {
             None => crate::keys::KeySource::default_for(&config.db)?,
         };
         let ring = crate::keys::load(&source, store.as_ref(), now).await?;
-        let issuer = (config.issuer.clone())
-            .or_else(|| config.public_url.clone())
-            .unwrap_or_else(|| crate::LOOPBACK_ISSUER.to_owned());
+        let issuer = config.issuer();
         let audience = config.audience.clone().unwrap_or_else(|| issuer.clone());
         let keys = Keys::new(ring, &issuer, &audience);
         demo_user(config.demo_user, store.as_ref(), now).await?;
         let dpop = DpopSettings::new(config, keys.ring())?;
+        let provider = provider::Provider::new(config, keys.ring())?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Ok(AppState(Arc::new(Inner {
             store,
@@ -200,6 +202,7 @@ impl AppState {
             access_ttl_secs: config.access_ttl_secs,
             dummy_hash: hash_password(&random_id())?,
             dpop,
+            provider,
             throttle: std::sync::Mutex::new(crate::throttle::LoginThrottle::new(
                 config.login_limits,
             )),
@@ -235,13 +238,23 @@ impl AppState {
     }
 
     /// Deletes long-dead families (and their tokens) once an hour, and expired DPoP replay
-    /// cache entries every 5 seconds (entries live at most 60 s).
+    /// cache entries every 5 seconds (entries live at most 60 s), and pushed requests, codes
+    /// and provider sessions every 30 seconds.
     pub(crate) async fn prune_periodically(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         let mut jti_tick = tokio::time::interval(Duration::from_secs(5));
+        let mut provider_tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = provider_tick.tick() => {
+                    match self.0.store.prune_provider(now_ms()).await {
+                        Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned codes, pushed requests and provider sessions"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("pruning the provider's rows failed: {e:#}"),
+                    }
+                    continue;
+                }
                 _ = jti_tick.tick() => {
                     match self.0.store.prune_dpop_jti(now_ms()).await {
                         Ok((pruned, left)) => {
@@ -278,12 +291,12 @@ impl AppState {
     }
 
     /// The token endpoint's success body; `token_type` is `DPoP` for a bound family.
-    fn token_response(
+    fn token_body(
         &self,
         access: String,
         refresh: Option<RefreshToken>,
         bound: bool,
-    ) -> Response {
+    ) -> serde_json::Value {
         let mut body = serde_json::json!({
             "access_token": access,
             "token_type": if bound { "DPoP" } else { "Bearer" },
@@ -292,7 +305,17 @@ impl AppState {
         if let Some(r) = refresh {
             body["refresh_token"] = serde_json::Value::String(r.into_string());
         }
-        no_store(Json(body).into_response())
+        body
+    }
+
+    /// [`AppState::token_body`] as a `no-store` response.
+    fn token_response(
+        &self,
+        access: String,
+        refresh: Option<RefreshToken>,
+        bound: bool,
+    ) -> Response {
+        no_store(Json(self.token_body(access, refresh, bound)).into_response())
     }
 }
 
@@ -364,7 +387,8 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
         .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
-        .merge(api);
+        .merge(api)
+        .merge(provider::api_routes(&state, config.test_faults));
     if config.metrics_on_main {
         app = app.route("/metrics", get(metrics));
     }
@@ -400,19 +424,26 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
     // Every request is answered (or refused, 408) within the request timeout.
     let timeout =
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout);
-    Ok(app
+    let count = middleware::map_response_with_state(state.clone(), count_timeouts);
+    let app = app
         .layer(timeout)
-        .layer(middleware::map_response_with_state(
-            state.clone(),
-            count_timeouts,
-        ))
+        .layer(count.clone())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::map_response_with_state(
             state.clone(),
             dpop_nonce_header,
         ))
-        .layer(cors_layer(&config.cors_origins, config.test_faults)?)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state))
+        .layer(cors_layer(&config.cors_origins, config.test_faults)?);
+    // The provider's pages are navigations: no CORS, HTML errors.
+    let pages = provider::page_routes()
+        .layer(timeout)
+        .layer(count)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    // Request spans name the path only: a query can carry an `id_token_hint` (RP-Initiated
+    // Logout sends it in the URL) or other values that do not belong in logs.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+    });
+    Ok(app.merge(pages).layer(trace).with_state(state))
 }

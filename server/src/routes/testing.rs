@@ -1,6 +1,7 @@
 //! The testing layer, mounted only with `--test-faults`: the `/test/*` routes (the fault
 //! queue, redirects, the 401 reporter) and the middleware that applies the scripted faults to
-//! `POST /auth/refresh` and `/api/*` before (or instead of) their real handlers.
+//! the refresh (`POST /auth/refresh`, and the refresh grant at `POST /token`) and `/api/*`
+//! before (or instead of) their real handlers.
 
 use super::auth::{answer_refresh, Refresh, RefreshCall};
 use super::*;
@@ -196,6 +197,32 @@ pub(super) async fn refresh_faults(
             drop(next.run(req).await);
             drop_connection(kill).await
         }
+    }
+}
+
+/// Middleware on `POST /token`: the refresh faults apply to its refresh grant too (an SDK
+/// given an `issuer` refreshes there), never to the authorization code grant. The body is
+/// read (within the usual limit) only while faults are queued, to tell the grants apart.
+pub(super) async fn token_faults(
+    State(st): State<AppState>,
+    kill: Option<Extension<ConnKill>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !faults(&st).refresh_pending() {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match st.read_body(&parts.headers, body, AUTH_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let refresh = provider::is_refresh_grant(&parts.headers, &bytes);
+    let req = Request::from_parts(parts, Body::from(bytes));
+    if refresh {
+        refresh_faults(State(st), kill, req, next).await
+    } else {
+        next.run(req).await
     }
 }
 

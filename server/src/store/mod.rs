@@ -13,6 +13,7 @@
 //! SQL of the answer. The store never sees a refresh token in plaintext: only SHA-256 hashes.
 
 mod pg;
+pub mod provider;
 pub mod rules;
 mod sqlite;
 
@@ -23,6 +24,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 
 pub use pg::PgStore;
+pub use provider::ProviderStore;
 pub use sqlite::{SqliteDb, SqliteStore};
 
 /// Milliseconds since the Unix epoch.
@@ -133,7 +135,7 @@ pub enum JtiOutcome {
 
 /// Storage operations used by the server. Every method is atomic.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ProviderStore + Send + Sync + 'static {
     /// A server-wide value by name (table `server_meta`): since schema 3 only bookkeeping
     /// that is not secret, such as the key registry; the keys an older version kept there
     /// are read once to move them out (see `keys::load`).

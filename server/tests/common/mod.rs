@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod dpop;
+pub mod oidc;
 pub mod pg;
 pub mod process;
+pub mod rng;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,6 +68,21 @@ pub struct Tokens {
     pub refresh: String,
 }
 
+/// Binds `addr` again after its server stopped (SO_REUSEADDR is set, so its closed
+/// connections do not block it); retries for a while should a client socket hold the port.
+async fn rebind(addr: std::net::SocketAddr) -> TcpListener {
+    for _ in 0..100 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("binding {addr} again: {e}"),
+        }
+    }
+    panic!("{addr} stayed in use after its server stopped");
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -111,11 +128,14 @@ impl TestServer {
         Self::launch(Backend::Sqlite, dir, db, key_file, tweak).await
     }
 
-    /// Stops this server and starts a new one on the same database and key file.
+    /// Stops this server and starts a new one on the same database, key file and address
+    /// (so the same issuer: its access tokens stay valid, as across a real restart).
     pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
         let (backend, db, key_file) = (self.backend, self.db.clone(), self.key_file.clone());
+        let addr = self.addr;
         let dir = self.stop().await;
-        Self::launch(backend, dir, db, key_file, tweak).await
+        let listener = rebind(addr).await;
+        Self::launch_on(listener, backend, dir, db, key_file, tweak).await
     }
 
     /// Like [`TestServer::start_db`], but the start's error instead of a server.
@@ -135,6 +155,18 @@ impl TestServer {
         key_file: PathBuf,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::launch_on(listener, backend, dir, db, key_file, tweak).await
+    }
+
+    async fn launch_on(
+        listener: TcpListener,
+        backend: Backend,
+        dir: Arc<TempDir>,
+        db: String,
+        key_file: PathBuf,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config {
             db: db.clone(),
             www: Some(dir.path().join("www")),
@@ -146,7 +178,6 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(serve(config, listener, async {

@@ -59,7 +59,7 @@ async fn lock_and_load(
     }))
 }
 
-async fn revoke(
+pub(super) async fn revoke(
     tx: &Transaction<'_>,
     family_id: &str,
     now: Millis,
@@ -74,6 +74,14 @@ async fn revoke(
         .await?;
     Ok(n > 0)
 }
+
+/// Creates a family and its first refresh token: `$1` family id, `$2` user id, `$3` now,
+/// `$4` token hash, `$5` the DPoP key thumbprint (or NULL).
+pub(super) const CREATE_FAMILY: &str = "WITH family AS (
+         INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
+         VALUES ($1, $2, $3, $3, $5) RETURNING id)
+     INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+     SELECT $4, id, NULL, $3, $5::TEXT IS NOT NULL FROM family";
 
 pub(super) async fn rotate_tx(
     client: &mut Object,

@@ -112,6 +112,7 @@ macro_rules! retrying {
 
 // Declared after `retrying!`, which `store_impl` uses.
 mod families;
+mod provider;
 mod schema;
 mod store_impl;
 mod tls;

@@ -53,6 +53,40 @@ const MIGRATIONS: &[&str] = &[
       WHERE d.key = r.key;
     ALTER TABLE dpop_jti ALTER COLUMN seq SET NOT NULL;
     CREATE INDEX dpop_jti_seq ON dpop_jti(seq);",
+    // 4: the OpenID provider: pushed requests, authorization codes, provider sessions
+    "CREATE TABLE par_requests (
+        hash       BYTEA PRIMARY KEY,
+        client_id  TEXT NOT NULL,
+        request    TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at    BIGINT
+    );
+    CREATE INDEX par_requests_expires ON par_requests(expires_at);
+    CREATE TABLE provider_sessions (
+        id          TEXT PRIMARY KEY,
+        secret_hash BYTEA NOT NULL UNIQUE,
+        user_id     BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        auth_time   BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL,
+        ended_at    BIGINT
+    );
+    CREATE INDEX provider_sessions_expires ON provider_sessions(expires_at);
+    CREATE TABLE auth_codes (
+        hash           BYTEA PRIMARY KEY,
+        client_id      TEXT NOT NULL,
+        redirect_uri   TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        dpop_jkt       TEXT,
+        nonce          TEXT,
+        scope          TEXT NOT NULL,
+        user_id        BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        session_id     TEXT NOT NULL,
+        auth_time      BIGINT NOT NULL,
+        expires_at     BIGINT NOT NULL,
+        used_at        BIGINT,
+        family_id      TEXT
+    );
+    CREATE INDEX auth_codes_expires ON auth_codes(expires_at);",
 ];
 
 impl PgStore {

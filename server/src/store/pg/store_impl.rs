@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use async_trait::async_trait;
 
-use super::families::{check_tx, revoke_tx, rotate_tx};
+use super::families::{check_tx, revoke_tx, rotate_tx, CREATE_FAMILY};
 use super::{is_retryable, pg_err, PgStore, ATTEMPTS};
 use crate::store::rules::{jti_outcome, DEAD_FAMILY};
 use crate::store::{
@@ -87,16 +87,7 @@ impl Store for PgStore {
         now: Millis,
     ) -> Result<()> {
         let client = self.client().await?;
-        let st = client
-            .prepare_cached(
-                "WITH family AS (
-                     INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
-                     VALUES ($1, $2, $3, $3, $5) RETURNING id)
-                 INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
-                 SELECT $4, id, NULL, $3, $5::TEXT IS NOT NULL FROM family",
-            )
-            .await
-            .map_err(pg_err)?;
+        let st = client.prepare_cached(CREATE_FAMILY).await.map_err(pg_err)?;
         client
             .execute(&st, &[&family_id, &user_id, &now, &&token[..], &jkt])
             .await

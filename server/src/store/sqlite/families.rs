@@ -63,13 +63,40 @@ fn load(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<Loaded>>
     }))
 }
 
-fn revoke(conn: &Connection, family_id: &str, now: Millis, reason: &str) -> rusqlite::Result<bool> {
+pub(super) fn revoke(
+    conn: &Connection,
+    family_id: &str,
+    now: Millis,
+    reason: &str,
+) -> rusqlite::Result<bool> {
     let n = conn.execute(
         "UPDATE families SET revoked_at = ?2, revoke_reason = ?3
          WHERE id = ?1 AND revoked_at IS NULL",
         params![family_id, now, reason],
     )?;
     Ok(n > 0)
+}
+
+/// Inserts a new family and its first refresh token (inside the caller's transaction).
+pub(super) fn insert_family(
+    conn: &Connection,
+    user_id: i64,
+    family_id: &str,
+    token: &TokenHash,
+    jkt: Option<&str>,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
+         VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![family_id, user_id, now, jkt],
+    )?;
+    conn.execute(
+        "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
+         VALUES (?1, ?2, NULL, ?3, ?4)",
+        params![&token[..], family_id, now, jkt.is_some()],
+    )?;
+    Ok(())
 }
 
 impl SqliteDb {
@@ -83,16 +110,7 @@ impl SqliteDb {
     ) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO families (id, user_id, created_at, last_rotated_at, jkt)
-             VALUES (?1, ?2, ?3, ?3, ?4)",
-            params![family_id, user_id, now, jkt],
-        )?;
-        tx.execute(
-            "INSERT INTO refresh_tokens (hash, family_id, parent_hash, issued_at, bound)
-             VALUES (?1, ?2, NULL, ?3, ?4)",
-            params![&token[..], family_id, now, jkt.is_some()],
-        )?;
+        insert_family(&tx, user_id, family_id, token, jkt, now)?;
         tx.commit()?;
         Ok(())
     }

@@ -18,6 +18,7 @@ use super::{Millis, User};
 
 mod dpop;
 mod families;
+mod provider;
 mod schema;
 mod store_impl;
 

@@ -44,6 +44,40 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX dpop_jti_expires ON dpop_jti(expires_at);",
     // 3: keys out of the database: the table keeps only bookkeeping (the key registry)
     "ALTER TABLE server_secrets RENAME TO server_meta;",
+    // 4: the OpenID provider: pushed requests, authorization codes, provider sessions
+    "CREATE TABLE par_requests (
+        hash       BLOB PRIMARY KEY,
+        client_id  TEXT NOT NULL,
+        request    TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    );
+    CREATE INDEX par_requests_expires ON par_requests(expires_at);
+    CREATE TABLE provider_sessions (
+        id          TEXT PRIMARY KEY,
+        secret_hash BLOB NOT NULL UNIQUE,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        auth_time   INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        ended_at    INTEGER
+    );
+    CREATE INDEX provider_sessions_expires ON provider_sessions(expires_at);
+    CREATE TABLE auth_codes (
+        hash           BLOB PRIMARY KEY,
+        client_id      TEXT NOT NULL,
+        redirect_uri   TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        dpop_jkt       TEXT,
+        nonce          TEXT,
+        scope          TEXT NOT NULL,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        session_id     TEXT NOT NULL,
+        auth_time      INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        used_at        INTEGER,
+        family_id      TEXT
+    );
+    CREATE INDEX auth_codes_expires ON auth_codes(expires_at);",
 ];
 
 impl SqliteDb {

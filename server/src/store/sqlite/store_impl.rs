@@ -28,7 +28,7 @@ impl SqliteStore {
         &self.0
     }
 
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&SqliteDb) -> Result<T> + Send + 'static,
     ) -> Result<T> {
