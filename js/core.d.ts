@@ -13,10 +13,31 @@
 // constants by the package build.
 
 import type { Start, On401, Replayed } from "./driver.js";
+import type { dpop, Events, Store } from "./plumbing.js";
 import { Question } from "./driver.js";
 
 /** One of the values of the named answer `E` (e.g. `Of<typeof On401>`: 0, 1, 2 or 3). */
 export type Of<E> = E[keyof E];
+
+/** What a client is made of (`newClient(options)`, plumbing.js's `readOptions`): the Rust core; for the core, how a
+ * refresh is written (0 JSON, 1 RFC 6749 §6 form), the client id, the origins that may get the access token, the refresh
+ * leeway and the least interval between refreshes (ms), `redirect: "error"` or not, DPoP's functions, the session's
+ * persistent home and its listeners; for the driver, one refresh per browser or not, the refresh and logout URLs (`""`:
+ * the discovered token endpoint), the storage key, the lock's name, the bound on a refresh and on waiting for the
+ * lock, sign-in's options. */
+export type Parts = [core: Core, format: 0 | 1, clientId: string | undefined, origins: string[], leewayMs: number,
+  minIntervalMs: number, strict: boolean, dpop: Dpop | undefined, store: Store, events: Events, crossTab: boolean,
+  refreshUrl: string, logoutUrl: string | undefined, key: string, lockName: string, timeoutMs: number,
+  oidc: [issuer: string, clientId: string, redirectUri: string, scope: string] | undefined];
+
+/** The DPoP key and proof functions (plumbing.js's `dpop()`). */
+export type Dpop = ReturnType<typeof dpop>;
+
+/** The options of `signIn` and `signInPopup` (the public ones: src/js.rs's `.d.ts`). */
+export type SignInOptions = { returnTo?: string; params?: Record<string, string> };
+
+/** A replay's request: rebuilt, a copy of a copy, or the request itself; `null`: refused. */
+export type Again = (() => Request) | null;
 
 /** What a stored session record is: its JSON text (`null`: signed out). */
 export type SessionRecord = string;

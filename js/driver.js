@@ -1,20 +1,15 @@
 // @ts-check
-// The driver, which is also the npm package's `AuthClient`: carries out rotafetch's browser effects (fetch, the
-// IndexedDB hand-over store, the cross-tab lock, `storage` events, DPoP signatures, sign-in's navigations) in the order
-// the Rust core's answers call for. It only sequences: whether a request is authenticated, when to refresh, what a 401
-// or a token endpoint's answer means, what a DPoP proof names, what to store and what to tell the app are the core's
-// (`ask_`: src/web/core.rs, whose table says which question is asked when; typed in js/core.d.ts), natively tested. As
-// JS it is a fraction of what the same awaits cost as Rust futures in the .wasm (issue #15, README Size). Sign-in's
-// rules are plumbing.js's, tested in Node: measured, they cost four times less as JS than as Rust.
-//
-// Names: fields and methods only the driver and plumbing.js use end in `_`; the package build shortens those (esbuild's
-// mangleProps, scripts/mangle-cache.json). The others are the public API's (src/js.rs's `.d.ts`) or Rust's.
+// The driver, which is also the npm package's `AuthClient`: carries out the browser effects (fetch, the IndexedDB
+// hand-over store, the cross-tab lock, `storage` events, DPoP signatures, sign-in's navigations) in the order the Rust
+// core's answers call for (`ask_`: src/web/core.rs's table says which question is asked when; js/core.d.ts types them).
+// Every decision is the core's, natively tested, except sign-in's rules: plumbing.js's, tested in Node (README, Size).
+// Fields and methods only JS uses end in `_`: the package build shortens them (mangleProps, scripts/mangle-cache.json).
 
-/** @import { Ask } from "./core" */
-/** @import { Dpop, Parts } from "./plumbing.js" */
+/** @import { Again, Ask, Dpop, Parts, SignInOptions } from "./core" */
 import {
-  authError, authorize, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, ErrorCode, fresh, httpUrl, idbGet, idbOpen,
-  idbPut, idTokenProblem, invalidOption, jsonOf, lock, post, query, random, RESERVED, returnPath, SIGNIN_TTL, b64u, utf8,
+  authError, authorize, b64u, bodyOf, bodyText, callbackVerdict, cleanedUrl, discoveryProblem, ErrorCode, fresh, httpUrl,
+  idbGet, idbOpen, idbPut, idTokenProblem, invalidOption, jsonOf, lock, ls, mayHaveBody, NO_DISCOVERY, plainCode, post,
+  query, random, refusal, REFUSED, RESERVED, returnPath, SIGNIN_TTL, utf8,
 } from "./plumbing.js";
 
 /** The core's questions, by number (src/seam.rs; src/web/core.rs's table says when each is asked; core.d.ts types
@@ -33,47 +28,6 @@ export const On401 = Object.freeze({ Return: 0, ReplayWithCurrent: 1, RefreshThe
 export const Replayed = Object.freeze({ Token: 1, Nonce: 2 });
 
 const g = globalThis, now = Date.now, secs = () => Math.floor(now() / 1000);
-const NO_DISCOVERY = "the provider's discovery document could not be fetched";
-/** localStorage, where sign-in's transactions and the discovery document live (the redirect and a new tab find them):
- * `k`'s value parsed (without `v`), or `v` written as JSON (`null` removes). @param {string} k @param {unknown} [v]
- * @returns {any} */
-const ls = (k, v) => {
-  try {
-    if (v === undefined) return jsonOf(localStorage.getItem(k));
-    v === null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v));
-  } catch { /* storage off */ }
-};
-/** An OAuth `error` code when it is a plain one (RFC 6749 §4.1.2.1; never a description). @param {unknown} e */
-const plainCode = (e) => (typeof e == "string" && /^[\w.-]{1,64}$/.test(e) ? e : e == null ? undefined : "error");
-/** What a refused callback says, by its `ErrorCode`. @type {Record<number, string>} */
-const REFUSED = {
-  [ErrorCode.StateMismatch]: "the callback is malformed, or its state is another sign-in's",
-  [ErrorCode.NoTransaction]: "no sign-in of this browser matches the callback",
-  [ErrorCode.TransactionExpired]: "the sign-in took over 10 minutes",
-  [ErrorCode.IssMismatch]: "the callback's iss is not the issuer (RFC 9207)",
-  [ErrorCode.ProviderError]: "the provider refused the sign-in",
-};
-/** A provider endpoint's answer (`[status, text]`, `undefined`: none) that is no success: `provider_error` with its
- * `error` when it refused (4xx), else `signin_failed`. @param {[number, string | undefined] | undefined} a
- * @param {string} what */
-const refusal = (a, what) => (a && a[0] >= 400 && a[0] < 500 ? authError(ErrorCode.ProviderError, what, plainCode(jsonOf(a[1])?.error))
-  : authError(ErrorCode.SigninFailed, "the provider could not be reached, or failed"));
-/** The options of `signIn` and `signInPopup`.
- * @typedef {{returnTo?: string, params?: Record<string, string>}} SignInOptions */
-
-/** What a replay sends: 0, none in `init` (the request's own, if any); 1, rebuilt from input and init (a string, Blob,
- * ArrayBuffer, FormData or URLSearchParams reads again in every engine, a clone of it not always: WebKit fails to send
- * a cloned FormData that holds a Blob); 2, a stream. @param {RequestInit | undefined} init @returns {0 | 1 | 2} */
-const bodyOf = (init) => {
-  const b = init && typeof init == "object" ? init.body : undefined;
-  return b == null ? 0 : typeof (/** @type {any} */ (b).getReader) == "function" ? 2 : 1;
-};
-/** May `r` hold a body? Where the engine has `Request.body` it says; where not (Firefox), any method but GET and HEAD
- * may. @param {{ body?: unknown, method: string }} r */
-const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && r.method != "HEAD");
-/** A replay's request: rebuilt, a copy of a copy, or the request itself; `null`: refused.
- * @typedef {(() => Request) | null} Again */
-
 /** `newClient(options)`: the .wasm's export that reads and checks `new AuthClient(options)`'s options and loads the
  * session: the client's parts. The package's glue hands it over as it loads (scripts/package.mjs appends
  * `connect(newClient)`); the crate's browser tests too (`rotafetch::js::JsAuthClient::new`).
@@ -114,34 +68,26 @@ export class AuthClient {
     this.keyPair_ = null;
     /** DPoP: the database the key pair lives in. @type {Promise<IDBDatabase | null> | undefined} */
     this.keyDb_ = undefined;
-    // Another tab's write (or clearing) of the session in this storage area. (Its sign-out also deleted the DPoP key:
-    // read it anew.)
+    // Another tab's write (or clearing) of the session in this storage area (a sign-out deleted the DPoP key too).
     this.close = crossTab ? store.listen((v) => (this.ask_(Question.Adopt, v), (this.keyPair_ = null))) : () => {};
   }
 
   /** IndexedDB, opened on first need; `null` without cross-tab or where unavailable. */
-  openDb_() {
-    return (this.db_ ??= this.crossTab_ ? idbOpen() : Promise.resolve(null));
-  }
+  openDb_() { return (this.db_ ??= this.crossTab_ ? idbOpen() : Promise.resolve(null)); }
 
   /** Writes the hand-over record (`null`: deletes it) and waits for the commit. @param {string | null} v */
-  async share(v) {
-    const db = await this.openDb_();
-    if (db) await idbPut(db, this.key_, v ?? undefined).catch(() => {});
-  }
+  async share(v) { const db = await this.openDb_(); if (db) await idbPut(db, this.key_, v ?? undefined).catch(() => {}); }
 
   /** The session as the last tab left it: the hand-over record, else the persistent store's (a string, or `null` signed
    * out); `undefined` when nothing could be read. */
   async shared_() {
-    const db = await this.openDb_();
-    const v = db && (await idbGet(db, this.key_).catch(() => {}));
+    const db = await this.openDb_(), v = db && (await idbGet(db, this.key_).catch(() => {}));
     return typeof v == "string" ? v : this.store_.persistent ? this.store_.read() : undefined;
   }
 
-  /** Runs `f` under the browser-wide lock (with cross-tab, or `always`); released, the listeners hear what the core
-   * left (`Flush`). `refresh_failed` when another tab held it past the bound, unless `anyway` (`f` then runs without
-   * it). @template T @param {() => Promise<T>} f @param {boolean} [always] @param {boolean} [anyway]
-   * @returns {Promise<T>} */
+  /** Runs `f` under the browser-wide lock (with cross-tab, or `always`); released, the listeners hear what the core left
+   * (`Flush`). `refresh_failed` when another tab held it past the bound, unless `anyway` (`f` then runs without it).
+   * @template T @param {() => Promise<T>} f @param {boolean} [always] @param {boolean} [anyway] @returns {Promise<T>} */
   async locked_(f, always, anyway) {
     const release = this.crossTab_ || always ? await lock(this.lockName_, this.timeoutMs_, await this.openDb_()) : () => {};
     if (!release && !anyway) throw authError(ErrorCode.RefreshFailed, "timed out waiting for another tab's refresh");
@@ -294,19 +240,13 @@ export class AuthClient {
 
   /** `setTokens(tokens)`: a session from tokens obtained elsewhere (the core reads and keeps them), handed to the other
    * tabs in the background. @param {unknown} tokens */
-  setTokens(tokens) {
-    this.share(this.ask_(Question.SetTokens, tokens));
-  }
+  setTokens(tokens) { this.share(this.ask_(Question.SetTokens, tokens)); }
 
   /** `authenticated`: true while tokens are held. */
-  get authenticated() {
-    return this.ask_(Question.Access) !== undefined;
-  }
+  get authenticated() { return this.ask_(Question.Access) !== undefined; }
 
   /** `expiresAt`: the access token's expiry (ms since the epoch), if known. */
-  get expiresAt() {
-    return this.ask_(Question.ExpiresAt);
-  }
+  get expiresAt() { return this.ask_(Question.ExpiresAt); }
 
   /** `on(event, listener)`: returns the function that removes it. @param {string} event
    * @param {(detail: object, type: string) => void} listener */
@@ -316,13 +256,9 @@ export class AuthClient {
   }
 
   /** `free()`: stops listening to the other tabs (the session's memory goes with the core, when nothing holds it). */
-  free() {
-    this.close();
-  }
+  free() { this.close(); }
 
-  [Symbol.dispose]() {
-    this.free();
-  }
+  [Symbol.dispose]() { this.free(); }
 
   /** `login(url, credentials)`: a first-party login endpoint's token response starts the session. @param {unknown} url
    * @param {unknown} credentials */
@@ -423,15 +359,11 @@ export class AuthClient {
   }
 
   /** `signIn(options)`: to the provider. @param {SignInOptions} [o] */
-  async signIn(o) {
-    location.assign((await this.authorize_(o, false))[0]);
-  }
+  async signIn(o) { location.assign((await this.authorize_(o, false))[0]); }
 
   /** `handleRedirect()`: completes the sign-in whose callback this page is; one promise per page (a second call, e.g.
    * React StrictMode's, gets the same). */
-  handleRedirect() {
-    return (this.redirect_ ??= this.complete_(location.href));
-  }
+  handleRedirect() { return (this.redirect_ ??= this.complete_(location.href)); }
 
   /** The callback at `href`: `{returnTo}`, or `null` when `href` is no callback. In a popup, the callback page hands
    * `href` to the window that opened it (there, `expected` is the popup's state) and closes. The address bar loses the
@@ -501,10 +433,7 @@ export class AuthClient {
   /** @param {Window} w @param {SignInOptions} [o] @returns {Promise<{returnTo: string}>} */
   async popup_(w, o) {
     const channel = new BroadcastChannel(this.lockName_);
-    /** @type {(e: MessageEvent) => void} */
-    let onMessage = () => {};
-    /** @type {any} */
-    let timer;
+    let onMessage = /** @type {(e: MessageEvent) => void} */ (() => {}), timer = /** @type {any} */ (0);
     try {
       const [url, state] = await this.authorize_(o, true);
       const href = await new Promise((resolve, reject) => {
@@ -563,9 +492,7 @@ export class AuthClient {
   }
 }
 
-// The name survives minification (as AuthError's does).
+// The name survives minification (as AuthError's does). The glue imports plumbing.js's exports from here too: the
+// package ships this module bundled with plumbing.js as one file (scripts/package.mjs).
 Object.defineProperty(AuthClient, "name", { value: "AuthClient" });
-
-// The glue imports plumbing.js's exports too: the package ships this module bundled with plumbing.js as one file
-// (scripts/package.mjs), which then serves both.
 export * from "./plumbing.js";

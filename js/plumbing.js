@@ -5,17 +5,8 @@
 // what to store, when to refresh) is the Rust core's, natively tested. Sign-in's rules, at the end, are the measured
 // exception (README, Size). Fields only JS reads end in `_` (see js/driver.js).
 
+/** @import { Dpop, Parts } from "./core" */
 const g = globalThis, now = Date.now;
-
-/** What a client is made of: the Rust core (`newClient` puts it first); for the core, how a refresh is written (0 JSON,
- * 1 RFC 6749 §6 form), the client id, the origins that may get the access token (the core keeps the http(s) ones), the
- * refresh leeway and the least interval between refreshes (ms), `redirect: "error"` or not, with DPoP on its functions,
- * the session's persistent home and its listeners; for the driver, one refresh per browser or not, the refresh and
- * logout URLs (`""`: the discovered token endpoint), the storage key, the lock's name, the bound on a refresh and on
- * waiting for the lock, sign-in's options.
- * @typedef {[core: import("./core").Core, format: 0 | 1, clientId: string | undefined, origins: string[], leewayMs: number, minIntervalMs: number, strict: boolean, dpop: Dpop | undefined, store: Store, events: Events, crossTab: boolean, refreshUrl: string, logoutUrl: string | undefined, key: string, lockName: string, timeoutMs: number, oidc: [issuer: string, clientId: string, redirectUri: string, scope: string] | undefined]} Parts
- */
-/** The DPoP key and proof functions (`dpop()`). @typedef {ReturnType<typeof dpop>} Dpop */
 
 /** The defaults of `new AuthClient(options)` (Rust's `Options::new` has the same; a native test compares them). */
 export const DEFAULTS = { storageKey: "rotafetch", leewaySeconds: 10, refreshTimeoutMs: 10000,
@@ -113,10 +104,7 @@ export const storedJson = (v, rt, at, exp, rat, rfa, it, sat) => JSON.stringify(
  * function that removes `f`; `emit` tells the listeners of a type (one that throws breaks neither the others nor the
  * refresh). */
 export class Events {
-  constructor() {
-    /** @type {Set<[string, (detail: object, type: string) => void]>} */
-    this.listeners_ = new Set();
-  }
+  constructor() { /** @type {Set<[string, (detail: object, type: string) => void]>} */ this.listeners_ = new Set(); }
   /** @param {string} type @param {(detail: object, type: string) => void} f @returns {() => void} */
   on(type, f) {
     /** @type {[string, (detail: object, type: string) => void]} */
@@ -153,15 +141,9 @@ export const bodyText = (r, skip) => (skip ? (r.body?.cancel().catch(() => {}), 
 // (see the README).
 
 /** @param {IDBDatabase} db @param {IDBTransactionMode} mode @returns {[IDBTransaction, IDBObjectStore]} */
-const tx = (db, mode) => {
-  const t = db.transaction("kv", mode);
-  return [t, t.objectStore("kv")];
-};
+const tx = (db, mode) => { const t = db.transaction("kv", mode); return [t, t.objectStore("kv")]; };
 /** @param {IDBTransaction} t @param {(v: any) => void} resolve @param {(e: unknown) => void} reject */
-const committed = (t, resolve, reject) => {
-  t.oncomplete = resolve;
-  t.onerror = t.onabort = reject;
-};
+const committed = (t, resolve, reject) => { t.oncomplete = resolve; t.onerror = t.onabort = reject; };
 /** Opens (creating if needed) the database; `null` where IndexedDB is unavailable.
  * @returns {Promise<IDBDatabase | null>} */
 export const idbOpen = () => new Promise((resolve, reject) => {
@@ -266,6 +248,17 @@ export class Store {
     return () => g.removeEventListener?.("storage", h);
   }
 }
+
+/** What a replay sends: 0, none in `init` (the request's own, if any); 1, rebuilt from input and init (a string, Blob,
+ * ArrayBuffer, FormData or URLSearchParams reads again in every engine, a clone of it not always: WebKit fails to send
+ * a cloned FormData that holds a Blob); 2, a stream. @param {RequestInit | undefined} init @returns {0 | 1 | 2} */
+export const bodyOf = (init) => {
+  const b = init && typeof init == "object" ? init.body : undefined;
+  return b == null ? 0 : typeof (/** @type {any} */ (b).getReader) == "function" ? 2 : 1;
+};
+/** May `r` hold a body? Where the engine has `Request.body` it says; where not (Firefox), any method but GET and HEAD
+ * may. @param {{ body?: unknown, method: string }} r */
+export const mayHaveBody = (r) => ("body" in r ? r.body != null : r.method != "GET" && r.method != "HEAD");
 
 /** `request` readied for the access token: with `strict` (the core decided), made `redirect: "error"`; then
  * `Authorization: Bearer <access>` (`DPoP <access>` with `dpop`). @param {Request} request @param {string} access
@@ -449,9 +442,7 @@ export function callbackVerdict(q, tx, issuer, issRequired, now, expected) {
  * @param {unknown} nonce @param {number} now @returns {string | undefined} */
 export function idTokenProblem(token, issuer, clientId, nonce, now) {
   let c;
-  try {
-    c = JSON.parse(atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-  } catch { /* below */ }
+  try { c = JSON.parse(atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))); } catch { /* below */ }
   if (!c || typeof c != "object" || Array.isArray(c)) return "payload";
   const aud = /** @type {unknown[]} */ ([]).concat(c.aud);
   if (c.iss !== issuer) return "iss";
@@ -483,3 +474,27 @@ export function cleanedUrl(href) {
 
 /** Is a discovery document fetched at `at` (s) still fresh at `now` (s)? @param {unknown} at @param {number} now */
 export const fresh = (at, now) => typeof at == "number" && at <= now && now < at + DISCOVERY_TTL;
+
+export const NO_DISCOVERY = "the provider's discovery document could not be fetched";
+/** localStorage, where sign-in's transactions and the discovery document live (the redirect and a new tab find them):
+ * `k`'s value parsed (without `v`), or `v` written as JSON (`null` removes). @param {string} k @param {unknown} [v]
+ * @returns {any} */
+export const ls = (k, v) => {
+  try {
+    if (v === undefined) return jsonOf(localStorage.getItem(k));
+    v === null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v));
+  } catch { /* storage off */ }
+};
+/** An OAuth `error` code when it is a plain one (RFC 6749 §4.1.2.1; never a description). @param {unknown} e */
+export const plainCode = (e) => (typeof e == "string" && /^[\w.-]{1,64}$/.test(e) ? e : e == null ? undefined : "error");
+/** What a refused callback says, by its `ErrorCode`. @type {Record<number, string>} */
+export const REFUSED = {
+  [ErrorCode.StateMismatch]: "the callback is malformed, or its state is another sign-in's",
+  [ErrorCode.NoTransaction]: "no sign-in of this browser matches the callback",
+  [ErrorCode.TransactionExpired]: "the sign-in took over 10 minutes", [ErrorCode.ProviderError]: "the provider refused the sign-in",
+  [ErrorCode.IssMismatch]: "the callback's iss is not the issuer (RFC 9207)" };
+/** A provider endpoint's answer (`[status, text]`, `undefined`: none) that is no success: `provider_error` with its
+ * `error` when it refused (4xx), else `signin_failed`. @param {[number, string | undefined] | undefined} a
+ * @param {string} what */
+export const refusal = (a, what) => (a && a[0] >= 400 && a[0] < 500 ? authError(ErrorCode.ProviderError, what, plainCode(jsonOf(a[1])?.error))
+  : authError(ErrorCode.SigninFailed, "the provider could not be reached, or failed"));
