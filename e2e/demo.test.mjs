@@ -46,9 +46,7 @@ function guard(page, name) {
     if (allowedConsole > 0 && /status of 400/.test(m.text()) && url && isRefresh(url)) { allowedConsole--; return; }
     problems.push(`${name}: console.error: ${m.text()} (${url})`);
   });
-  // (Firefox asks the provider's sign-in page for /favicon.ico, which that page's CSP,
-  // default-src 'none', refuses and reports: the provider's page, not the demo's.)
-  page.on("pageerror", (e) => /favicon\.ico/.test(String(e)) || problems.push(`${name}: page error: ${e}`));
+  page.on("pageerror", (e) => problems.push(`${name}: page error: ${e}`));
   page.on("requestfailed", (r) => problems.push(`${name}: request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
   page.on("response", (r) => {
     if (r.status() < 400) return;

@@ -78,13 +78,12 @@ for (const engine of ENGINES) {
       const context = await browser.newContext();
       const watcher = await tab(context);
       const [a, b] = [await tab(context), await tab(context)];
-      // Both start a sign-in before either completes: two transactions side by side. (One after
-      // the other reaches the provider's form: on a first visit two forms rendered at once get
-      // two CSRF cookies, and the first form's token goes stale — the provider's race, not ours.)
-      for (const p of [a, b]) {
+      // Both start a sign-in at once, before either completes: two transactions side by side, and
+      // the provider's form shown in both tabs of a fresh browser at the same time.
+      await Promise.all([a, b].map(async (p) => {
         await p.evaluate(() => void auth.signIn({ returnTo: "/e2e/signin.html?app=1#deep" }));
         await p.waitForFunction(() => location.pathname == "/authorize" && document.readyState == "complete");
-      }
+      }));
       await provider(a);
       await a.waitForFunction(() => window.ready === true, { timeout: 60_000 });
       const done = await state(a);
