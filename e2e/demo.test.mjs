@@ -242,10 +242,15 @@ async function demoFlow(context, server) {
   await signIn(page);
   await until("tab 1 signed in again", page, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
   await until("tab 2 signed in again", tab2, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
+  // The sign-out ends the provider's session too (logout({ endSession })): the page goes to the
+  // provider's end-session endpoint and comes back as a new document, without the mark set here.
+  await page.evaluate(() => { window.beforeSignOut = true; });
   await page.clickButton("Sign out");
-  await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
   assert.ok((await entries(tab2, "event")).filter((e) => e.event === "signout" && e.reason === "other-tab").length >= 2);
+  await waitFor("tab 1 back from the provider's end-session endpoint", () =>
+    page.evaluate(() => !window.beforeSignOut && document.body.dataset.ready === "true" && location.pathname === "/").catch(() => false));
+  await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === 2);
 
   // No token ever reached the DOM.
