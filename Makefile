@@ -60,8 +60,10 @@ demo: pkg server
 test: setup lint doc test-native test-browser test-e2e
 	@echo "make test: every suite passed"
 
+# The Rust suites, and the JS rules that ship as JS (js/*.test.mjs: sign-in's, in Node).
 test-native:
 	cargo test --workspace
+	node --test js/
 
 # The wasm browser suites in Chromium, Firefox and WebKit (ENGINES="firefox" for one), against
 # one server. xvfb-run wraps the whole command (WebKit needs a display), so no Xvfb or driver

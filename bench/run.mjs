@@ -11,7 +11,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { ROOT, startServer, launchBrowser, waitFor } from "../e2e/lib/harness.mjs";
 import { load, machine, writeSection } from "./lib/report.mjs";
 import { parseMetrics, pct, round } from "./lib/stats.mjs";
-import { BUDGET, DPOP_ALLOWANCE, kb, markdown } from "./lib/run-report.mjs";
+import { BUDGET, DPOP_ALLOWANCE, DPOP_BUDGET, kb, markdown } from "./lib/run-report.mjs";
 import { ensureDeps } from "./lib/deps.mjs";
 
 const BENCH = join(ROOT, "bench");
@@ -386,6 +386,28 @@ async function referenceServer() {
   }
 }
 
+/**
+ * What sign-in by redirect (issue #23) adds to the snippet: its JS (js/driver.js's "Sign-in by
+ * redirect" methods and helpers, js/plumbing.js's sign-in rules), minified and gzipped on its
+ * own; its .wasm share (options, error codes) is in README, Size.
+ */
+async function signinShare() {
+  const esbuild = await import(join(BENCH, "node_modules/esbuild/lib/main.js"));
+  const cut = (file, from, to) => {
+    const text = readFileSync(join(ROOT, "js", file), "utf8"), a = text.indexOf(from), b = to ? text.indexOf(to, a) : text.length;
+    if (a < 0 || b < 0) throw new Error(`bench: js/${file} has no "${from}" section`);
+    return text.slice(a, b);
+  };
+  const driver = cut("driver.js", "  // Sign-in by redirect:", "  // DPoP: the key");
+  const helpers = cut("driver.js", "const FORM", "/** The options of `signIn`");
+  const rules = cut("plumbing.js", "// Sign-in by redirect (OAuth");
+  const code = `${helpers}\nclass S {\n${driver}\n}\n${rules}\nexport { S };`;
+  const min = (await esbuild.transform(code, { minify: true, format: "esm", target: "es2020" })).code;
+  const file = join(OUT, "signin.min.js");
+  writeFileSync(file, min);
+  return { raw: min.length, gzip: gzip9(file) };
+}
+
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -398,6 +420,7 @@ async function main() {
   const report = { machine: machine(), command: COMMAND, quick: QUICK };
   log("1/6 sizes");
   report.sizes = await sizes();
+  report.signin = await signinShare();
   report.esbuild = version("esbuild");
   const browser = await launchBrowser();
   try {
@@ -432,6 +455,10 @@ async function main() {
   const withDpop = report.sizes.find((s) => s.dpop);
   if (withDpop && withDpop.gzip - self.gzip > DPOP_ALLOWANCE) {
     log(`FAILED: rotafetch/dpop adds ${kb(withDpop.gzip - self.gzip)} KB gzip, over the ${kb(DPOP_ALLOWANCE)} KB allowance`);
+    process.exitCode = 1;
+  }
+  if (withDpop && withDpop.gzip > DPOP_BUDGET) {
+    log(`FAILED: rotafetch/dpop is ${kb(withDpop.gzip)} KB gzip, over the ${kb(DPOP_BUDGET)} KB ceiling`);
     process.exitCode = 1;
   }
 }

@@ -31,14 +31,15 @@ before(() => {
 /**
  * Fails the test on any console error, page error, failed request or HTTP error status,
  * except the one rejected refresh the theft scenario expects (`expectRejectedRefresh()`):
- * a 400 from POST /auth/refresh, which Chromium also reports on the console (Firefox does
+ * a 400 from the refresh (POST /token, the provider's token endpoint the demo discovers; or
+ * /auth/refresh), which Chromium also reports on the console (Firefox does
  * not report HTTP errors of fetch() there). The response must happen exactly once in both.
  */
 function guard(page, name) {
   const problems = [];
   let allowedResponses = 0;
   let allowedConsole = 0;
-  const isRefresh = (url) => new URL(url).pathname === "/auth/refresh";
+  const isRefresh = (url) => ["/token", "/auth/refresh"].includes(new URL(url).pathname);
   page.on("console", (m) => {
     if (m.type() !== "error") return;
     const url = m.location()?.url ?? "";
@@ -79,7 +80,8 @@ const entries = (page, kind) => page.evaluate((k) =>
   [...document.querySelectorAll(`#log li[data-kind="${k}"]`)].reverse().map((li) => ({ ...li.dataset, text: li.textContent })), kind);
 
 async function until(what, page, pred, ms = 30_000) {
-  return waitFor(what, async () => { const s = await state(page); return pred(s) ? s : null; }, ms);
+  // (A sign-in or sign-out may be navigating the page: a state read then fails, and is read again.)
+  return waitFor(what, async () => { const s = await state(page).catch(() => null); return s && pred(s) ? s : null; }, ms);
 }
 
 async function shoot(page, shot) {
@@ -94,10 +96,21 @@ async function shoot(page, shot) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
+/** Signs in by redirect: the demo's button, then the reference provider's own page (the
+ * demo's logout ends the provider's session too, so its page asks every time). */
 async function signIn(page) {
-  await page.fill("Username", "demo");
-  await page.fill("Password", "demo");
   await page.clickButton("Sign in");
+  // The provider's page, or straight back when its session is still live (after a revocation).
+  const where = await waitFor("the provider's page or the demo signed in", () => page.evaluate(() =>
+    (location.pathname == "/authorize" && document.readyState == "complete" ? "form"
+      : location.pathname == "/" && document.body.dataset.auth == "in" ? "in" : null)).catch(() => null), 60_000);
+  if (where == "form") {
+    await page.fill("Username", "demo");
+    await page.fill("Password", "demo");
+    await page.clickButton("Sign in");
+  }
+  await waitFor("back on the demo, signed in", () => page.evaluate(() =>
+    location.pathname == "/" && document.body?.dataset.auth == "in").catch(() => false), 60_000);
 }
 
 for (const engine of ENGINES) {
@@ -229,10 +242,15 @@ async function demoFlow(context, server) {
   await signIn(page);
   await until("tab 1 signed in again", page, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
   await until("tab 2 signed in again", tab2, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
+  // The sign-out ends the provider's session too (logout({ endSession })): the page goes to the
+  // provider's end-session endpoint and comes back as a new document, without the mark set here.
+  await page.evaluate(() => { window.beforeSignOut = true; });
   await page.clickButton("Sign out");
-  await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
   assert.ok((await entries(tab2, "event")).filter((e) => e.event === "signout" && e.reason === "other-tab").length >= 2);
+  await waitFor("tab 1 back from the provider's end-session endpoint", () =>
+    page.evaluate(() => !window.beforeSignOut && document.body.dataset.ready === "true" && location.pathname === "/").catch(() => false));
+  await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === 2);
 
   // No token ever reached the DOM.

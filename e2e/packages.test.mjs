@@ -116,8 +116,9 @@ test("package.json has the metadata a registry user expects", () => {
 
   const dts = readFileSync(join(PKG, "rotafetch.d.ts"), "utf8");
   assert.ok(dts.startsWith('/// <reference lib="esnext.disposable" />'), "the .d.ts brings the lib for Symbol.dispose");
-  for (const name of ["interface AuthClientOptions", "type AuthErrorCode", "class AuthError", "interface AuthEventMap",
-    "interface RefreshDetail", "interface SignoutDetail", "type Tokens", "class AuthClient"]) {
+  for (const name of ["type AuthClientOptions", "type AuthErrorCode", "class AuthError", "interface AuthEventMap",
+    "interface RefreshDetail", "interface SignoutDetail", "interface SigninDetail", "interface SignInOptions",
+    "interface LogoutOptions", "type Tokens", "class AuthClient"]) {
     assert.ok(dts.includes(`export ${name}`), `rotafetch.d.ts exports ${name}`);
   }
 });

@@ -1,5 +1,8 @@
 //! The typed error every fallible operation returns. In JS it becomes an `AuthError`
-//! (`instanceof Error`) whose `.code` is one of the stable strings below.
+//! (`instanceof Error`) whose `.code` is one of the stable strings below. The core hands JS the
+//! code's number (its discriminant; `ErrorCode` in js/plumbing.js, whose `CODES` lists the
+//! strings in that order: a native test in `crate::seam` compares them), and js/plumbing.js's
+//! `authError` builds every rotafetch error, the driver's own too.
 //!
 //! Messages are fixed sentences or built from option names and status codes: a token is never
 //! part of one.
@@ -9,22 +12,47 @@ use core::fmt;
 
 /// A stable, machine-readable error code (`AuthError.code` in JS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum ErrorCode {
     /// An option passed to the constructor, `setTokens` or `login` is missing or invalid.
-    InvalidConfig,
+    InvalidConfig = 0,
     /// The call needs tokens and there are none (signed out).
-    NotAuthenticated,
+    NotAuthenticated = 1,
     /// The refresh endpoint refused the refresh token (400/401/403): the session is over.
-    RefreshRejected,
+    RefreshRejected = 2,
     /// The refresh could not be completed (network error, timeout, 5xx, 429, unreadable
     /// response); the refresh token was kept and a later call may try again.
-    RefreshFailed,
+    RefreshFailed = 3,
     /// A request needed a replay after a 401 but its body (a `ReadableStream`) cannot be sent twice.
-    BodyNotReplayable,
+    BodyNotReplayable = 4,
     /// The caller's `AbortSignal` fired while the call was waiting.
-    Aborted,
+    Aborted = 5,
     /// `login()` did not get a usable token response.
-    LoginFailed,
+    LoginFailed = 6,
+    /// The provider refused the sign-in (an error response at the redirect URI, or a refused
+    /// pushed request): `AuthError.error` is its code, e.g. `access_denied`.
+    ProviderError = 7,
+    /// The callback's `state` matches no sign-in started in this browser (another browser or
+    /// profile, storage cleared, or a forged or tampered callback). Nothing was exchanged.
+    NoTransaction = 8,
+    /// The callback is malformed (no `state`, one this SDK never makes, a parameter twice), or a
+    /// popup answered with another sign-in's `state`. Nothing was exchanged.
+    StateMismatch = 9,
+    /// The callback's `iss` is not the issuer, or is missing where the provider says it sends one
+    /// (RFC 9207: a mix-up). Nothing was exchanged.
+    IssMismatch = 10,
+    /// The sign-in took longer than 10 minutes. Nothing was exchanged.
+    TransactionExpired = 11,
+    /// Talking to the provider failed (network error, timeout, 5xx, unreadable answer);
+    /// `handleRedirect()` may be called again: the sign-in is kept.
+    SigninFailed = 12,
+    /// The token endpoint refused the code (`AuthError.error`, e.g. `invalid_grant`), or its
+    /// answer is unusable (no refresh token, an ID token whose claims are wrong).
+    SigninRejected = 13,
+    /// The popup could not be opened (a popup blocker: call `signInPopup` in a click handler).
+    PopupBlocked = 14,
+    /// The popup was closed before the sign-in completed.
+    PopupClosed = 15,
 }
 
 impl ErrorCode {
@@ -38,11 +66,20 @@ impl ErrorCode {
             ErrorCode::BodyNotReplayable => "body_not_replayable",
             ErrorCode::Aborted => "aborted",
             ErrorCode::LoginFailed => "login_failed",
+            ErrorCode::ProviderError => "provider_error",
+            ErrorCode::NoTransaction => "no_transaction",
+            ErrorCode::StateMismatch => "state_mismatch",
+            ErrorCode::IssMismatch => "iss_mismatch",
+            ErrorCode::TransactionExpired => "transaction_expired",
+            ErrorCode::SigninFailed => "signin_failed",
+            ErrorCode::SigninRejected => "signin_rejected",
+            ErrorCode::PopupBlocked => "popup_blocked",
+            ErrorCode::PopupClosed => "popup_closed",
         }
     }
 
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidConfig,
         ErrorCode::NotAuthenticated,
         ErrorCode::RefreshRejected,
@@ -50,6 +87,15 @@ impl ErrorCode {
         ErrorCode::BodyNotReplayable,
         ErrorCode::Aborted,
         ErrorCode::LoginFailed,
+        ErrorCode::ProviderError,
+        ErrorCode::NoTransaction,
+        ErrorCode::StateMismatch,
+        ErrorCode::IssMismatch,
+        ErrorCode::TransactionExpired,
+        ErrorCode::SigninFailed,
+        ErrorCode::SigninRejected,
+        ErrorCode::PopupBlocked,
+        ErrorCode::PopupClosed,
     ];
 }
 
@@ -58,6 +104,7 @@ impl ErrorCode {
 pub struct AuthError {
     code: ErrorCode,
     message: String,
+    error: Option<String>,
 }
 
 impl AuthError {
@@ -66,7 +113,21 @@ impl AuthError {
         AuthError {
             code,
             message: message.into(),
+            error: None,
         }
+    }
+
+    /// With the server's or provider's OAuth `error` code (`AuthError.error` in JS), e.g.
+    /// `access_denied` or `invalid_grant`: only a plain code (RFC 6749 §5.2 and §4.1.2.1; see
+    /// [`crate::policy::rejection_code`]), never a description.
+    pub fn with_error(mut self, error: Option<String>) -> Self {
+        self.error = error;
+        self
+    }
+
+    /// The server's or provider's OAuth `error` code, when it gave one.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
     /// `invalid_config` naming the offending option: "option `name` must be …".
@@ -133,7 +194,16 @@ mod tests {
                 "refresh_failed",
                 "body_not_replayable",
                 "aborted",
-                "login_failed"
+                "login_failed",
+                "provider_error",
+                "no_transaction",
+                "state_mismatch",
+                "iss_mismatch",
+                "transaction_expired",
+                "signin_failed",
+                "signin_rejected",
+                "popup_blocked",
+                "popup_closed"
             ]
         );
     }

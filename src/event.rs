@@ -1,5 +1,5 @@
-//! What a client tells its listeners (`AuthClient::on`): new tokens, or the end of the
-//! session and why.
+//! What a client tells its listeners (`AuthClient::on`): a new session, new tokens, or the
+//! end of the session and why.
 
 use alloc::string::String;
 
@@ -8,7 +8,7 @@ use alloc::string::String;
 pub enum Source {
     /// This tab (this client) called the refresh endpoint.
     ThisTab,
-    /// Another tab refreshed (or logged in) and this one adopted its tokens.
+    /// Another tab refreshed (or signed in) and this one adopted its tokens.
     OtherTab,
 }
 
@@ -47,6 +47,14 @@ impl SignoutReason {
 /// What the listeners are told (`AuthClient::on`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum AuthEvent {
+    /// A session started: a sign-in completed here (`handle_redirect`, a popup, `login`), or
+    /// another tab's sign-in was adopted (no reload needed).
+    Signin {
+        /// The access token's expiry (ms since the epoch), if known.
+        expires_at: Option<f64>,
+        /// Where the sign-in happened.
+        source: Source,
+    },
     /// New tokens are in place.
     Refresh {
         /// The new access token's expiry (ms since the epoch), if known.

@@ -1,13 +1,9 @@
 //! The `#[wasm_bindgen]` façade: the npm package's `AuthClient` and `AuthError`.
 
-use crate::error::{AuthError, ErrorCode};
-use crate::token;
 use crate::web::glue;
-use crate::web::{AuthClient, Options, Redirects, RefreshFormat, StorageKind};
-use alloc::string::String;
-use js_sys::{Array, Function, Promise};
+#[cfg(feature = "std")]
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
@@ -19,24 +15,59 @@ export type AuthErrorCode =
   | "refresh_failed"
   | "body_not_replayable"
   | "aborted"
-  | "login_failed";
+  | "login_failed"
+  | "provider_error"
+  | "no_transaction"
+  | "state_mismatch"
+  | "iss_mismatch"
+  | "transaction_expired"
+  | "signin_failed"
+  | "signin_rejected"
+  | "popup_blocked"
+  | "popup_closed";
 
 /** Every rotafetch rejection: `instanceof Error` and `instanceof AuthError`, with a stable `code`. */
 export class AuthError extends Error {
   private constructor();
   readonly name: "AuthError";
   readonly code: AuthErrorCode;
+  /** The provider's or server's OAuth `error` code (`provider_error`, `signin_rejected`),
+   * e.g. `"access_denied"`, `"login_required"`, `"invalid_grant"`. */
+  readonly error?: string;
 }
 
-/** Options of `new AuthClient(options)`. */
-export interface AuthClientOptions {
-  /** The refresh endpoint (required); relative URLs resolve against the page. */
-  refreshUrl: string;
+/**
+ * Options of `new AuthClient(options)`: a `refreshUrl` (a first-party backend: tokens from
+ * `login`/`setTokens`), or an `issuer` with `clientId` and `redirectUri` (sign-in by redirect),
+ * or both.
+ */
+export type AuthClientOptions = AuthClientCommonOptions & (
+  | { refreshUrl: string; issuer?: undefined; redirectUri?: undefined; scope?: undefined }
+  | {
+      /**
+       * The OpenID provider, e.g. `"https://id.example.com"`: sign-in by redirect (`signIn`,
+       * `handleRedirect`, `signInPopup`). Its discovery document gives the endpoints and must
+       * name this issuer exactly; `refreshUrl` becomes optional (the `token_endpoint`) and
+       * `logout()` revokes at its `revocation_endpoint`. `https` (http only on localhost).
+       */
+      issuer: string;
+      /** The client id registered with the provider. */
+      clientId: string;
+      /** Where the provider sends the browser back, exactly as registered (absolute, this origin). */
+      redirectUri: string;
+      /** What a sign-in asks for; default `"openid offline_access"` (an ID token, a refresh token). */
+      scope?: string;
+      /** The refresh endpoint; default: the provider's token endpoint. */
+      refreshUrl?: string;
+    });
+
+/** The options every client takes. */
+export interface AuthClientCommonOptions {
   /** POSTed `{"refresh_token"}` by `logout()`, best effort. */
   logoutUrl?: string;
   /** `"json"` (default): `{"refresh_token"}`; `"oauth2"`: RFC 6749 §6 form. */
   refreshFormat?: "json" | "oauth2";
-  /** `client_id` sent with `"oauth2"` refreshes. */
+  /** The client id (required with `issuer`): sent by sign-in, revocation and `"oauth2"` refreshes. */
   clientId?: string;
   /** Where the session lives; default `"local"` (shared by tabs). */
   storage?: "local" | "session" | "memory";
@@ -76,6 +107,31 @@ export type Tokens =
   | { access_token: string; refresh_token: string; expires_in?: number; token_type?: string }
   | { accessToken: string; refreshToken: string; expiresIn?: number; tokenType?: string };
 
+/** Options of `signIn` and `signInPopup`. */
+export interface SignInOptions {
+  /** Where to come back to (a path or URL on this origin); default: this page. */
+  returnTo?: string;
+  /** Extra authorization parameters (prompt, login_hint, audience, ui_locales, …); the SDK's
+   * own (state, nonce, code_challenge, redirect_uri, scope, …) are refused (`invalid_config`). */
+  params?: Record<string, string>;
+}
+
+/** Options of `logout`. */
+export interface LogoutOptions {
+  /** Also end the provider's session (its `end_session_endpoint`; the page goes there). */
+  endSession?: boolean;
+  /** With `endSession`: where the provider sends the browser afterwards (a registered
+   * post-logout URI). */
+  returnTo?: string;
+}
+
+/** Detail of the `signin` event: a session started here or in another tab (adopted, no reload). */
+export interface SigninDetail {
+  /** The access token's expiry, ms since the epoch, if known. */
+  expiresAt: number | undefined;
+  source: "this-tab" | "other-tab";
+}
+
 /** Detail of the `refresh` event. */
 export interface RefreshDetail {
   /** The new access token's expiry, ms since the epoch, if known. */
@@ -93,11 +149,54 @@ export interface SignoutDetail {
 
 /** Events of {@link AuthClient.on}. */
 export interface AuthEventMap {
+  signin: SigninDetail;
   refresh: RefreshDetail;
   signout: SignoutDetail;
 }
 
-export interface AuthClient {
+/**
+ * Keeps users signed in: a drop-in `fetch` that attaches the access token, refreshes it once
+ * per browser when needed, and replays the request; sign-in by redirect with an `issuer`.
+ */
+export class AuthClient {
+  /** Checks the options (throws `AuthError` `invalid_config` naming a bad one) and loads the
+   * stored session. Call `init()` first. */
+  constructor(options: AuthClientOptions);
+  /** Exactly `window.fetch`'s signature and result, with authentication. */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** POSTs `credentials` as JSON to `url` (a first-party login endpoint), expects a token
+   * response, stores it. */
+  login(url: string, credentials: Record<string, unknown>): Promise<void>;
+  /** Stores tokens obtained elsewhere; throws `invalid_config` for unusable ones. */
+  setTokens(tokens: Tokens): void;
+  /** One serialized refresh, on demand. */
+  refresh(): Promise<void>;
+  /** Signs out everywhere (this tab, other tabs, the server: `logoutUrl`, else the provider's
+   * revocation endpoint), and with `endSession` the provider's session too. */
+  logout(options?: LogoutOptions): Promise<void>;
+  /** True while tokens are held. */
+  readonly authenticated: boolean;
+  /** The access token's expiry (ms since the epoch), or `undefined`. */
+  readonly expiresAt: number | undefined;
+  /** Stops listening to other tabs. */
+  free(): void;
+  [Symbol.dispose](): void;
+
+  /**
+   * Sign-in by redirect (needs `issuer`): PKCE S256, `state` and `nonce`, PAR when the provider
+   * has it, DPoP-bound codes with `dpop: true`. Stores the transaction (10 minutes) and goes to
+   * the provider; the page at `redirectUri` calls `handleRedirect()`.
+   */
+  signIn(options?: SignInOptions): Promise<void>;
+  /**
+   * At `redirectUri`: completes the sign-in whose callback this page is (RFC 9207 `iss`, state,
+   * one exchange of the code, the ID token's claims), stores the session and hands it to every
+   * open tab, and removes `code`, `state` and `iss` from the address bar. `null` when the page
+   * is no callback. Calling it again on the same page returns the same promise.
+   */
+  handleRedirect(): Promise<{ returnTo: string } | null>;
+  /** `signIn` in a popup: call it in a click handler (the window opens at once). */
+  signInPopup(options?: SignInOptions): Promise<{ returnTo: string }>;
   /**
    * With `dpop: true`, a DPoP proof by this client's key for a request of your own (e.g. your
    * authorization-code exchange): send it as the `DPoP` header, then hand the tokens to
@@ -111,148 +210,63 @@ export interface AuthClient {
 
 use glue::js_error;
 
-fn parse_options(o: &JsValue) -> Result<Options, AuthError> {
-    let read = glue::read_options(o);
-    if let Some(m) = read.as_string() {
-        return Err(AuthError::new(ErrorCode::InvalidConfig, m));
-    }
-    // Present and of the right type (plumbing.js checked): what they mean is checked by
-    // `AuthClient::new`.
-    let read: Array = read.unchecked_into();
-    let string = |i| read.get(i).as_string();
-    let number = |i| read.get(i).as_f64();
-    let mut options = Options::new(string(0).unwrap_or_default());
-    options.logout_url = string(1);
-    if number(2) == Some(1.0) {
-        options.refresh_format = RefreshFormat::OAuth2;
-    }
-    options.client_id = string(3);
-    options.storage = match number(4) {
-        Some(1.0) => StorageKind::Session,
-        Some(2.0) => StorageKind::Memory,
-        _ => StorageKind::Local,
-    };
-    if let Some(k) = string(5) {
-        options.storage_key = k;
-    }
-    let origins = read.get(6);
-    if Array::is_array(&origins) {
-        let origins: Array = origins.unchecked_into();
-        options.allowed_origins = Some(origins.iter().filter_map(|v| v.as_string()).collect());
-    }
-    if let Some(n) = number(7) {
-        options.leeway_seconds = n;
-    }
-    if let Some(n) = number(8) {
-        options.refresh_timeout_ms = n as u32;
-    }
-    if let Some(n) = number(9) {
-        options.min_refresh_interval_ms = n as u32;
-    }
-    if number(10) == Some(1.0) {
-        options.redirects = Redirects::Error;
-    }
-    if let Some(b) = read.get(11).as_bool() {
-        options.cross_tab = b;
-    }
-    options.dpop = read.get(12).is_truthy();
-    Ok(options)
+/// `new AuthClient(options)` in the npm package: js/driver.js's `AuthClient` hands its
+/// options here; read and checked (js/plumbing.js's `readOptions`), the session loaded, the
+/// client's parts come back (see `web::client::wire`). The package's glue connects it to the
+/// class as it loads.
+#[wasm_bindgen(js_name = newClient, skip_typescript)]
+pub fn new_client(options: JsValue) -> Result<JsValue, JsValue> {
+    let parts = crate::web::client_parts(&options).map_err(|e| js_error(&e))?;
+    Ok(parts.into())
 }
 
-/// Keeps users signed in: a drop-in `fetch` that attaches the access token, refreshes it
-/// once per browser when needed, and replays the request.
-#[wasm_bindgen(js_name = AuthClient)]
-pub struct JsAuthClient {
-    client: AuthClient,
+/// The npm package's `AuthClient` class as the browser tests reach it (js/driver.js), with
+/// the methods they call. Not in the package (built without `std`).
+#[cfg(feature = "std")]
+#[wasm_bindgen(module = "/js/driver.js")]
+extern "C" {
+    /// js/driver.js's `AuthClient`.
+    #[wasm_bindgen(js_name = AuthClient)]
+    pub type JsAuthClient;
+    #[wasm_bindgen(constructor, catch, js_class = AuthClient)]
+    fn construct(options: JsValue) -> Result<JsAuthClient, JsValue>;
+    /// `setTokens(tokens)`.
+    #[wasm_bindgen(method, catch, js_name = setTokens)]
+    pub fn set_tokens(this: &JsAuthClient, tokens: JsValue) -> Result<(), JsValue>;
+    /// `fetch(input, init)`.
+    #[wasm_bindgen(method)]
+    pub fn fetch(this: &JsAuthClient, input: JsValue, init: JsValue) -> Promise;
+    /// `refresh()`.
+    #[wasm_bindgen(method)]
+    pub fn refresh(this: &JsAuthClient) -> Promise;
+    /// `logout(options)`.
+    #[wasm_bindgen(method)]
+    pub fn logout(this: &JsAuthClient, options: JsValue) -> Promise;
+    /// `authenticated`.
+    #[wasm_bindgen(method, getter)]
+    pub fn authenticated(this: &JsAuthClient) -> bool;
+    /// `expiresAt`.
+    #[wasm_bindgen(method, getter, js_name = expiresAt)]
+    pub fn expires_at(this: &JsAuthClient) -> Option<f64>;
+    /// `on(event, listener)`.
+    #[wasm_bindgen(method, catch)]
+    pub fn on(this: &JsAuthClient, event: String, listener: Function) -> Result<Function, JsValue>;
+    /// Hands `newClient` to the class (the package's glue does it with the export itself).
+    fn connect(new_client: &JsValue);
 }
 
-#[wasm_bindgen(js_class = AuthClient)]
+#[cfg(feature = "std")]
 impl JsAuthClient {
-    /// Creates a client; throws `AuthError` (`invalid_config`) naming a bad option.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "AuthClientOptions")] options: JsValue,
-    ) -> Result<JsAuthClient, JsValue> {
-        let options = parse_options(&options).map_err(|e| js_error(&e))?;
-        let client = AuthClient::new(options).map_err(|e| js_error(&e))?;
-        Ok(JsAuthClient { client })
-    }
-
-    /// Stores tokens obtained elsewhere.
-    #[wasm_bindgen(js_name = setTokens)]
-    pub fn set_tokens(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "Tokens")] tokens: JsValue,
-    ) -> Result<(), JsValue> {
-        let t = token::from_json::<JsValue>(&tokens)
-            .map_err(|e| js_error(&AuthError::new(ErrorCode::InvalidConfig, e.message())))?;
-        self.client.set_tokens(t).map_err(|e| js_error(&e))
-    }
-
-    /// POSTs `credentials` as JSON to `url`, expects a token response, stores it.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn login(
-        &self,
-        url: String,
-        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] credentials: JsValue,
-    ) -> Promise {
-        self.client.driver().login(&url, &credentials)
-    }
-
-    /// Exactly `window.fetch`'s signature and result, with authentication.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
-    pub fn fetch(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "RequestInfo | URL")] input: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "RequestInit")] init: JsValue,
-    ) -> Promise {
-        self.client.driver().fetch(&input, &init)
-    }
-
-    /// One serialized refresh, on demand.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn refresh(&self) -> Promise {
-        self.client.driver().refresh()
-    }
-
-    /// Signs out everywhere (this tab, other tabs, the server if `logoutUrl` is set).
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn logout(&self) -> Promise {
-        self.client.driver().logout()
-    }
-
-    /// A DPoP proof for a request of the app's own (typed in the `.d.ts` section above).
-    #[wasm_bindgen(js_name = dpopProof, skip_typescript)]
-    pub fn dpop_proof(&self, method: JsValue, url: JsValue) -> Promise {
-        self.client.driver().dpop_proof(&method, &url)
-    }
-
-    /// True while tokens are held.
-    #[wasm_bindgen(getter)]
-    pub fn authenticated(&self) -> bool {
-        self.client.authenticated()
-    }
-
-    /// The access token's expiry (ms since the epoch), or `undefined`.
-    #[wasm_bindgen(getter, js_name = expiresAt)]
-    pub fn expires_at(&self) -> Option<f64> {
-        self.client.expires_at()
-    }
-
-    /// `on("refresh" | "signout", listener)`; returns the function that removes it.
-    #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, event: String, listener: Function) -> Result<Function, JsValue> {
-        let want_refresh = match event.as_str() {
-            "refresh" => true,
-            "signout" => false,
-            _ => {
-                return Err(js_error(&AuthError::invalid_option(
-                    "event",
-                    "must be \"refresh\" or \"signout\"",
-                )))
-            }
-        };
-        let kind = if want_refresh { "refresh" } else { "signout" };
-        Ok(self.client.events().on(kind, &listener))
+    /// `new AuthClient(options)`, as in the npm package (`newClient` connected first).
+    pub fn new(options: JsValue) -> Result<JsAuthClient, JsValue> {
+        thread_local! {
+            static CONNECTED: Closure<dyn Fn(JsValue) -> Result<JsValue, JsValue>> = {
+                let f = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(new_client);
+                connect(f.as_ref());
+                f
+            };
+        }
+        CONNECTED.with(|_| ());
+        JsAuthClient::construct(options)
     }
 }

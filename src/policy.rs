@@ -12,6 +12,10 @@ pub const DEFAULT_REFRESH_TIMEOUT_MS: u32 = 10_000;
 /// Default `minRefreshIntervalMs`: no 401 triggers a new refresh sooner than this after the
 /// last successful one (stops a refresh storm against a server that rejects fresh tokens).
 pub const DEFAULT_MIN_REFRESH_INTERVAL_MS: f64 = 1_000.0;
+/// Default `storageKey` (the cross-tab lock is named after it too).
+pub const DEFAULT_STORAGE_KEY: &str = "rotafetch";
+/// Default `scope` of a sign-in by redirect: an ID token and a refresh token.
+pub const DEFAULT_SCOPE: &str = "openid offline_access";
 
 /// When an access token expires and when to refresh it, on the local clock.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -18,6 +18,9 @@ pub struct TokenResponse {
     pub expires_in: Option<f64>,
     /// `token_type`, as the server wrote it (`Bearer`, `DPoP`; see [`check_type`]).
     pub token_type: Option<String>,
+    /// `id_token` (OpenID Connect Core §3.1.3.3), when it is a string: a sign-in checks its
+    /// claims (`crate::signin::id_token`) and keeps it for the end-session request.
+    pub id_token: Option<String>,
 }
 
 impl core::fmt::Debug for TokenResponse {
@@ -30,6 +33,7 @@ impl core::fmt::Debug for TokenResponse {
             )
             .field("expires_in", &self.expires_in)
             .field("token_type", &self.token_type)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -76,7 +80,7 @@ impl TokenError {
 
 /// A plain decimal (ASCII digits, ASCII whitespace around them): `Some(Err(()))` when it
 /// overflows a `u64`. Bytes only: no `str::trim`/`parse` machinery in the `.wasm`.
-fn decimal(text: &str) -> Option<Result<u64, ()>> {
+pub(crate) fn decimal(text: &str) -> Option<Result<u64, ()>> {
     let digits = text.trim_ascii().as_bytes();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -173,6 +177,7 @@ pub fn from_json<J: JsonValue>(j: &J) -> Result<TokenResponse, TokenError> {
         refresh_token,
         expires_in,
         token_type,
+        id_token: j.str_field("id_token"),
     })
 }
 
@@ -212,6 +217,12 @@ pub struct Stored {
     /// `None` when they were handed over (`login`, `setTokens`). Stored with the session, so
     /// every tab's loop guard sees how the tokens came to be (see `policy::on_401`).
     pub refreshed_at: Option<f64>,
+    /// The ID token of a sign-in by redirect: the end-session request's `id_token_hint`.
+    pub id_token: Option<String>,
+    /// When the session began (ms since the epoch: the sign-in, `login` or `setTokens`), kept
+    /// through its refreshes: another tab that takes in a session of another beginning tells
+    /// its listeners `signin`, whether or not it was refreshed since.
+    pub signed_in_at: Option<f64>,
 }
 
 impl core::fmt::Debug for Stored {
@@ -222,6 +233,8 @@ impl core::fmt::Debug for Stored {
             .field("expires_at", &self.expires_at)
             .field("refresh_at", &self.refresh_at)
             .field("refreshed_at", &self.refreshed_at)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .field("signed_in_at", &self.signed_in_at)
             .finish()
     }
 }
@@ -245,6 +258,8 @@ pub fn parse_stored<J: JsonValue>(text: &str) -> Option<Stored> {
         expires_at: time("exp"),
         refresh_at: time("rat"),
         refreshed_at: time("rfa"),
+        id_token: j.str_field("it").filter(|t| is_token_string(t)),
+        signed_in_at: time("sat"),
     })
 }
 
@@ -356,8 +371,11 @@ mod tests {
 
     #[test]
     fn debug_redacts_tokens() {
-        let r =
-            parse::<Value>(r#"{"access_token":"SECRET-A","refresh_token":"SECRET-R"}"#).unwrap();
+        let r = parse::<Value>(
+            r#"{"access_token":"SECRET-A","refresh_token":"SECRET-R","id_token":"SECRET-I"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.id_token.as_deref(), Some("SECRET-I"));
         let d = format!("{r:?}");
         assert!(!d.contains("SECRET"), "{d}");
         let s = Stored {
@@ -366,6 +384,8 @@ mod tests {
             expires_at: Some(1.0),
             refresh_at: None,
             refreshed_at: None,
+            id_token: Some("SECRET-I".into()),
+            signed_in_at: None,
         };
         assert!(!format!("{s:?}").contains("SECRET"));
     }
@@ -373,7 +393,9 @@ mod tests {
     #[test]
     fn stored_records() {
         let s =
-            parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4,"rfa":3}"#).unwrap();
+            parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a","exp":5,"rat":4,"rfa":3,"it":"i"}"#)
+                .unwrap();
+        assert_eq!(s.id_token.as_deref(), Some("i"));
         assert_eq!(s.refresh_token, "r");
         assert_eq!(s.access_token, "a");
         assert_eq!(s.expires_at, Some(5.0));
@@ -382,6 +404,7 @@ mod tests {
         let no_times = parse_stored::<Value>(r#"{"v":1,"rt":"r","at":"a"}"#).unwrap();
         assert_eq!(no_times.expires_at, None);
         assert_eq!(no_times.refreshed_at, None);
+        assert_eq!(no_times.id_token, None);
         for corrupt in [
             "",
             "{",

@@ -789,37 +789,41 @@ async fn the_cross_tab_hand_over_store_holds_the_rotated_session() {
 
 // ---- The seam between the Rust core and the JS driver ----
 
-/// A question the core does not have (a typo in the driver, or an old name) is a thrown
-/// `Error` that names it, never an answer: the driver once read the `undefined` of an unknown
-/// question as "return the 401". Asked through the driver's own typed handle on the core.
+/// A question the core does not have (a number no `Question` has: an old driver, or one of
+/// another build) is a thrown `Error` that names it, never an answer: the driver once read the
+/// `undefined` of an unknown question as "return the 401". Asked through the driver's own
+/// typed handle on the core (`ask_`).
 #[wasm_bindgen_test]
-fn a_misspelt_question_to_the_core_throws_an_error_naming_it() {
+fn a_question_the_core_does_not_have_throws_an_error_naming_it() {
+    use rotafetch::seam::Question;
     let c = AuthClient::new(options("t-seam")).unwrap();
-    let core = get(c.driver_object(), "core_");
-    let ask = |name: &str, args: Array| {
-        let f: Function = get(&core, name).unchecked_into();
-        f.apply(&core, &args)
+    let ask_fn: Function = get(c.driver_object(), "ask_").unchecked_into();
+    let ask = |q: u8, arg: Option<JsValue>| {
+        let mut args = Array::of1(&q.into());
+        args.extend(arg);
+        ask_fn.apply(&JsValue::NULL, &args)
     };
-    assert!(ask("generation", Array::new()).unwrap().as_f64().is_some());
-    assert_eq!(ask("access", Array::new()).unwrap(), JsValue::UNDEFINED);
-    // `request` was `beginRefresh`'s name; `fast` was `adoptBeforeLock`'s.
-    for typo in ["strat", "beginRefersh", "request", "fast", "Start", ""] {
-        let e = ask(typo, Array::of1(&url("/api/me").into())).expect_err(typo);
+    let generation = ask(Question::Generation as u8, None).unwrap();
+    assert!(generation.as_f64().is_some());
+    assert_eq!(
+        ask(Question::Access as u8, None).unwrap(),
+        JsValue::UNDEFINED
+    );
+    for n in [22, 99, 255] {
+        let e = ask(n, Some(url("/api/me").into())).expect_err("no such question");
         let info = error_info(&e);
-        assert_eq!(get(&info, "isError"), JsValue::TRUE, "{typo}");
+        assert_eq!(get(&info, "isError"), JsValue::TRUE, "{n}");
         let message = get_str(&info, "message");
         assert!(
-            message.ends_with(&format!("has no question {typo}")),
+            message.ends_with(&format!("has no question {n}")),
             "{message}"
         );
     }
-    // A failure kind that is no `DriverError` throws too (kind 3 once reached a catch-all).
-    let e = ask("fail", Array::of1(&JsValue::from(7))).expect_err("kind 7");
-    assert!(get_str(&error_info(&e), "message").contains("no such driver error"));
-    let e = ask("fail", Array::of1(&JsValue::from(3))).unwrap();
-    assert_eq!(get_str(&error_info(&e), "code"), "not_authenticated");
     // The throws left the core usable (nothing stayed borrowed).
-    assert!(ask("generation", Array::new()).unwrap().as_f64().is_some());
+    assert!(ask(Question::Generation as u8, None)
+        .unwrap()
+        .as_f64()
+        .is_some());
     assert!(!c.authenticated());
 }
 
@@ -921,6 +925,25 @@ fn invalid_options_throw_a_typed_auth_error_naming_the_option() {
         (r#"{"refreshUrl": "/r", "redirect": "manual"}"#, "redirect"),
         (r#"{"refreshUrl": "/r", "refreshURL": "/r"}"#, "refreshURL"),
         (r#"{"refreshUrl": "/r", "storageKey": ""}"#, "storageKey"),
+        // Sign-in by redirect's options.
+        (
+            r#"{"issuer": "http://id.example.com", "clientId": "c", "redirectUri": "/"}"#,
+            "issuer",
+        ),
+        (
+            r#"{"issuer": "https://id.example.com?x", "clientId": "c"}"#,
+            "issuer",
+        ),
+        (
+            r#"{"issuer": "https://id.example.com", "redirectUri": "/"}"#,
+            "clientId",
+        ),
+        (
+            r#"{"issuer": "https://id.example.com", "clientId": "c", "redirectUri": "https://elsewhere.example/cb"}"#,
+            "redirectUri",
+        ),
+        (r#"{"issuer": 7, "clientId": "c"}"#, "issuer"),
+        (r#"{"clientId": "c", "redirectUri": "/"}"#, "refreshUrl"),
     ];
     for (opts, name) in cases {
         let err = js_client(opts)

@@ -94,7 +94,9 @@ try {
   const sdk = await loadEntry(DPOP);
   await sdk.default();
   AuthError = sdk.AuthError;
-  auth = new sdk.AuthClient({ refreshUrl: "/auth/refresh", logoutUrl: "/auth/logout", dpop: DPOP });
+  // Sign-in by redirect: the reference server is the OpenID provider (its discovery document,
+  // /authorize sign-in page, PAR, /token, /revoke, /logout); `rotafetch-demo` is its demo client.
+  auth = new sdk.AuthClient({ issuer: location.origin, clientId: "rotafetch-demo", redirectUri: `${location.origin}/`, dpop: DPOP });
 } catch (e) {
   // DPoP needs IndexedDB and crypto.subtle: without them, offer the bearer entry at the next load.
   if (DPOP) setDpop(false, { reload: false });
@@ -126,6 +128,15 @@ auth.on("refresh", (d) => {
     log("event", "refresh (other tab): another tab rotated the tokens; this tab adopted them without a request",
       { data: { event: "refresh", source: d.source } });
   }
+  render();
+});
+
+auth.on("signin", (d) => {
+  setDemo({ user: "demo", rotations: 0, theft: null, revoked: null, refused: null });
+  log("event", d.source === "this-tab"
+    ? "signin (this tab): back from the provider's page, the code exchanged once; every open tab signs in with it"
+    : "signin (other tab): another tab signed in; this tab adopted the session without a reload",
+  { tone: "good", data: { event: "signin", source: d.source } });
   render();
 });
 
@@ -259,7 +270,7 @@ function render() {
 
   if (wasSignedIn && !signedIn && !explain) {
     // Signed out without an explanation to read: back to the form.
-    if (document.activeElement === document.body || document.activeElement?.closest("#account, #tokens, #steal")) $("username").focus();
+    if (document.activeElement === document.body || document.activeElement?.closest("#account, #tokens, #steal")) $("login").focus();
   }
 }
 
@@ -312,35 +323,32 @@ async function withBusy(fn) {
 
 $("login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const username = $("username").value.trim();
-  const password = $("password").value;
-  const err = $("login-error");
   withBusy(async () => {
     $("login").disabled = true;
     try {
-      await auth.login("/auth/login", { username, password });
-      show(err, false);
-      setDemo({ user: username, rotations: 0, theft: null, revoked: null, refused: null });
-      log("info", `signed in as ${username}`, { tone: "good", data: { event: "login" } });
-      render();
-      $("call").focus();
+      // To the provider's page (PKCE, state, nonce, PAR); it sends the browser back here.
+      await auth.signIn();
     } catch (e) {
-      err.textContent = e.code === "login_failed" && /401/.test(e.message)
-        ? "Wrong username or password. The demo user is demo / demo."
-        : `Sign-in failed: ${e.message}`;
-      show(err, true);
-      $("password").focus();
-    } finally {
+      $("login-error").textContent = `Sign-in failed: ${e.message}`;
+      show($("login-error"), true);
       $("login").disabled = false;
     }
   });
 });
 
 $("logout").addEventListener("click", () => withBusy(async () => {
-  await auth.logout();
   setDemo({ theft: null, revoked: null, refused: null });
-  $("username").focus();
+  // Revokes the refresh token and ends the provider's session (back here afterwards).
+  await auth.logout({ endSession: true, returnTo: `${location.origin}/` });
 }));
+
+// Back from the provider: complete the sign-in (once), or show why it failed.
+try {
+  await auth.handleRedirect();
+} catch (e) {
+  $("login-error").textContent = `Sign-in failed (${e.code}${e.error ? `: ${e.error}` : ""}): ${e.message}`;
+  show($("login-error"), true);
+}
 
 $("call").addEventListener("click", () => withBusy(() => callApi()));
 

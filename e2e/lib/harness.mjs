@@ -217,6 +217,9 @@ class ChromiumPage {
   fill(label, value) { return this.raw.getByLabel(label, { exact: true }).fill(value); }
   text(css) { return this.raw.locator(css).textContent(); }
   attribute(css, name) { return this.raw.locator(css).getAttribute(name); }
+  url() { return this.raw.url(); }
+  /** The next window this page opens (call before the click that opens it). */
+  async waitForPopup({ timeout = 30_000 } = {}) { return new ChromiumPage(await this.raw.waitForEvent("popup", { timeout })); }
   close() { return this.raw.close(); }
 }
 
@@ -254,6 +257,14 @@ class FirefoxPage {
   async attribute(css, name) {
     await this.raw.waitForSelector(css, { timeout: 30_000 });
     return this.raw.$eval(css, (e, n) => e.getAttribute(n), name);
+  }
+  url() { return this.raw.url(); }
+  /** The next window this page opens (call before the click that opens it). */
+  waitForPopup({ timeout = 30_000 } = {}) {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("no popup appeared")), timeout);
+      this.raw.once("popup", (p) => { clearTimeout(t); resolve(new FirefoxPage(p)); });
+    });
   }
   close() { return this.raw.close(); }
 }

@@ -3,7 +3,8 @@
 import init, { AuthClient, AuthError } from "rotafetch";
 import initDpop, { AuthClient as DpopClient, AuthError as DpopError } from "rotafetch/dpop";
 import type {
-  AuthClientOptions, AuthErrorCode, AuthEventMap, RefreshDetail, SignoutDetail, Tokens,
+  AuthClientOptions, AuthErrorCode, AuthEventMap, LogoutOptions, RefreshDetail, SigninDetail, SignInOptions,
+  SignoutDetail, Tokens,
 } from "rotafetch";
 
 // Type-level equality: fails to compile unless A and B are the same type.
@@ -12,15 +13,25 @@ function assertType<T extends true>(): T | void {}
 
 assertType<Equals<AuthErrorCode,
   "invalid_config" | "not_authenticated" | "refresh_rejected" | "refresh_failed"
-  | "body_not_replayable" | "aborted" | "login_failed">>();
+  | "body_not_replayable" | "aborted" | "login_failed" | "provider_error" | "no_transaction"
+  | "state_mismatch" | "iss_mismatch" | "transaction_expired" | "signin_failed" | "signin_rejected"
+  | "popup_blocked" | "popup_closed">>();
 assertType<Equals<AuthError["code"], AuthErrorCode>>();
-assertType<Equals<keyof AuthEventMap, "refresh" | "signout">>();
+assertType<Equals<keyof AuthEventMap, "signin" | "refresh" | "signout">>();
+assertType<Equals<AuthEventMap["signin"], SigninDetail>>();
+assertType<Equals<SigninDetail["source"], "this-tab" | "other-tab">>();
+assertType<Equals<AuthError["error"], string | undefined>>();
+assertType<Equals<ReturnType<AuthClient["handleRedirect"]>, Promise<{ returnTo: string } | null>>>();
+assertType<Equals<Parameters<AuthClient["signIn"]>, [options?: SignInOptions]>>();
+assertType<Equals<SignInOptions["params"], Record<string, string> | undefined>>();
+assertType<Equals<Parameters<AuthClient["logout"]>, [options?: LogoutOptions]>>();
+assertType<Equals<AuthClientOptions["issuer"], string | undefined>>();
 assertType<Equals<AuthEventMap["refresh"], RefreshDetail>>();
 assertType<Equals<AuthEventMap["signout"], SignoutDetail>>();
 assertType<Equals<RefreshDetail["source"], "this-tab" | "other-tab">>();
 assertType<Equals<RefreshDetail["expiresAt"], number | undefined>>();
 assertType<Equals<SignoutDetail["reason"], "logout" | "rejected" | "other-tab">>();
-assertType<Equals<AuthClientOptions["refreshUrl"], string>>();
+assertType<Equals<AuthClientOptions["refreshUrl"], string | undefined>>();
 assertType<Equals<AuthClientOptions["storage"], "local" | "session" | "memory" | undefined>>();
 assertType<Equals<AuthClientOptions["refreshFormat"], "json" | "oauth2" | undefined>>();
 assertType<Equals<AuthClientOptions["allowedOrigins"], string[] | undefined>>();
@@ -39,6 +50,12 @@ function message(code: AuthErrorCode): string {
     case "body_not_replayable": return "not retried";
     case "aborted": return "cancelled";
     case "login_failed": return "wrong password";
+    case "provider_error": return "refused by the provider";
+    case "no_transaction": case "state_mismatch": case "iss_mismatch": case "transaction_expired": return "sign in again";
+    case "signin_failed": return "provider unreachable";
+    case "signin_rejected": return "sign-in rejected";
+    case "popup_blocked": return "allow popups";
+    case "popup_closed": return "popup closed";
     default: {
       const exhaustive: never = code;
       return exhaustive;

@@ -4,7 +4,7 @@
 
 use super::{not_authenticated, Left, Session};
 use crate::error::{push_decimal, AuthError, ErrorCode};
-use crate::event::{AuthEvent, SignoutReason};
+use crate::event::{AuthEvent, SignoutReason, Source};
 use crate::json::JsonValue;
 use crate::jwt;
 use crate::policy::{self, RefreshOutcome};
@@ -14,10 +14,6 @@ use alloc::{borrow::ToOwned, string::String};
 
 fn refresh_failed(msg: &str) -> AuthError {
     AuthError::new(ErrorCode::RefreshFailed, msg)
-}
-
-fn login_failed(msg: &str) -> AuthError {
-    AuthError::new(ErrorCode::LoginFailed, msg)
 }
 
 /// The `error` field of a JSON error body, if any.
@@ -34,10 +30,12 @@ impl Session {
         let s = policy::schedule(now, claims, t.expires_in, self.settings.leeway_ms);
         Stored {
             refreshed_at: replaced.is_some().then_some(now),
+            signed_in_at: replaced.is_none().then_some(now),
             refresh_token: t.refresh_token.or(replaced).unwrap_or_default(),
             access_token: t.access_token,
             expires_at: s.expires_at,
             refresh_at: s.refresh_at,
+            id_token: t.id_token,
         }
     }
 
@@ -79,11 +77,15 @@ impl Session {
                         return Err(refresh_failed(&m));
                     }
                 };
-                let stored = self.stored_from::<J>(tokens, Some(cur.refresh_token), now);
+                let mut stored = self.stored_from::<J>(tokens, Some(cur.refresh_token), now);
+                // The same session: when it began stays, and a sign-in's ID token (the
+                // end-session hint) unless a new one came.
+                stored.signed_in_at = cur.signed_in_at;
+                stored.id_token = stored.id_token.or(cur.id_token);
                 let record = J::record(&stored);
-                let left = self.left.insert(Left::Rotated(stored, record));
+                let left = self.left.insert(Left::Rotated(stored, record, generation));
                 Ok(match left {
-                    Left::Rotated(_, record) => Some(record.as_str()),
+                    Left::Rotated(_, record, _) => Some(record.as_str()),
                     Left::Rejected(_) => None,
                 })
             }
@@ -115,32 +117,58 @@ impl Session {
         }
     }
 
-    /// `loggedIn`: the login endpoint's answer (`status` 0: no response). Starts the session it
-    /// holds (returns its record, for the persistent and the hand-over store), or `login_failed`.
+    /// `loggedIn`: the login endpoint's answer (`status` 0: no response), or with `signin` the
+    /// token endpoint's answer to a sign-in's code exchange (the driver checked its ID token).
+    /// Starts the session it holds (returns its record, for the persistent and the hand-over
+    /// store; the `signin` event waits for [`Session::flush`]), or fails: `login_failed`; for a
+    /// sign-in `signin_failed` when the provider could not be reached or failed (the code may
+    /// be unspent: the sign-in may be retried), `signin_rejected` with the provider's `error`
+    /// when it refused the code or answered something unusable.
     pub fn logged_in<J: Json>(
         &mut self,
         status: u16,
         text: Option<&str>,
+        signin: bool,
         now: f64,
     ) -> Result<String, AuthError> {
-        let failed = login_failed;
+        let failed = |rejected: bool, m: &str, error: Option<String>| {
+            let code = match (signin, rejected) {
+                (false, _) => ErrorCode::LoginFailed,
+                (true, true) => ErrorCode::SigninRejected,
+                (true, false) => ErrorCode::SigninFailed,
+            };
+            AuthError::new(code, m).with_error(error)
+        };
         if status == 0 {
-            return Err(failed("login request failed (network error or timeout)"));
+            return Err(failed(
+                false,
+                "the request failed (network error or timeout)",
+                None,
+            ));
         }
+        let text = text.filter(|t| t.len() <= token::MAX_RESPONSE_BYTES);
         if !(200..300).contains(&status) {
-            let mut m = String::from("login was refused (HTTP ");
+            let mut m = String::from("refused (HTTP ");
             push_decimal(&mut m, status.into());
             m.push(')');
-            return Err(failed(&m));
+            let rejected = policy::classify_refresh(status) == RefreshOutcome::Rejected;
+            let error = error_field::<J>(text).filter(|_| signin);
+            let error = policy::rejection_code(error.as_deref()).map(str::to_owned);
+            return Err(failed(rejected, &m, error));
         }
         let tokens = text
-            .filter(|t| t.len() <= token::MAX_RESPONSE_BYTES)
             .ok_or(token::TokenError::TooLarge)
             .and_then(token::parse::<J>)
             .and_then(|t| token::check_type(&t, self.settings.dpop()).map(|()| t))
-            .map_err(|e| failed(e.message()))?;
-        self.sign_in::<J>(tokens, now)
-            .map_err(|_| failed("login response has no refresh_token"))
+            .map_err(|e| failed(true, e.message(), None))?;
+        let record = self
+            .sign_in::<J>(tokens, now)
+            .map_err(|_| failed(true, "the token response has no refresh_token", None))?;
+        self.pending = Some(AuthEvent::Signin {
+            expires_at: self.current.as_ref().and_then(|s| s.expires_at),
+            source: Source::ThisTab,
+        });
+        Ok(record)
     }
 
     /// Starts a session handed over by `login`/`setTokens`; returns its record, for the

@@ -6,7 +6,6 @@ use super::config;
 use super::core::Core;
 use super::glue;
 use super::state::State;
-use super::store::Store;
 use super::types::*;
 use crate::error::{AuthError, ErrorCode};
 use crate::token::TokenResponse;
@@ -21,31 +20,32 @@ use web_sys::{Request, Response};
 
 #[wasm_bindgen(module = "/js/driver.js")]
 extern "C" {
-    /// The effects of one client: fetch, the hand-over store, the lock, the `storage` events.
+    /// The effects of one client: fetch, the hand-over store, the lock, the `storage` events
+    /// (js/driver.js's `AuthClient`, which is the npm package's too).
+    #[wasm_bindgen(js_name = AuthClient)]
     pub(crate) type Driver;
-    #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        core: JsValue,
-        store: &Store,
-        cross_tab: bool,
-        refresh_url: &str,
-        logout_url: Option<String>,
-        key: &str,
-        lock_name: &str,
-        timeout_ms: u32,
-        dpop: &JsValue,
-    ) -> Driver;
+    /// `new AuthClient(undefined, parts)`: a driver of the client's parts (see [`wire`]).
+    #[wasm_bindgen(constructor, js_class = AuthClient)]
+    fn new(options: &JsValue, parts: &JsValue) -> Driver;
     /// `fetch(input, init)` with authentication.
     #[wasm_bindgen(method)]
     pub(crate) fn fetch(this: &Driver, input: &JsValue, init: &JsValue) -> Promise;
     #[wasm_bindgen(method)]
     pub(crate) fn login(this: &Driver, url: &str, credentials: &JsValue) -> Promise;
     /// One serialized refresh, on demand.
-    #[wasm_bindgen(method, js_name = refreshNow)]
+    #[wasm_bindgen(method)]
     pub(crate) fn refresh(this: &Driver) -> Promise;
     #[wasm_bindgen(method)]
-    pub(crate) fn logout(this: &Driver) -> Promise;
+    pub(crate) fn logout(this: &Driver, options: &JsValue) -> Promise;
+    /// `signIn(options)`: to the provider.
+    #[wasm_bindgen(method, js_name = signIn)]
+    pub(crate) fn sign_in(this: &Driver, options: &JsValue) -> Promise;
+    /// `signInPopup(options)`: the same in a popup (opened at once).
+    #[wasm_bindgen(method, js_name = signInPopup)]
+    pub(crate) fn sign_in_popup(this: &Driver, options: &JsValue) -> Promise;
+    /// `handleRedirect()`: completes the sign-in at the redirect URI.
+    #[wasm_bindgen(method, js_name = handleRedirect)]
+    pub(crate) fn handle_redirect(this: &Driver) -> Promise;
     /// A DPoP proof for a request of the app's own.
     #[wasm_bindgen(method, js_name = dpopProof)]
     pub(crate) fn dpop_proof(this: &Driver, method: &JsValue, url: &JsValue) -> Promise;
@@ -67,13 +67,11 @@ extern "C" {
     fn dpop() -> JsValue;
 }
 
-/// What the driver signs DPoP proofs with: `undefined` when DPoP is off (or not built).
-fn dpop_module(on: bool) -> JsValue {
+/// The DPoP key and proof functions, in builds with DPoP (`undefined` without).
+fn dpop_module() -> JsValue {
     #[cfg(feature = "dpop")]
-    if on {
-        return dpop();
-    }
-    let _ = on;
+    return dpop();
+    #[cfg(not(feature = "dpop"))]
     JsValue::UNDEFINED
 }
 
@@ -93,14 +91,16 @@ impl Drop for Inner {
 /// An event as the JS listeners get it (`detail`, `kind`), back as an [`AuthEvent`].
 fn event_of(detail: &JsValue, kind: &JsValue) -> AuthEvent {
     let field = |k| glue::get(detail, k).as_string();
-    if kind.as_string().as_deref() == Some("refresh") {
-        AuthEvent::Refresh {
-            expires_at: glue::get(detail, "expiresAt").as_f64(),
-            source: match field("source").as_deref() {
-                Some("this-tab") => Source::ThisTab,
-                _ => Source::OtherTab,
-            },
-        }
+    let kind = kind.as_string();
+    let expires_at = glue::get(detail, "expiresAt").as_f64();
+    let source = match field("source").as_deref() {
+        Some("this-tab") => Source::ThisTab,
+        _ => Source::OtherTab,
+    };
+    if kind.as_deref() == Some("refresh") {
+        AuthEvent::Refresh { expires_at, source }
+    } else if kind.as_deref() == Some("signin") {
+        AuthEvent::Signin { expires_at, source }
     } else {
         AuthEvent::Signout {
             reason: match field("reason").as_deref() {
@@ -147,25 +147,40 @@ async fn settle_auth(p: Promise) -> Result<JsValue, AuthError> {
     })
 }
 
+/// The client's parts (js/plumbing.js's `Parts`, made by `readOptions` of the options) made a
+/// client: the stored session loaded, the core in its place. The session's state (the npm
+/// package's `new AuthClient(options)` and Rust's [`AuthClient::new`] alike).
+fn wire(parts: &js_sys::Array) -> Rc<State> {
+    let (cfg, settings, store, events) = config::read(parts);
+    let state = Rc::new(State::new(cfg, settings, store, events));
+    parts.set(config::part::CORE, Core(state.clone()).into());
+    state
+}
+
+/// `readOptions` (js/plumbing.js) of `options`: the client's parts, or `invalid_config`.
+fn read_options(options: &JsValue) -> Result<js_sys::Array, AuthError> {
+    let parts = glue::read_options(options, &dpop_module());
+    match parts.as_string() {
+        Some(m) => Err(AuthError::new(ErrorCode::InvalidConfig, m)),
+        None => Ok(parts.unchecked_into()),
+    }
+}
+
+/// The npm package's `new AuthClient(options)`: the client's parts, the core in them.
+#[cfg(feature = "js")]
+pub(crate) fn client_parts(options: &JsValue) -> Result<js_sys::Array, AuthError> {
+    let parts = read_options(options)?;
+    wire(&parts);
+    Ok(parts)
+}
+
 impl AuthClient {
     /// Validates the options and loads the stored session. Corrupt stored data is cleared
     /// (signed out), never an error.
     pub fn new(o: Options) -> Result<AuthClient, AuthError> {
-        let kind = o.storage;
-        let (cfg, settings, fx) = config::check(o)?;
-        let store = Store::open(kind, &fx.key);
-        let state = Rc::new(State::new(cfg, settings, store));
-        let driver = Driver::new(
-            Core(state.clone()).into(),
-            &state.store,
-            fx.cross_tab,
-            &fx.refresh_url,
-            fx.logout_url,
-            &fx.key,
-            &fx.lock_name,
-            fx.timeout_ms,
-            &dpop_module(fx.dpop),
-        );
+        let parts = read_options(&o.to_js())?;
+        let state = wire(&parts);
+        let driver = Driver::new(&JsValue::UNDEFINED, &parts);
         Ok(AuthClient {
             inner: Rc::new(Inner {
                 state,
@@ -212,12 +227,6 @@ impl AuthClient {
         });
     }
 
-    /// The listeners, for the JS façade.
-    #[cfg(feature = "js")]
-    pub(crate) fn events(&self) -> &glue::Events {
-        &self.inner.state.events
-    }
-
     /// Stores tokens obtained elsewhere (e.g. your own login call).
     pub fn set_tokens(&self, tokens: TokenResponse) -> Result<(), AuthError> {
         let record = self.inner.state.sign_in(tokens)?;
@@ -238,9 +247,48 @@ impl AuthClient {
         settle_auth(self.inner.driver.refresh()).await.map(drop)
     }
 
-    /// Signs out: clears the session here and in every tab, and tells the server (best effort).
+    /// Signs out: clears the session here and in every tab, and tells the server (best effort:
+    /// `logoutUrl`, else the provider's revocation endpoint).
     pub async fn logout(&self) {
-        let _ = settle(self.inner.driver.logout()).await;
+        let _ = settle(self.inner.driver.logout(&JsValue::UNDEFINED)).await;
+    }
+
+    /// [`logout`](Self::logout), then (with an issuer) the provider's session too: the page goes
+    /// to its end-session endpoint, which sends it back to `return_to` (a post-logout URI
+    /// registered with the provider) if given.
+    pub async fn logout_everywhere(&self, return_to: Option<&str>) {
+        let o = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&o, &"endSession".into(), &JsValue::TRUE);
+        if let Some(r) = return_to {
+            let _ = js_sys::Reflect::set(&o, &"returnTo".into(), &r.into());
+        }
+        let _ = settle(self.inner.driver.logout(&o)).await;
+    }
+
+    /// Sign-in by redirect (needs [`Options::issuer`]): a transaction is stored and the page
+    /// goes to the provider; the page at the redirect URI calls
+    /// [`handle_redirect`](Self::handle_redirect). `return_to`: where to come back to (on this
+    /// origin; default: this page); `params`: extra authorization parameters (`prompt`,
+    /// `login_hint`, …), none of rotafetch's own.
+    pub async fn sign_in(&self, options: &SignIn) -> Result<(), AuthError> {
+        settle_auth(self.inner.driver.sign_in(&options.to_js()))
+            .await
+            .map(drop)
+    }
+
+    /// [`sign_in`](Self::sign_in) in a popup: call it in a click handler (the window opens at
+    /// once, before any await, or popup blockers refuse it). Resolves the `return_to` path once
+    /// the popup's callback completed the sign-in here.
+    pub async fn sign_in_popup(&self, options: &SignIn) -> Result<String, AuthError> {
+        let r = settle_auth(self.inner.driver.sign_in_popup(&options.to_js())).await?;
+        Ok(glue::get(&r, "returnTo").as_string().unwrap_or_default())
+    }
+
+    /// At the redirect URI: completes the sign-in whose callback this page is (once per page)
+    /// and cleans the address bar; the `return_to` path, or `None` when the page is no callback.
+    pub async fn handle_redirect(&self) -> Result<Option<String>, AuthError> {
+        let r = settle_auth(self.inner.driver.handle_redirect()).await?;
+        Ok(glue::get(&r, "returnTo").as_string())
     }
 
     /// With [`Options::dpop`], a DPoP proof by this client's key for a request of the app's
@@ -271,11 +319,5 @@ impl AuthClient {
     #[doc(hidden)]
     pub fn driver_object(&self) -> &JsValue {
         self.inner.driver.as_ref()
-    }
-
-    /// The driver, for the JS façade.
-    #[cfg(feature = "js")]
-    pub(crate) fn driver(&self) -> &Driver {
-        &self.inner.driver
     }
 }

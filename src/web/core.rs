@@ -4,49 +4,52 @@
 //! this is their adapter: it converts the driver's arguments, asks, and carries out what
 //! comes back here (the persistent store, the listeners, errors as JS `AuthError`s).
 //!
-//! The driver asks through one export, `ask(name, args)`, as `core_.start(…)`: `js/core.d.ts`
-//! declares each question as a method (`tsc --checkJs` in `make lint` refuses a misspelt one,
-//! and `ask` throws for it; a native test in `crate::seam` checks that the match below answers
-//! exactly the questions declared there), `crate::seam` names the numeric answers. A
-//! question, the fn here, and the session method or pure decision it asks share one name.
+//! The driver asks through one export, `ask(question, args)`, by number (`crate::seam::Question`,
+//! `Question` in js/driver.js, inlined by the package build), as `ask_(Question.Start, …)`:
+//! `js/core.d.ts` declares each question's arguments and answer (`tsc --checkJs` in `make lint`
+//! refuses a misspelt one or a wrong argument, and `ask` throws for a number that is none; a
+//! native test in `crate::seam` checks that the match below answers exactly the questions
+//! declared there), `crate::seam` names the numeric answers too. A question, the session method
+//! or pure decision it asks share one name (`Question::Start`, `Session::start`).
 //!
 //! | question (args) → answer | the driver asks it | decided by |
 //! |---|---|---|
 //! | **Queries**: the session as it is | | |
-//! | `start(url, hasAuthorization, mode)` → `Start` | `fetch`, first | `Session::start` (allow-list, `policy::refresh_before_send`) |
-//! | `access()` → token or `undefined` | before each send and replay | `Session::access` |
-//! | `on401(carried, sentUrl, answeredUrl, redirected, refreshInFlight, wwwAuthenticate, replayed)` → `On401` | a 401 to an authenticated call | `Session::on_401` (`policy::on_401`) |
-//! | `sendAnyway(code)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
-//! | `generation()` → number | a refresh, as it starts | `Session::generation` |
-//! | `tooBig(contentLength)` → bool | a token endpoint's headers are in | `token::too_big` |
-//! | `login(url)` → href | `login()` begins | the URL resolved as `fetch` does |
-//! | `fail(kind)` → `AuthError` | the driver's own failures, a `DriverError` | |
-//! | `proofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `Session::proof_for` |
-//! | `tokenChallenge(status, text, retried)` → bool (send again) | DPoP: a token endpoint answered | `dpop::token_challenge` |
+//! | `Start(url, hasAuthorization, mode)` → `Start` | `fetch`, first | `Session::start` (allow-list, `policy::refresh_before_send`) |
+//! | `Access()` → token or `undefined` | before each send and replay | `Session::access` |
+//! | `On401(carried, sentUrl, answeredUrl, redirected, refreshInFlight, wwwAuthenticate, replayed)` → `On401` | a 401 to an authenticated call | `Session::on_401` (`policy::on_401`) |
+//! | `SendAnyway(transient)` → bool | the refresh before sending failed | `Session::send_anyway` (`policy::send_anyway`) |
+//! | `Generation()` → number | a refresh, as it starts | `Session::generation` |
+//! | `TooBig(contentLength)` → bool | a token endpoint's headers are in | `token::too_big` |
+//! | `IdToken()` → token or `undefined` | `logout({endSession})`: the end-session hint | `Session::id_token` |
+//! | `ExpiresAt()` → ms or `undefined` | the `expiresAt` getter | `Session::current` |
+//! | `ProofFor(url)` → `[htu, nonce]` | DPoP: before each proof | `Session::proof_for` |
+//! | `TokenChallenge(status, text, retried)` → bool (send again) | DPoP: a token endpoint answered | `dpop::token_challenge` |
 //! | **Inputs**: what the driver saw | | |
-//! | `adopt(value)` | another tab's `storage` event | `Session::adopt` |
-//! | `adoptBeforeLock(shared, failed)` → bool (adopted) | a refresh, before queueing for the lock | `Session::adopt_before_lock` (`policy::adopt_before_lock`) |
-//! | `sync(shared, generation)` | under the lock, the hand-over store read | `Session::sync` |
-//! | `answer(status, text)` → record or `null` | the refresh endpoint answered | `Session::answer` (`policy::classify_refresh`) |
-//! | `loggedIn(status, text)` → record | the login endpoint answered | `Session::logged_in` |
-//! | `took(url, nonce)` | DPoP: a response with `DPoP-Nonce` | `Session::took` |
+//! | `Adopt(value)` | another tab's `storage` event | `Session::adopt` |
+//! | `AdoptBeforeLock(shared, failed)` → bool (adopted) | a refresh, before queueing for the lock | `Session::adopt_before_lock` (`policy::adopt_before_lock`) |
+//! | `Sync(shared, generation)` | under the lock, the hand-over store read | `Session::sync` |
+//! | `Answer(status, text)` → record or `null` | the refresh endpoint answered | `Session::answer` (`policy::classify_refresh`) |
+//! | `LoggedIn(status, text, signin)` → record | the login endpoint, or a sign-in's token endpoint, answered | `Session::logged_in` |
+//! | `SetTokens(tokens)` → record | `setTokens(tokens)` | `token::from_json`, `Session::sign_in` |
+//! | `Took(url, nonce)` | DPoP: a response with `DPoP-Nonce` | `Session::took` |
 //! | **Commands**: the session moves on | | |
-//! | `beginRefresh(failed)` → `[type, body]` or `null` | under the lock, after `sync` | `Session::begin_refresh` (`policy::still_needed`) |
-//! | `commit()` | the hand-over store holds `answer`'s record | `Session::commit` |
-//! | `flush()` | the lock is released | `Session::flush` |
-//! | `signOut()` → logout body | `logout()` begins | `Session::sign_out` |
-//! | `handOver(shared)` → logout body | `logout()`, under the lock | `Session::hand_over` |
+//! | `BeginRefresh(failed)` → `[type, body]` or `null` | under the lock, after `sync` | `Session::begin_refresh` (`policy::still_needed`) |
+//! | `Commit()` | the hand-over store holds `answer`'s record | `Session::commit` |
+//! | `Flush()` | the lock is released | `Session::flush` |
+//! | `SignOut()` → refresh token | `logout()` begins | `Session::sign_out` |
+//! | `HandOver(shared)` → refresh token | `logout()`, under the lock | `Session::hand_over` |
 //!
-//! A refresh, in the driver's order: `generation` → `adoptBeforeLock` (done if true) → the
-//! lock → `sync` (fails if this tab signed in or out since `generation`) → `beginRefresh`
-//! (done if `null`) → POST → `answer` → the hand-over store written → `commit` → the lock
-//! released → `flush`.
+//! A refresh, in the driver's order: `Generation` → `AdoptBeforeLock` (done if true) → the
+//! lock → `Sync` (fails if this tab signed in or out since `Generation`) → `BeginRefresh`
+//! (done if `null`) → POST → `Answer` → the hand-over store written → `Commit` → the lock
+//! released → `Flush`.
 
 use super::glue::{self, now};
 use super::state::State;
 use super::types::RefreshFormat;
 use crate::error::{AuthError, ErrorCode};
-use crate::seam::DriverError;
+use crate::seam::Question;
 use crate::session::{Outcome, Session};
 use crate::token;
 use alloc::rc::Rc;
@@ -57,37 +60,16 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(skip_typescript)]
 pub struct Core(pub(super) Rc<State>);
 
-/// The errors the driver itself meets (`Core::fail`).
-fn driver_error(kind: DriverError) -> AuthError {
-    let refresh_failed = |m| AuthError::new(ErrorCode::RefreshFailed, m);
-    match kind {
-        DriverError::LockTimeout => refresh_failed("timed out waiting for another tab's refresh"),
-        DriverError::Aborted => AuthError::new(ErrorCode::Aborted, "the request was aborted"),
-        DriverError::NotReplayable => AuthError::new(
-            ErrorCode::BodyNotReplayable,
-            "the request needs a replay after a refresh, but its body is a stream",
-        ),
-        DriverError::NotSignedIn => AuthError::new(ErrorCode::NotAuthenticated, "not signed in"),
-        DriverError::BadCredentials => {
-            AuthError::invalid_option("credentials", "must be JSON-serialisable")
-        }
-        DriverError::DpopOff => AuthError::invalid_option("dpop", "is off: no proof to make"),
-        DriverError::NoKey => {
-            refresh_failed("no DPoP key could be read or made (IndexedDB or crypto.subtle failed)")
-        }
-    }
-}
-
-/// A question this core does not have (`name`), or a `fail` kind: a bug in the driver,
-/// thrown as an `Error` that names it, never read as an answer. (Thrown, it unwinds no Rust
-/// frame: nothing may be borrowed then.)
-fn unknown(what: &str, name: &str) -> ! {
+/// A question this core does not have (`n`): a bug in the driver, thrown as an `Error` that
+/// names it, never read as an answer. (Thrown, it unwinds no Rust frame: nothing may be
+/// borrowed then.)
+fn unknown(what: &str, n: u8) -> ! {
     let mut m = String::from(what);
-    m.push_str(name);
+    crate::error::push_decimal(&mut m, n.into());
     wasm_bindgen::throw_str(&m)
 }
 
-/// A request body sent to `refreshUrl` or `logoutUrl`: `{"refresh_token": RT}`.
+/// A refresh request's JSON body: `{"refresh_token": RT}`.
 fn json_body(rt: &str) -> String {
     let mut b = String::from("{\"refresh_token\":\"");
     b.push_str(rt);
@@ -97,22 +79,22 @@ fn json_body(rt: &str) -> String {
 
 #[wasm_bindgen(js_class = Core)]
 impl Core {
-    /// The driver's one way in: the question `name` (see the table above) with its `args`.
-    /// One export instead of one per question: each export costs the `.wasm` a shim and the
-    /// glue a method (measured: 0.6 KB gzip for the eighteen). A name that is no question
-    /// throws.
-    pub fn ask(&self, name: &str, args: &js_sys::Array) -> Result<JsValue, JsValue> {
-        self.answer(name, args).map_err(|e| glue::js_error(&e))
+    /// The driver's one way in: the [`Question`] numbered `question` (see the table above) with
+    /// its `args`. One export instead of one per question: each export costs the `.wasm` a shim
+    /// and the glue a method (measured: 0.6 KB gzip for the eighteen); numbers instead of names:
+    /// no name ships. A number that is no question throws.
+    pub fn ask(&self, question: u8, args: &js_sys::Array) -> Result<JsValue, JsValue> {
+        self.answer(question, args).map_err(|e| glue::js_error(&e))
     }
 }
 
 impl Core {
-    /// The answer to `question`, or the `AuthError` to throw; a name that is no question
-    /// throws an `Error` naming it. (Each arm's name is a method of js/core.d.ts's `Core`: a
-    /// native test in `crate::seam` compares the two lists.) The session is borrowed for the
-    /// question, and released before the listeners hear what it left to tell (they may call
-    /// back into the client).
-    fn answer(&self, question: &str, args: &js_sys::Array) -> Result<JsValue, AuthError> {
+    /// The answer to `question`, or the `AuthError` to throw; a number that is no question (of
+    /// this build: the DPoP ones need the `dpop` feature) throws an `Error` naming it. (Each arm
+    /// is a question of js/core.d.ts's `Questions`: a native test in `crate::seam` compares the
+    /// lists.) The session is borrowed for the question, and released before the listeners
+    /// hear what it left to tell (they may call back into the client).
+    fn answer(&self, question: u8, args: &js_sys::Array) -> Result<JsValue, AuthError> {
         let arg = |i| args.get(i);
         let text = |i| arg(i).as_string();
         let num = |i| arg(i).as_f64().unwrap_or(0.0);
@@ -121,15 +103,19 @@ impl Core {
         let (st, now) = (&self.0, now());
         let mut session = st.session.borrow_mut();
         let mut tell = None;
+        let Some(question) = Question::of(question) else {
+            drop(session);
+            unknown("rotafetch: the core has no question ", question)
+        };
         let answer = match question {
-            "start" => {
+            Question::Start => {
                 let follows = str(2) == "follow";
                 session.start(&str(0), flag(1), follows, now).into()
             }
-            "access" => session
+            Question::Access => session
                 .access()
                 .map_or(JsValue::UNDEFINED, JsValue::from_str),
-            "on401" => {
+            Question::On401 => {
                 let (carried, sent, answered, www) = (str(0), str(1), str(2), text(5));
                 let (redirected, in_flight, replayed) = (flag(3), flag(4), num(6) as u8);
                 let www = www.as_deref();
@@ -138,55 +124,61 @@ impl Core {
                 );
                 (d as u8).into()
             }
-            "sendAnyway" => session.send_anyway(text(0).as_deref(), now).into(),
-            "generation" => session.generation().into(),
-            "tooBig" => token::too_big(text(0).as_deref()).into(),
-            "login" => super::config::resolve_http(&str(0), "url")?.into(),
-            "fail" => match DriverError::of(num(0) as u8) {
-                Some(kind) => glue::js_error(&driver_error(kind)),
-                None => {
-                    drop(session);
-                    unknown("rotafetch: the core has no such driver error", "")
-                }
-            },
+            Question::SendAnyway => session.send_anyway(flag(0), now).into(),
+            Question::Generation => session.generation().into(),
+            Question::TooBig => token::too_big(text(0).as_deref()).into(),
             #[cfg(feature = "dpop")]
-            "proofFor" => proof_for(&session, &str(0))?,
+            Question::ProofFor => proof_for(&session, &str(0)),
             #[cfg(feature = "dpop")]
-            "tokenChallenge" => token_challenge(num(0) as u16, text(1), flag(2)).into(),
-            "adopt" => {
+            Question::TokenChallenge => token_challenge(num(0) as u16, text(1), flag(2)).into(),
+            Question::Adopt => {
                 tell = session.adopt::<JsValue>(text(0).as_deref());
                 JsValue::UNDEFINED
             }
-            "adoptBeforeLock" => {
+            Question::AdoptBeforeLock => {
                 let (shared, failed) = (text(0), text(1));
                 tell =
                     session.adopt_before_lock::<JsValue>(shared.as_deref(), failed.as_deref(), now);
                 tell.is_some().into()
             }
-            "sync" => {
+            Question::Sync => {
                 // `undefined`: nothing was read.
                 let shared = (!arg(0).is_undefined()).then(|| text(0));
                 session.sync::<JsValue>(shared.as_ref().map(Option::as_deref), num(1) as u32)?;
                 JsValue::UNDEFINED
             }
-            "answer" => {
+            Question::Answer => {
                 let body = text(1);
                 let record = session.answer::<JsValue>(num(0) as u16, body.as_deref(), now)?;
                 record.map_or(JsValue::NULL, JsValue::from_str)
             }
-            "loggedIn" => {
-                let body = text(1);
-                let record = session.logged_in::<JsValue>(num(0) as u16, body.as_deref(), now)?;
+            Question::ExpiresAt => session
+                .current()
+                .and_then(|s| s.expires_at)
+                .map_or(JsValue::UNDEFINED, JsValue::from),
+            Question::IdToken => session
+                .id_token()
+                .map_or(JsValue::UNDEFINED, JsValue::from_str),
+            Question::LoggedIn => {
+                let (status, body, signin) = (num(0) as u16, text(1), flag(2));
+                let record = session.logged_in::<JsValue>(status, body.as_deref(), signin, now)?;
+                st.store.write(Some(&record));
+                record.into()
+            }
+            Question::SetTokens => {
+                let tokens = token::from_json::<JsValue>(&arg(0))
+                    .map_err(|e| AuthError::new(ErrorCode::InvalidConfig, e.message()))?;
+                let record = session.sign_in::<JsValue>(tokens, now)?;
                 st.store.write(Some(&record));
                 record.into()
             }
             #[cfg(feature = "dpop")]
-            "took" => {
+            Question::Took => {
                 session.took(&str(0), text(1).as_deref());
                 JsValue::UNDEFINED
             }
-            "beginRefresh" => begin_refresh(st, &mut session, text(0), now)?,
-            "commit" => {
+            Question::BeginRefresh => begin_refresh(st, &mut session, text(0), now)?,
+            Question::Commit => {
                 match session.commit() {
                     Some(Outcome::Rotated(record)) => st.store.write(Some(&record)),
                     Some(Outcome::Rejected(e)) => {
@@ -197,23 +189,25 @@ impl Core {
                 }
                 JsValue::UNDEFINED
             }
-            "flush" => {
+            Question::Flush => {
                 tell = session.flush();
                 JsValue::UNDEFINED
             }
-            "signOut" => {
+            Question::SignOut => {
                 let rt = session.sign_out();
                 st.store.write(None);
-                rt.map(|rt| json_body(&rt)).into()
+                rt.into()
             }
-            "handOver" => {
+            Question::HandOver => {
                 let rt = session.hand_over::<JsValue>(text(0).as_deref());
                 st.store.write(None);
-                rt.map(|rt| json_body(&rt)).into()
+                rt.into()
             }
+            // ProofFor, TokenChallenge, Took: DPoP's.
+            #[cfg(not(feature = "dpop"))]
             _ => {
                 drop(session);
-                unknown("rotafetch: the core has no question ", question)
+                unknown("rotafetch: the core has no question ", question as u8)
             }
         };
         drop(session);
@@ -244,14 +238,12 @@ fn begin_refresh(
     Ok(js_sys::Array::of2(&content_type.into(), &body.into()).into())
 }
 
-/// `proofFor`: `[htu, nonce]` for a proof for a request to `url`; `invalid_config` for a URL
-/// that is not http(s).
+/// `proofFor`: `[htu, nonce]` for a proof for a request to `href` (resolved, http(s)).
 #[cfg(feature = "dpop")]
-fn proof_for(session: &Session, url: &str) -> Result<JsValue, AuthError> {
-    let href = super::config::resolve_http(url, "url")?;
-    let (htu, nonce) = session.proof_for(&href);
+fn proof_for(session: &Session, href: &str) -> JsValue {
+    let (htu, nonce) = session.proof_for(href);
     let nonce = nonce.map_or(JsValue::UNDEFINED, JsValue::from_str);
-    Ok(js_sys::Array::of2(&htu.into(), &nonce).into())
+    js_sys::Array::of2(&htu.into(), &nonce).into()
 }
 
 /// `tokenChallenge`: a token endpoint's answer (`status`, body `text`) is a nonce challenge to

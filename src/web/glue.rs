@@ -2,33 +2,37 @@
 
 use crate::error::{AuthError, ErrorCode};
 use alloc::string::String;
-use js_sys::{Array, Reflect};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 #[wasm_bindgen(module = "/js/plumbing.js")]
 extern "C" {
-    /// The options object read and type-checked: an array of the values, or an error message.
-    #[cfg(feature = "js")]
+    /// The options read, checked and normalised: the client's parts (`Parts`), or the
+    /// message of the `invalid_config` error naming the first bad option. `dpop`: the DPoP
+    /// functions, in builds with DPoP.
     #[wasm_bindgen(js_name = readOptions)]
-    pub fn read_options(options: &JsValue) -> JsValue;
+    pub fn read_options(options: &JsValue, dpop: &JsValue) -> JsValue;
     /// The persisted record's JSON (a time unknown: NaN, written as `null`).
     #[wasm_bindgen(js_name = storedJson)]
-    pub fn stored_json(v: f64, rt: &str, at: &str, exp: f64, rat: f64, rfa: f64) -> String;
-    /// `new AuthError(message, code)`: the package's `AuthError` class (plumbing.js).
-    #[wasm_bindgen(js_name = AuthError)]
-    type AuthErrorClass;
-    #[wasm_bindgen(constructor, js_class = AuthError)]
-    fn new(message: &str, code: &str) -> AuthErrorClass;
+    pub fn stored_json(
+        v: f64,
+        rt: &str,
+        at: &str,
+        exp: f64,
+        rat: f64,
+        rfa: f64,
+        it: Option<&str>,
+        sat: f64,
+    ) -> String;
+    /// The package's `AuthError` (plumbing.js) of the code numbered `code` (`ErrorCode`), with
+    /// `message` and the server's or provider's OAuth `error`.
+    #[wasm_bindgen(js_name = authError)]
+    fn auth_error(code: u8, message: &str, error: Option<&str>) -> JsValue;
     /// `grant_type=refresh_token&refresh_token=RT[&client_id=ID]`, form-encoded.
     #[wasm_bindgen(js_name = formBody)]
     pub fn form_body(refresh_token: &str, client_id: &JsValue) -> String;
-    #[wasm_bindgen(js_name = resolveUrl)]
-    fn resolve_url_js(url: &str) -> JsValue;
     /// A client's listeners (see `plumbing.js`).
     pub type Events;
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Events;
     /// Adds `f` for events of `kind` (`""`: all, `f(detail, kind)`); returns what removes it.
     #[wasm_bindgen(method)]
     pub fn on(this: &Events, kind: &str, f: &JsValue) -> js_sys::Function;
@@ -36,12 +40,6 @@ extern "C" {
     /// source) or `signout` (`a` the reason; `b` the server's error code, if any).
     #[wasm_bindgen(method)]
     fn emit(this: &Events, kind: &str, a: &JsValue, b: &JsValue);
-    /// Can this page keep a DPoP key: IndexedDB and `crypto.subtle` (a secure context)?
-    #[wasm_bindgen(js_name = dpopCapable)]
-    pub fn dpop_capable() -> bool;
-    /// The page's (or worker's) own origin.
-    #[wasm_bindgen(js_name = pageOrigin)]
-    pub fn page_origin() -> Option<String>;
 }
 
 /// `obj[key]`, `undefined` when that throws.
@@ -54,21 +52,9 @@ pub fn now() -> f64 {
     js_sys::Date::now()
 }
 
-/// Resolves `url` the way `fetch(url)` does: against the document's base URL (which a
-/// `<base href>` sets), in a worker against its location. `[href, protocol, origin]`.
-pub fn resolve_url(url: &str) -> Option<[String; 3]> {
-    let parts = resolve_url_js(url);
-    if !Array::is_array(&parts) {
-        return None;
-    }
-    let parts: Array = parts.unchecked_into();
-    let part = |i| parts.get(i).as_string().unwrap_or_default();
-    Some([part(0), part(1), part(2)])
-}
-
 /// `e` as JS sees it: an `AuthError` (an `Error`) with its `code`.
 pub fn js_error(e: &AuthError) -> JsValue {
-    AuthErrorClass::new(e.message(), e.code().as_str()).into()
+    auth_error(e.code() as u8, e.message(), e.error())
 }
 
 /// The [`AuthError`] a JS value is (see [`js_error`]), if it is one.
@@ -78,10 +64,8 @@ pub fn auth_error_of(v: &JsValue) -> Option<AuthError> {
     }
     let code = get(v, "code").as_string()?;
     let code = ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)?;
-    Some(AuthError::new(
-        code,
-        get(v, "message").as_string().unwrap_or_default(),
-    ))
+    let e = AuthError::new(code, get(v, "message").as_string().unwrap_or_default());
+    Some(e.with_error(get(v, "error").as_string()))
 }
 
 impl Events {
@@ -91,6 +75,11 @@ impl Events {
         match e {
             AuthEvent::Refresh { expires_at, source } => self.emit(
                 "refresh",
+                &expires_at.unwrap_or(f64::NAN).into(),
+                &source.as_str().into(),
+            ),
+            AuthEvent::Signin { expires_at, source } => self.emit(
+                "signin",
                 &expires_at.unwrap_or(f64::NAN).into(),
                 &source.as_str().into(),
             ),

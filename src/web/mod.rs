@@ -10,5 +10,7 @@ mod state;
 mod store;
 mod types;
 
+#[cfg(feature = "js")]
+pub(crate) use client::client_parts;
 pub use client::AuthClient;
-pub use types::{FetchError, ListenerId, Options, Redirects, RefreshFormat, StorageKind};
+pub use types::{FetchError, ListenerId, Options, Redirects, RefreshFormat, SignIn, StorageKind};

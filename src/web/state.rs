@@ -23,6 +23,8 @@ impl Json for JsValue {
             exp,
             rat,
             rfa,
+            s.id_token.as_deref(),
+            time(s.signed_in_at),
         )
     }
 }
@@ -39,7 +41,12 @@ pub(super) struct State {
 
 impl State {
     /// Loads the stored session; corrupt stored data is cleared (signed out), never an error.
-    pub(super) fn new(cfg: Config, settings: Settings, store: Store) -> State {
+    pub(super) fn new(
+        cfg: Config,
+        settings: Settings,
+        store: Store,
+        events: glue::Events,
+    ) -> State {
         let (session, corrupt) = Session::load::<JsValue>(settings, store.read().as_deref());
         if corrupt {
             store.write(None);
@@ -48,7 +55,7 @@ impl State {
             cfg,
             store,
             session: RefCell::new(session),
-            events: glue::Events::new(),
+            events,
         }
     }
 

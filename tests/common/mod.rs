@@ -227,6 +227,7 @@ pub fn tokens(access: &str, refresh: &str) -> rotafetch::token::TokenResponse {
         refresh_token: Some(refresh.into()),
         expires_in: None,
         token_type: None,
+        id_token: None,
     }
 }
 

@@ -28,6 +28,11 @@ pub fn start() -> Result<(), JsValue> {
     let refreshes = Rc::new(Cell::new(0u32));
     let listener_ui = ui.clone();
     auth.on(move |event| match event {
+        AuthEvent::Signin { expires_at, source } => {
+            listener_ui.set("status", "signed in");
+            listener_ui.show_expiry(*expires_at);
+            log(&format!("rotafetch: signed in ({})", source.as_str()));
+        }
         AuthEvent::Refresh { expires_at, source } => {
             refreshes.set(refreshes.get() + 1);
             listener_ui.set("refreshes", &refreshes.get().to_string());
@@ -148,6 +153,17 @@ fn describe(code: ErrorCode, message: &str) -> String {
         ErrorCode::BodyNotReplayable => "the request could not be retried",
         ErrorCode::Aborted => "cancelled",
         ErrorCode::LoginFailed => "wrong username or password",
+        ErrorCode::ProviderError => "the sign-in was refused",
+        ErrorCode::NoTransaction
+        | ErrorCode::StateMismatch
+        | ErrorCode::IssMismatch
+        | ErrorCode::TransactionExpired => {
+            "that sign-in link is not valid here: please sign in again"
+        }
+        ErrorCode::SigninFailed => "could not reach the sign-in service",
+        ErrorCode::SigninRejected => "the sign-in could not be completed: please sign in again",
+        ErrorCode::PopupBlocked => "allow popups for this site to sign in",
+        ErrorCode::PopupClosed => "the sign-in window was closed",
     };
     format!("error {}: {what} ({message})", code.as_str())
 }

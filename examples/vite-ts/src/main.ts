@@ -23,6 +23,15 @@ function describe(code: AuthErrorCode): string {
     case "body_not_replayable": return "the request could not be retried";
     case "aborted": return "cancelled";
     case "login_failed": return "wrong username or password";
+    case "provider_error": return "the sign-in was refused";
+    case "no_transaction":
+    case "state_mismatch":
+    case "iss_mismatch":
+    case "transaction_expired": return "that sign-in link is not valid here: please sign in again";
+    case "signin_failed": return "could not reach the sign-in service";
+    case "signin_rejected": return "the sign-in could not be completed: please sign in again";
+    case "popup_blocked": return "allow popups for this site to sign in";
+    case "popup_closed": return "the sign-in window was closed";
     default: {
       const unreachable: never = code;
       return unreachable;
