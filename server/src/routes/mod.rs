@@ -51,7 +51,7 @@ use cors::cors_layer;
 pub use cors::is_loopback_origin;
 use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
 pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
-pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
+pub use signin::{default_hash_threads_here, GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
 use testing::{
@@ -210,7 +210,11 @@ impl AppState {
                 config.proof_budget,
                 config.login_limits.capacity,
             )),
-            hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
+            hash_gate: HashGate::new(
+                config.hash_memory_mib,
+                config.hash_threads,
+                config.hash_wait,
+            ),
             trusted_proxies: config.trusted_proxies.clone(),
             body_timeout: config.body_timeout,
         })))
