@@ -397,7 +397,10 @@ mod tests {
         assert!(matches!(out, Err(SignInError::Internal(_))));
         assert_eq!(gate.run(|| Ok(()), || 9).await.unwrap(), 9);
         let name = gate
-            .run(|| Ok(()), || std::thread::current().name().map(str::to_owned))
+            .run(
+                || Ok(()),
+                || std::thread::current().name().map(str::to_owned),
+            )
             .await
             .unwrap();
         assert_eq!(name.as_deref(), Some("password-hash"));

@@ -116,9 +116,7 @@ impl Store for PgStore {
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
-        retrying!(self, |c| check_tx(
-            &c, presented, proof_jkt, now, policy
-        ))
+        retrying!(self, |c| check_tx(&c, presented, proof_jkt, now, policy))
     }
 
     async fn revoke_family_dpop(
