@@ -83,9 +83,11 @@ async function main() {
     for (const n of [1, 2]) {
       const db = cluster.createDb(`bench${n}`);
       const urls = [];
-      // One after the other: the first creates the schema, the keys and the demo user.
+      // One after the other: the first creates the schema, the keys and the demo user. One
+      // issuer: every instance after the first takes the first one's URL as its --public-url
+      // (the chains call each instance directly, no proxy in the path).
       for (let i = 0; i < n; i++) {
-        const s = await startInstance(db, FLAGS);
+        const s = await startInstance(db, i === 0 ? FLAGS : [...FLAGS, "--public-url", urls[0]]);
         stops.push(s.stop);
         urls.push(s.url);
       }

@@ -61,6 +61,9 @@ pub struct Config {
     pub login_limits: throttle::Limits,
     /// Memory for concurrent password hashes (MiB): one slot per 19 MiB.
     pub hash_memory_mib: u64,
+    /// At most this many password hashes at once (their own threads); the default leaves one
+    /// core to everything else ([`routes::default_hash_threads_here`]).
+    pub hash_threads: usize,
     /// How long a sign-in waits for a password-hash slot before a 503.
     pub hash_wait: Duration,
     /// Proxies whose `X-Forwarded-For` names the client's address (for throttling).
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("keys", &self.keys)
             .field("login_limits", &self.login_limits)
             .field("hash_memory_mib", &self.hash_memory_mib)
+            .field("hash_threads", &self.hash_threads)
             .field("hash_wait", &self.hash_wait)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("proof_budget", &self.proof_budget)
@@ -147,6 +151,7 @@ impl Default for Config {
             keys: None,
             login_limits: throttle::Limits::default(),
             hash_memory_mib: 256,
+            hash_threads: routes::default_hash_threads_here(),
             hash_wait: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
             proof_budget: throttle::ProofThrottle::DEFAULT,

@@ -85,6 +85,11 @@ struct Cli {
     /// so the default allows 13 at a time; more wait (at most 2 s, else 503).
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(19..))]
     hash_memory_mib: u64,
+    /// Password hashes running at once, each on a thread of its own, at most the memory's
+    /// slots. Default: the cores minus one, at least 1 (a hash keeps a core busy; the rest
+    /// stay free for refreshes and API calls).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1024))]
+    hash_threads: Option<u64>,
     /// A reverse proxy (IP address, repeatable) whose X-Forwarded-For names the client's
     /// address for sign-in throttling. Default: none (the connection's peer counts).
     #[arg(long = "trusted-proxy", value_name = "IP")]
@@ -262,6 +267,10 @@ async fn main() -> Result<()> {
         keys: Some(keys),
         login_limits,
         hash_memory_mib: cli.hash_memory_mib,
+        hash_threads: match cli.hash_threads {
+            Some(n) => usize::try_from(n)?,
+            None => Config::default().hash_threads,
+        },
         trusted_proxies: cli.trusted_proxies,
         audience: cli.audience,
         max_connections: usize::try_from(cli.max_connections)?,

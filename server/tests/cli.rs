@@ -48,6 +48,7 @@ fn help_lists_every_flag() {
         "--login-failures-per-account",
         "--login-failures-per-address",
         "--hash-memory-mib",
+        "--hash-threads",
         "--trusted-proxy",
         "--audience",
         "--max-connections",

@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::dpop::*;
 use common::{json_error, Backend, TestServer};
 use rotafetch_server::throttle::Budget;
@@ -118,6 +120,19 @@ async fn failing_proofs_from_one_address_back_off_before_the_store(b: Backend) {
         status, 429,
         "a resource request with a proof is refused unread too"
     );
+    // At the token endpoints a throttled proof is refused before the body is read: a
+    // request whose announced body never comes is answered at once, not after the 10 s
+    // body timeout.
+    for path in ["/auth/refresh", "/auth/logout", "/token", "/par"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\nDPoP: x.y.z\r\n\r\n",
+            s.addr
+        );
+        let out = s.raw(head.as_bytes(), Duration::from_secs(4)).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 429"), "{path}: {out}");
+    }
 }
 
 async fn the_replay_window_is_short(b: Backend) {

@@ -143,6 +143,8 @@ async fn behind_a_trusted_proxy_each_forwarded_address_has_its_budget(b: Backend
 async fn concurrent_password_hashes_are_bounded(b: Backend) {
     let s = TestServer::start_on(b, |c| {
         c.hash_memory_mib = 2 * 19;
+        // More threads than the memory's two slots: memory bounds it here.
+        c.hash_threads = 4;
         c.hash_wait = Duration::from_millis(10);
     })
     .await;

@@ -213,3 +213,64 @@ on_both_backends!(
     expiry_and_prune,
     meta_values_are_written_replaced_and_deleted,
 );
+
+/// A rotation dropped while it waits for the family lock (a client gone, a request timeout)
+/// leaves no transaction open behind it (a connection left idle in its transaction would hold
+/// the family locked for every other connection), and the token then rotates. PostgreSQL
+/// only: the transaction is begun in the same round trip as its statements and rolled back
+/// by a guard when dropped.
+#[tokio::test]
+async fn a_cancelled_rotation_leaves_no_lock_behind_postgres() {
+    let db = pg::shared().create_db().await;
+    let s = store::open(&db).await.unwrap();
+    let uid = s.create_user("u", "hash", 0).await.unwrap().unwrap();
+    s.create_family(uid, "f", &h(1), 0).await.unwrap();
+    let mut holder = pg::connect(&db).await;
+    let tx = holder.transaction().await.unwrap();
+    tx.execute("SELECT 1 FROM families WHERE id = 'f' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        s.rotate(&h(1), &h(2), 100, &POLICY),
+    )
+    .await;
+    assert!(waiting.is_err(), "the rotation waits for the lock");
+    tx.rollback().await.unwrap();
+    // Its statements then run, and its ROLLBACK right behind them: no connection of the
+    // store's pool stays in a transaction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let open: i64 = holder
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = 'rotafetch-server'
+                   AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a pooled connection stays in its transaction"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rotated = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        s.rotate(&h(1), &h(2), 100, &POLICY),
+    )
+    .await
+    .expect("no abandoned transaction holds the family");
+    assert_eq!(
+        rotated.unwrap(),
+        RotateOutcome::Rotated {
+            user_id: uid,
+            family_id: "f".into()
+        }
+    );
+}

@@ -10,11 +10,12 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 
-use super::{now_ms, now_secs, AppState};
+use super::{now_ms, now_secs, AppState, ClientAddr};
 use crate::dpop::{self, Nonces, Proof, ProofError};
 use crate::error::ApiError;
 use crate::keys::{KeyRing, Purpose};
@@ -291,6 +292,24 @@ impl AppState {
             }
         }
     }
+}
+
+/// Middleware on every API and token-endpoint route: a request carrying a `DPoP` header from
+/// an address that backs off from failed proofs is answered 429 before anything else is done
+/// for it (its body is not read or parsed, no signature verified, the store not asked), so a
+/// flood of made-up proofs costs the server as little as an HTTP answer can.
+pub(super) async fn dpop_gate(
+    State(st): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.headers().contains_key("dpop") {
+        if let Err(refused) = st.proof_gate(client) {
+            return refused.at_token_endpoint().into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Middleware: while nonces are on, every response carries a fresh `DPoP-Nonce`.

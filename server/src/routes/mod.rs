@@ -49,9 +49,9 @@ use auth::{login, logout, refresh};
 use body::{discard_body, parse_body, parse_json, parse_json_body};
 use cors::cors_layer;
 pub use cors::is_loopback_origin;
-use dpop::{dpop_nonce_header, DpopSettings, ProofFailure};
+use dpop::{dpop_gate, dpop_nonce_header, DpopSettings, ProofFailure};
 pub use provider::DEFAULT_PROVIDER_SESSION_TTL_SECS;
-pub use signin::{GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
+pub use signin::{default_hash_threads_here, GateStats, HashGate, SignInError, HASH_MEMORY_MIB};
 pub use statics::normalize_mount;
 use statics::static_files;
 use testing::{
@@ -210,7 +210,11 @@ impl AppState {
                 config.proof_budget,
                 config.login_limits.capacity,
             )),
-            hash_gate: HashGate::new(config.hash_memory_mib, config.hash_wait),
+            hash_gate: HashGate::new(
+                config.hash_memory_mib,
+                config.hash_threads,
+                config.hash_wait,
+            ),
             trusted_proxies: config.trusted_proxies.clone(),
             body_timeout: config.body_timeout,
         })))
@@ -382,13 +386,15 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
     }
     let api = api.route_layer(middleware::from_fn_with_state(state.clone(), count_api));
 
+    // /api gates DPoP proofs in its extractor, before anything else too (and counts them).
     let mut app = Router::new()
         .route("/auth/login", post(login))
         .route("/auth/refresh", refresh_route)
         .route("/auth/logout", post(logout))
         .route("/.well-known/jwks.json", get(jwks))
-        .merge(api)
-        .merge(provider::api_routes(&state, config.test_faults));
+        .merge(provider::api_routes(&state, config.test_faults))
+        .route_layer(middleware::from_fn_with_state(state.clone(), dpop_gate))
+        .merge(api);
     if config.metrics_on_main {
         app = app.route("/metrics", get(metrics));
     }

@@ -2,8 +2,8 @@
 //! (`POST /auth/login` today; an OpenID provider's sign-in form calls the same
 //! [`AppState::check_password`]). Attempts are throttled per account and per client address
 //! ([`crate::throttle`]) before any password is hashed, and concurrent argon2 hashes are
-//! bounded by a semaphore sized to memory ([`HashGate`]). Every refusal reads the same for
-//! a wrong user and a wrong password.
+//! bounded by memory and by the cores ([`HashGate`], [`hash_slots`]) and run on their own
+//! threads. Every refusal reads the same for a wrong user and a wrong password.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,25 @@ use crate::throttle::{LoginThrottle, Outcome, Ticket};
 
 /// Memory one argon2id hash takes with the default parameters (m = 19 MiB, OWASP's).
 pub const HASH_MEMORY_MIB: u64 = 19;
+
+/// The default for `--hash-threads`: one core fewer than `cores`, at least one. An argon2
+/// hash keeps a core busy for tens of milliseconds; leaving a core free keeps refreshes and
+/// API calls answered at their usual pace while sign-ins (or a guessing flood) queue.
+pub fn default_hash_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
+/// The number of password hashes that may run at once: the memory budget in 19 MiB slots,
+/// at most `threads` (the CPU bound), at least one.
+pub fn hash_slots(memory_mib: u64, threads: usize) -> usize {
+    let by_memory = usize::try_from(memory_mib / HASH_MEMORY_MIB).unwrap_or(usize::MAX);
+    by_memory.min(threads).max(1)
+}
+
+/// [`default_hash_threads`] of this machine's available parallelism.
+pub fn default_hash_threads_here() -> usize {
+    default_hash_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 
 /// Why a sign-in was refused.
 #[derive(Debug)]
@@ -60,13 +79,14 @@ impl From<SignInError> for ApiError {
     }
 }
 
-/// Bounds the password hashes running at once: `permits` slots (the memory budget divided by
-/// [`HASH_MEMORY_MIB`]); a hash waits at most `wait` for a slot, else the sign-in is answered
-/// 503. Hashes run on the blocking pool, which the SQLite store shares: the bound keeps a
-/// flood of logins from starving refreshes and API calls.
+/// Bounds the password hashes running at once: `permits` slots ([`hash_slots`]); a hash
+/// waits at most `wait` for a slot, else the sign-in is answered 503. Hashes run on `permits`
+/// threads of their own (never on tokio's blocking pool, which the SQLite store uses), so a
+/// flood of sign-ins takes at most those cores and never delays a refresh's SQL.
 #[derive(Debug)]
 pub struct HashGate {
     slots: Semaphore,
+    pool: HashPool,
     permits: usize,
     wait: Duration,
     in_flight: AtomicU64,
@@ -92,11 +112,13 @@ pub struct GateStats {
 }
 
 impl HashGate {
-    /// A gate for `memory_mib` of hash memory (at least one slot).
-    pub fn new(memory_mib: u64, wait: Duration) -> Self {
-        let permits = usize::try_from((memory_mib / HASH_MEMORY_MIB).max(1)).unwrap_or(1);
+    /// A gate for `memory_mib` of hash memory and at most `threads` hashes at once (at least
+    /// one slot).
+    pub fn new(memory_mib: u64, threads: usize, wait: Duration) -> Self {
+        let permits = hash_slots(memory_mib, threads);
         HashGate {
             slots: Semaphore::new(permits),
+            pool: HashPool::new(permits),
             permits,
             wait,
             in_flight: AtomicU64::new(0),
@@ -107,7 +129,7 @@ impl HashGate {
         }
     }
 
-    /// Runs `f` (a password hash) on the blocking pool once a slot is free, if `admit` (run
+    /// Runs `f` (a password hash) on the gate's threads once a slot is free, if `admit` (run
     /// once the slot is held) agrees.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -131,10 +153,10 @@ impl HashGate {
         inc(&self.hashed);
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
-        let out = tokio::task::spawn_blocking(f).await;
+        let out = self.pool.run(f).await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
-        out.map_err(|e| SignInError::Internal(e.to_string()))
+        out
     }
 
     pub fn stats(&self) -> GateStats {
@@ -146,6 +168,59 @@ impl HashGate {
             waited: g(&self.waited),
             refused: g(&self.refused),
             hashed: g(&self.hashed),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `n` threads named `password-hash` that run the jobs sent to them; they end when the pool
+/// is dropped. The gate's semaphore keeps at most `n` jobs in flight, so none waits here.
+#[derive(Debug)]
+struct HashPool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn new(n: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for _ in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("password-hash".into())
+                .spawn(move || loop {
+                    // The lock is held only while taking a job, not while running it.
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a password-hash thread: {e}");
+            }
+        }
+        HashPool { jobs }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, SignInError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // Caught so that a panicking hash answers 500 and the thread keeps serving.
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(out);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| SignInError::Internal("no password-hash thread".into()))?;
+        match rx.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(_)) => Err(SignInError::Internal("password hash panicked".into())),
+            Err(_) => Err(SignInError::Internal("no password-hash thread".into())),
         }
     }
 }
@@ -248,6 +323,7 @@ mod tests {
     async fn the_gate_bounds_hashes_and_refuses_after_the_wait() {
         let gate = std::sync::Arc::new(HashGate::new(
             2 * HASH_MEMORY_MIB,
+            8,
             Duration::from_millis(50),
         ));
         assert_eq!(gate.stats().permits, 2);
@@ -291,6 +367,42 @@ mod tests {
             2,
             "an admit refusal frees its slot"
         );
-        assert_eq!(HashGate::new(0, Duration::ZERO).stats().permits, 1);
+        assert_eq!(HashGate::new(0, 8, Duration::ZERO).stats().permits, 1);
+        assert_eq!(HashGate::new(256, 0, Duration::ZERO).stats().permits, 1);
+    }
+
+    #[test]
+    fn hashes_are_bounded_by_memory_and_by_the_cores() {
+        // Memory alone: 256 MiB / 19 MiB = 13.
+        assert_eq!(hash_slots(256, 64), 13);
+        // The cores bound it below that; never zero.
+        assert_eq!(hash_slots(256, 1), 1);
+        assert_eq!(hash_slots(256, 0), 1);
+        assert_eq!(hash_slots(18, 4), 1);
+        assert_eq!(hash_slots(u64::MAX, 7), 7);
+        // One core left for everything else, at least one hash.
+        assert_eq!(
+            [1, 2, 4, 16].map(default_hash_threads),
+            [1, 1, 3, 15],
+            "cores 1, 2, 4, 16"
+        );
+        assert_eq!(default_hash_threads(0), 1);
+        assert!(default_hash_threads_here() >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_is_an_internal_error_and_the_thread_lives_on() {
+        let gate = HashGate::new(HASH_MEMORY_MIB, 1, Duration::from_secs(5));
+        let out = gate.run(|| Ok(()), || -> u8 { panic!("boom") }).await;
+        assert!(matches!(out, Err(SignInError::Internal(_))));
+        assert_eq!(gate.run(|| Ok(()), || 9).await.unwrap(), 9);
+        let name = gate
+            .run(
+                || Ok(()),
+                || std::thread::current().name().map(str::to_owned),
+            )
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("password-hash"));
     }
 }

@@ -105,7 +105,7 @@ impl Store for PgStore {
     ) -> Result<Rotation> {
         anyhow::ensure!(!successors.is_empty(), "a rotation needs a successor");
         retrying!(self, |c| rotate_tx(
-            &mut c, presented, successors, proof_jkt, now, policy
+            &c, presented, successors, proof_jkt, now, policy
         ))
     }
 
@@ -116,9 +116,7 @@ impl Store for PgStore {
         now: Millis,
         policy: &Policy,
     ) -> Result<Rotation> {
-        retrying!(self, |c| check_tx(
-            &mut c, presented, proof_jkt, now, policy
-        ))
+        retrying!(self, |c| check_tx(&c, presented, proof_jkt, now, policy))
     }
 
     async fn revoke_family_dpop(
@@ -128,7 +126,7 @@ impl Store for PgStore {
         now: Millis,
         reason: &str,
     ) -> Result<RevokeOutcome> {
-        retrying!(self, |c| revoke_tx(&mut c, token, proof_jkt, now, reason))
+        retrying!(self, |c| revoke_tx(&c, token, proof_jkt, now, reason))
     }
 
     async fn use_dpop_jti(
