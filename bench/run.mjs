@@ -388,8 +388,8 @@ async function referenceServer() {
 
 /**
  * What sign-in by redirect (issue #23) adds to the snippet: its JS (js/driver.js's "Sign-in by
- * redirect" methods and helpers, js/plumbing.js's sign-in rules), minified and gzipped on its
- * own; its .wasm share (options, error codes) is in README, Size.
+ * redirect" methods, js/plumbing.js's sign-in section: the rules and their helpers), minified and
+ * gzipped on its own; its .wasm share (options, error codes) is in README, Size.
  */
 async function signinShare() {
   const esbuild = await import(join(BENCH, "node_modules/esbuild/lib/main.js"));
@@ -399,9 +399,8 @@ async function signinShare() {
     return text.slice(a, b);
   };
   const driver = cut("driver.js", "  // Sign-in by redirect:", "  // DPoP: the key");
-  const helpers = cut("driver.js", "const FORM", "/** The options of `signIn`");
   const rules = cut("plumbing.js", "// Sign-in by redirect (OAuth");
-  const code = `${helpers}\nclass S {\n${driver}\n}\n${rules}\nexport { S };`;
+  const code = `class S {\n${driver}\n}\n${rules}\nexport { S };`;
   const min = (await esbuild.transform(code, { minify: true, format: "esm", target: "es2020" })).code;
   const file = join(OUT, "signin.min.js");
   writeFileSync(file, min);
