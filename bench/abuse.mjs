@@ -37,6 +37,7 @@ const PLAN = {
   apiUsers: 4, apiRate: 25, // DPoP users, GET /api/me calls per second each
   refreshUsers: 4, refreshRate: 5, // bearer users, rotations per second each
   floodWorkers: 2, floodConcurrency: 32, // jti flood: threads, requests in flight per thread
+  wideConcurrency: 512, // the jti flood that opens more connections than the server keeps per address
   guessConcurrency: 16, // password guessing: requests in flight (one thread)
   signInAfterSeconds: 300, // the real user gives up signing in after this
   spread: 64, // source addresses of the many-hosts jti flood
@@ -94,7 +95,7 @@ async function jtiFlood(build) {
     const entries = sampler(() => jtiRows(db), 2000);
     const [during, attack] = await Promise.all([
       legit(p, srv, users, PLAN.floodSeconds),
-      flood({ url: srv.url, kind: "jti", seconds: PLAN.floodSeconds, workers: PLAN.floodWorkers, concurrency: PLAN.floodConcurrency, spread: build.spread ?? 1 }),
+      flood({ url: srv.url, kind: "jti", seconds: PLAN.floodSeconds, workers: PLAN.floodWorkers, concurrency: build.concurrency ?? PLAN.floodConcurrency, spread: build.spread ?? 1 }),
     ]);
     const rssSamples = rss.stop(), entrySamples = entries.stop();
     const d = delta(m0, await metrics(p));
@@ -172,7 +173,9 @@ async function main() {
   const t0 = Date.now();
   const builds = [{ name: "this build", bin: SERVER_BIN, flags: [] },
     // Per-address throttling aside: an attacker with many hosts.
-    { name: `this build, flood from ${PLAN.spread} addresses`, bin: SERVER_BIN, flags: [], only: "jti", spread: PLAN.spread }];
+    { name: `this build, flood from ${PLAN.spread} addresses`, bin: SERVER_BIN, flags: [], only: "jti", spread: PLAN.spread },
+    // Held 429s aside: an attacker that opens ever more connections from its one address.
+    { name: `this build, flood on ${PLAN.floodWorkers * PLAN.wideConcurrency} connections from one address`, bin: SERVER_BIN, flags: [], only: "jti", concurrency: PLAN.wideConcurrency }];
   const before = process.env.BENCH_BASELINE_BIN;
   if (before) {
     builds.unshift({ name: "4538bdb (before)", bin: before, flags: [] },

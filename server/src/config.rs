@@ -74,6 +74,13 @@ pub struct Config {
     pub audience: Option<String>,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections open at once from one client address (not counting trusted proxies);
+    /// more are closed as soon as they are accepted. 0: no bound.
+    pub max_connections_per_address: usize,
+    /// How long every 429 of a throttle (sign-in, DPoP proofs) is held before it is sent,
+    /// so that a client that keeps guessing gets at most one answer per connection this
+    /// often. Zero: sent at once.
+    pub throttle_delay: Duration,
     /// A request's headers (and an idle keep-alive connection's next request) must arrive
     /// within this time, else the connection is closed.
     pub header_timeout: Duration,
@@ -117,6 +124,11 @@ impl std::fmt::Debug for Config {
             .field("proof_budget", &self.proof_budget)
             .field("audience", &self.audience)
             .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field("throttle_delay", &self.throttle_delay)
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -157,6 +169,8 @@ impl Default for Config {
             proof_budget: throttle::ProofThrottle::DEFAULT,
             audience: None,
             max_connections: 1024,
+            max_connections_per_address: 256,
+            throttle_delay: Duration::from_secs(1),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

@@ -11,6 +11,7 @@
 //! Run it in-process with [`serve`]; `main.rs` is only a command-line wrapper.
 
 mod config;
+pub mod connections;
 pub mod dpop;
 pub mod error;
 pub mod faults;
@@ -84,6 +85,8 @@ pub async fn serve_with_state(
     // At most `max_connections` at once: at the bound, accepting pauses (new connections
     // wait in the listen backlog) until one closes.
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_address =
+        connections::PerAddress::new(config.max_connections_per_address, &config.trusted_proxies);
     let counters = state.metrics().clone();
     loop {
         let slot = match slots.clone().try_acquire_owned() {
@@ -106,6 +109,12 @@ pub async fn serve_with_state(
                     continue;
                 }
             },
+        };
+        // Past its address's bound, a connection is closed at once (before any byte is read).
+        let Some(place) = per_address.admit(peer.ip()) else {
+            metrics::inc(&counters.connections_refused);
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let kill = Arc::new(Notify::new());
@@ -141,6 +150,7 @@ pub async fn serve_with_state(
                 _ = kill.notified() => tracing::debug!("connection closed without a response (test fault)"),
             }
             open.fetch_sub(1, Ordering::Relaxed);
+            drop(place);
             drop(slot);
         });
     }

@@ -115,6 +115,14 @@ struct Cli {
     /// process's open-file limit).
     #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// Connections open at once from one client address (trusted proxies are not counted);
+    /// more are closed when accepted. 0: no bound.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections_per_address: u64,
+    /// Milliseconds every throttled answer (429) is held before it is sent: a client that
+    /// keeps guessing gets one answer per connection this often. 0: sent at once.
+    #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    throttle_delay_ms: u64,
     /// Serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
@@ -274,6 +282,8 @@ async fn main() -> Result<()> {
         trusted_proxies: cli.trusted_proxies,
         audience: cli.audience,
         max_connections: usize::try_from(cli.max_connections)?,
+        max_connections_per_address: usize::try_from(cli.max_connections_per_address)?,
+        throttle_delay: std::time::Duration::from_millis(cli.throttle_delay_ms),
         metrics_on_main: cli.metrics_listen.is_none(),
         ..Config::default()
     };

@@ -47,6 +47,11 @@ pub struct Metrics {
     pub connections: AtomicU64,
     pub connections_open: std::sync::Arc<AtomicU64>,
     pub connection_waits: AtomicU64,
+    /// Connections closed when accepted: their address had its bound open already
+    /// (`--max-connections-per-address`).
+    pub connections_refused: AtomicU64,
+    /// Throttled answers (429) held for `--throttle-delay-ms` before they were sent.
+    pub throttled_held: AtomicU64,
     /// Requests refused by the request bounds: a body (or a whole request) not received in
     /// time (408), a body over its limit (413).
     pub body_timeouts: AtomicU64,
@@ -172,7 +177,9 @@ impl Metrics {
             "rotafetch_families_revoked_total {}",
             g(&self.families_revoked)
         );
-        let series: [(&str, &str, &str, u64); 17] = [
+        let series: [(&str, &str, &str, u64); 19] = [
+            ("rotafetch_http_connections_refused_total", "counter", "Connections closed when accepted: their address had --max-connections-per-address open already.", g(&self.connections_refused)),
+            ("rotafetch_http_throttled_held_total", "counter", "Throttled answers (429) held for --throttle-delay-ms before they were sent.", g(&self.throttled_held)),
             ("rotafetch_http_header_timeouts_total", "counter", "Connections closed because headers (or an idle connection's next request) did not arrive in time.", g(&self.header_timeouts)),
             ("rotafetch_http_request_timeouts_total", "counter", "Requests answered 408 at the request timeout.", g(&self.request_timeouts)),
             ("rotafetch_dpop_verifications_total", "counter", "DPoP proofs whose signature was checked (see rotafetch_dpop_verify_seconds_total).", g(&self.dpop_verifications)),

@@ -109,7 +109,7 @@ impl Budget {
 
 /// The address key: an IPv4 address, or the /64 an IPv6 address is in (one host usually
 /// has a whole /64).
-fn address_key(addr: IpAddr) -> u128 {
+pub(crate) fn address_key(addr: IpAddr) -> u128 {
     match addr {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -97,6 +97,81 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     assert!(m["rotafetch_http_connections_open"] <= 2, "{m:?}");
 }
 
+/// A connection from 127.0.0.2 (another host on loopback).
+async fn connect_from(s: &TestServer, from: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(s.addr).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_an_address_bound_are_closed_at_once() {
+    let s = TestServer::start(|c| c.max_connections_per_address = 2).await;
+    // 127.0.0.2 holds its two places with idle connections (until the 10 s header timeout).
+    let first = connect_from(&s, "127.0.0.2").await;
+    let _second = connect_from(&s, "127.0.0.2").await;
+    // Its third is closed without an answer, long before any timeout.
+    let mut third = connect_from(&s, "127.0.0.2").await;
+    let _ = third
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut out)).await;
+    assert!(ended.is_ok(), "closed, not kept waiting");
+    assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+    // Another address is served meanwhile: `metric` asks from 127.0.0.1.
+    assert_eq!(
+        s.metric("rotafetch_http_connections_refused_total").await,
+        1
+    );
+    // A closed connection gives its place back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        let mut c = connect_from(&s, "127.0.0.2").await;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (text, _) = read_all(&mut c, Duration::from_secs(10)).await;
+        if text.starts_with("HTTP/1.1 200") {
+            again = Some(text);
+            break;
+        }
+        // The server may not have seen the close yet: its place is given back when it does.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "a place came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_not_bound_per_address() {
+    let s = TestServer::start(|c| {
+        c.max_connections_per_address = 1;
+        c.trusted_proxies = vec!["127.0.0.3".parse().unwrap()];
+    })
+    .await;
+    let _held: Vec<_> = idle_from(&s, "127.0.0.3", 3).await;
+    let mut c = connect_from(&s, "127.0.0.3").await;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, _) = read_all(&mut c, Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        s.metric("rotafetch_http_connections_refused_total").await,
+        0
+    );
+}
+
+/// `n` idle connections from `from`.
+async fn idle_from(s: &TestServer, from: &str, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(connect_from(s, from).await);
+    }
+    held
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_body_is_refused_without_being_read() {
     let s = TestServer::start(|_| {}).await;

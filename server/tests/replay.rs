@@ -182,6 +182,51 @@ async fn a_replayed_refresh_proof_spends_nothing(b: Backend) {
     assert_eq!(s.metric("rotafetch_families_revoked_total").await, 0);
 }
 
+/// A throttled answer is held for the throttle delay (`--throttle-delay-ms`): a client that
+/// keeps sending on one connection gets at most one 429 per delay, however fast it sends,
+/// and its refusals take the server a timer each, not a core. Other answers are not held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_answers_are_held_for_the_delay() {
+    let delay = Duration::from_millis(1500);
+    let s = TestServer::start(|c| {
+        c.throttle_delay = delay;
+        c.proof_budget = Budget {
+            free: 0,
+            base_ms: 60_000,
+            max_ms: 60_000,
+            forget_ms: 60_000,
+        }
+    })
+    .await;
+    let plain = s.login_ok().await;
+    let url = s.url("/auth/refresh");
+    let failed = s
+        .refresh_dpop("made-up-token", Some(Key::eddsa().proof("POST", &url)))
+        .await;
+    assert_eq!(failed.status(), 400, "the first failure is answered");
+    // One client, one keep-alive connection, three requests in a row: each 429 comes no
+    // sooner than the delay (tokio's sleep never ends early).
+    let start = std::time::Instant::now();
+    for i in 1..=3u32 {
+        let r = s
+            .refresh_dpop("made-up-token", Some(Key::eddsa().proof("POST", &url)))
+            .await;
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().contains_key("retry-after"));
+        assert!(start.elapsed() >= delay * i, "answer {i} came early");
+    }
+    assert_eq!(s.metric("rotafetch_http_throttled_held_total").await, 3);
+    // Requests that are not throttled are not held: a plain refresh from the same address
+    // leaves the counter where it was.
+    s.refresh_ok(&plain.refresh).await;
+    assert_eq!(s.metric("rotafetch_http_throttled_held_total").await, 3);
+    assert_eq!(
+        s.metric("rotafetch_dpop_proofs_total{outcome=\"throttled\"}")
+            .await,
+        3
+    );
+}
+
 on_both_backends!(
     made_up_proofs_cannot_fill_the_replay_cache,
     failing_proofs_from_one_address_back_off_before_the_store,

@@ -101,6 +101,7 @@ struct Inner {
     hash_gate: HashGate,
     trusted_proxies: Vec<std::net::IpAddr>,
     body_timeout: Duration,
+    throttle_delay: Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -217,6 +218,7 @@ impl AppState {
             ),
             trusted_proxies: config.trusted_proxies.clone(),
             body_timeout: config.body_timeout,
+            throttle_delay: config.throttle_delay,
         })))
     }
 
@@ -362,6 +364,25 @@ async fn count_timeouts(State(st): State<AppState>, resp: Response) -> Response 
     resp
 }
 
+/// Middleware: holds every 429 the server gives (a throttled sign-in, form or DPoP proof;
+/// not an injected test fault) for `--throttle-delay-ms` before sending it. The refusal
+/// itself costs microseconds; answered at once, a client that ignores `Retry-After` gets
+/// thousands a second per connection, and the server's cores go to answering it instead of
+/// its users. Held, each of its connections gets one answer per delay, and the held answer
+/// costs a timer. Its connections are bounded by `--max-connections-per-address`.
+async fn hold_throttled(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let delay = st.0.throttle_delay;
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS
+        && !delay.is_zero()
+        && resp.extensions().get::<crate::error::Faulted>().is_none()
+    {
+        inc(&st.0.metrics.throttled_held);
+        tokio::time::sleep(delay).await;
+    }
+    resp
+}
+
 /// `/metrics` alone, for a separate address (`--metrics-listen`).
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
@@ -451,5 +472,6 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
     });
-    Ok(app.merge(pages).layer(trace).with_state(state))
+    let hold = middleware::from_fn_with_state(state.clone(), hold_throttled);
+    Ok(app.merge(pages).layer(hold).layer(trace).with_state(state))
 }
