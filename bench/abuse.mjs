@@ -14,14 +14,15 @@
 // Loopback only: the attackers connect from 127.0.0.66 / 127.0.0.77, the users from 127.0.0.1.
 // Every phase is bounded in time, every request by a timeout, and the servers are stopped in
 // `finally` blocks; a watchdog ends the whole run if it overruns.
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
-import { flood } from "./lib/flood.mjs";
-import { call, json, legitLoad, metrics, pool, round, rssMiB, sampler, signIn, DEMO } from "./lib/load.mjs";
+import { added, readyFlood } from "./lib/flood.mjs";
+import { call, json, legitLoad, metrics, pool, pooled, round, rssMiB, sampler, signIn, DEMO } from "./lib/load.mjs";
 import { slowClients } from "./lib/slow.mjs";
 import { load, machine, save } from "./lib/report.mjs";
 import { abuseMarkdown } from "./lib/abuse-report.mjs";
@@ -30,8 +31,13 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const ONLY = (process.env.BENCH_ONLY ?? "jti,password,slow").split(",");
 const PLAN = {
   quick: QUICK,
-  baseSeconds: QUICK ? 5 : 15, // the no-attack phase
-  floodSeconds: QUICK ? 8 : 30, // figures 1 and 2
+  // Figures 1 and 2: no attack, then attack, as long as each other so that both p99s come
+  // from as many calls; BENCH_ROUNDS=3 alternates them three times (shorter rounds), so that
+  // more of the shared machine's own moments fall into both. One round by default: with
+  // rounds of 4 s a flood worker once failed to stop in time (not yet explained).
+  rounds: Number(process.env.BENCH_ROUNDS ?? 1),
+  roundSeconds: Number(process.env.BENCH_ROUND_SECONDS ?? (QUICK ? 8 : 30)),
+  baseSeconds: QUICK ? 8 : 30, // figure 3's no-attack phase
   slowSeconds: QUICK ? 15 : 45, // figure 3: how long a slow client keeps dribbling at most
   slowPerKind: Number(process.env.BENCH_SLOW_CONNECTIONS ?? 600), // 2 × 600: past the hardened server's 1024-connection cap
   apiUsers: 4, apiRate: 25, // DPoP users, GET /api/me calls per second each
@@ -43,6 +49,7 @@ const PLAN = {
   spread: 64, // source addresses of the many-hosts jti flood
   smallCap: QUICK ? 5000 : 20_000, // the before-hardening row whose replay cache fills within the flood
 };
+PLAN.floodSeconds = PLAN.rounds * PLAN.roundSeconds; // each side's total in figures 1 and 2
 const WATCHDOG_MS = (QUICK ? 12 : 25) * 60_000; // includes up to 300 s for the real user to sign in, per build
 const log = (...a) => console.error("abuse:", ...a);
 
@@ -69,6 +76,22 @@ async function withServer(build, fn) {
 const legit = (p, srv, users, seconds) =>
   legitLoad(p, srv.url, users, { seconds, apiRate: PLAN.apiRate, refreshRate: PLAN.refreshRate });
 
+/**
+ * The users alone, then beside `attack(seconds)`, `PLAN.rounds` times: { base, during, attack }
+ * with each side's calls pooled and the attack rounds added up.
+ */
+async function alternating(p, srv, users, attack) {
+  const quiet = [], loud = [], attacks = [];
+  for (let i = 0; i < PLAN.rounds; i++) {
+    quiet.push(await legit(p, srv, users, PLAN.roundSeconds));
+    const ready = await attack(PLAN.roundSeconds); // the attacker's threads, started and waiting
+    const [during, a] = await Promise.all([legit(p, srv, users, PLAN.roundSeconds), ready.go()]);
+    loud.push(during);
+    attacks.push(a);
+  }
+  return { base: pooled(quiet), during: pooled(loud), attack: added(attacks) };
+}
+
 /** The counters that changed between two /metrics snapshots. */
 function delta(a, b) {
   const d = {};
@@ -80,27 +103,28 @@ function delta(a, b) {
  * Rows of the DPoP replay-cache table (`dpop_jti`, in both builds), counted read-only while
  * the server runs (its SQLite database is in WAL mode): what the flood makes the server keep.
  */
-function jtiRows(db) {
-  return Number(execFileSync("sqlite3", ["-readonly", "-cmd", ".timeout 5000", db, "SELECT COUNT(*) FROM dpop_jti"], { encoding: "utf8", timeout: 10_000 }).trim());
+async function jtiRows(db) {
+  // Asynchronous: a synchronous child would stall the event loop that times the users.
+  const { stdout } = await promisify(execFile)("sqlite3", ["-readonly", "-cmd", ".timeout 5000", db, "SELECT COUNT(*) FROM dpop_jti"], { encoding: "utf8", timeout: 10_000 });
+  return Number(stdout.trim());
 }
 
 // ---------------------------------------------------------------- 1. jti flood
 
 async function jtiFlood(build) {
   return withServer(build, async (srv, p, users, db) => {
-    const base = await legit(p, srv, users, PLAN.baseSeconds);
     const rssBase = rssMiB(srv.pid);
     const m0 = await metrics(p);
+    // Sampled through all the rounds (the samplers cost the measuring process a little, on
+    // both sides alike).
     const rss = sampler(() => rssMiB(srv.pid), 500);
     const entries = sampler(() => jtiRows(db), 2000);
-    const [during, attack] = await Promise.all([
-      legit(p, srv, users, PLAN.floodSeconds),
-      flood({ url: srv.url, kind: "jti", seconds: PLAN.floodSeconds, workers: PLAN.floodWorkers, concurrency: build.concurrency ?? PLAN.floodConcurrency, spread: build.spread ?? 1 }),
-    ]);
+    const { base, during, attack } = await alternating(p, srv, users, (seconds) =>
+      readyFlood({ url: srv.url, kind: "jti", seconds, workers: PLAN.floodWorkers, concurrency: build.concurrency ?? PLAN.floodConcurrency, spread: build.spread ?? 1 }));
     const rssSamples = rss.stop(), entrySamples = entries.stop();
     const d = delta(m0, await metrics(p));
     // After the attack: are the users still served (a full cache would still refuse them)?
-    const after = await legit(p, srv, users, Math.min(5, PLAN.baseSeconds));
+    const after = pooled([await legit(p, srv, users, 5)]);
     return {
       base, during, after, attack, metrics: d,
       entries: { max: Math.max(...entrySamples.map((s) => s.v)), end: entrySamples.at(-1)?.v, samples: entrySamples },
@@ -129,13 +153,10 @@ async function realUserSignsIn(p, give) {
 
 async function passwordFlood(build) {
   return withServer(build, async (srv, p, users) => {
-    const base = await legit(p, srv, users, PLAN.baseSeconds);
     const m0 = await metrics(p);
     const rss = sampler(() => rssMiB(srv.pid), 500);
-    const [during, attack] = await Promise.all([
-      legit(p, srv, users, PLAN.floodSeconds),
-      flood({ url: srv.url, kind: "password", seconds: PLAN.floodSeconds, workers: 1, concurrency: PLAN.guessConcurrency }),
-    ]);
+    const { base, during, attack } = await alternating(p, srv, users, (seconds) =>
+      readyFlood({ url: srv.url, kind: "password", seconds, workers: 1, concurrency: PLAN.guessConcurrency }));
     const rssSamples = rss.stop();
     const m1 = await metrics(p);
     const signInAfter = await realUserSignsIn(p, PLAN.signInAfterSeconds);
@@ -150,14 +171,16 @@ async function passwordFlood(build) {
 
 async function slowLoris(build) {
   return withServer(build, async (srv, p, users) => {
-    const base = await legit(p, srv, users, PLAN.baseSeconds);
+    const quiet = sampler(() => rssMiB(srv.pid), 500);
+    const base = pooled([await legit(p, srv, users, PLAN.baseSeconds)]);
+    quiet.stop();
     const rss = sampler(() => rssMiB(srv.pid), 500);
     const m0 = await metrics(p);
     const kinds = ["headers", "body"].map((kind) =>
       slowClients({ port: srv.port, kind, count: PLAN.slowPerKind, seconds: PLAN.slowSeconds }));
     // The users are measured while the slow connections are open (they open within a second).
     await delay(1000);
-    const during = await legit(p, srv, users, Math.min(PLAN.slowSeconds - 5, 30));
+    const during = pooled([await legit(p, srv, users, Math.min(PLAN.slowSeconds - 5, 30))]);
     const slow = await Promise.all(kinds);
     const rssSamples = rss.stop();
     const d = delta(m0, await metrics(p));

@@ -42,16 +42,16 @@ export function abuseMarkdown(r) {
     `Command: \`${P.quick ? "BENCH_QUICK=1 " : ""}node bench/abuse.mjs\` (${r.seconds} s; \`make bench\` runs it). Load average (1 / 5 / 15 min) ${m.loadStart} at the start, ${r.loadEnd} at the end; each figure's own start in its rows.`);
   L.push("");
   L.push(`Legitimate users throughout: ${P.apiUsers} DPoP users (own ES256 key each, bound sessions) calling \`GET /api/me\` ${P.apiRate}×/s each, and ${P.refreshUsers} bearer users rotating their refresh token ${P.refreshRate}×/s each, from 127.0.0.1 over keep-alive connections (undici). ` +
-    `"No attack" is ${P.baseSeconds} s just before the attack on the same server. Attackers connect from 127.0.0.66 (floods) and 127.0.0.77 (slow clients). Client and server share the machine's ${m.cores} cores.`);
+    `A1 and A2 alternate ${P.roundSeconds} s without the attack and ${P.roundSeconds} s with it, ${P.rounds} times, on the same server, and pool each side's calls ("no attack" / "attack"); A3's "no attack" is ${P.baseSeconds} s just before the attack. Attackers connect from 127.0.0.66 (floods) and 127.0.0.77 (slow clients). Client and server share the machine's ${m.cores} cores.`);
   L.push("");
   if (r.jti.length) {
-    L.push(`### A1. jti flood (${P.floodSeconds} s; proofs each by a fresh EdDSA key, no credential; ${P.floodWorkers} attacker threads at nice 19 × ${P.floodConcurrency} requests in flight)`);
+    L.push(`### A1. jti flood (${P.rounds} × ${P.roundSeconds} s; proofs each by a fresh EdDSA key, no credential; ${P.floodWorkers} attacker threads at nice 19 × ${P.floodConcurrency} requests in flight)`);
     L.push("");
     L.push("| server | load avg at start | flood requests | flood rate /s | flood answers | attacker proofs recorded | replay-cache table rows (max / end) | server RSS MiB (before / max / end) |");
     L.push("|---|---|--:|--:|---|--:|--:|--:|");
     for (const x of r.jti) {
       // Accepted proofs less the users' own (one per DPoP call answered 200).
-      const recorded = sumOf(x.metrics, /dpop_proofs_total\{outcome="accepted"\}/) - (x.during.api.status["200"] ?? 0);
+      const recorded = sumOf(x.metrics, /dpop_proofs_total\{outcome="accepted"\}/) - (x.during.api.status["200"] ?? 0) - (x.base.api.status["200"] ?? 0);
       L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} | **${round(x.attack.perSecond, 0)}** | ${statuses(x.attack.status)} | ${recorded} | ${x.entries.max} / ${x.entries.end} | ${x.rss.base} / ${x.rss.max} / ${x.rss.end} |`);
     }
     L.push("");
@@ -62,7 +62,7 @@ export function abuseMarkdown(r) {
     L.push("");
   }
   if (r.password.length) {
-    L.push(`### A2. Password guessing (${P.floodSeconds} s; one account, one address, ${P.guessConcurrency} requests in flight)`);
+    L.push(`### A2. Password guessing (${P.rounds} × ${P.roundSeconds} s; one account, one address, ${P.guessConcurrency} requests in flight)`);
     L.push("");
     L.push("| server | load avg at start | guesses sent | answers | hashes computed | most hashes at once | real user signs in afterwards | server RSS MiB (max / end) |");
     L.push("|---|---|--:|---|--:|--:|---|--:|");
@@ -77,10 +77,12 @@ export function abuseMarkdown(r) {
     L.push(...USERS_HEAD);
     for (const x of r.password) usersRows(x, L);
     L.push("");
-    const seq = accountBudget(P.floodSeconds);
+    // From the first guess to the last: the attack rounds and the quiet ones between them.
+    const span = (2 * P.rounds - 1) * P.roundSeconds;
+    const seq = accountBudget(span);
     for (const x of r.password.filter((x) => x.hashSlots !== undefined)) {
       const hashes = sumOf(x.metrics, /logins_total\{outcome="(success|invalid_credentials)"\}/);
-      L.push(`- ${x.build}: documented budget for ${P.floodSeconds} s (5 failures per account, then 1 s, 2 s, 4 s… after the latest): ${seq} guesses one at a time; ` +
+      L.push(`- ${x.build}: documented budget for the ${span} s from the first guess to the last (5 failures per account, then 1 s, 2 s, 4 s… after the latest): ${seq} guesses one at a time; ` +
         `parallel guesses may exceed it by at most the ${x.hashSlots} hashes that run at once, so ≤ ${seq + x.hashSlots} hashes: ${hashes} computed — ${ok(hashes <= seq + x.hashSlots)}.`);
     }
     for (const x of r.password) L.push(`- ${x.build}: Retry-After values seen by the attacker: ${x.attack.retryAfter.join(", ") || "none"}. Login metrics that moved: ${Object.entries(x.metrics).filter(([k]) => /login|password|throttl/.test(k)).map(([k, v]) => `\`${k}\` +${v}`).join(", ")}.`);

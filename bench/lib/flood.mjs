@@ -22,19 +22,51 @@ import { freshProof } from "./dpop.mjs";
  * (or, with `spread` > 1, from that many addresses 127.0.1.1, 127.0.1.2, …, taking turns: an
  * attacker with many hosts), for `seconds`.
  */
-export async function flood({ url, kind, seconds, from = "127.0.0.66", spread = 1, workers = 2, concurrency = 32, alg = "EdDSA", username = "demo" }) {
-  const results = await Promise.all(Array.from({ length: workers }, (_, i) => new Promise((resolve, reject) => {
+export async function flood(options) {
+  return (await readyFlood(options)).go();
+}
+
+/**
+ * Starts the attacker's threads and resolves once each is ready to send (its modules loaded,
+ * its pools made, its crypto warm): their start-up is the attacker's own, not the attack's,
+ * and it would stall the measuring process's event loop for tens of milliseconds. `go()`
+ * starts the flood and resolves with the threads' added-up counts.
+ */
+export async function readyFlood({ url, kind, seconds, from = "127.0.0.66", spread = 1, workers = 2, concurrency = 32, alg = "EdDSA", username = "demo" }) {
+  const threads = await Promise.all(Array.from({ length: workers }, (_, i) => new Promise((resolve, reject) => {
     const w = new Worker(new URL(import.meta.url), { workerData: { url, kind, seconds, from, spread, concurrency, alg, username, id: i } });
-    const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not stop`)); }, (seconds + 20) * 1000);
-    w.once("message", (m) => { clearTimeout(kill); w.terminate(); resolve(m); });
+    const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not get ready`)); }, 30_000);
+    w.once("message", () => { clearTimeout(kill); resolve(w); });
     w.once("error", (e) => { clearTimeout(kill); reject(e); });
   })));
+  const go = async () => {
+    const results = await Promise.all(threads.map((w, i) => new Promise((resolve, reject) => {
+      const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not stop`)); }, (seconds + 20) * 1000);
+      w.once("message", (m) => { clearTimeout(kill); w.terminate(); resolve(m); });
+      w.once("error", (e) => { clearTimeout(kill); reject(e); });
+      w.postMessage("go");
+    })));
+    const sum = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
+    for (const r of results) {
+      sum.sent += r.sent;
+      sum.seconds = Math.max(sum.seconds, r.seconds);
+      for (const [k, v] of Object.entries(r.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
+      sum.retryAfter.push(...r.retryAfter);
+    }
+    sum.perSecond = sum.sent / sum.seconds;
+    return sum;
+  };
+  return { go };
+}
+
+/** Several `flood` results (rounds one after another) added up. */
+export function added(floods) {
   const sum = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
-  for (const r of results) {
-    sum.sent += r.sent;
-    sum.seconds = Math.max(sum.seconds, r.seconds);
-    for (const [k, v] of Object.entries(r.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
-    sum.retryAfter.push(...r.retryAfter);
+  for (const f of floods) {
+    sum.sent += f.sent;
+    sum.seconds += f.seconds;
+    for (const [k, v] of Object.entries(f.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
+    for (const r of f.retryAfter) if (!sum.retryAfter.includes(r)) sum.retryAfter.push(r);
   }
   sum.perSecond = sum.sent / sum.seconds;
   return sum;
@@ -48,18 +80,24 @@ async function worker({ url, kind, seconds, from, spread, concurrency, alg, user
   const status = {};
   const retryAfter = new Set();
   let sent = 0;
+  freshProof(alg, "POST", `${url}/auth/refresh`); // warm: the first key and signature load the crypto
+  parentPort.postMessage("ready");
+  await new Promise((go) => parentPort.once("message", go));
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
+  // Requests still waiting 2 s after the deadline (a connection refused by the server is
+  // retried by the kernel and undici for many seconds) are abandoned, not counted.
+  const stop = AbortSignal.timeout(seconds * 1000 + 2000);
   const one = (k) => {
     const p = pools[k % pools.length];
     if (kind === "password") {
-      return call(p, "POST", "/auth/login", { headers: { "content-type": "application/json" },
+      return call(p, "POST", "/auth/login", { headers: { "content-type": "application/json" }, signal: stop,
         body: JSON.stringify({ username, password: `guess-${id}-${k}` }) });
     }
     const path = k % 2 ? "/auth/logout" : "/auth/refresh";
     const token = k % 2 ? "" : randomBytes(32).toString("base64url");
     return call(p, "POST", path, { headers: { "content-type": "application/json", dpop: freshProof(alg, "POST", `${url}${path}`) },
-      body: JSON.stringify({ refresh_token: token }) });
+      signal: stop, body: JSON.stringify({ refresh_token: token }) });
   };
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < deadline) {
@@ -69,6 +107,7 @@ async function worker({ url, kind, seconds, from, spread, concurrency, alg, user
         status[r.status] = (status[r.status] ?? 0) + 1;
         if (r.headers["retry-after"] !== undefined) retryAfter.add(String(r.headers["retry-after"]));
       } catch (e) {
+        if (stop.aborted) { sent--; break; } // abandoned at the end: not a request answered
         status[e.code ?? "error"] = (status[e.code ?? "error"] ?? 0) + 1;
       }
     }

@@ -28,9 +28,9 @@ export function pool(url, { from = "127.0.0.1", connections = 16 } = {}) {
 }
 
 /** One request; the body read to the end. Returns { status, headers, text, ms }. */
-export async function call(p, method, path, { headers = {}, body } = {}) {
+export async function call(p, method, path, { headers = {}, body, signal } = {}) {
   const t0 = performance.now();
-  const r = await p.request({ method, path, headers, body });
+  const r = await p.request({ method, path, headers, body, signal });
   const text = await r.body.text();
   return { status: r.statusCode, headers: r.headers, text, ms: performance.now() - t0 };
 }
@@ -142,5 +142,14 @@ export async function legitLoad(p, url, users, { seconds, apiRate = 25, refreshR
     ...users.refresh.map((u) => paced("refresh", refreshRate, () => refreshCall(p, u))),
   ]);
   const sum = (k) => ({ ...latency(out[k].ms), status: tally(out[k].status) });
-  return { api: sum("api"), refresh: sum("refresh") };
+  return { api: sum("api"), refresh: sum("refresh"), raw: out };
+}
+
+/** Several `legitLoad` results as one (their calls pooled), without the raw calls. */
+export function pooled(results) {
+  const kind = (k) => {
+    const ms = results.flatMap((r) => r.raw[k].ms);
+    return { ...latency(ms), status: tally(results.flatMap((r) => r.raw[k].status)) };
+  };
+  return { api: kind("api"), refresh: kind("refresh") };
 }
