@@ -3,6 +3,7 @@ import { round } from "./load.mjs";
 
 const ok = (b) => (b ? "**met**" : "**missed**");
 const ratio = (a, b) => round(a / b, 2);
+const stuck = (a) => (a.stuck ? ` (${a.stuck} attacker thread${a.stuck > 1 ? "s" : ""} did not stop 20 s after the end: counted up to its latest report)` : "");
 const statuses = (t) => Object.entries(t).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}: ${v}`).join(", ") || "none";
 const non200 = (s) => Object.entries(s.status).filter(([k]) => k !== "200").reduce((n, [, v]) => n + v, 0);
 const sumOf = (m, re) => Object.entries(m).filter(([k]) => re.test(k)).reduce((s, [, v]) => s + v, 0);
@@ -52,7 +53,7 @@ export function abuseMarkdown(r) {
     for (const x of r.jti) {
       // Accepted proofs less the users' own (one per DPoP call answered 200).
       const recorded = sumOf(x.metrics, /dpop_proofs_total\{outcome="accepted"\}/) - (x.during.api.status["200"] ?? 0) - (x.base.api.status["200"] ?? 0);
-      L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} | **${round(x.attack.perSecond, 0)}** | ${statuses(x.attack.status)} | ${recorded} | ${x.entries.max} / ${x.entries.end} | ${x.rss.base} / ${x.rss.max} / ${x.rss.end} |`);
+      L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} | **${round(x.attack.perSecond, 0)}** | ${statuses(x.attack.status)}${stuck(x.attack)} | ${recorded} | ${x.entries.max} / ${x.entries.end} | ${x.rss.base} / ${x.rss.max} / ${x.rss.end} |`);
     }
     L.push("");
     L.push(...USERS_HEAD);
@@ -71,7 +72,7 @@ export function abuseMarkdown(r) {
       const hashes = sumOf(x.metrics, /logins_total\{outcome="(success|invalid_credentials)"\}/);
       const peak = x.hashPeak === undefined ? "–" : x.hashPeak;
       const s = x.signInAfter;
-      L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} (${round(x.attack.perSecond, 0)}/s) | ${statuses(x.attack.status)} | ${hashes} | ${peak} | ${s.ok ? `yes, ${s.afterSeconds} s after the flood (${s.tries.length} tries: ${s.tries.join(", ")})` : `**no**: ${s.tries.join(", ")}${s.retryAfter ? `, then Retry-After ${s.retryAfter} s, more than the ${P.signInAfterSeconds} s the bench waits` : ` for ${s.afterSeconds} s`}`} | ${x.rss.max} / ${x.rss.end} |`);
+      L.push(`| ${x.build} | ${x.load} | ${x.attack.sent} (${round(x.attack.perSecond, 0)}/s) | ${statuses(x.attack.status)}${stuck(x.attack)} | ${hashes} | ${peak} | ${s.ok ? `yes, ${s.afterSeconds} s after the flood (${s.tries.length} tries: ${s.tries.join(", ")})` : `**no**: ${s.tries.join(", ")}${s.retryAfter ? `, then Retry-After ${s.retryAfter} s, more than the ${P.signInAfterSeconds} s the bench waits` : ` for ${s.afterSeconds} s`}`} | ${x.rss.max} / ${x.rss.end} |`);
     }
     L.push("");
     L.push(...USERS_HEAD);

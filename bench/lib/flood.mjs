@@ -6,6 +6,7 @@
 // workers and resolves with their added-up counts. Loopback only; each worker stops sending at
 // its deadline and is terminated if it has not reported 20 s after it.
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
@@ -40,9 +41,22 @@ export async function readyFlood({ url, kind, seconds, from = "127.0.0.66", spre
     w.once("error", (e) => { clearTimeout(kill); reject(e); });
   })));
   const go = async () => {
+    // A thread reports its counts every half second and at the end. One that has not ended
+    // 20 s after its deadline (at nice 19 it can starve while a slow server keeps both cores
+    // busy) is terminated, and its latest report counts.
     const results = await Promise.all(threads.map((w, i) => new Promise((resolve, reject) => {
-      const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not stop`)); }, (seconds + 20) * 1000);
-      w.once("message", (m) => { clearTimeout(kill); w.terminate(); resolve(m); });
+      let latest = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
+      const kill = setTimeout(() => {
+        console.error(`flood worker ${i} did not stop in time: terminated, its counts up to its latest report`);
+        w.terminate();
+        resolve({ ...latest, stuck: true });
+      }, (seconds + 20) * 1000);
+      w.on("message", (m) => {
+        if (!m.final) return void (latest = m);
+        clearTimeout(kill);
+        w.terminate();
+        resolve(m);
+      });
       w.once("error", (e) => { clearTimeout(kill); reject(e); });
       w.postMessage("go");
     })));
@@ -52,6 +66,7 @@ export async function readyFlood({ url, kind, seconds, from = "127.0.0.66", spre
       sum.seconds = Math.max(sum.seconds, r.seconds);
       for (const [k, v] of Object.entries(r.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
       sum.retryAfter.push(...r.retryAfter);
+      if (r.stuck) sum.stuck = (sum.stuck ?? 0) + 1;
     }
     sum.perSecond = sum.sent / sum.seconds;
     return sum;
@@ -67,6 +82,7 @@ export function added(floods) {
     sum.seconds += f.seconds;
     for (const [k, v] of Object.entries(f.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
     for (const r of f.retryAfter) if (!sum.retryAfter.includes(r)) sum.retryAfter.push(r);
+    if (f.stuck) sum.stuck = (sum.stuck ?? 0) + f.stuck;
   }
   sum.perSecond = sum.sent / sum.seconds;
   return sum;
@@ -88,6 +104,9 @@ async function worker({ url, kind, seconds, from, spread, concurrency, alg, user
   // Requests still waiting 2 s after the deadline (a connection refused by the server is
   // retried by the kernel and undici for many seconds) are abandoned, not counted.
   const stop = AbortSignal.timeout(seconds * 1000 + 2000);
+  setMaxListeners(0, stop); // one listener per request in flight: no warning (a worker's stderr goes through the main thread)
+  const report = (final) => ({ final, sent, seconds: (performance.now() - t0) / 1000, status: { ...status }, retryAfter: [...retryAfter] });
+  const progress = setInterval(() => parentPort.postMessage(report(false)), 500);
   const one = (k) => {
     const p = pools[k % pools.length];
     if (kind === "password") {
@@ -112,9 +131,10 @@ async function worker({ url, kind, seconds, from, spread, concurrency, alg, user
       }
     }
   }));
-  const elapsed = (performance.now() - t0) / 1000;
+  clearInterval(progress);
+  const final = report(true);
   await Promise.all(pools.map((p) => p.destroy()));
-  return { sent, seconds: elapsed, status, retryAfter: [...retryAfter] };
+  return final;
 }
 
 if (!isMainThread) parentPort.postMessage(await worker(workerData));
