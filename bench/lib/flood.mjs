@@ -60,21 +60,16 @@ export async function readyFlood({ url, kind, seconds, from = "127.0.0.66", spre
       w.once("error", (e) => { clearTimeout(kill); reject(e); });
       w.postMessage("go");
     })));
-    const sum = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
-    for (const r of results) {
-      sum.sent += r.sent;
-      sum.seconds = Math.max(sum.seconds, r.seconds);
-      for (const [k, v] of Object.entries(r.status)) sum.status[k] = (sum.status[k] ?? 0) + v;
-      sum.retryAfter.push(...r.retryAfter);
-      if (r.stuck) sum.stuck = (sum.stuck ?? 0) + 1;
-    }
+    // The threads ran side by side: their counts add up, their time does not.
+    const sum = added(results.map((r) => ({ ...r, stuck: r.stuck ? 1 : 0 })));
+    sum.seconds = Math.max(...results.map((r) => r.seconds));
     sum.perSecond = sum.sent / sum.seconds;
     return sum;
   };
   return { go };
 }
 
-/** Several `flood` results (rounds one after another) added up. */
+/** Several `flood` results added up (rounds one after another: their seconds too). */
 export function added(floods) {
   const sum = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
   for (const f of floods) {
