@@ -31,12 +31,11 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const ONLY = (process.env.BENCH_ONLY ?? "jti,password,slow").split(",");
 const PLAN = {
   quick: QUICK,
-  // Figures 1 and 2: no attack, then attack, as long as each other so that both p99s come
-  // from as many calls; BENCH_ROUNDS=3 alternates them three times (shorter rounds), so that
-  // more of the shared machine's own moments fall into both. One round by default: with
-  // rounds of 4 s a flood worker once failed to stop in time (not yet explained).
-  rounds: Number(process.env.BENCH_ROUNDS ?? 1),
-  roundSeconds: Number(process.env.BENCH_ROUND_SECONDS ?? (QUICK ? 8 : 30)),
+  // Figures 1 and 2 alternate: no attack, attack, no attack, attack, … (`rounds` of each, as
+  // long as each other), so that both p99s come from as many calls and the shared machine's
+  // own moments fall into both sides. BENCH_ROUNDS / BENCH_ROUND_SECONDS change it.
+  rounds: Number(process.env.BENCH_ROUNDS ?? 3),
+  roundSeconds: Number(process.env.BENCH_ROUND_SECONDS ?? (QUICK ? 4 : 10)),
   baseSeconds: QUICK ? 8 : 30, // figure 3's no-attack phase
   slowSeconds: QUICK ? 15 : 45, // figure 3: how long a slow client keeps dribbling at most
   slowPerKind: Number(process.env.BENCH_SLOW_CONNECTIONS ?? 600), // 2 × 600: past the hardened server's 1024-connection cap
