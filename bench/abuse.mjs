@@ -102,9 +102,10 @@ function delta(a, b) {
  * Rows of the DPoP replay-cache table (`dpop_jti`, in both builds), counted read-only while
  * the server runs (its SQLite database is in WAL mode): what the flood makes the server keep.
  */
+const run = promisify(execFile);
 async function jtiRows(db) {
   // Asynchronous: a synchronous child would stall the event loop that times the users.
-  const { stdout } = await promisify(execFile)("sqlite3", ["-readonly", "-cmd", ".timeout 5000", db, "SELECT COUNT(*) FROM dpop_jti"], { encoding: "utf8", timeout: 10_000 });
+  const { stdout } = await run("sqlite3", ["-readonly", "-cmd", ".timeout 5000", db, "SELECT COUNT(*) FROM dpop_jti"], { encoding: "utf8", timeout: 10_000 });
   return Number(stdout.trim());
 }
 

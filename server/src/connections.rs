@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::throttle::address_key;
 
 /// Open connections per address, bounded by `cap` (0: no bound).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PerAddress {
     cap: u32,
     exempt: Arc<[IpAddr]>,
@@ -54,8 +54,9 @@ impl PerAddress {
         Some(place(Some(key)))
     }
 
-    /// Addresses with a connection open (bounded by the connection cap).
-    pub fn addresses(&self) -> usize {
+    /// Addresses with a connection open.
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

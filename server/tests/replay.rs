@@ -29,6 +29,17 @@ async fn logout_with(s: &TestServer, token: &str, proof: String) -> u16 {
     r.status().as_u16()
 }
 
+/// `free` failed proofs per address, then a back-off from `base_ms`, at most a minute,
+/// forgotten a minute after the latest.
+fn proof_budget(free: u32, base_ms: i64) -> Budget {
+    Budget {
+        free,
+        base_ms,
+        max_ms: 60_000,
+        forget_ms: 60_000,
+    }
+}
+
 async fn made_up_proofs_cannot_fill_the_replay_cache(b: Backend) {
     let s = TestServer::start_on(b, |c| c.dpop_jti_cap = 5).await;
     let (logout, refresh, me) = (
@@ -77,12 +88,7 @@ async fn made_up_proofs_cannot_fill_the_replay_cache(b: Backend) {
 
 async fn failing_proofs_from_one_address_back_off_before_the_store(b: Backend) {
     let s = TestServer::start_on(b, |c| {
-        c.proof_budget = Budget {
-            free: 10,
-            base_ms: 30_000,
-            max_ms: 60_000,
-            forget_ms: 60_000,
-        }
+        c.proof_budget = proof_budget(10, 30_000);
     })
     .await;
     let plain = s.login_ok().await;
@@ -190,12 +196,7 @@ async fn throttled_answers_are_held_for_the_delay() {
     let delay = Duration::from_millis(1500);
     let s = TestServer::start(|c| {
         c.throttle_delay = delay;
-        c.proof_budget = Budget {
-            free: 0,
-            base_ms: 60_000,
-            max_ms: 60_000,
-            forget_ms: 60_000,
-        }
+        c.proof_budget = proof_budget(0, 60_000);
     })
     .await;
     let plain = s.login_ok().await;

@@ -372,13 +372,11 @@ async fn count_timeouts(State(st): State<AppState>, resp: Response) -> Response 
 /// costs a timer. Its connections are bounded by `--max-connections-per-address`.
 async fn hold_throttled(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
-    let delay = st.0.throttle_delay;
     if resp.status() == StatusCode::TOO_MANY_REQUESTS
-        && !delay.is_zero()
         && resp.extensions().get::<crate::error::Faulted>().is_none()
     {
         inc(&st.0.metrics.throttled_held);
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(st.0.throttle_delay).await;
     }
     resp
 }
@@ -472,6 +470,13 @@ pub fn router(state: AppState, config: &Config) -> Result<Router> {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
     });
-    let hold = middleware::from_fn_with_state(state.clone(), hold_throttled);
-    Ok(app.merge(pages).layer(hold).layer(trace).with_state(state))
+    let mut app = app.merge(pages);
+    // Held 429s cost every request a look at its status: not layered when they are off.
+    if !config.throttle_delay.is_zero() {
+        app = app.layer(middleware::from_fn_with_state(
+            state.clone(),
+            hold_throttled,
+        ));
+    }
+    Ok(app.layer(trace).with_state(state))
 }
