@@ -381,7 +381,12 @@ async function dpopFlow(context, server) {
   }
 
   // 5. Sign out (with a proof: the family is revoked once), then the switch back off: both tabs follow.
+  // As in the bearer flow, tab 1 goes to the provider's end-session endpoint and comes back as a
+  // new document: its status line is read only once that document has rendered (it is empty before).
+  await page.evaluate(() => { window.beforeSignOut = true; });
   await page.clickButton("Sign out");
+  await waitFor("tab 1 back from the provider's end-session endpoint", () =>
+    page.evaluate(() => !window.beforeSignOut && document.body.dataset.ready === "true" && location.pathname === "/").catch(() => false));
   await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === revoked + 1);
