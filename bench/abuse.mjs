@@ -3,7 +3,7 @@
 // ABUSE section of BENCHMARKS.md (full runs only).
 //
 // 1. jti flood: unauthenticated requests each carrying a DPoP proof by a key made for it alone,
-//    as fast as the attacker's threads go, while DPoP users call /api/me and bearer users rotate.
+//    as fast as the attacker's processes go, while DPoP users call /api/me and bearer users rotate.
 // 2. password guessing: wrong passwords for one account from one address; afterwards the real
 //    user signs in (from its own address) once the server's back-off allows.
 // 3. slow clients: connections dribbling headers or a body one byte a second.
@@ -23,7 +23,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { SERVER_BIN, startServer } from "../e2e/lib/harness.mjs";
 import { added, readyFlood } from "./lib/flood.mjs";
 import { call, json, legitLoad, metrics, pool, pooled, round, rssMiB, sampler, signIn, DEMO } from "./lib/load.mjs";
-import { slowClients } from "./lib/slow.mjs";
+import { apart, ATTACKER_CLASS } from "./lib/apart.mjs";
 import { load, machine, save } from "./lib/report.mjs";
 import { abuseMarkdown } from "./lib/abuse-report.mjs";
 
@@ -41,7 +41,9 @@ const PLAN = {
   slowPerKind: Number(process.env.BENCH_SLOW_CONNECTIONS ?? 600), // 2 × 600: past the hardened server's 1024-connection cap
   apiUsers: 4, apiRate: 25, // DPoP users, GET /api/me calls per second each
   refreshUsers: 4, refreshRate: 5, // bearer users, rotations per second each
-  floodWorkers: 2, floodConcurrency: 32, // jti flood: threads, requests in flight per thread
+  nodeFlags: process.execArgv.join(" "), // the measuring process's (make bench-server: no memory reducer)
+  attackerClass: ATTACKER_CLASS, // how the attacker's processes are scheduled (bench/lib/apart.mjs)
+  floodWorkers: 2, floodConcurrency: 32, // jti flood: processes, requests in flight per process
   wideConcurrency: 512, // the jti flood that opens more connections than the server keeps per address
   guessConcurrency: 16, // password guessing: requests in flight (one thread)
   signInAfterSeconds: 300, // the real user gives up signing in after this
@@ -83,7 +85,7 @@ async function alternating(p, srv, users, attack) {
   const quiet = [], loud = [], attacks = [];
   for (let i = 0; i < PLAN.rounds; i++) {
     quiet.push(await legit(p, srv, users, PLAN.roundSeconds));
-    const ready = await attack(PLAN.roundSeconds); // the attacker's threads, started and waiting
+    const ready = await attack(PLAN.roundSeconds); // the attacker's processes, started and waiting
     const [during, a] = await Promise.all([legit(p, srv, users, PLAN.roundSeconds), ready.go()]);
     loud.push(during);
     attacks.push(a);
@@ -176,8 +178,11 @@ async function slowLoris(build) {
     quiet.stop();
     const rss = sampler(() => rssMiB(srv.pid), 500);
     const m0 = await metrics(p);
-    const kinds = ["headers", "body"].map((kind) =>
-      slowClients({ port: srv.port, kind, count: PLAN.slowPerKind, seconds: PLAN.slowSeconds }));
+    // In processes of their own, as the floods: 1,200 sockets' writes each second would
+    // otherwise come due together in the event loop that times the users.
+    const ready = await Promise.all(["headers", "body"].map((kind) =>
+      apart("slow", { port: srv.port, kind, count: PLAN.slowPerKind, seconds: PLAN.slowSeconds })));
+    const kinds = ready.map((a) => a.go((PLAN.slowSeconds + 20) * 1000));
     // The users are measured while the slow connections are open (they open within a second).
     await delay(1000);
     const during = pooled([await legit(p, srv, users, Math.min(PLAN.slowSeconds - 5, 30))]);

@@ -1,15 +1,15 @@
-// An attacker for bench/abuse.mjs, run in worker threads so that its CPU work (a fresh key per
-// proof) never stalls the event loop that times the legitimate users. The threads run at the
-// lowest CPU priority (nice 19): on this 2-core machine the attacker shares the cores with the
-// server, and a real attacker's key generation would not take the server's CPU; so it sends as
-// fast as the CPU the server and the users leave it allows. `flood(options)` starts the
-// workers and resolves with their added-up counts. Loopback only; each worker stops sending at
-// its deadline and is terminated if it has not reported 20 s after it.
+// An attacker for bench/abuse.mjs, run in processes of its own (bench/lib/apart.mjs: the idle
+// CPU class) so that its CPU work (a fresh key per proof) never stalls the process that times
+// the legitimate users, nor holds a core the server or the users want: on this 2-core machine
+// the attacker shares the cores with the server, and a real attacker's key generation would not
+// take the server's CPU; so it sends as fast as the CPU the server and the users leave it
+// allows. `readyFlood(options)` starts the processes; its `go()` floods and adds up their counts.
+// Loopback only; each process stops sending at its deadline and is killed if it has not
+// reported 20 s after it.
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
-import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { apart } from "./apart.mjs";
 import { call, pool } from "./load.mjs";
 import { freshProof } from "./dpop.mjs";
 
@@ -19,49 +19,23 @@ import { freshProof } from "./dpop.mjs";
  *   token): proofs that check out while no credential does. EdDSA by default: the cheapest
  *   fresh key and signature for the attacker (about half of ES256's cost here).
  * kind "password": `POST /auth/login` for `username` with a wrong password each time.
- * `workers` threads with `concurrency` requests in flight each, from loopback address `from`
+ * `workers` processes with `concurrency` requests in flight each, from loopback address `from`
  * (or, with `spread` > 1, from that many addresses 127.0.1.1, 127.0.1.2, …, taking turns: an
  * attacker with many hosts), for `seconds`.
- */
-export async function flood(options) {
-  return (await readyFlood(options)).go();
-}
-
-/**
- * Starts the attacker's threads and resolves once each is ready to send (its modules loaded,
- * its pools made, its crypto warm): their start-up is the attacker's own, not the attack's,
- * and it would stall the measuring process's event loop for tens of milliseconds. `go()`
- * starts the flood and resolves with the threads' added-up counts.
+ *
+ * Starts the attacker's processes and resolves once each is ready to send (its modules loaded,
+ * its pools made, its crypto warm): their start-up is the attacker's own, not the attack's.
+ * `go()` starts the flood and resolves with the processes' added-up counts.
  */
 export async function readyFlood({ url, kind, seconds, from = "127.0.0.66", spread = 1, workers = 2, concurrency = 32, alg = "EdDSA", username = "demo" }) {
-  const threads = await Promise.all(Array.from({ length: workers }, (_, i) => new Promise((resolve, reject) => {
-    const w = new Worker(new URL(import.meta.url), { workerData: { url, kind, seconds, from, spread, concurrency, alg, username, id: i } });
-    const kill = setTimeout(() => { w.terminate(); reject(new Error(`flood worker ${i} did not get ready`)); }, 30_000);
-    w.once("message", () => { clearTimeout(kill); resolve(w); });
-    w.once("error", (e) => { clearTimeout(kill); reject(e); });
-  })));
+  const procs = await Promise.all(Array.from({ length: workers }, (_, i) =>
+    apart("flood", { url, kind, seconds, from, spread, concurrency, alg, username, id: i })));
   const go = async () => {
-    // A thread reports its counts every half second and at the end. One that has not ended
-    // 20 s after its deadline (at nice 19 it can starve while a slow server keeps both cores
-    // busy) is terminated, and its latest report counts.
-    const results = await Promise.all(threads.map((w, i) => new Promise((resolve, reject) => {
-      let latest = { sent: 0, seconds: 0, status: {}, retryAfter: [] };
-      const kill = setTimeout(() => {
-        console.error(`flood worker ${i} did not stop in time: terminated, its counts up to its latest report`);
-        w.terminate();
-        resolve({ ...latest, stuck: true });
-      }, (seconds + 20) * 1000);
-      w.on("message", (m) => {
-        if (!m.final) return void (latest = m);
-        clearTimeout(kill);
-        w.terminate();
-        resolve(m);
-      });
-      w.once("error", (e) => { clearTimeout(kill); reject(e); });
-      w.postMessage("go");
-    })));
-    // The threads ran side by side: their counts add up, their time does not.
-    const sum = added(results.map((r) => ({ ...r, stuck: r.stuck ? 1 : 0 })));
+    // A process reports its counts every half second and at the end. One that has not ended
+    // 20 s after its deadline is killed, and its latest report counts (marked stuck).
+    const results = await Promise.all(procs.map((p) => p.go((seconds + 20) * 1000)));
+    // The processes ran side by side: their counts add up, their time does not.
+    const sum = added(results);
     sum.seconds = Math.max(...results.map((r) => r.seconds));
     sum.perSecond = sum.sent / sum.seconds;
     return sum;
@@ -83,8 +57,11 @@ export function added(floods) {
   return sum;
 }
 
-async function worker({ url, kind, seconds, from, spread, concurrency, alg, username, id }) {
-  setPriority(19); // this thread only (Linux priorities are per thread)
+/**
+ * One attacker process's loop (bench/lib/attacker.mjs runs it): `started()` reports it ready
+ * and resolves at the go; `report(counts)` sends its progress.
+ */
+export async function floodLoop({ url, kind, seconds, from, spread, concurrency, alg, username, id }, { started, report: send }) {
   const pools = spread > 1
     ? Array.from({ length: spread }, (_, i) => pool(url, { from: `127.0.1.${i + 1}`, connections: Math.max(1, Math.ceil(concurrency / spread)) }))
     : [pool(url, { from, connections: concurrency })];
@@ -92,16 +69,15 @@ async function worker({ url, kind, seconds, from, spread, concurrency, alg, user
   const retryAfter = new Set();
   let sent = 0;
   freshProof(alg, "POST", `${url}/auth/refresh`); // warm: the first key and signature load the crypto
-  parentPort.postMessage("ready");
-  await new Promise((go) => parentPort.once("message", go));
+  await started();
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
   // Requests still waiting 2 s after the deadline (a connection refused by the server is
   // retried by the kernel and undici for many seconds) are abandoned, not counted.
   const stop = AbortSignal.timeout(seconds * 1000 + 2000);
-  setMaxListeners(0, stop); // one listener per request in flight: no warning (a worker's stderr goes through the main thread)
+  setMaxListeners(0, stop); // one listener per request in flight: no warning
   const report = (final) => ({ final, sent, seconds: (performance.now() - t0) / 1000, status: { ...status }, retryAfter: [...retryAfter] });
-  const progress = setInterval(() => parentPort.postMessage(report(false)), 500);
+  const progress = setInterval(() => send(report(false)), 500);
   const one = (k) => {
     const p = pools[k % pools.length];
     if (kind === "password") {
@@ -132,4 +108,3 @@ async function worker({ url, kind, seconds, from, spread, concurrency, alg, user
   return final;
 }
 
-if (!isMainThread) parentPort.postMessage(await worker(workerData));

@@ -274,3 +274,40 @@ async fn a_cancelled_rotation_leaves_no_lock_behind_postgres() {
         }
     );
 }
+
+/// The write-ahead log reaches the database file without any request checkpointing it: a
+/// thread of the store's own does (`store/sqlite/checkpoint.rs`). The file alone (a copy
+/// without its `-wal`) soon holds rows written in far fewer than SQLite's default 1,000 pages,
+/// which before only a request's commit past those pages would have copied there, stalling
+/// every request behind it.
+#[tokio::test]
+async fn the_log_is_checkpointed_off_the_requests_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let s = store::open(path.to_str().unwrap()).await.unwrap();
+    let uid = s.create_user("u", "hash", 0).await.unwrap().unwrap();
+    for n in 1..=40u8 {
+        s.create_family(uid, &format!("f{n}"), &h(n), 0)
+            .await
+            .unwrap();
+    }
+    let families_in_the_file = || {
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("copy.db-wal"));
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM families", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while families_in_the_file() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows never reached the database file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The store still serves after its log was checkpointed (and restarted).
+    s.create_family(uid, "g", &h(200), 0).await.unwrap();
+    assert_eq!(s.session("g").await.unwrap().unwrap().user_id, uid);
+}

@@ -3,7 +3,8 @@
 //!
 //! This module opens the database and holds users and server-wide values (`server_meta`); the schema is in
 //! `schema`, the session families (login, rotation, grace, revocation, pruning) in
-//! `families`, the DPoP replay cache in `dpop` and [`SqliteStore`] in `store_impl`.
+//! `families`, the DPoP replay cache in `dpop`, the log's checkpoints (off the serving
+//! connection) in `checkpoint` and [`SqliteStore`] in `store_impl`.
 //!
 //! [`Store`]: super::Store
 
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{Millis, User};
 
+mod checkpoint;
 mod dpop;
 mod families;
 mod provider;
@@ -27,6 +29,8 @@ pub use store_impl::SqliteStore;
 /// The synchronous SQLite database behind [`SqliteStore`].
 pub struct SqliteDb {
     conn: Mutex<Connection>,
+    /// A file database's checkpointing thread (none in memory); stops when the database drops.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteDb {
@@ -39,7 +43,8 @@ impl SqliteDb {
     /// Opens (creating if needed) the database at `path` (`":memory:"` for a private in-memory
     /// database) and applies pending migrations.
     pub fn open(path: &str) -> Result<Self> {
-        let conn = if path == ":memory:" {
+        let in_memory = path == ":memory:";
+        let conn = if in_memory {
             Connection::open_in_memory()?
         } else {
             Connection::open(Path::new(path)).with_context(|| format!("opening database {path}"))?
@@ -48,8 +53,19 @@ impl SqliteDb {
         // journal_mode returns a row; in-memory databases answer "memory".
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        // The log is checkpointed by a thread of its own (see `checkpoint`), not by a request.
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+        let checkpointer = if in_memory {
+            None
+        } else {
+            Some(checkpoint::Checkpointer::start(
+                Path::new(path),
+                checkpoint::EVERY,
+            )?)
+        };
         let store = SqliteDb {
             conn: Mutex::new(conn),
+            _checkpointer: checkpointer,
         };
         store.migrate()?;
         Ok(store)
