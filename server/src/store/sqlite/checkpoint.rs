@@ -12,6 +12,12 @@
 //! it takes no lock a writer waits for, copies what no reader still needs, and leaves the rest
 //! for the next time. With `synchronous = NORMAL` a commit still never waits for the disk, and
 //! the writer that starts the log over syncs only its header.
+//!
+//! Measured on 2 cores, 16 chains rotating flat out (a rotation writes a few pages): SQLite's
+//! default 4,500–4,750 rotations/s with p99 17–18 ms; a checkpoint every second 5,800–6,100/s
+//! but p99 20–27 ms (the log outgrew the interval and the backstop checkpointed under the
+//! serving connection); every 100 ms 6,350–6,450/s, p99 10–16 ms. When there is nothing to
+//! copy a checkpoint only reads the log's index.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -21,8 +27,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-/// How often the checkpointer runs.
-pub(super) const EVERY: Duration = Duration::from_secs(1);
+/// How often the checkpointer runs: often enough that the log stays small at full load.
+pub(super) const EVERY: Duration = Duration::from_millis(100);
 
 /// The serving connection's own checkpoint threshold (pages of 4 KiB): reached only if the
 /// checkpointer cannot keep up (a long reader), so that the log stays bounded anyway.
