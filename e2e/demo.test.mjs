@@ -96,6 +96,19 @@ async function shoot(page, shot) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
+/**
+ * Signs out with the demo's button. The sign-out ends the provider's session too
+ * (logout({ endSession })): the page goes to the provider's end-session endpoint and comes back
+ * as a new document, without the mark set here; resolves once that document has rendered (what
+ * it shows is empty before).
+ */
+async function signOut(page) {
+  await page.evaluate(() => { window.beforeSignOut = true; });
+  await page.clickButton("Sign out");
+  await waitFor("tab 1 back from the provider's end-session endpoint", () =>
+    page.evaluate(() => !window.beforeSignOut && document.body.dataset.ready === "true" && location.pathname === "/").catch(() => false));
+}
+
 /** Signs in by redirect: the demo's button, then the reference provider's own page (the
  * demo's logout ends the provider's session too, so its page asks every time). */
 async function signIn(page) {
@@ -242,14 +255,9 @@ async function demoFlow(context, server) {
   await signIn(page);
   await until("tab 1 signed in again", page, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
   await until("tab 2 signed in again", tab2, (s) => s.auth === "in" && !s.explain && s.rotations === 0);
-  // The sign-out ends the provider's session too (logout({ endSession })): the page goes to the
-  // provider's end-session endpoint and comes back as a new document, without the mark set here.
-  await page.evaluate(() => { window.beforeSignOut = true; });
-  await page.clickButton("Sign out");
+  await signOut(page);
   await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
   assert.ok((await entries(tab2, "event")).filter((e) => e.event === "signout" && e.reason === "other-tab").length >= 2);
-  await waitFor("tab 1 back from the provider's end-session endpoint", () =>
-    page.evaluate(() => !window.beforeSignOut && document.body.dataset.ready === "true" && location.pathname === "/").catch(() => false));
   await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === 2);
 
@@ -381,12 +389,7 @@ async function dpopFlow(context, server) {
   }
 
   // 5. Sign out (with a proof: the family is revoked once), then the switch back off: both tabs follow.
-  // As in the bearer flow, tab 1 goes to the provider's end-session endpoint and comes back as a
-  // new document: its status line is read only once that document has rendered (it is empty before).
-  await page.evaluate(() => { window.beforeSignOut = true; });
-  await page.clickButton("Sign out");
-  await waitFor("tab 1 back from the provider's end-session endpoint", () =>
-    page.evaluate(() => !window.beforeSignOut && document.body.dataset.ready === "true" && location.pathname === "/").catch(() => false));
+  await signOut(page);
   await until("tab 1 signed out", page, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await until("tab 2 signed out together", tab2, (s) => s.auth === "out" && !s.explain && s.signinShown);
   await waitFor("the logout to reach the server", async () => (await server.metric(FAMILIES_REVOKED)) === revoked + 1);

@@ -21,7 +21,7 @@ export const ATTACKER_CLASS = IDLE ? "SCHED_IDLE" : "nice 19";
  * Starts `role` ("flood" | "slow", see attacker.mjs) with `options` and resolves once it is ready
  * to send (its modules loaded, its pools made, its crypto warm), with `go(stuckAfterMs)`: starts
  * it and resolves with its result. A child that has not ended `stuckAfterMs` after `go` is
- * killed and its latest report counts, marked `stuck: 1` (and `silent` when it never reported).
+ * killed and its latest report counts (none if it never reported), marked `stuck: 1`.
  */
 export function apart(role, options) {
   const [cmd, args] = IDLE ? ["chrt", ["--idle", "0", process.execPath, ENTRY]] : ["nice", ["-n", "19", process.execPath, ENTRY]];
@@ -41,7 +41,7 @@ export function apart(role, options) {
       console.error(`attacker ${role} did not stop in time: killed, its counts up to its latest report`);
       child.kill("SIGKILL");
       // (One that never reported counts nothing: the row says that a process was stuck.)
-      resolve({ ...(latest ?? { sent: 0, seconds: 0, status: {}, retryAfter: [] }), stuck: 1, silent: !latest });
+      resolve({ ...(latest ?? { sent: 0, seconds: 0, status: {}, retryAfter: [] }), stuck: 1 });
     }, stuckAfterMs);
     child.on("message", (m) => {
       if (!m.final) return void (latest = m);

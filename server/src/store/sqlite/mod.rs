@@ -58,10 +58,7 @@ impl SqliteDb {
         let checkpointer = if in_memory {
             None
         } else {
-            Some(checkpoint::Checkpointer::start(
-                Path::new(path),
-                checkpoint::EVERY,
-            )?)
+            Some(checkpoint::Checkpointer::start(Path::new(path))?)
         };
         let store = SqliteDb {
             conn: Mutex::new(conn),
