@@ -45,7 +45,7 @@ const PLAN = {
   attackerClass: ATTACKER_CLASS, // how the attacker's processes are scheduled (bench/lib/apart.mjs)
   floodWorkers: 2, floodConcurrency: 32, // jti flood: processes, requests in flight per process
   wideConcurrency: 512, // the jti flood that opens more connections than the server keeps per address
-  guessConcurrency: 16, // password guessing: requests in flight (one thread)
+  guessConcurrency: 16, // password guessing: requests in flight (one process)
   signInAfterSeconds: 300, // the real user gives up signing in after this
   spread: 64, // source addresses of the many-hosts jti flood
   smallCap: QUICK ? 5000 : 20_000, // the before-hardening row whose replay cache fills within the flood

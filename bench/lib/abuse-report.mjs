@@ -43,10 +43,10 @@ export function abuseMarkdown(r) {
     `Command: \`${P.quick ? "BENCH_QUICK=1 " : ""}node ${P.nodeFlags ? `${P.nodeFlags} ` : ""}bench/abuse.mjs\` (${r.seconds} s; \`make bench\` runs it). Load average (1 / 5 / 15 min) ${m.loadStart} at the start, ${r.loadEnd} at the end; each figure's own start in its rows.`);
   L.push("");
   L.push(`Legitimate users throughout: ${P.apiUsers} DPoP users (own ES256 key each, bound sessions) calling \`GET /api/me\` ${P.apiRate}×/s each, and ${P.refreshUsers} bearer users rotating their refresh token ${P.refreshRate}×/s each, from 127.0.0.1 over keep-alive connections (undici). ` +
-    `A1 and A2 alternate ${P.roundSeconds} s without the attack and ${P.roundSeconds} s with it, ${P.rounds} times, on the same server, and pool each side's calls ("no attack" / "attack"); A3's "no attack" is ${P.baseSeconds} s just before the attack. Attackers connect from 127.0.0.66 (floods) and 127.0.0.77 (slow clients)${P.attackerClass ? `, from processes of their own in the ${P.attackerClass} CPU class (they take only what the server and the users leave; a real attacker does not run on the server's cores)` : ""}. Client and server share the machine's ${m.cores} cores.`);
+    `A1 and A2 alternate ${P.roundSeconds} s without the attack and ${P.roundSeconds} s with it, ${P.rounds} times, on the same server, and pool each side's calls ("no attack" / "attack"); A3's "no attack" is ${P.baseSeconds} s just before the attack. Attackers connect from 127.0.0.66 (floods) and 127.0.0.77 (slow clients), from processes of their own in the ${P.attackerClass} CPU class (they take only what the server and the users leave; a real attacker does not run on the server's cores). Client and server share the machine's ${m.cores} cores.`);
   L.push("");
   if (r.jti.length) {
-    L.push(`### A1. jti flood (${P.rounds} × ${P.roundSeconds} s; proofs each by a fresh EdDSA key, no credential; ${P.floodWorkers} attacker processes (${P.attackerClass ?? "threads at nice 19"}) × ${P.floodConcurrency} requests in flight)`);
+    L.push(`### A1. jti flood (${P.rounds} × ${P.roundSeconds} s; proofs each by a fresh EdDSA key, no credential; ${P.floodWorkers} attacker processes (${P.attackerClass}) × ${P.floodConcurrency} requests in flight)`);
     L.push("");
     L.push("| server | load avg at start | flood requests | flood rate /s | flood answers | attacker proofs recorded | replay-cache table rows (max / end) | server RSS MiB (before / max / end) |");
     L.push("|---|---|--:|--:|---|--:|--:|--:|");

@@ -26,7 +26,7 @@ export const ATTACKER_CLASS = IDLE ? "SCHED_IDLE" : "nice 19";
 export function apart(role, options) {
   const [cmd, args] = IDLE ? ["chrt", ["--idle", "0", process.execPath, ENTRY]] : ["nice", ["-n", "19", process.execPath, ENTRY]];
   const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
-  let final = null;
+  let ended = false; // the final report came
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   const ready = new Promise((resolve, reject) => {
     const kill = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`attacker ${role} did not get ready`)); }, 30_000);
@@ -45,13 +45,13 @@ export function apart(role, options) {
     }, stuckAfterMs);
     child.on("message", (m) => {
       if (!m.final) return void (latest = m);
-      final = m;
+      ended = true;
       clearTimeout(kill);
       child.disconnect();
       resolve(m);
     });
     exited.then(({ code, signal }) => {
-      if (final) return;
+      if (ended) return;
       clearTimeout(kill);
       if (signal !== "SIGKILL") reject(new Error(`attacker ${role} exited without a result (${code ?? signal})`));
     });

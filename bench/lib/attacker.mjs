@@ -6,7 +6,10 @@ import { slowClients } from "./slow.mjs";
 const { role, options } = await new Promise((resolve) => process.once("message", resolve));
 const started = () => new Promise((go) => { process.send({ ready: true }); process.once("message", go); });
 const report = (m) => process.send(m);
-const result = role === "flood"
-  ? await floodLoop(options, { started, report })
-  : await (async () => { await started(); return slowClients(options); })();
+let result;
+if (role === "flood") result = await floodLoop(options, { started, report });
+else {
+  await started();
+  result = await slowClients(options);
+}
 process.send({ ...result, final: true }, () => process.exit(0));

@@ -107,4 +107,3 @@ export async function floodLoop({ url, kind, seconds, from, spread, concurrency,
   await Promise.all(pools.map((p) => p.destroy()));
   return final;
 }
-
